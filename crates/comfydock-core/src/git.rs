@@ -1,0 +1,77 @@
+//! A small typed driver for the `git` command line.
+//!
+//! Every call runs with `GIT_TERMINAL_PROMPT=0` so a missing credential fails instead of
+//! hanging, and failures carry argv and git's stderr.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Hinted;
+use crate::subprocess::{ProcessError, run_checked};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git was not found on PATH")]
+    NotFound,
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+impl Hinted for GitError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotFound => {
+                Some("install git (e.g. `apt-get install git`) and make sure it is on PATH".into())
+            }
+            Self::Process(_) => None,
+        }
+    }
+}
+
+/// The `git` binary.
+#[derive(Debug, Clone)]
+pub struct Git {
+    program: PathBuf,
+}
+
+impl Git {
+    /// Find `git` on PATH.
+    pub fn find() -> Result<Self, GitError> {
+        which::which("git")
+            .map(|program| Self { program })
+            .map_err(|_| GitError::NotFound)
+    }
+
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// A `git` command in `dir` (or the current directory) with the common environment set.
+    pub fn command(&self, dir: Option<&Path>) -> Command {
+        let mut cmd = Command::new(&self.program);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0").env("LC_ALL", "C");
+        cmd
+    }
+
+    /// Run git with `args` in `dir` and return its trimmed stdout.
+    pub fn run<I, S>(&self, dir: Option<&Path>, args: I) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(dir);
+        cmd.args(args);
+        let output = run_checked(&mut cmd)?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
+    }
+
+    /// `git --version`, e.g. `2.47.3`.
+    pub fn version(&self) -> Result<String, GitError> {
+        let out = self.run(None, ["--version"])?;
+        Ok(out.trim_start_matches("git version").trim().to_owned())
+    }
+}

@@ -1,0 +1,15 @@
+//! Core of comfydock: the workspace and its settings, environments, manifests, and the small
+//! typed drivers for `git` and `uv`. Nothing here prints; progress goes through [`reporter`].
+
+pub mod atomic_file;
+pub mod env_vars;
+pub mod git;
+pub mod hint;
+pub mod reporter;
+pub mod settings;
+pub mod subprocess;
+pub mod uv;
+pub mod workspace;
+pub mod workspace_lock;
+
+pub use hint::Hinted;

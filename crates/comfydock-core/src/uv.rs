@@ -1,0 +1,221 @@
+//! A small typed driver for `uv`, and its provisioning.
+//!
+//! uv is found by `uv.path` > PATH > `<workspace>/tools/`; when absent, a pinned uv is installed
+//! from PyPI into `<workspace>/tools/uv-<version>` with `python3 -m pip install --target`.
+//! uv's own variables (`UV_INDEX_URL`, `UV_OFFLINE`, ...) pass through untouched.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::reporter::Reporter;
+use crate::subprocess::{ProcessError, display_command, run_checked};
+use crate::{Hinted, env_vars};
+
+/// The uv version comfydock installs when none is found.
+pub const PINNED_UV_VERSION: &str = "0.13.9";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UvError {
+    #[error("The configured uv `{0}` does not exist")]
+    ConfiguredMissing(PathBuf),
+    #[error("Failed to install uv {PINNED_UV_VERSION} into `{target}`")]
+    Install {
+        target: PathBuf,
+        manual: String,
+        #[source]
+        source: ProcessError,
+    },
+    #[error("uv was installed into `{0}` but its binary is missing")]
+    InstallIncomplete(PathBuf),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Hinted for UvError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::ConfiguredMissing(_) => Some(
+                "fix it with `comfydock config set uv.path /path/to/uv` or remove it with `comfydock config unset uv.path`"
+                    .into(),
+            ),
+            Self::Install { manual, .. } => Some(format!(
+                "install uv yourself with `{manual}`, or put an existing uv on PATH, or run `comfydock config set uv.path /path/to/uv`"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Where the uv binary came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UvOrigin {
+    Config,
+    Path,
+    Workspace,
+    Installed,
+}
+
+impl std::fmt::Display for UvOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Config => "uv.path",
+            Self::Path => "PATH",
+            Self::Workspace => "workspace tools",
+            Self::Installed => "installed now",
+        })
+    }
+}
+
+/// The uv binary plus the environment every uv call gets.
+#[derive(Debug, Clone)]
+pub struct Uv {
+    program: PathBuf,
+    origin: UvOrigin,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Uv {
+    /// Find uv without installing it.
+    pub fn locate(configured: Option<&str>, tools_dir: &Path) -> Result<Option<Self>, UvError> {
+        if let Some(path) = configured {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(UvError::ConfiguredMissing(path));
+            }
+            return Ok(Some(Self::new(path, UvOrigin::Config)));
+        }
+        if let Ok(path) = which::which("uv") {
+            return Ok(Some(Self::new(path, UvOrigin::Path)));
+        }
+        let provisioned = provisioned_binary(tools_dir);
+        Ok(provisioned
+            .is_file()
+            .then(|| Self::new(provisioned, UvOrigin::Workspace)))
+    }
+
+    /// Find uv, installing the pinned version into `tools_dir` when it is nowhere to be found.
+    pub fn locate_or_install(
+        configured: Option<&str>,
+        tools_dir: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<Self, UvError> {
+        if let Some(uv) = Self::locate(configured, tools_dir)? {
+            return Ok(uv);
+        }
+        install(tools_dir, reporter).map(|p| Self::new(p, UvOrigin::Installed))
+    }
+
+    fn new(program: PathBuf, origin: UvOrigin) -> Self {
+        Self {
+            program,
+            origin,
+            cache_dir: None,
+        }
+    }
+
+    /// Use this cache directory unless the user set `UV_CACHE_DIR`.
+    #[must_use]
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Self {
+        self.cache_dir = Some(dir);
+        self
+    }
+
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    pub fn origin(&self) -> UvOrigin {
+        self.origin
+    }
+
+    /// A uv command with the common environment.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        if std::env::var_os(env_vars::UV_CACHE_DIR).is_none()
+            && let Some(dir) = &self.cache_dir
+        {
+            cmd.env(env_vars::UV_CACHE_DIR, dir);
+        }
+        cmd.env("UV_NO_PROGRESS", "1");
+        cmd
+    }
+
+    /// Run uv with `args` in `dir`; a non-zero exit carries uv's own message.
+    pub fn run<I, S>(&self, dir: Option<&Path>, args: I) -> Result<Output, UvError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command();
+        cmd.args(args);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        Ok(run_checked(&mut cmd)?)
+    }
+
+    /// `uv --version`, e.g. `0.13.9`.
+    pub fn version(&self) -> Result<String, UvError> {
+        let out = self.run(None, ["--version"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.split_whitespace().nth(1).unwrap_or_default().to_owned())
+    }
+}
+
+fn provisioned_root(tools_dir: &Path) -> PathBuf {
+    tools_dir.join(format!("uv-{PINNED_UV_VERSION}"))
+}
+
+fn provisioned_binary(tools_dir: &Path) -> PathBuf {
+    provisioned_root(tools_dir)
+        .join("bin")
+        .join(if cfg!(windows) { "uv.exe" } else { "uv" })
+}
+
+/// Install the pinned uv with pip into a temporary folder, then move it into place.
+fn install(tools_dir: &Path, reporter: &dyn Reporter) -> Result<PathBuf, UvError> {
+    let python = std::env::var(env_vars::COMFYDOCK_PYTHON).unwrap_or_else(|_| "python3".to_owned());
+    let target = provisioned_root(tools_dir);
+    fs_err::create_dir_all(tools_dir)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".uv-install-")
+        .tempdir_in(tools_dir)?;
+    let mut cmd = Command::new(&python);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+    ])
+    .arg(staging.path())
+    .arg(format!("uv=={PINNED_UV_VERSION}"));
+    let manual = format!(
+        "{python} -m pip install --target {} uv=={PINNED_UV_VERSION}",
+        target.display()
+    );
+    reporter.status(
+        "Installing",
+        &format!("uv {PINNED_UV_VERSION} into {}", target.display()),
+    );
+    tracing::debug!("{}", display_command(&cmd));
+    run_checked(&mut cmd).map_err(|source| UvError::Install {
+        target: target.clone(),
+        manual,
+        source,
+    })?;
+    if target.exists() {
+        fs_err::remove_dir_all(&target)?;
+    }
+    fs_err::rename(staging.keep(), &target)?;
+    let binary = provisioned_binary(tools_dir);
+    if !binary.is_file() {
+        return Err(UvError::InstallIncomplete(target));
+    }
+    Ok(binary)
+}

@@ -1,0 +1,1 @@
+//! Content-addressed model index, hashing, scanning and verified downloads.

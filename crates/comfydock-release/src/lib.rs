@@ -1,0 +1,1 @@
+//! Release manager for multi-package template and asset monorepos.

@@ -1,0 +1,1 @@
+//! HTTP API for workflows with a durable job queue.

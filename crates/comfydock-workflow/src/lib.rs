@@ -1,0 +1,1 @@
+//! Pure ComfyUI workflow parsing, analysis, validation and conversion (no IO).
