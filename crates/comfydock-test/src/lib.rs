@@ -1,1 +1,14 @@
 //! Test support for comfydock.
+//!
+//! Stand-ins for the internet services comfydock talks to, all local and built at test time:
+//! [`file_server`] (model downloads), [`wheel_index`] (PyPI and the PyTorch indexes),
+//! [`registry`] (the ComfyUI Registry and ComfyUI-Manager data files), [`comfyui_repo`] (a ComfyUI git
+//! repository whose `main.py` serves `/system_stats` and `/object_info`) and [`node_repo`] (custom
+//! nodes from git). Fixture builders panic with a message naming what failed: in a test that is the
+//! clearest possible error.
+
+pub mod archive;
+pub mod context;
+pub mod file_server;
+pub mod git;
+pub mod http;
