@@ -1,0 +1,82 @@
+//! Rejects subgraph definitions that contain themselves (directly or through a cycle), iteratively,
+//! so a hostile file cannot overflow the stack.
+
+use std::collections::HashMap;
+
+use crate::document::UiWorkflow;
+use crate::error::WorkflowError;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    New,
+    OnPath,
+    Done,
+}
+
+pub(crate) fn check_no_cycles(workflow: &UiWorkflow) -> Result<(), WorkflowError> {
+    let definitions = workflow.subgraph_definitions();
+    if definitions.is_empty() {
+        return Ok(());
+    }
+    let index: HashMap<&str, usize> = definitions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.id().map(|id| (id, i)))
+        .collect();
+    let children: Vec<Vec<usize>> = definitions
+        .iter()
+        .map(|d| {
+            let mut kids: Vec<usize> = d
+                .graph()
+                .nodes()
+                .filter_map(|n| n.node_type().and_then(|t| index.get(t).copied()))
+                .collect();
+            kids.sort_unstable();
+            kids.dedup();
+            kids
+        })
+        .collect();
+    let mut state = vec![Visit::New; definitions.len()];
+    for start in 0..definitions.len() {
+        if state[start] != Visit::New {
+            continue;
+        }
+        // Explicit DFS stack of (definition, next child position).
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = Visit::OnPath;
+        while let Some(&mut (def, ref mut next)) = stack.last_mut() {
+            if let Some(&child) = children[def].get(*next) {
+                *next += 1;
+                match state[child] {
+                    Visit::New => {
+                        state[child] = Visit::OnPath;
+                        stack.push((child, 0));
+                    }
+                    Visit::OnPath => {
+                        let from = stack.iter().position(|&(d, _)| d == child).unwrap_or(0);
+                        let mut chain: Vec<String> = stack[from..]
+                            .iter()
+                            .map(|&(d, _)| describe(definitions[d]))
+                            .collect();
+                        chain.push(describe(definitions[child]));
+                        return Err(WorkflowError::SubgraphCycle { chain });
+                    }
+                    Visit::Done => {}
+                }
+            } else {
+                state[def] = Visit::Done;
+                stack.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(def: crate::document::SubgraphView<'_>) -> String {
+    match (def.name(), def.id()) {
+        (Some(name), Some(id)) => format!("'{name}' ({id})"),
+        (None, Some(id)) => id.to_owned(),
+        (Some(name), None) => format!("'{name}'"),
+        (None, None) => "<unnamed>".to_owned(),
+    }
+}
