@@ -1,3 +1,75 @@
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The comfydock command line: parse → resolve settings → run, then render errors once.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+mod args;
+mod commands;
+mod error;
+mod logging;
+mod printer;
+mod reporter;
+
+pub use args::Cli;
+use args::Command;
+use error::{CommandResult, ExitStatus};
+
+/// Run the CLI on a big-stack thread and turn the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let handle = std::thread::Builder::new()
+        .name("comfydock-main".into())
+        .stack_size(16 * 1024 * 1024)
+        .spawn(run_from_args)
+        .expect("spawn main thread");
+    handle.join().unwrap_or(ExitStatus::Failure).into()
+}
+
+fn run_from_args() -> ExitStatus {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitStatus::Success
+                }
+                _ => ExitStatus::Usage,
+            };
+        }
+    };
+    logging::setup(cli.global.verbose, cli.global.quiet > 0);
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let json = cli.global.json;
+    let result =
+        commands::Context::new(cli.global, command_line).and_then(|ctx| dispatch(&ctx, &cli.command));
+    match result {
+        Ok(()) => ExitStatus::Success,
+        Err(err) => {
+            use std::io::Write as _;
+            if json {
+                let mut out = anstream::stdout();
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&err.to_json()).unwrap_or_default()
+                );
+            }
+            let mut stderr = anstream::stderr();
+            let _ = write!(stderr, "{}", err.render());
+            err.status()
+        }
+    }
+}
+
+fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult {
+    match command {
+        Command::Init(args) => commands::init::run(ctx, args),
+        Command::Config(command) => commands::config::run(ctx, command),
+        Command::Doctor => commands::doctor::run(ctx),
+        Command::Completions(args) => {
+            commands::completions::run(args);
+            Ok(())
+        }
+    }
 }

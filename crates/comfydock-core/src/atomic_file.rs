@@ -29,15 +29,15 @@ pub fn write_atomic_with_mode(
         ))
         .suffix(".tmp")
         .tempfile_in(parent)
-        .map_err(|err| annotate(err, "create a temporary file in", parent))?;
+        .map_err(|err| annotate(&err, "create a temporary file in", parent))?;
     temp.write_all(contents.as_ref())
-        .map_err(|err| annotate(err, "write", temp.path()))?;
+        .map_err(|err| annotate(&err, "write", temp.path()))?;
     temp.as_file()
         .sync_data()
-        .map_err(|err| annotate(err, "flush", temp.path()))?;
+        .map_err(|err| annotate(&err, "flush", temp.path()))?;
     set_permissions(temp.path(), old_permissions, mode)?;
     temp.persist(path)
-        .map_err(|err| annotate(err.error, "replace", path))?;
+        .map_err(|err| annotate(&err.error, "replace", path))?;
     Ok(())
 }
 
@@ -64,7 +64,7 @@ fn set_permissions(
     }
 }
 
-fn annotate(err: std::io::Error, action: &str, path: &Path) -> std::io::Error {
+fn annotate(err: &std::io::Error, action: &str, path: &Path) -> std::io::Error {
     std::io::Error::new(
         err.kind(),
         format!("failed to {action} `{}`: {err}", path.display()),

@@ -24,12 +24,12 @@ pub enum UvError {
         target: PathBuf,
         manual: String,
         #[source]
-        source: ProcessError,
+        source: Box<ProcessError>,
     },
     #[error("uv was installed into `{0}` but its binary is missing")]
     InstallIncomplete(PathBuf),
     #[error(transparent)]
-    Process(#[from] ProcessError),
+    Process(#[from] Box<ProcessError>),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -154,7 +154,7 @@ impl Uv {
         if let Some(dir) = dir {
             cmd.current_dir(dir);
         }
-        Ok(run_checked(&mut cmd)?)
+        Ok(run_checked(&mut cmd).map_err(Box::new)?)
     }
 
     /// `uv --version`, e.g. `0.13.9`.
@@ -207,7 +207,7 @@ fn install(tools_dir: &Path, reporter: &dyn Reporter) -> Result<PathBuf, UvError
     run_checked(&mut cmd).map_err(|source| UvError::Install {
         target: target.clone(),
         manual,
-        source,
+        source: Box::new(source),
     })?;
     if target.exists() {
         fs_err::remove_dir_all(&target)?;
@@ -217,5 +217,23 @@ fn install(tools_dir: &Path, reporter: &dyn Reporter) -> Result<PathBuf, UvError
     if !binary.is_file() {
         return Err(UvError::InstallIncomplete(target));
     }
+    ensure_executable(&binary)?;
     Ok(binary)
+}
+
+/// pip keeps the wheel's mode bits, which not every build of a wheel sets; make sure uv runs.
+#[cfg(unix)]
+fn ensure_executable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut permissions = fs_err::metadata(path)?.permissions();
+    if permissions.mode() & 0o111 == 0 {
+        permissions.set_mode(permissions.mode() | 0o755);
+        fs_err::set_permissions(path, permissions)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn ensure_executable(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::reporter::Reporter;
 use crate::{Hinted, env_vars};
 
 /// Default time to wait for another comfydock process before giving up.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

@@ -1,0 +1,82 @@
+//! Output discipline: data to stdout, status to stderr, JSON when asked.
+
+use std::io::Write as _;
+
+use owo_colors::OwoColorize as _;
+use serde::Serialize;
+
+/// Decides what is shown, and where. Data methods take `self` too, so every line a command
+/// prints goes through the printer and can later be redirected in one place.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    quiet: bool,
+    json: bool,
+    verbose: bool,
+}
+
+impl Printer {
+    pub fn new(quiet: bool, json: bool, verbose: bool) -> Self {
+        Self { quiet, json, verbose }
+    }
+
+    /// `--json` was given: commands print one JSON document to stdout and no prose.
+    pub fn json_mode(self) -> bool {
+        self.json
+    }
+
+    /// Progress bars are drawn only on a TTY, and never in quiet, verbose or JSON mode.
+    pub fn show_progress(self) -> bool {
+        !self.quiet && !self.json && !self.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr())
+    }
+
+    /// A line of data on stdout (always shown, even with `--quiet`).
+    #[allow(clippy::unused_self)]
+    pub fn data(self, line: impl std::fmt::Display) {
+        let mut out = anstream::stdout();
+        let _ = writeln!(out, "{line}");
+    }
+
+    /// A JSON document on stdout.
+    #[allow(clippy::unused_self)]
+    pub fn json(self, value: &impl Serialize) {
+        let mut out = anstream::stdout();
+        let text = serde_json::to_string_pretty(value).expect("JSON output serialises");
+        let _ = writeln!(out, "{text}");
+    }
+
+    /// A cargo-style status line on stderr: a right-aligned green verb and a message.
+    pub fn status(self, verb: &str, message: impl std::fmt::Display) {
+        if self.quiet || self.json {
+            return;
+        }
+        let mut err = anstream::stderr();
+        let _ = writeln!(err, "{:>12} {message}", verb.green().bold());
+    }
+
+    /// A plain informational line on stderr.
+    pub fn info(self, message: impl std::fmt::Display) {
+        if self.quiet || self.json {
+            return;
+        }
+        let mut err = anstream::stderr();
+        let _ = writeln!(err, "{message}");
+    }
+
+    /// A warning on stderr (shown unless `--quiet`).
+    pub fn warn(self, message: impl std::fmt::Display) {
+        if self.quiet {
+            return;
+        }
+        let mut err = anstream::stderr();
+        let _ = writeln!(err, "{} {message}", "warning:".yellow().bold());
+    }
+
+    /// A hint line on stderr.
+    pub fn hint(self, message: impl std::fmt::Display) {
+        if self.quiet || self.json {
+            return;
+        }
+        let mut err = anstream::stderr();
+        let _ = writeln!(err, "{} {message}", "hint:".cyan().bold());
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real `comfydock` binary in a sandbox (one test binary, one module per area).
+
+mod cli;
+mod common;
+mod config;
+mod doctor;
+mod init;
+mod lock;
