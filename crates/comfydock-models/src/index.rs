@@ -1,0 +1,734 @@
+//! The model index: `.metadata/model_index.db`, one SQLite connection in WAL mode.
+//!
+//! ```text
+//! models        id, blake3 (identity, unique), size, first_seen
+//! model_hashes  model_id, hash_type ('blake3' | 'sha256' | ...), hash_value   PK (hash_type, hash_value)
+//! locations     model_id, root, relative_path, folder, size, mtime_ns, inode, last_seen   UNIQUE (root, relative_path)
+//! sources       model_id, url, kind, added_at                                 UNIQUE (model_id, url)
+//! schema_version
+//! ```
+//!
+//! Migrations are additive steps keyed by version; no step drops a table, so stored hashes and
+//! sources survive every upgrade. A vanished file loses its location row only.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::hashing::FileDigest;
+
+/// Schema steps; entry `i` upgrades version `i` to `i + 1`. Never edit or remove a step.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    "CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        blake3 TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL
+    );
+    CREATE TABLE model_hashes (
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        hash_type TEXT NOT NULL,
+        hash_value TEXT NOT NULL,
+        PRIMARY KEY (hash_type, hash_value),
+        UNIQUE (model_id, hash_type)
+    );
+    CREATE INDEX idx_model_hashes_value ON model_hashes(hash_value);
+    CREATE TABLE locations (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        root TEXT NOT NULL,
+        relative_path TEXT NOT NULL,
+        folder TEXT,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        UNIQUE (root, relative_path)
+    );
+    CREATE INDEX idx_locations_model ON locations(model_id);
+    CREATE TABLE sources (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES models(id),
+        url TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        added_at INTEGER NOT NULL,
+        UNIQUE (model_id, url)
+    );
+    CREATE INDEX idx_sources_model ON sources(model_id);",
+];
+
+/// The schema version this build writes.
+#[allow(clippy::cast_possible_wrap)] // a handful of steps
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// An index operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("Cannot open the model index `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("Cannot create the folder for the model index `{path}`")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "The model index `{path}` has schema version {found}; this comfydock reads up to {SCHEMA_VERSION}"
+    )]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("Model index query failed ({path})")]
+    Query {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl comfydock_core::Hinted for IndexError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NewerSchema { .. } => Some("upgrade comfydock to read this model index".to_owned()),
+            Self::Open { path, .. } => Some(format!(
+                "check that `{}` is a SQLite file you can write; remove it and run `comfydock model scan` to rebuild it",
+                path.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// How a model's source was found or given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Huggingface,
+    Civitai,
+    Url,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Huggingface => "huggingface",
+            Self::Civitai => "civitai",
+            Self::Url => "url",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "huggingface" => Self::Huggingface,
+            "civitai" => Self::Civitai,
+            _ => Self::Url,
+        }
+    }
+}
+
+/// A model's recorded origin.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Source {
+    pub url: String,
+    pub kind: SourceKind,
+    /// Unix seconds.
+    pub added_at: i64,
+}
+
+/// One place a model's bytes live.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Location {
+    pub root: PathBuf,
+    /// Path below `root`, `/`-separated.
+    pub relative_path: String,
+    /// ComfyUI folder key (`checkpoints`, `diffusion_models`, ...), if the file is inside one.
+    pub folder: Option<String>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+    /// Unix seconds of the last scan that saw the file.
+    pub last_seen: i64,
+}
+
+impl Location {
+    /// The absolute path of this location.
+    pub fn path(&self) -> PathBuf {
+        join_relative(&self.root, &self.relative_path)
+    }
+
+    /// The file name (last path component).
+    pub fn file_name(&self) -> &str {
+        self.relative_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.relative_path)
+    }
+}
+
+/// Join a stored `/`-separated relative path onto a root.
+pub(crate) fn join_relative(root: &Path, relative: &str) -> PathBuf {
+    let mut path = root.to_owned();
+    for part in relative.split('/') {
+        path.push(part);
+    }
+    path
+}
+
+/// A model with everything known about it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelRecord {
+    #[serde(skip)]
+    pub id: i64,
+    pub blake3: String,
+    pub sha256: Option<String>,
+    pub size: u64,
+    /// Unix seconds.
+    pub first_seen: i64,
+    pub locations: Vec<Location>,
+    pub sources: Vec<Source>,
+}
+
+/// The (size, mtime, inode) of a file as last indexed; equal stamps mean "not changed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub inode: u64,
+}
+
+/// A row of `locations` as the scanner needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct KnownLocation {
+    pub id: i64,
+    pub model_id: i64,
+    pub stamp: FileStamp,
+}
+
+/// A location to record after hashing.
+#[derive(Debug, Clone)]
+pub struct NewLocation<'a> {
+    pub root: &'a Path,
+    pub relative_path: &'a str,
+    pub folder: Option<&'a str>,
+    pub stamp: FileStamp,
+}
+
+/// The open model index.
+#[derive(Debug)]
+pub struct ModelIndex {
+    path: PathBuf,
+    conn: Connection,
+}
+
+/// Current time in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Stored text of a root path.
+pub(crate) fn root_key(root: &Path) -> String {
+    root.to_string_lossy().into_owned()
+}
+
+// SQLite integers are i64; sizes and inodes above i64::MAX do not occur in practice, and the
+// bit pattern round-trips anyway.
+#[allow(clippy::cast_possible_wrap)]
+fn to_sql_u64(value: u64) -> i64 {
+    value as i64
+}
+
+#[allow(clippy::cast_sign_loss)]
+fn from_sql_u64(value: i64) -> u64 {
+    value as u64
+}
+
+impl ModelIndex {
+    /// Open (creating if needed) the index at `path` and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs_err::create_dir_all(parent).map_err(|source| IndexError::CreateDir {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let open_error = |source| IndexError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(open_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_error)?;
+        let mut index = Self {
+            path: path.to_owned(),
+            conn,
+        };
+        index.migrate()?;
+        Ok(index)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn query_error(&self) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
+        |source| IndexError::Query {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), IndexError> {
+        let path = self.path.clone();
+        let err = |source| IndexError::Open {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .map_err(err)?;
+        let current: Option<i64> = tx
+            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
+            .map_err(err)?;
+        let current = current.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(IndexError::NewerSchema {
+                path: path.clone(),
+                found: current,
+            });
+        }
+        for (step, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(current).unwrap_or(0))
+        {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [i64::try_from(step).unwrap_or(0) + 1],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The schema version stored in the file.
+    pub fn schema_version(&self) -> Result<i64, IndexError> {
+        self.conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
+            .map_err(self.query_error())
+    }
+
+    /// Run `work` in one transaction (batched writes).
+    pub(crate) fn batch<T>(
+        &mut self,
+        work: impl FnOnce(&IndexTransaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, IndexError> {
+        let path = self.path.clone();
+        let err = |source| IndexError::Query {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let result = work(&IndexTransaction { tx: &tx }).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(result)
+    }
+
+    /// Known locations under `root`, by relative path.
+    pub(crate) fn known_locations(
+        &self,
+        root: &Path,
+    ) -> Result<std::collections::HashMap<String, KnownLocation>, IndexError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT id, relative_path, size, mtime_ns, inode, model_id FROM locations WHERE root = ?1",
+            )
+            .map_err(self.query_error())?;
+        let rows = statement
+            .query_map([root_key(root)], |row| {
+                Ok((
+                    row.get::<_, String>(1)?,
+                    KnownLocation {
+                        id: row.get(0)?,
+                        model_id: row.get(5)?,
+                        stamp: FileStamp {
+                            size: from_sql_u64(row.get(2)?),
+                            mtime_ns: row.get(3)?,
+                            inode: from_sql_u64(row.get(4)?),
+                        },
+                    },
+                ))
+            })
+            .map_err(self.query_error())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.query_error())
+    }
+
+    /// Record a hashed file: the model (created if new), its hashes and this location.
+    pub fn record_file(
+        &mut self,
+        digest: &FileDigest,
+        location: &NewLocation<'_>,
+    ) -> Result<i64, IndexError> {
+        self.batch(|tx| tx.record_file(digest, location))
+    }
+
+    /// Add a source URL to a model (no-op if already recorded).
+    pub fn add_source(&mut self, model_id: i64, url: &str, kind: SourceKind) -> Result<bool, IndexError> {
+        self.batch(|tx| tx.add_source(model_id, url, kind))
+    }
+
+    /// Store a sha256 for a model.
+    pub fn set_sha256(&mut self, model_id: i64, sha256: &str) -> Result<(), IndexError> {
+        self.batch(|tx| tx.set_hash(model_id, "sha256", sha256))
+    }
+
+    /// The id of the model with this blake3, if indexed.
+    pub fn model_id_by_blake3(&self, blake3: &str) -> Result<Option<i64>, IndexError> {
+        self.conn
+            .query_row("SELECT id FROM models WHERE blake3 = ?1", [blake3], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(self.query_error())
+    }
+
+    /// Load one model with hashes, locations and sources.
+    pub fn model(&self, id: i64) -> Result<Option<ModelRecord>, IndexError> {
+        let Some((blake3, size, first_seen)) = self
+            .conn
+            .query_row(
+                "SELECT blake3, size, first_seen FROM models WHERE id = ?1",
+                [id],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(self.query_error())?
+        else {
+            return Ok(None);
+        };
+        let sha256 = self
+            .conn
+            .query_row(
+                "SELECT hash_value FROM model_hashes WHERE model_id = ?1 AND hash_type = 'sha256'",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.query_error())?;
+        Ok(Some(ModelRecord {
+            id,
+            blake3,
+            sha256,
+            size: from_sql_u64(size),
+            first_seen,
+            locations: self.locations_of(id)?,
+            sources: self.sources_of(id)?,
+        }))
+    }
+
+    fn locations_of(&self, id: i64) -> Result<Vec<Location>, IndexError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT root, relative_path, folder, size, mtime_ns, inode, last_seen
+                 FROM locations WHERE model_id = ?1 ORDER BY root, relative_path",
+            )
+            .map_err(self.query_error())?;
+        statement
+            .query_map([id], |row| {
+                Ok(Location {
+                    root: PathBuf::from(row.get::<_, String>(0)?),
+                    relative_path: row.get(1)?,
+                    folder: row.get(2)?,
+                    size: from_sql_u64(row.get(3)?),
+                    mtime_ns: row.get(4)?,
+                    inode: from_sql_u64(row.get(5)?),
+                    last_seen: row.get(6)?,
+                })
+            })
+            .map_err(self.query_error())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.query_error())
+    }
+
+    fn sources_of(&self, id: i64) -> Result<Vec<Source>, IndexError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT url, kind, added_at FROM sources WHERE model_id = ?1 ORDER BY added_at, url",
+            )
+            .map_err(self.query_error())?;
+        statement
+            .query_map([id], |row| {
+                Ok(Source {
+                    url: row.get(0)?,
+                    kind: SourceKind::parse(&row.get::<_, String>(1)?),
+                    added_at: row.get(2)?,
+                })
+            })
+            .map_err(self.query_error())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.query_error())
+    }
+
+    /// Ids of every model, in first-seen order.
+    pub fn model_ids(&self) -> Result<Vec<i64>, IndexError> {
+        self.ids("SELECT id FROM models ORDER BY first_seen, id", [])
+    }
+
+    pub(crate) fn ids<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<Vec<i64>, IndexError> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(self.query_error())?;
+        statement
+            .query_map(params, |row| row.get(0))
+            .map_err(self.query_error())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.query_error())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Writes inside one batched transaction.
+pub(crate) struct IndexTransaction<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl IndexTransaction<'_> {
+    pub fn record_file(&self, digest: &FileDigest, location: &NewLocation<'_>) -> rusqlite::Result<i64> {
+        let (model_id, _) = self.ensure_model(digest)?;
+        self.upsert_location(model_id, location)?;
+        Ok(model_id)
+    }
+
+    /// Insert the model with its hashes if new; returns its id and whether it was created.
+    pub fn ensure_model(&self, digest: &FileDigest) -> rusqlite::Result<(i64, bool)> {
+        let created = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO models (blake3, size, first_seen) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (blake3) DO NOTHING",
+            )?
+            .execute(params![digest.blake3, to_sql_u64(digest.size), unix_now()])?
+            > 0;
+        let model_id: i64 = self
+            .tx
+            .prepare_cached("SELECT id FROM models WHERE blake3 = ?1")?
+            .query_row([&digest.blake3], |row| row.get(0))?;
+        self.set_hash(model_id, "blake3", &digest.blake3)?;
+        if let Some(sha256) = &digest.sha256 {
+            self.set_hash(model_id, "sha256", sha256)?;
+        }
+        Ok((model_id, created))
+    }
+
+    /// Point a location at a model, creating or replacing the row for that path.
+    pub fn upsert_location(&self, model_id: i64, location: &NewLocation<'_>) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO locations (model_id, root, relative_path, folder, size, mtime_ns, inode, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (root, relative_path) DO UPDATE SET
+                   model_id = excluded.model_id, folder = excluded.folder, size = excluded.size,
+                   mtime_ns = excluded.mtime_ns, inode = excluded.inode, last_seen = excluded.last_seen",
+            )?
+            .execute(params![
+                model_id,
+                root_key(location.root),
+                location.relative_path,
+                location.folder,
+                to_sql_u64(location.stamp.size),
+                location.stamp.mtime_ns,
+                to_sql_u64(location.stamp.inode),
+                unix_now()
+            ])?;
+        Ok(())
+    }
+
+    pub fn set_hash(&self, model_id: i64, hash_type: &str, value: &str) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO model_hashes (model_id, hash_type, hash_value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![model_id, hash_type, value])?;
+        Ok(())
+    }
+
+    pub fn add_source(&self, model_id: i64, url: &str, kind: SourceKind) -> rusqlite::Result<bool> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO sources (model_id, url, kind, added_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (model_id, url) DO NOTHING",
+            )?
+            .execute(params![model_id, url, kind.as_str(), unix_now()])?;
+        Ok(inserted > 0)
+    }
+
+    pub fn remove_location(&self, id: i64) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM locations WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    pub fn touch_root(&self, root: &Path) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("UPDATE locations SET last_seen = ?1 WHERE root = ?2")?
+            .execute(params![unix_now(), root_key(root)])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(blake3: &str, sha256: Option<&str>, size: u64) -> FileDigest {
+        FileDigest {
+            blake3: blake3.to_owned(),
+            sha256: sha256.map(str::to_owned),
+            size,
+        }
+    }
+
+    fn stamp() -> FileStamp {
+        FileStamp {
+            size: 10,
+            mtime_ns: 1,
+            inode: 2,
+        }
+    }
+
+    #[test]
+    fn creates_schema_in_wal_mode_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".metadata/model_index.db");
+        let index = ModelIndex::open(&path).unwrap();
+        assert_eq!(index.schema_version().unwrap(), SCHEMA_VERSION);
+        let mode: String = index
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(index);
+        let again = ModelIndex::open(&path).unwrap();
+        assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+        let rows: i64 = again
+            .connection()
+            .query_row("SELECT COUNT(*) FROM schema_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, SCHEMA_VERSION, "reopening must not re-run migrations");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema_without_touching_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model_index.db");
+        let mut index = ModelIndex::open(&path).unwrap();
+        let root = dir.path().join("models");
+        let id = index
+            .record_file(
+                &digest("aa", None, 10),
+                &NewLocation {
+                    root: &root,
+                    relative_path: "checkpoints/a.safetensors",
+                    folder: Some("checkpoints"),
+                    stamp: stamp(),
+                },
+            )
+            .unwrap();
+        index
+            .add_source(id, "https://example.test/a", SourceKind::Url)
+            .unwrap();
+        index
+            .connection()
+            .execute("INSERT INTO schema_version (version) VALUES (99)", [])
+            .unwrap();
+        drop(index);
+        let err = ModelIndex::open(&path).unwrap_err();
+        assert!(
+            matches!(err, IndexError::NewerSchema { found: 99, .. }),
+            "{err:?}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        let sources: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sources", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(sources, 1);
+    }
+
+    #[test]
+    fn one_model_many_locations_and_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = ModelIndex::open(&dir.path().join("i.db")).unwrap();
+        let root = dir.path().join("models");
+        let first = index
+            .record_file(
+                &digest("b3", None, 10),
+                &NewLocation {
+                    root: &root,
+                    relative_path: "checkpoints/a.safetensors",
+                    folder: Some("checkpoints"),
+                    stamp: stamp(),
+                },
+            )
+            .unwrap();
+        let second = index
+            .record_file(
+                &digest("b3", Some("s256"), 10),
+                &NewLocation {
+                    root: &root,
+                    relative_path: "loras/b.safetensors",
+                    folder: Some("loras"),
+                    stamp: stamp(),
+                },
+            )
+            .unwrap();
+        assert_eq!(first, second);
+        assert!(
+            index
+                .add_source(first, "https://x.test/a", SourceKind::Url)
+                .unwrap()
+        );
+        assert!(
+            !index
+                .add_source(first, "https://x.test/a", SourceKind::Url)
+                .unwrap()
+        );
+        let model = index.model(first).unwrap().unwrap();
+        assert_eq!(model.blake3, "b3");
+        assert_eq!(model.sha256.as_deref(), Some("s256"));
+        assert_eq!(model.locations.len(), 2);
+        assert_eq!(model.locations[0].file_name(), "a.safetensors");
+        assert_eq!(
+            model.locations[0].path(),
+            root.join("checkpoints").join("a.safetensors")
+        );
+        assert_eq!(model.sources.len(), 1);
+        assert_eq!(index.model_id_by_blake3("b3").unwrap(), Some(first));
+        assert_eq!(index.model_ids().unwrap(), vec![first]);
+    }
+}

@@ -1,0 +1,514 @@
+//! Scanning model roots into the index.
+//!
+//! 1. Walk every root in parallel, following symlinks (loops are detected and skipped), and
+//!    keep files with a model extension and a non-zero size.
+//! 2. A file whose size, mtime (ns) and inode equal the indexed ones is not read again.
+//! 3. Changed and new files are hashed in parallel; paths that are the same file (symlinks,
+//!    hard links) are read once and all become locations of one model.
+//! 4. Results are written in batched transactions while hashing goes on.
+//! 5. Locations whose file vanished are removed; models, hashes and sources stay.
+//!
+//! An unreadable file is reported in [`ScanSummary::errors`] and the scan goes on.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::folders::{folder_key, is_model_file_name};
+use crate::hashing::{FileDigest, HashError, HashKinds, hash_file};
+use crate::index::{FileStamp, IndexError, KnownLocation, ModelIndex, NewLocation};
+use crate::roots::ModelRoot;
+
+/// Results are committed at least this often while hashing.
+const BATCH_INTERVAL: Duration = Duration::from_millis(500);
+const BATCH_FILES: usize = 512;
+
+/// What a scan should do beyond the blake3 identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanOptions {
+    /// Also compute sha256 for every file that is read (one read feeds both hashers).
+    pub compute_sha256: bool,
+}
+
+/// Receives scan progress (the CLI draws a bar with bytes, files and an ETA).
+pub trait ScanReporter: Send + Sync {
+    /// Walking is done: this many files with this many bytes will be read.
+    fn hashing_started(&self, _files: u64, _bytes: u64) {}
+    /// One file (or group of links to one file) was hashed.
+    fn file_hashed(&self, _path: &Path, _bytes: u64) {}
+    /// A problem that did not stop the scan.
+    fn issue(&self, _issue: &ScanIssue) {}
+}
+
+impl ScanReporter for comfydock_core::reporter::NoReporter {}
+
+/// A file or folder the scan could not process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScanIssue {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// What a scan did; serialisable for `--json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScanSummary {
+    /// Model files found under the roots.
+    pub files_seen: u64,
+    /// Files read and hashed (links to one file count once).
+    pub files_hashed: u64,
+    /// Files skipped because size, mtime and inode were unchanged.
+    pub files_unchanged: u64,
+    /// Zero-byte and non-model files.
+    pub files_skipped: u64,
+    /// Bytes of file content read.
+    pub bytes_read: u64,
+    /// Models that were not in the index before.
+    pub models_added: u64,
+    /// Locations removed because their file is gone.
+    pub locations_removed: Vec<PathBuf>,
+    /// Problems that did not stop the scan.
+    pub errors: Vec<ScanIssue>,
+}
+
+/// A model file found by the walk.
+#[derive(Debug, Clone)]
+struct FoundFile {
+    /// Index into the scan's location roots.
+    root: usize,
+    relative_path: String,
+    folder: Option<String>,
+    path: PathBuf,
+    stamp: FileStamp,
+    device: u64,
+}
+
+/// Everything the walk produced.
+#[derive(Default)]
+struct WalkOutput {
+    files: Vec<FoundFile>,
+    issues: Vec<ScanIssue>,
+    skipped: u64,
+}
+
+impl ModelIndex {
+    /// Scan `roots` into the index. Only database failures abort; file problems are reported.
+    pub fn scan(
+        &mut self,
+        roots: &[ModelRoot],
+        options: ScanOptions,
+        reporter: &dyn ScanReporter,
+    ) -> Result<ScanSummary, IndexError> {
+        let mut summary = ScanSummary::default();
+
+        // Location roots: a root's base path, or a mapped folder outside it.
+        let mut location_roots: Vec<PathBuf> = Vec::new();
+        let mut incomplete: HashSet<usize> = HashSet::new();
+        let mut units: Vec<(usize, PathBuf, Option<String>)> = Vec::new();
+        for root in roots {
+            if !root.path.is_dir() {
+                let issue = ScanIssue {
+                    path: root.path.clone(),
+                    message: "model root is missing or not a folder; its locations are kept".to_owned(),
+                };
+                reporter.issue(&issue);
+                summary.errors.push(issue);
+                let index = intern(&mut location_roots, &root.path);
+                incomplete.insert(index);
+                continue;
+            }
+            for (dir, folder) in root.scan_dirs() {
+                let base = if dir.starts_with(&root.path) {
+                    &root.path
+                } else {
+                    &dir
+                };
+                let index = intern(&mut location_roots, base);
+                if dir.is_dir() {
+                    units.push((index, dir, folder));
+                }
+            }
+        }
+
+        let walk = walk_units(&location_roots, &units);
+        summary.files_skipped = walk.skipped;
+        summary.files_seen = walk.files.len() as u64;
+        for issue in walk.issues {
+            reporter.issue(&issue);
+            summary.errors.push(issue);
+        }
+
+        // Compare with the index.
+        let mut known: Vec<HashMap<String, KnownLocation>> = Vec::with_capacity(location_roots.len());
+        for root in &location_roots {
+            known.push(self.known_locations(root)?);
+        }
+        let mut seen: Vec<HashSet<&str>> = vec![HashSet::new(); location_roots.len()];
+        let mut unchanged_models: HashMap<FileStamp, i64> = HashMap::new();
+        let mut changed: Vec<&FoundFile> = Vec::new();
+        for file in &walk.files {
+            seen[file.root].insert(&file.relative_path);
+            match known[file.root].get(&file.relative_path) {
+                Some(row) if row.stamp == file.stamp => {
+                    summary.files_unchanged += 1;
+                    unchanged_models.insert(row.stamp, row.model_id);
+                }
+                _ => changed.push(file),
+            }
+        }
+
+        // Paths that are one file on disk are read once.
+        let mut groups: HashMap<(u64, u64, PathBuf), Vec<&FoundFile>> = HashMap::new();
+        for file in changed {
+            let key = if file.stamp.inode == 0 {
+                (0, 0, file.path.clone())
+            } else {
+                (file.device, file.stamp.inode, PathBuf::new())
+            };
+            groups.entry(key).or_default().push(file);
+        }
+        let mut to_hash: Vec<Vec<&FoundFile>> = Vec::new();
+        let mut relinked: Vec<(i64, Vec<&FoundFile>)> = Vec::new();
+        for group in groups.into_values() {
+            // A new link to a file already indexed under another path: no need to read it.
+            match unchanged_models.get(&group[0].stamp) {
+                Some(&model_id) if group[0].stamp.inode != 0 => relinked.push((model_id, group)),
+                _ => to_hash.push(group),
+            }
+        }
+        // Largest first keeps all threads busy to the end.
+        to_hash.sort_by(|a, b| b[0].stamp.size.cmp(&a[0].stamp.size));
+        let bytes_to_hash = to_hash.iter().map(|group| group[0].stamp.size).sum();
+        reporter.hashing_started(to_hash.len() as u64, bytes_to_hash);
+
+        if !relinked.is_empty() {
+            self.batch(|tx| {
+                for (model_id, group) in &relinked {
+                    for file in group {
+                        tx.upsert_location(*model_id, &new_location(&location_roots, file))?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+
+        let kinds = if options.compute_sha256 {
+            HashKinds::Blake3AndSha256
+        } else {
+            HashKinds::Blake3
+        };
+        self.hash_and_record(&location_roots, &to_hash, kinds, reporter, &mut summary)?;
+
+        // Vanished files lose their location; models, hashes and sources stay.
+        let mut removed: Vec<(i64, PathBuf)> = Vec::new();
+        for (index, rows) in known.iter().enumerate() {
+            if incomplete.contains(&index) {
+                continue;
+            }
+            for (relative_path, row) in rows {
+                if !seen[index].contains(relative_path.as_str()) {
+                    removed.push((
+                        row.id,
+                        crate::index::join_relative(&location_roots[index], relative_path),
+                    ));
+                }
+            }
+        }
+        self.batch(|tx| {
+            for (id, _) in &removed {
+                tx.remove_location(*id)?;
+            }
+            for (index, root) in location_roots.iter().enumerate() {
+                if !incomplete.contains(&index) {
+                    tx.touch_root(root)?;
+                }
+            }
+            Ok(())
+        })?;
+        summary.locations_removed = removed.into_iter().map(|(_, path)| path).collect();
+        summary.locations_removed.sort();
+        summary.errors.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(summary)
+    }
+
+    /// Hash groups on the rayon pool while this thread writes results in batches.
+    fn hash_and_record(
+        &mut self,
+        location_roots: &[PathBuf],
+        to_hash: &[Vec<&FoundFile>],
+        kinds: HashKinds,
+        reporter: &dyn ScanReporter,
+        summary: &mut ScanSummary,
+    ) -> Result<(), IndexError> {
+        if to_hash.is_empty() {
+            return Ok(());
+        }
+        let (sender, receiver) = mpsc::sync_channel::<(usize, Result<FileDigest, HashError>)>(256);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                to_hash
+                    .par_iter()
+                    .enumerate()
+                    .for_each_with(sender, |sender, (position, group)| {
+                        let result = hash_file(&group[0].path, kinds);
+                        // The receiver only goes away on a database error; stop quietly then.
+                        let _ = sender.send((position, result));
+                    });
+            });
+            let mut pending: Vec<(usize, FileDigest)> = Vec::new();
+            let mut last_commit = Instant::now();
+            for (position, result) in receiver {
+                let group = &to_hash[position];
+                match result {
+                    Ok(digest) => {
+                        summary.files_hashed += 1;
+                        summary.bytes_read += digest.size;
+                        reporter.file_hashed(&group[0].path, digest.size);
+                        pending.push((position, digest));
+                    }
+                    Err(err) => {
+                        for file in group {
+                            let issue = ScanIssue {
+                                path: file.path.clone(),
+                                message: error_chain(&err),
+                            };
+                            reporter.issue(&issue);
+                            summary.errors.push(issue);
+                        }
+                    }
+                }
+                if pending.len() >= BATCH_FILES || last_commit.elapsed() >= BATCH_INTERVAL {
+                    summary.models_added += self.write_batch(location_roots, to_hash, &mut pending)?;
+                    last_commit = Instant::now();
+                }
+            }
+            summary.models_added += self.write_batch(location_roots, to_hash, &mut pending)?;
+            Ok(())
+        })
+    }
+
+    fn write_batch(
+        &mut self,
+        location_roots: &[PathBuf],
+        to_hash: &[Vec<&FoundFile>],
+        pending: &mut Vec<(usize, FileDigest)>,
+    ) -> Result<u64, IndexError> {
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let added = self.batch(|tx| {
+            let mut added = 0;
+            for (position, digest) in pending.iter() {
+                let (model_id, created) = tx.ensure_model(digest)?;
+                added += u64::from(created);
+                for file in &to_hash[*position] {
+                    tx.upsert_location(model_id, &new_location(location_roots, file))?;
+                }
+            }
+            Ok(added)
+        })?;
+        pending.clear();
+        Ok(added)
+    }
+}
+
+fn new_location<'a>(location_roots: &'a [PathBuf], file: &'a FoundFile) -> NewLocation<'a> {
+    NewLocation {
+        root: &location_roots[file.root],
+        relative_path: &file.relative_path,
+        folder: file.folder.as_deref(),
+        stamp: file.stamp,
+    }
+}
+
+fn intern(list: &mut Vec<PathBuf>, path: &Path) -> usize {
+    if let Some(position) = list.iter().position(|known| known == path) {
+        position
+    } else {
+        list.push(path.to_owned());
+        list.len() - 1
+    }
+}
+
+/// An error and its causes on one line (`Cannot read `x`: Permission denied`).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// Walk all units in parallel, following symlinks safely.
+fn walk_units(location_roots: &[PathBuf], units: &[(usize, PathBuf, Option<String>)]) -> WalkOutput {
+    let files = Mutex::new(Vec::new());
+    let issues = Mutex::new(Vec::new());
+    let skipped = AtomicU64::new(0);
+    for (root_index, dir, folder) in units {
+        let root = &location_roots[*root_index];
+        let walker = ignore::WalkBuilder::new(dir)
+            .standard_filters(false)
+            .follow_links(true)
+            .filter_entry(|entry| entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.'))
+            .build_parallel();
+        walker.run(|| {
+            Box::new(|entry| {
+                match entry {
+                    Ok(entry) => match visit(&entry, *root_index, root, folder.as_deref()) {
+                        Visit::Model(found) => files
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(found),
+                        Visit::Skipped => {
+                            skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Visit::Ignored => {}
+                        Visit::Issue(issue) => issues
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(issue),
+                    },
+                    Err(err) => {
+                        if let Some(issue) = walk_issue(&err, dir) {
+                            issues
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(issue);
+                        }
+                    }
+                }
+                ignore::WalkState::Continue
+            })
+        });
+    }
+    WalkOutput {
+        files: files
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        issues: issues
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        skipped: skipped.into_inner(),
+    }
+}
+
+enum Visit {
+    Model(FoundFile),
+    Skipped,
+    Ignored,
+    Issue(ScanIssue),
+}
+
+fn visit(entry: &ignore::DirEntry, root_index: usize, root: &Path, folder: Option<&str>) -> Visit {
+    if entry.file_type().is_none_or(|kind| !kind.is_file()) {
+        return Visit::Ignored;
+    }
+    let name = entry.file_name().to_string_lossy();
+    if !is_model_file_name(&name) {
+        return Visit::Skipped;
+    }
+    let metadata = match entry.metadata() {
+        Ok(metadata) => metadata,
+        Err(err) => {
+            return Visit::Issue(ScanIssue {
+                path: entry.path().to_owned(),
+                message: error_chain(&err),
+            });
+        }
+    };
+    if metadata.len() == 0 {
+        return Visit::Skipped;
+    }
+    let Ok(relative) = entry.path().strip_prefix(root) else {
+        return Visit::Ignored;
+    };
+    let parts: Vec<String> = relative
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let folder = match folder {
+        Some(key) => Some(key.to_owned()),
+        None if parts.len() >= 2 => Some(folder_key(&parts[0]).to_owned()),
+        None => None,
+    };
+    let (stamp, device) = stamp_of(&metadata);
+    Visit::Model(FoundFile {
+        root: root_index,
+        relative_path: parts.join("/"),
+        folder,
+        path: entry.path().to_owned(),
+        stamp,
+        device,
+    })
+}
+
+/// Turn a walk error into an issue; symlink loops and dangling non-model links are not issues.
+fn walk_issue(err: &ignore::Error, dir: &Path) -> Option<ScanIssue> {
+    let mut path = None;
+    let mut current = err;
+    loop {
+        match current {
+            ignore::Error::WithPath { path: p, err } => {
+                path.get_or_insert_with(|| p.clone());
+                current = err;
+            }
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => current = err,
+            ignore::Error::Loop { .. } => return None,
+            ignore::Error::Io(io) => {
+                let is_model = path
+                    .as_ref()
+                    .and_then(|p: &PathBuf| p.file_name())
+                    .is_some_and(|name| is_model_file_name(&name.to_string_lossy()));
+                if io.kind() == std::io::ErrorKind::NotFound && !is_model {
+                    return None;
+                }
+                break;
+            }
+            _ => break,
+        }
+    }
+    Some(ScanIssue {
+        path: path.unwrap_or_else(|| dir.to_owned()),
+        message: current.to_string(),
+    })
+}
+
+#[cfg(unix)]
+fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    (
+        FileStamp {
+            size: metadata.len(),
+            mtime_ns: metadata
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(metadata.mtime_nsec()),
+            inode: metadata.ino(),
+        },
+        metadata.dev(),
+    )
+}
+
+#[cfg(not(unix))]
+fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
+    let mtime_ns = metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    (
+        FileStamp {
+            size: metadata.len(),
+            mtime_ns,
+            inode: 0,
+        },
+        0,
+    )
+}
