@@ -12,3 +12,5 @@ pub mod context;
 pub mod file_server;
 pub mod git;
 pub mod http;
+pub mod tools;
+pub mod wheel_index;
