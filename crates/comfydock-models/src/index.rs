@@ -504,7 +504,6 @@ impl ModelIndex {
             .map_err(self.query_error())
     }
 
-    #[cfg(test)]
     pub(crate) fn connection(&self) -> &Connection {
         &self.conn
     }

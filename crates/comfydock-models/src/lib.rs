@@ -7,5 +7,6 @@
 pub mod folders;
 pub mod hashing;
 pub mod index;
+pub mod query;
 pub mod roots;
 pub mod scan;
