@@ -1,0 +1,280 @@
+//! `release bump`: patch-bump every affected sub-package and pin them all in the meta package.
+//!
+//! The meta package's version is the human's choice: bump never raises it on its own and
+//! refuses to run while it still equals the last release's (so a release can never ship new
+//! sub-package pins under an old meta version). `--meta-version` is the explicit way to set it.
+//! Only version strings change; no file other than the pyprojects is written, and every new
+//! content is computed and checked before the first file is replaced.
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use comfydock_core::atomic_file::write_atomic;
+use comfydock_core::reporter::Reporter;
+use serde::Serialize;
+
+use crate::error::ReleaseError;
+use crate::git_repo::RepoGit;
+use crate::repo::{META_PYPROJECT, ReleaseRepo, RevisionView};
+use crate::requirement::normalize_name;
+use crate::status::{compute, resolve_since};
+use crate::version;
+
+/// Options of [`bump`].
+#[derive(Debug, Clone, Default)]
+pub struct BumpOptions {
+    /// Compare against this revision instead of the newest `v*` tag.
+    pub since: Option<String>,
+    /// Compute and report, write nothing.
+    pub dry_run: bool,
+    /// Set the meta package to this version (the human's explicit choice).
+    pub meta_version: Option<String>,
+}
+
+/// What happened to one affected sub-package's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BumpAction {
+    /// Patch-bumped now.
+    Bumped,
+    /// Already higher than at the last release (bumped before); kept.
+    AlreadyRaised,
+    /// The package did not exist at the last release; its version is kept.
+    NewPackage,
+}
+
+/// One affected sub-package's version change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageBump {
+    pub package: String,
+    pub dir: String,
+    pub from: String,
+    pub to: String,
+    pub action: BumpAction,
+}
+
+/// One rewritten dependency string of the meta package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinChange {
+    pub dependency: String,
+    /// `dependencies` or `optional-dependencies.<extra>`.
+    pub location: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The meta package's version before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetaVersion {
+    pub package: String,
+    pub from: String,
+    pub to: String,
+    /// The version at the last release tag, if any.
+    pub released: Option<String>,
+}
+
+/// The result of [`bump`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BumpReport {
+    pub dry_run: bool,
+    pub since: Option<String>,
+    pub meta: MetaVersion,
+    pub bumps: Vec<PackageBump>,
+    pub pins: Vec<PinChange>,
+    /// Files replaced, relative to the repository root (empty on a dry run).
+    pub files_written: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl BumpReport {
+    /// Whether anything was (or, on a dry run, would be) changed.
+    pub fn changes_anything(&self) -> bool {
+        self.meta.from != self.meta.to
+            || self.pins.iter().any(|p| p.from != p.to)
+            || self.bumps.iter().any(|b| b.action == BumpAction::Bumped)
+    }
+}
+
+/// Patch-bump affected sub-packages and pin every sub-package exactly in the meta package.
+pub fn bump(
+    repo_root: &Path,
+    options: &BumpOptions,
+    reporter: &dyn Reporter,
+) -> Result<BumpReport, ReleaseError> {
+    let repo = ReleaseRepo::load(repo_root)?;
+    let git = RepoGit::open(repo_root)?;
+    let since = resolve_since(&git, options.since.as_deref())?;
+    let status = compute(&repo, &git, since.as_deref())?;
+    let released = since
+        .as_deref()
+        .map(|rev| RevisionView::read(&git, &repo, rev))
+        .transpose()?
+        .unwrap_or_default();
+
+    let mut bumps = Vec::new();
+    for dir in status.affected_sub_packages() {
+        let package = repo.package(dir).expect("status names existing packages");
+        let current = package.version();
+        let (to, action) = match released.package_versions.get(dir) {
+            None => (current.to_owned(), BumpAction::NewPackage),
+            Some(old) if version::compare(current, old) == Some(Ordering::Greater) => {
+                (current.to_owned(), BumpAction::AlreadyRaised)
+            }
+            Some(_) => {
+                let next =
+                    version::patch_bump(current).map_err(|reason| ReleaseError::UnbumpableVersion {
+                        package: package.name().to_owned(),
+                        version: current.to_owned(),
+                        path: package.pyproject.path().to_owned(),
+                        reason: reason.to_string(),
+                    })?;
+                (next, BumpAction::Bumped)
+            }
+        };
+        bumps.push(PackageBump {
+            package: package.name().to_owned(),
+            dir: dir.to_owned(),
+            from: current.to_owned(),
+            to,
+            action,
+        });
+    }
+    let new_version_of = |dir: &str| -> String {
+        bumps.iter().find(|b| b.dir == dir).map_or_else(
+            || {
+                repo.package(dir)
+                    .map(|p| p.version().to_owned())
+                    .unwrap_or_default()
+            },
+            |b| b.to.clone(),
+        )
+    };
+
+    let mut warnings = Vec::new();
+    let mut pins = Vec::new();
+    let mut meta_edit = repo.meta.edit();
+    for entry in repo.meta.dependencies() {
+        let Some(package) = repo.package_named(entry.requirement.name()) else {
+            continue;
+        };
+        let wanted = new_version_of(&package.dir);
+        if entry
+            .requirement
+            .exact_pin()
+            .is_some_and(|pinned| version::same(pinned, &wanted))
+        {
+            continue;
+        }
+        let Some(new_text) = entry.requirement.with_exact_pin(&wanted) else {
+            warnings.push(format!(
+                "{META_PYPROJECT}: `{}` in {} is a direct reference and cannot be pinned",
+                entry.requirement.name(),
+                entry.location
+            ));
+            continue;
+        };
+        meta_edit.set_dependency(entry, &new_text);
+        pins.push(PinChange {
+            dependency: entry.requirement.name().to_owned(),
+            location: entry.location.clone(),
+            from: entry.requirement.as_str().to_owned(),
+            to: new_text,
+        });
+    }
+    for package in &repo.packages {
+        let pinned = repo
+            .meta
+            .dependencies()
+            .iter()
+            .any(|d| normalize_name(d.requirement.name()) == normalize_name(package.name()));
+        if !pinned {
+            warnings.push(format!(
+                "{META_PYPROJECT}: the meta package does not depend on `{}` ({}); add `\"{}=={}\"` to its dependencies",
+                package.name(),
+                package.rel_path(),
+                package.name(),
+                new_version_of(&package.dir)
+            ));
+        }
+    }
+
+    let current_meta = repo.meta.version().to_owned();
+    let meta_to = match &options.meta_version {
+        Some(requested) => {
+            if version::parse(requested).is_none() {
+                return Err(ReleaseError::InvalidMetaVersion {
+                    version: requested.clone(),
+                });
+            }
+            if let (Some(released_version), Some(tag)) = (&released.meta_version, &since)
+                && version::compare(requested, released_version) != Some(Ordering::Greater)
+            {
+                return Err(ReleaseError::MetaVersionNotHigher {
+                    requested: requested.clone(),
+                    released: released_version.clone(),
+                    tag: tag.clone(),
+                });
+            }
+            if requested != &current_meta {
+                meta_edit.set_version(requested);
+            }
+            requested.clone()
+        }
+        None => current_meta.clone(),
+    };
+    let has_release_work = !bumps.is_empty() || !pins.is_empty();
+    if has_release_work
+        && let (Some(released_version), Some(tag)) = (&released.meta_version, &since)
+        && version::compare(&meta_to, released_version) != Some(Ordering::Greater)
+    {
+        return Err(ReleaseError::MetaVersionNotRaised {
+            name: repo.meta.name().to_owned(),
+            version: meta_to,
+            tag: tag.clone(),
+            suggested: version::suggest_minor(released_version).unwrap_or_else(|| "<version>".into()),
+            pyproject: repo.meta.path().to_owned(),
+        });
+    }
+
+    // Compute every new file content first; write only when all are valid.
+    let mut writes = Vec::new();
+    for bump in bumps.iter().filter(|b| b.action == BumpAction::Bumped) {
+        let package = repo.package(&bump.dir).expect("bumped packages exist");
+        let mut edit = package.pyproject.edit();
+        edit.set_version(&bump.to);
+        writes.push((
+            format!("{}/pyproject.toml", package.rel_path()),
+            package.pyproject.path().to_owned(),
+            edit.finish()?,
+        ));
+    }
+    if !meta_edit.is_empty() {
+        writes.push((
+            META_PYPROJECT.to_owned(),
+            repo.meta.path().to_owned(),
+            meta_edit.finish()?,
+        ));
+    }
+    let mut files_written = Vec::new();
+    if !options.dry_run {
+        for (rel, path, text) in writes {
+            write_atomic(&path, text).map_err(|source| ReleaseError::Write { path, source })?;
+            reporter.status("Updated", &rel);
+            files_written.push(rel);
+        }
+    }
+    Ok(BumpReport {
+        dry_run: options.dry_run,
+        since,
+        meta: MetaVersion {
+            package: repo.meta.name().to_owned(),
+            from: current_meta,
+            to: meta_to,
+            released: released.meta_version,
+        },
+        bumps,
+        pins,
+        files_written,
+        warnings,
+    })
+}
