@@ -1,13 +1,24 @@
 //! Pure ComfyUI workflow parsing, analysis, validation and conversion (no IO).
 //!
 //! Callers pass text, bytes or JSON values; nothing here touches files or the network.
-//! Entry points: [`WorkflowDocument::parse`], [`png::extract_workflows`].
+//! Entry points: [`WorkflowDocument::parse`], [`png::extract_workflows`], [`analyze`],
+//! [`builtins::scan_python_source`].
 
+pub mod analysis;
+pub mod builtins;
 pub mod document;
 pub mod error;
+mod flatten;
 pub mod png;
+mod resolve;
 mod subgraph_check;
+pub mod types;
 
+pub use analysis::{
+    Analysis, AnalysisOptions, Criticality, FileInput, FileLocation, ModelReference, ModelSource,
+    NodeTypeUsage, PackageHint, analyze,
+};
+pub use builtins::{BuiltinNodes, NodeCategory};
 pub use document::{
     ApiInput, ApiNodeView, ApiWorkflow, GraphView, InputSlot, Link, NodeMode, NodeView, OutputSlot,
     SubgraphIo, SubgraphView, UiWorkflow, WidgetRef, WidgetValues, WorkflowDocument, WorkflowFormat,

@@ -1,0 +1,296 @@
+//! Node classification, package hints, model references, file inputs, built-in scanning.
+
+use std::collections::BTreeMap;
+
+use comfydock_workflow::builtins::scan_python_source;
+use comfydock_workflow::{
+    AnalysisOptions, BuiltinNodes, Criticality, FileLocation, ModelSource, NodeCategory, WidgetRef,
+    WorkflowDocument, analyze,
+};
+
+fn parse(text: &str) -> WorkflowDocument {
+    WorkflowDocument::parse(text).unwrap()
+}
+
+#[test]
+fn basic_workflow_is_all_builtin_with_a_declared_checkpoint() {
+    let doc = parse(include_str!("fixtures/ui_basic.json"));
+    let analysis = analyze(&doc, &AnalysisOptions::default()).unwrap();
+    assert_eq!(analysis.node_count, 8);
+    assert_eq!(analysis.custom_node_types().count(), 0);
+    let note = analysis
+        .node_types
+        .iter()
+        .find(|t| t.node_type == "MarkdownNote")
+        .unwrap();
+    assert_eq!(note.category, NodeCategory::FrontendOnly);
+    let clip = analysis
+        .node_types
+        .iter()
+        .find(|t| t.node_type == "CLIPTextEncode")
+        .unwrap();
+    assert_eq!(
+        (clip.category, clip.node_ids.clone()),
+        (NodeCategory::Builtin, vec!["6".to_owned(), "7".to_owned()])
+    );
+    assert_eq!(analysis.models.len(), 1);
+    let model = &analysis.models[0];
+    assert_eq!(model.node_id, "4");
+    assert_eq!(model.widget, Some(WidgetRef::Name("ckpt_name".to_owned())));
+    assert_eq!(model.folder.as_deref(), Some("checkpoints"));
+    assert_eq!(
+        model.url.as_deref(),
+        Some("https://models.example.test/dreamshaper_8.safetensors?download=true")
+    );
+    assert_eq!(
+        (model.hash.as_deref(), model.hash_type.as_deref()),
+        (Some("ab12cd34"), Some("SHA256"))
+    );
+    assert_eq!(model.criticality, Criticality::Required);
+    assert_eq!(model.source, ModelSource::LoaderInput);
+    assert!(analysis.file_inputs.is_empty());
+}
+
+#[test]
+fn custom_nodes_carry_package_hints_and_models_by_extension() {
+    let doc = parse(include_str!("fixtures/ui_mixed_features.json"));
+    let analysis = analyze(&doc, &AnalysisOptions::default()).unwrap();
+    let custom: Vec<&str> = analysis
+        .custom_node_types()
+        .map(|t| t.node_type.as_str())
+        .collect();
+    assert_eq!(
+        custom,
+        ["FooModelLoader", "PathchSageAttentionKJ", "VHS_VideoCombine"]
+    );
+    let kj = analysis
+        .node_types
+        .iter()
+        .find(|t| t.node_type == "PathchSageAttentionKJ")
+        .unwrap();
+    assert_eq!(kj.packages[0].cnr_id.as_deref(), Some("comfyui-kjnodes"));
+    assert_eq!(kj.packages[0].ver.as_deref(), Some("1.1.0"));
+    assert_eq!(kj.disabled_node_ids, ["2"]);
+    let foo = analysis
+        .node_types
+        .iter()
+        .find(|t| t.node_type == "FooModelLoader")
+        .unwrap();
+    assert_eq!(foo.packages[0].aux_id.as_deref(), Some("someone/ComfyUI-Foo"));
+    for frontend in ["Reroute", "PrimitiveNode", "Note"] {
+        let usage = analysis
+            .node_types
+            .iter()
+            .find(|t| t.node_type == frontend)
+            .unwrap();
+        assert_eq!(usage.category, NodeCategory::FrontendOnly, "{frontend}");
+    }
+    let muted = analysis
+        .node_types
+        .iter()
+        .find(|t| t.node_type == "CLIPTextEncode")
+        .unwrap();
+    assert_eq!(muted.disabled_node_ids, ["8"]);
+
+    let summary: Vec<(&str, &str, Option<&str>, Criticality)> = analysis
+        .models
+        .iter()
+        .map(|m| {
+            (
+                m.node_id.as_str(),
+                m.relative_path.as_str(),
+                m.folder.as_deref(),
+                m.criticality,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "1",
+                "hyvideo/hunyuan_video_720_fp8.safetensors",
+                Some("diffusion_models"),
+                Criticality::Required
+            ),
+            (
+                "7",
+                "clip_l.safetensors",
+                Some("text_encoders"),
+                Criticality::Required
+            ),
+            (
+                "7",
+                "llava_llama3_fp8_scaled.safetensors",
+                Some("text_encoders"),
+                Criticality::Required
+            ),
+            (
+                "11",
+                "hunyuan_video_vae_bf16.safetensors",
+                Some("vae"),
+                Criticality::Required
+            ),
+            ("13", "foo/foo_model_v2.gguf", None, Criticality::Required),
+        ]
+    );
+    let foo_model = analysis.models.last().unwrap();
+    assert_eq!(foo_model.source, ModelSource::FileExtension);
+    assert_eq!(foo_model.widget, Some(WidgetRef::Index(0)));
+    assert_eq!(foo_model.name, "foo\\foo_model_v2.gguf");
+    assert_eq!(
+        analysis.legacy_node_versions["ComfyUI-KJNodes"],
+        "a8aeef670b3f288303f956bf94385cb87978ea93"
+    );
+}
+
+#[test]
+fn nested_subgraphs_are_flattened_and_fed_values_are_used() {
+    let doc = parse(include_str!("fixtures/ui_subgraph_nested.json"));
+    let analysis = analyze(&doc, &AnalysisOptions::default()).unwrap();
+    assert_eq!(analysis.subgraph_definition_count, 2);
+    let ids: Vec<&str> = analysis
+        .node_types
+        .iter()
+        .flat_map(|t| t.node_ids.iter().map(String::as_str))
+        .collect();
+    for id in ["1", "2", "3", "2:5", "2:6", "2:6:7", "2:6:8"] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let subgraphs: Vec<_> = analysis
+        .node_types
+        .iter()
+        .filter(|t| t.category == NodeCategory::Subgraph)
+        .collect();
+    assert_eq!(subgraphs.len(), 2);
+    assert_eq!(analysis.models.len(), 1);
+    let model = &analysis.models[0];
+    assert_eq!(model.node_id, "2:5");
+    assert_eq!(model.name, "4x_foolhardy_Remacri.pth");
+    assert_eq!(model.folder.as_deref(), Some("upscale_models"));
+    assert_eq!(model.criticality, Criticality::Optional);
+    assert!(
+        model
+            .url
+            .as_deref()
+            .unwrap()
+            .ends_with("4x_foolhardy_Remacri.pth")
+    );
+    assert_eq!(analysis.file_inputs.len(), 1);
+    assert_eq!(analysis.file_inputs[0].value, "portrait.png");
+    assert_eq!(analysis.file_inputs[0].location, FileLocation::Input);
+    assert_eq!(
+        analysis.file_inputs[0].widget,
+        WidgetRef::Name("image".to_owned())
+    );
+}
+
+#[test]
+fn criticality_can_be_overridden_by_folder_and_by_model() {
+    let doc = parse(include_str!("fixtures/ui_mixed_features.json"));
+    let options = AnalysisOptions {
+        criticality_by_folder: BTreeMap::from([("text_encoders".to_owned(), Criticality::Flexible)]),
+        criticality_by_model: BTreeMap::from([("foo/foo_model_v2.gguf".to_owned(), Criticality::Optional)]),
+        ..AnalysisOptions::default()
+    };
+    let analysis = analyze(&doc, &options).unwrap();
+    let by_name = |n: &str| {
+        analysis
+            .models
+            .iter()
+            .find(|m| m.relative_path == n)
+            .unwrap()
+            .criticality
+    };
+    assert_eq!(by_name("clip_l.safetensors"), Criticality::Flexible);
+    assert_eq!(by_name("foo/foo_model_v2.gguf"), Criticality::Optional);
+    assert_eq!(
+        by_name("hunyuan_video_vae_bf16.safetensors"),
+        Criticality::Required
+    );
+}
+
+#[test]
+fn extra_builtins_turn_custom_types_into_builtin() {
+    let doc = parse(include_str!("fixtures/ui_mixed_features.json"));
+    let options = AnalysisOptions {
+        builtins: BuiltinNodes::fallback().with_extra(["FooModelLoader"]),
+        ..AnalysisOptions::default()
+    };
+    let analysis = analyze(&doc, &options).unwrap();
+    assert!(
+        analysis
+            .custom_node_types()
+            .all(|t| t.node_type != "FooModelLoader")
+    );
+    // A built-in that is not a known loader gets no generic extension rule.
+    assert!(analysis.models.iter().all(|m| m.node_id != "13"));
+}
+
+#[test]
+fn api_format_is_analyzed_by_input_names() {
+    let doc = parse(include_str!("fixtures/api_prompt.json"));
+    let analysis = analyze(&doc, &AnalysisOptions::default()).unwrap();
+    assert_eq!(analysis.node_count, 7);
+    assert_eq!(analysis.models.len(), 1);
+    assert_eq!(analysis.models[0].name, "sd_xl_base_1.0.safetensors");
+    assert_eq!(
+        analysis.models[0].widget,
+        Some(WidgetRef::Name("ckpt_name".to_owned()))
+    );
+    assert_eq!(analysis.models[0].node_title.as_deref(), Some("Load Checkpoint"));
+}
+
+#[test]
+fn analysis_serialises_with_snake_case_fields() {
+    let doc = parse(include_str!("fixtures/ui_mixed_features.json"));
+    let json = serde_json::to_value(analyze(&doc, &AnalysisOptions::default()).unwrap()).unwrap();
+    assert_eq!(json["format"], "ui");
+    assert_eq!(json["models"][0]["criticality"], "required");
+    assert_eq!(json["models"][0]["widget"]["name"], "unet_name");
+    let foo = json["node_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["node_type"] == "FooModelLoader")
+        .unwrap();
+    assert_eq!(foo["category"], "custom");
+    assert_eq!(foo["packages"][0]["aux_id"], "someone/ComfyUI-Foo");
+}
+
+#[test]
+fn scans_node_names_from_python_source() {
+    let source = r#"
+import nodes
+class Foo: pass
+NODE_CLASS_MAPPINGS = {
+    # a comment with "Fake": Thing
+    "KSampler": KSampler,
+    'CheckpointLoaderSimple' : CheckpointLoaderSimple,
+    "Nested": make({"inner": 1}),
+    """TripleQuoted""": Other,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {"KSampler": "KSampler display"}
+NODE_CLASS_MAPPINGS.update({"LateAdded": LateAdded})
+NODE_CLASS_MAPPINGS["Subscripted"] = Subscripted
+
+class LoadMoGeModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="LoadMoGeModel", category="loaders")
+"#;
+    let names = scan_python_source(source);
+    assert_eq!(
+        names,
+        [
+            "KSampler",
+            "CheckpointLoaderSimple",
+            "Nested",
+            "TripleQuoted",
+            "LateAdded",
+            "Subscripted",
+            "LoadMoGeModel"
+        ]
+    );
+    assert!(scan_python_source("x = {'a': 1}").is_empty());
+}
