@@ -8,6 +8,7 @@
 //! clearest possible error.
 
 pub mod archive;
+pub mod comfyui_repo;
 pub mod context;
 pub mod file_server;
 pub mod git;
