@@ -4,6 +4,7 @@
 //! ([`index::ModelIndex`]) is a SQLite file (`.metadata/model_index.db`) holding models, their
 //! hashes, where they are on disk and where they came from.
 
+pub mod extra_paths;
 pub mod folders;
 pub mod hashing;
 pub mod index;
