@@ -13,6 +13,7 @@ pub mod png;
 mod resolve;
 mod subgraph_check;
 pub mod types;
+pub mod validation;
 
 pub use analysis::{
     Analysis, AnalysisOptions, Criticality, FileInput, FileLocation, ModelReference, ModelSource,
@@ -25,3 +26,6 @@ pub use document::{
     detect_format,
 };
 pub use error::WorkflowError;
+pub use validation::{
+    IssueCode, Severity, ValidationIssue, ValidationOptions, node_types_from_object_info, validate,
+};
