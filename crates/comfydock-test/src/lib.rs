@@ -15,3 +15,4 @@ pub mod git;
 pub mod http;
 pub mod tools;
 pub mod wheel_index;
+pub mod registry;
