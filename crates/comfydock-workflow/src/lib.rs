@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod builtins;
+pub mod convert;
 pub mod document;
 pub mod error;
 mod flatten;
@@ -20,6 +21,7 @@ pub use analysis::{
     NodeTypeUsage, PackageHint, analyze,
 };
 pub use builtins::{BuiltinNodes, NodeCategory};
+pub use convert::{Conversion, ConversionWarning, convert_to_api};
 pub use document::{
     ApiInput, ApiNodeView, ApiWorkflow, GraphView, InputSlot, Link, NodeMode, NodeView, OutputSlot,
     SubgraphIo, SubgraphView, UiWorkflow, WidgetRef, WidgetValues, WorkflowDocument, WorkflowFormat,
