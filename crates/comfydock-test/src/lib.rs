@@ -16,3 +16,5 @@ pub mod http;
 pub mod tools;
 pub mod wheel_index;
 pub mod registry;
+pub mod node_repo;
+pub mod node_source;

@@ -8,7 +8,6 @@
 //! zips at `{url}/cdn/{id}/{version}/node.zip` (the `downloadUrl`).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value, json};
@@ -201,39 +200,18 @@ impl NodePackage {
     }
 
     fn generated_init(&self) -> String {
-        let mut init = String::new();
-        for requirement in &self.requirements {
-            let name: String = requirement
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                .collect();
-            let _ = writeln!(init, "import {}", name.replace(['-', '.'], "_").to_lowercase());
-        }
-        let _ = writeln!(
-            init,
-            "\nNODE_CLASS_MAPPINGS = {{}}\nNODE_DISPLAY_NAME_MAPPINGS = {{}}\n"
-        );
-        for class in &self.node_classes {
-            let _ = write!(
-                init,
-                "\nclass {class}:\n    @classmethod\n    def INPUT_TYPES(s):\n        return {{\"required\": {{\"value\": (\"INT\", {{\"default\": 0}})}}}}\n\n    RETURN_TYPES = (\"INT\",)\n    FUNCTION = \"run\"\n    CATEGORY = \"{id}\"\n\n    def run(self, value):\n        return (value,)\n\n\nNODE_CLASS_MAPPINGS[\"{class}\"] = {class}\nNODE_DISPLAY_NAME_MAPPINGS[\"{class}\"] = \"{class} ({id})\"\n",
-                id = self.id
-            );
-        }
-        init
+        crate::node_source::init_py(&self.id, &self.requirements, &self.node_classes)
     }
 
     fn pyproject(&self) -> String {
-        let deps: Vec<String> = self.requirements.iter().map(|r| format!("\"{r}\"")).collect();
-        format!(
-            "[project]\nname = \"{id}\"\ndescription = \"{desc}\"\nversion = \"{version}\"\nlicense = {{ file = \"LICENSE\" }}\ndependencies = [{deps}]\n\n[project.urls]\nRepository = \"{repo}\"\n\n[tool.comfy]\nPublisherId = \"{PUBLISHER_ID}\"\nDisplayName = \"{name}\"\nIcon = \"\"\n",
-            id = self.id,
-            desc = self.description.replace('"', "'"),
-            version = self.version,
-            deps = deps.join(", "),
-            repo = self.repository,
-            name = self.display_name.replace('"', "'"),
-        )
+        crate::node_source::pyproject_toml(&crate::node_source::PyprojectFields {
+            name: &self.id,
+            display_name: &self.display_name,
+            version: &self.version,
+            description: &self.description,
+            repository: &self.repository,
+            dependencies: &self.requirements,
+        })
     }
 }
 
