@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use comfydock_core::Hinted;
 use comfydock_core::git::GitError;
+use comfydock_core::subprocess::ProcessError;
 use comfydock_core::uv::UvError;
 
 use crate::validate::ValidationReport;
@@ -107,6 +108,20 @@ pub enum ReleaseError {
     },
     #[error("The package index at {url} answered HTTP {status}")]
     IndexStatus { url: String, status: u16 },
+    #[error("`uv build` failed for `{path}`")]
+    Build {
+        path: PathBuf,
+        #[source]
+        source: Box<ProcessError>,
+    },
+    #[error("`uv publish` of {package} {version} to {url} failed")]
+    Upload {
+        package: String,
+        version: String,
+        url: String,
+        #[source]
+        source: Box<ProcessError>,
+    },
     #[error("Failed to create a temporary build directory")]
     TempDir(#[source] std::io::Error),
     #[error(transparent)]

@@ -10,6 +10,9 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod git_repo;
+pub mod notes;
+pub mod package_index;
+pub mod publish;
 pub mod pyproject;
 pub mod repo;
 pub mod requirement;
@@ -19,4 +22,7 @@ pub mod version;
 
 pub use bump::{BumpOptions, BumpReport, bump};
 pub use error::ReleaseError;
+pub use notes::ReleaseNotes;
+pub use publish::{PublishCredentials, PublishOptions, PublishReport, publish};
 pub use status::{StatusOptions, StatusReport, status};
+pub use validate::{ValidateOptions, ValidationReport, validate};

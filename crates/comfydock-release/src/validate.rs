@@ -1,8 +1,627 @@
-//! `release validate` (placeholder while being written).
+//! `release validate`: everything that must hold before a release can ship, one problem per line.
+//!
+//! - every template of `templates/index.json` has its workflow and first thumbnail in
+//!   `templates/`, is a valid ComfyUI workflow, and sits in exactly one bundle;
+//! - every bundle entry exists and every bundle's package exists;
+//! - every asset of a template (`templates/<name>-N.<ext>`, the sample inputs it uses from
+//!   `input/`) is inside the package its bundle maps to, with the same content — the
+//!   nano banana check;
+//! - the meta package pins every sub-package with `==` at its local version, and each pinned
+//!   version either exists on the index or is newer than everything there (about to be published).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use comfydock_core::reporter::Reporter;
+use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
 use serde::Serialize;
 
-/// The result of validation.
+use crate::catalog::is_asset_of;
+use crate::error::{ReleaseError, error_chain};
+use crate::git_repo::RepoGit;
+use crate::package_index::PackageIndex;
+use crate::repo::{
+    BUNDLES_FILE, INDEX_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, ReleaseRepo, RevisionView, SubPackage,
+    TEMPLATES_DIR,
+};
+use crate::status::compute;
+use crate::version;
+
+/// Options of [`validate`].
+#[derive(Debug, Clone, Default)]
+pub struct ValidateOptions {
+    /// The simple API of the index to check pinned versions against; `None` skips that check.
+    pub index_url: Option<String>,
+}
+
+/// What kind of problem was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    MissingIndex,
+    MissingBundles,
+    DuplicateTemplate,
+    TemplateFileMissing,
+    ThumbnailMissing,
+    InvalidWorkflow,
+    TemplateNotInBundle,
+    TemplateInSeveralBundles,
+    BundleTemplateMissing,
+    BundlePackageMissing,
+    AssetMissingFromPackage,
+    AssetOutdatedInPackage,
+    InputFileMissing,
+    PackageNotBumped,
+    MetaVersionNotRaised,
+    SubPackageNotPinned,
+    NotExactlyPinned,
+    PinMismatch,
+    PinnedVersionUnavailable,
+    IndexQueryFailed,
+}
+
+/// One problem: what it concerns and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The file, template, bundle or package concerned.
+    pub subject: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.subject, self.message)
+    }
+}
+
+/// The result of [`validate`]; the release is valid when `problems` is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ValidationReport {
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
+    pub templates_checked: usize,
+    pub bundles_checked: usize,
+    pub packages_checked: usize,
+    /// The index pinned versions were checked against (`None`: not checked).
+    pub index_url: Option<String>,
+}
+
+impl ValidationReport {
+    /// Whether no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Check the repository at `repo_root` for everything a release needs.
+pub fn validate(
+    repo_root: &Path,
+    options: &ValidateOptions,
+    reporter: &dyn Reporter,
+) -> Result<ValidationReport, ReleaseError> {
+    let repo = ReleaseRepo::load(repo_root)?;
+    let git = RepoGit::open(repo_root)?;
+    let index = options.index_url.as_deref().map(PackageIndex::new).transpose()?;
+    let since = git.newest_release_tag(None)?;
+    validate_repo(&repo, &git, since.as_deref(), index.as_ref(), reporter)
+}
+
+/// Validate `repo`; `since` is the last release tag (the reference for "was it bumped?").
+pub(crate) fn validate_repo(
+    repo: &ReleaseRepo,
+    git: &RepoGit,
+    since: Option<&str>,
+    index: Option<&PackageIndex>,
+    reporter: &dyn Reporter,
+) -> Result<ValidationReport, ReleaseError> {
+    let mut report = ValidationReport {
+        index_url: index.map(|i| i.url().to_owned()),
+        packages_checked: repo.packages.len(),
+        ..ValidationReport::default()
+    };
+    reporter.status("Checking", "templates, bundles and package assets");
+    check_catalog(repo, &mut report)?;
+    reporter.status("Checking", "versions against the last release");
+    if let Some(since) = since {
+        check_release_state(repo, git, since, &mut report)?;
+    }
+    reporter.status("Checking", "meta package pins");
+    check_pins(repo, index, &mut report);
+    Ok(report)
+}
+
+/// Changed packages must carry a version other than the released one, or their new content
+/// would never reach users (pip keeps the old files under the old version).
+fn check_release_state(
+    repo: &ReleaseRepo,
+    git: &RepoGit,
+    since: &str,
+    report: &mut ValidationReport,
+) -> Result<(), ReleaseError> {
+    let status = compute(repo, git, Some(since))?;
+    let released = RevisionView::read(git, repo, since)?;
+    for package in &status.packages {
+        let why = package
+            .reasons
+            .first()
+            .map(|r| r.message.clone())
+            .unwrap_or_default();
+        match &package.dir {
+            Some(dir) => {
+                if released
+                    .package_versions
+                    .get(dir)
+                    .is_some_and(|old| version::same(old, &package.version))
+                {
+                    push(
+                        report,
+                        ProblemKind::PackageNotBumped,
+                        format!("{PACKAGES_DIR}/{dir}"),
+                        format!(
+                            "{} changed since {since} ({why}) but is still at {}, the released version; run `comfydock release bump`",
+                            package.package, package.version
+                        ),
+                    );
+                }
+            }
+            None => {
+                if released.meta_version.as_ref().is_some_and(|old| {
+                    version::compare(&package.version, old) != Some(std::cmp::Ordering::Greater)
+                }) {
+                    push(
+                        report,
+                        ProblemKind::MetaVersionNotRaised,
+                        META_PYPROJECT,
+                        format!(
+                            "the meta package {} is still at {} although packages changed since {since}; raise it with `comfydock release bump --meta-version {}`",
+                            package.package,
+                            package.version,
+                            version::suggest_minor(&package.version).unwrap_or_else(|| "<version>".into())
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn push(
+    report: &mut ValidationReport,
+    kind: ProblemKind,
+    subject: impl Into<String>,
+    message: impl Into<String>,
+) {
+    report.problems.push(Problem {
+        kind,
+        subject: subject.into(),
+        message: message.into(),
+    });
+}
+
+fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<(), ReleaseError> {
+    let templates_dir = repo.root().join(TEMPLATES_DIR);
+    let template_files = list_files(&templates_dir)?;
+    let Some(bundles) = &repo.bundles else {
+        push(
+            report,
+            ProblemKind::MissingBundles,
+            BUNDLES_FILE,
+            "the file is missing",
+        );
+        return Ok(());
+    };
+    let Some(index) = &repo.index else {
+        push(
+            report,
+            ProblemKind::MissingIndex,
+            INDEX_FILE,
+            "the file is missing",
+        );
+        return Ok(());
+    };
+    report.templates_checked = index.templates.len();
+    report.bundles_checked = bundles.iter().count();
+
+    // Bundles: packages exist, entries exist.
+    let mut package_files: HashMap<String, PackageFiles> = HashMap::new();
+    for (bundle, names) in bundles.iter() {
+        let dir = repo.package_dir_of_bundle(bundle);
+        match repo.package(&dir) {
+            Some(package) => {
+                if !package_files.contains_key(&dir) {
+                    package_files.insert(
+                        dir.clone(),
+                        PackageFiles::scan(&repo.root().join(package.rel_path()))?,
+                    );
+                }
+            }
+            None => push(
+                report,
+                ProblemKind::BundlePackageMissing,
+                format!("bundle {bundle}"),
+                format!(
+                    "its package {PACKAGES_DIR}/{dir} does not exist (no {PACKAGES_DIR}/{dir}/pyproject.toml)"
+                ),
+            ),
+        }
+        for name in names {
+            if !template_files.contains(&format!("{name}.json")) {
+                push(
+                    report,
+                    ProblemKind::BundleTemplateMissing,
+                    format!("bundle {bundle}"),
+                    format!("lists `{name}` but {TEMPLATES_DIR}/{name}.json does not exist"),
+                );
+            }
+        }
+    }
+
+    // Index entries: files, thumbnail, workflow validity, exactly one bundle.
+    let analysis_options = AnalysisOptions::default();
+    let mut seen = BTreeSet::new();
+    let mut node_inputs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for template in &index.templates {
+        let name = &template.name;
+        if !seen.insert(name.clone()) {
+            push(
+                report,
+                ProblemKind::DuplicateTemplate,
+                format!("template {name}"),
+                format!("listed more than once in {INDEX_FILE}"),
+            );
+            continue;
+        }
+        let json_rel = format!("{TEMPLATES_DIR}/{name}.json");
+        if template_files.contains(&format!("{name}.json")) {
+            let path = repo.root().join(&json_rel);
+            let text = fs_err::read_to_string(&path).map_err(|source| ReleaseError::Read { path, source })?;
+            match check_workflow(&text, &analysis_options) {
+                Ok(inputs) => {
+                    node_inputs.insert(name.clone(), inputs);
+                }
+                Err(message) => push(report, ProblemKind::InvalidWorkflow, json_rel.clone(), message),
+            }
+        } else {
+            push(
+                report,
+                ProblemKind::TemplateFileMissing,
+                format!("template {name}"),
+                format!("{json_rel} does not exist"),
+            );
+        }
+        let thumbnail = template
+            .media_subtype
+            .as_ref()
+            .map(|ext| format!("{name}-1.{ext}"));
+        let has_thumbnail = match &thumbnail {
+            Some(file) => template_files.contains(file),
+            None => template_files
+                .iter()
+                .any(|f| f.starts_with(&format!("{name}-1."))),
+        };
+        if !has_thumbnail {
+            push(
+                report,
+                ProblemKind::ThumbnailMissing,
+                format!("template {name}"),
+                format!(
+                    "{TEMPLATES_DIR}/{} does not exist",
+                    thumbnail.unwrap_or_else(|| format!("{name}-1.<ext>"))
+                ),
+            );
+        }
+        match bundles.bundles_of(name).as_slice() {
+            [] => push(
+                report,
+                ProblemKind::TemplateNotInBundle,
+                format!("template {name}"),
+                format!("no bundle of {BUNDLES_FILE} lists it, so no package ships its assets"),
+            ),
+            [_] => {}
+            several => push(
+                report,
+                ProblemKind::TemplateInSeveralBundles,
+                format!("template {name}"),
+                format!("listed in several bundles: {}", several.join(", ")),
+            ),
+        }
+        for file in &template.input_files {
+            if !repo.root().join(INPUT_DIR).join(file).is_file() {
+                push(
+                    report,
+                    ProblemKind::InputFileMissing,
+                    format!("template {name}"),
+                    format!("its input {INPUT_DIR}/{file} (index.json io.inputs) does not exist"),
+                );
+            }
+        }
+    }
+
+    // Assets: every template file and used input is inside the bundle's package.
+    for (bundle, names) in bundles.iter() {
+        let dir = repo.package_dir_of_bundle(bundle);
+        let (Some(package), Some(files)) = (repo.package(&dir), package_files.get(&dir)) else {
+            continue;
+        };
+        for name in names {
+            let mut assets: Vec<String> = template_files
+                .iter()
+                .filter(|f| is_asset_of(f, name))
+                .map(|f| format!("{TEMPLATES_DIR}/{f}"))
+                .collect();
+            let mut inputs: BTreeSet<&str> = BTreeSet::new();
+            if let Some(entry) = index.templates.iter().find(|t| &t.name == name) {
+                inputs.extend(entry.input_files.iter().map(String::as_str));
+            }
+            if let Some(used) = node_inputs.get(name) {
+                inputs.extend(used.iter().map(String::as_str));
+            }
+            for input in inputs {
+                if repo.root().join(INPUT_DIR).join(input).is_file() {
+                    assets.push(format!("{INPUT_DIR}/{input}"));
+                }
+            }
+            for asset in assets {
+                check_asset(repo, package, bundle, name, files, &asset, report)?;
+            }
+        }
+    }
+
+    // The JSON package, when there is one, ships every template workflow.
+    if let Some(json_dir) = repo.json_package()
+        && let Some(json_package) = repo.package(json_dir)
+    {
+        let files = PackageFiles::scan(&repo.root().join(json_package.rel_path()))?;
+        for template in &index.templates {
+            let file = format!("{}.json", template.name);
+            if template_files.contains(&file) && !files.by_name.contains_key(&file) {
+                push(
+                    report,
+                    ProblemKind::AssetMissingFromPackage,
+                    format!("{TEMPLATES_DIR}/{file}"),
+                    format!(
+                        "not inside {} (the package that ships template JSON)",
+                        json_package.rel_path()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_asset(
+    repo: &ReleaseRepo,
+    package: &SubPackage,
+    bundle: &str,
+    template: &str,
+    files: &PackageFiles,
+    asset: &str,
+    report: &mut ValidationReport,
+) -> Result<(), ReleaseError> {
+    let file_name = asset.rsplit('/').next().unwrap_or(asset);
+    let Some(copies) = files.by_name.get(file_name) else {
+        push(
+            report,
+            ProblemKind::AssetMissingFromPackage,
+            asset,
+            format!(
+                "asset of template `{template}` (bundle {bundle}) is not inside {}; add it there so `{}` ships it",
+                package.rel_path(),
+                package.name()
+            ),
+        );
+        return Ok(());
+    };
+    let source = repo.root().join(asset);
+    let wanted = read_bytes(&source)?;
+    let mut matches = false;
+    for copy in copies {
+        if read_bytes(copy)? == wanted {
+            matches = true;
+            break;
+        }
+    }
+    if !matches {
+        let shown = copies[0]
+            .strip_prefix(repo.root())
+            .unwrap_or(&copies[0])
+            .display()
+            .to_string();
+        push(
+            report,
+            ProblemKind::AssetOutdatedInPackage,
+            asset,
+            format!(
+                "asset of template `{template}` differs from its copy {shown} in {}",
+                package.rel_path()
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, ReleaseError> {
+    fs_err::read(path).map_err(|source| ReleaseError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Parse a template as a workflow; on success, the input-folder files its nodes load.
+fn check_workflow(text: &str, options: &AnalysisOptions) -> Result<BTreeSet<String>, String> {
+    let document = WorkflowDocument::parse(text).map_err(|e| format!("not a valid workflow: {e}"))?;
+    if let Some(ui) = document.as_ui() {
+        let malformed = ui.graph().malformed_links();
+        if !malformed.is_empty() {
+            return Err(format!(
+                "not a valid workflow: malformed links at positions {malformed:?} (expected [id, origin, slot, target, slot, type])"
+            ));
+        }
+        if ui.as_map().get("models").is_some() {
+            return Err("has a deprecated top-level `models` array; put model metadata in the loader node's properties.models".into());
+        }
+    }
+    let analysis = analyze(&document, options).map_err(|e| format!("not a valid workflow: {e}"))?;
+    Ok(analysis
+        .file_inputs
+        .into_iter()
+        .filter(|f| f.location == FileLocation::Input && !f.disabled)
+        .map(|f| f.value.replace('\\', "/"))
+        .collect())
+}
+
+fn check_pins(repo: &ReleaseRepo, index: Option<&PackageIndex>, report: &mut ValidationReport) {
+    for package in &repo.packages {
+        let entries: Vec<_> = repo
+            .meta
+            .dependencies()
+            .iter()
+            .filter(|d| {
+                crate::requirement::normalize_name(d.requirement.name())
+                    == crate::requirement::normalize_name(package.name())
+            })
+            .collect();
+        let subject = format!("{META_PYPROJECT} {}", package.name());
+        if entries.is_empty() {
+            push(
+                report,
+                ProblemKind::SubPackageNotPinned,
+                subject.clone(),
+                format!(
+                    "the meta package does not depend on {} ({}); add \"{}=={}\" to [project].dependencies",
+                    package.name(),
+                    package.rel_path(),
+                    package.name(),
+                    package.version()
+                ),
+            );
+        }
+        let mut pins = BTreeSet::new();
+        for entry in entries {
+            match entry.requirement.exact_pin() {
+                None => push(
+                    report,
+                    ProblemKind::NotExactlyPinned,
+                    subject.clone(),
+                    format!(
+                        "`{}` in {} is not an exact pin; asset packages need \"{}=={}\" (run `comfydock release bump`)",
+                        entry.requirement.as_str(),
+                        entry.location,
+                        package.name(),
+                        package.version()
+                    ),
+                ),
+                Some(pin) => {
+                    if !version::same(pin, package.version()) {
+                        push(
+                            report,
+                            ProblemKind::PinMismatch,
+                            subject.clone(),
+                            format!(
+                                "{} pins {pin} but {} is at {} (run `comfydock release bump`)",
+                                entry.location,
+                                package.rel_path(),
+                                package.version()
+                            ),
+                        );
+                    }
+                    pins.insert(pin.to_owned());
+                }
+            }
+        }
+        let Some(index) = index else { continue };
+        if pins.is_empty() {
+            continue;
+        }
+        let published = match index.versions(package.name()) {
+            Ok(versions) => versions,
+            Err(err) => {
+                push(
+                    report,
+                    ProblemKind::IndexQueryFailed,
+                    subject.clone(),
+                    error_chain(&err),
+                );
+                continue;
+            }
+        };
+        for pin in pins {
+            let on_index = published.iter().any(|v| version::same(v, &pin));
+            let to_publish = version::same(&pin, package.version())
+                && published
+                    .iter()
+                    .all(|v| version::compare(&pin, v) == Some(std::cmp::Ordering::Greater));
+            if !on_index && !to_publish {
+                let newest = published
+                    .iter()
+                    .max_by(|a, b| version::compare(a, b).unwrap_or(std::cmp::Ordering::Equal))
+                    .cloned()
+                    .unwrap_or_default();
+                push(
+                    report,
+                    ProblemKind::PinnedVersionUnavailable,
+                    subject.clone(),
+                    format!(
+                        "pinned version {pin} is not on {} and is not newer than what is there ({newest}), so it will never be published",
+                        index.url()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Files directly in a folder (names only).
+fn list_files(dir: &Path) -> Result<BTreeSet<String>, ReleaseError> {
+    if !dir.is_dir() {
+        return Ok(BTreeSet::new());
+    }
+    let entries = fs_err::read_dir(dir).map_err(|source| ReleaseError::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut out = BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ReleaseError::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if entry.path().is_file() {
+            out.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Every file of a package folder by file name (build outputs and caches excluded).
+struct PackageFiles {
+    by_name: HashMap<String, Vec<PathBuf>>,
+}
+
+impl PackageFiles {
+    fn scan(root: &Path) -> Result<Self, ReleaseError> {
+        let mut by_name: HashMap<String, Vec<PathBuf>> = HashMap::new();
+        let walker = walkdir::WalkDir::new(root).into_iter().filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.depth() == 0
+                || !(name.starts_with('.')
+                    || matches!(name.as_ref(), "dist" | "build" | "__pycache__" | "node_modules")
+                    || name.ends_with(".egg-info"))
+        });
+        for entry in walker {
+            let entry = entry.map_err(|err| ReleaseError::Read {
+                path: err.path().unwrap_or(root).to_owned(),
+                source: err.into(),
+            })?;
+            if entry.file_type().is_file() {
+                by_name
+                    .entry(entry.file_name().to_string_lossy().into_owned())
+                    .or_default()
+                    .push(entry.into_path());
+            }
+        }
+        Ok(Self { by_name })
+    }
 }

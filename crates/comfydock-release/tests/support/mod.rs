@@ -5,6 +5,8 @@
 //! anything, so the fixture builds offline.
 #![allow(dead_code)]
 
+pub mod index_server;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
