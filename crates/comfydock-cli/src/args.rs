@@ -62,6 +62,139 @@ pub enum Command {
     Doctor,
     /// Print a shell completion script
     Completions(CompletionsArgs),
+
+    /// Create an environment: ComfyUI at an exact commit, its own venv, a versioned .cec
+    Create(CreateArgs),
+    /// List environments (the active one is marked)
+    List,
+    /// Make an environment the active one
+    Use {
+        /// Environment name
+        name: String,
+    },
+    /// Delete an environment (never touches shared models or other environments)
+    Delete {
+        /// Environment name [default: -e / the active one]
+        name: Option<String>,
+    },
+    /// Show every difference between .cec and the environment on disk, with the fix for each
+    Status,
+    /// Make the environment exactly what .cec says (ComfyUI commit, locked Python packages)
+    Sync(SyncArgs),
+    /// Start ComfyUI (syncs first if the environment is stale)
+    Run(RunArgs),
+    /// Stop a ComfyUI started with `run --background`
+    Stop,
+    /// Show the log of a background ComfyUI
+    Logs(LogsArgs),
+    /// Commit the current state of .cec
+    Commit(CommitArgs),
+    /// Show the commits of .cec
+    Log(LogArgs),
+    /// Restore .cec to an earlier commit (as a new commit), then sync
+    Rollback(RollbackArgs),
+    /// Semantic difference between commits of .cec: ComfyUI, Python packages, nodes, models, workflows
+    Diff(DiffArgs),
+    /// Manage the environment's ComfyUI version
+    #[command(subcommand)]
+    Comfyui(ComfyuiCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Environment name
+    pub name: String,
+    /// ComfyUI tag, branch or commit [default: the newest vX.Y.Z release]
+    #[arg(long, value_name = "REF")]
+    pub comfyui: Option<String>,
+    /// Python version, e.g. 3.12 [default: the newest Python 3.10+ uv finds]
+    #[arg(long, value_name = "VER")]
+    pub python: Option<String>,
+    /// PyTorch backend: auto, cpu, cuXXX, rocmX.Y or xpu
+    #[arg(long, value_name = "BACKEND", default_value = "auto")]
+    pub torch_backend: String,
+    /// Make it the active environment
+    #[arg(long = "use")]
+    pub use_it: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only report what would change
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also uninstall Python packages the lock does not list
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Port ComfyUI listens on
+    #[arg(long, default_value_t = 8188)]
+    pub port: u16,
+    /// Address ComfyUI listens on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: String,
+    /// Start in the background; logs go to logs/NAME/comfyui.log
+    #[arg(long)]
+    pub background: bool,
+    /// Do not sync a stale environment first
+    #[arg(long)]
+    pub no_sync: bool,
+    /// Extra arguments for ComfyUI's main.py
+    #[arg(last = true, value_name = "COMFY_ARGS")]
+    pub comfy_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new lines
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Show at most N commits
+    #[arg(short = 'n', long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Revision to return to (e.g. HEAD~1 or a commit) [default: HEAD, i.e. discard uncommitted changes]
+    pub rev: Option<String>,
+    /// Discard uncommitted changes in .cec
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// From this revision [default: HEAD]
+    pub rev: Option<String>,
+    /// To this revision [default: the working tree]
+    pub rev2: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComfyuiCommand {
+    /// Move ComfyUI to another tag, branch or commit, re-lock and sync, as one transaction
+    Update {
+        /// Target ref [default: the newest release]
+        reference: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

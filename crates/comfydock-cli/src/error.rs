@@ -21,6 +21,8 @@ pub enum ExitStatus {
     Failure,
     /// 2: the command line was wrong (clap errors, a missing `--yes`, ...).
     Usage,
+    /// The exit code of a program we ran in the foreground (`run`).
+    External(u8),
 }
 
 impl From<ExitStatus> for std::process::ExitCode {
@@ -29,6 +31,7 @@ impl From<ExitStatus> for std::process::ExitCode {
             ExitStatus::Success => Self::SUCCESS,
             ExitStatus::Failure => Self::from(1),
             ExitStatus::Usage => Self::from(2),
+            ExitStatus::External(code) => Self::from(code),
         }
     }
 }
@@ -125,7 +128,12 @@ impl CommandError {
             "error": self.error.to_string(),
             "causes": causes,
             "hints": self.hints,
-            "exit_code": match self.status { ExitStatus::Success => 0, ExitStatus::Failure => 1, ExitStatus::Usage => 2 },
+            "exit_code": match self.status {
+                ExitStatus::Success => 0,
+                ExitStatus::Failure => 1,
+                ExitStatus::Usage => 2,
+                ExitStatus::External(code) => code,
+            },
         })
     }
 }

@@ -9,6 +9,7 @@ mod commands;
 mod error;
 mod logging;
 mod printer;
+mod prompt;
 mod reporter;
 
 pub use args::Cli;
@@ -44,7 +45,7 @@ fn run_from_args() -> ExitStatus {
     let result =
         commands::Context::new(cli.global, command_line).and_then(|ctx| dispatch(&ctx, &cli.command));
     match result {
-        Ok(()) => ExitStatus::Success,
+        Ok(status) => status,
         Err(err) => {
             use std::io::Write as _;
             if json {
@@ -62,14 +63,30 @@ fn run_from_args() -> ExitStatus {
     }
 }
 
-fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult {
+fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitStatus> {
+    use commands::{environment as env, history, process};
+    let done = |r: CommandResult| r.map(|()| ExitStatus::Success);
     match command {
-        Command::Init(args) => commands::init::run(ctx, args),
-        Command::Config(command) => commands::config::run(ctx, command),
-        Command::Doctor => commands::doctor::run(ctx),
+        Command::Init(args) => done(commands::init::run(ctx, args)),
+        Command::Config(command) => done(commands::config::run(ctx, command)),
+        Command::Doctor => done(commands::doctor::run(ctx)),
         Command::Completions(args) => {
             commands::completions::run(args);
-            Ok(())
+            Ok(ExitStatus::Success)
         }
+        Command::Create(args) => done(env::create(ctx, args)),
+        Command::List => done(env::list(ctx)),
+        Command::Use { name } => done(env::use_env(ctx, name)),
+        Command::Delete { name } => done(env::delete(ctx, name.as_deref())),
+        Command::Status => done(env::status(ctx)),
+        Command::Sync(args) => done(env::sync(ctx, args)),
+        Command::Comfyui(command) => done(env::comfyui(ctx, command)),
+        Command::Run(args) => process::run(ctx, args),
+        Command::Stop => done(process::stop(ctx)),
+        Command::Logs(args) => done(process::logs(ctx, args)),
+        Command::Commit(args) => done(history::commit(ctx, args)),
+        Command::Log(args) => done(history::log(ctx, args)),
+        Command::Rollback(args) => done(history::rollback(ctx, args)),
+        Command::Diff(args) => done(history::diff(ctx, args)),
     }
 }

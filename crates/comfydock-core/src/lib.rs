@@ -2,12 +2,18 @@
 //! typed drivers for `git` and `uv`. Nothing here prints; progress goes through [`reporter`].
 
 pub mod atomic_file;
+pub mod comfyui_process;
+pub mod comfyui_source;
 pub mod env_vars;
+pub mod environment;
 pub mod git;
 pub mod hint;
+pub mod history;
+pub mod manifest;
 pub mod reporter;
 pub mod settings;
 pub mod subprocess;
+pub mod torch_backend;
 pub mod uv;
 pub mod workspace;
 pub mod workspace_lock;

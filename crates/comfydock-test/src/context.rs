@@ -1,7 +1,8 @@
 //! [`TestContext`]: a sandbox for running the real `comfydock` binary.
 //!
 //! Each context has its own HOME, workspace folder and uv cache; git reads no user or system
-//! config; uv is offline and never downloads Python; no token or endpoint from the developer's
+//! config; uv never downloads Python and its default index is a closed local port (tests point
+//! it at a local stand-in); no token or endpoint from the developer's
 //! environment leaks in. Output filters replace temp paths so snapshots are stable.
 
 use std::ffi::OsString;
@@ -106,7 +107,6 @@ impl TestContext {
             ("GIT_CONFIG_GLOBAL".into(), "/dev/null".into()),
             ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
             ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-            ("UV_OFFLINE".into(), "1".into()),
             ("UV_PYTHON_DOWNLOADS".into(), "never".into()),
             ("UV_CACHE_DIR".into(), self.uv_cache.clone().into()),
             ("UV_NO_PROGRESS".into(), "1".into()),

@@ -14,7 +14,10 @@ use crate::reporter::CliReporter;
 pub mod completions;
 pub mod config;
 pub mod doctor;
+pub mod environment;
+pub mod history;
 pub mod init;
+pub mod process;
 
 /// Global options resolved once, shared by every command.
 pub struct Context {

@@ -4,5 +4,7 @@ mod cli;
 mod common;
 mod config;
 mod doctor;
+mod env_support;
+mod environments;
 mod init;
 mod lock;

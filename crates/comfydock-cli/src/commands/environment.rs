@@ -1,0 +1,275 @@
+//! `create`, `list`, `use`, `delete`, `status`, `sync`, `comfyui update`.
+
+use comfydock_core::environment::{self, BackendChoice, CreateOptions, Environment};
+use comfydock_core::workspace::Workspace;
+use serde_json::json;
+
+use super::Context;
+use crate::args::{ComfyuiCommand, CreateArgs, SyncArgs};
+use crate::error::{CommandError, CommandResult};
+use crate::prompt::confirm;
+
+pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let backend: BackendChoice = args
+        .torch_backend
+        .parse()
+        .map_err(|e: comfydock_core::torch_backend::InvalidBackend| CommandError::usage(e.to_string()))?;
+    environment::validate_name(&args.name)?;
+    let _lock = ctx.lock(&workspace)?;
+    let mut workspace = Workspace::open(workspace.root())?;
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let options = CreateOptions {
+        name: args.name.clone(),
+        comfyui: args.comfyui.clone(),
+        python: args.python.clone(),
+        backend,
+    };
+    let created = environment::create(&workspace, &settings, &tools, &options, &ctx.reporter)?;
+    if args.use_it {
+        workspace.set_active_environment(Some(created.name.clone()))?;
+    }
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&created);
+        return Ok(());
+    }
+    ctx.printer.info(format!(
+        "Torch backend: {} ({})",
+        created.torch_backend, created.torch_backend_reason
+    ));
+    ctx.printer.status(
+        "Created",
+        format!(
+            "environment `{}`: ComfyUI {} ({}), Python {}",
+            created.name,
+            created.comfyui.reference,
+            &created.comfyui.commit[..12],
+            created.python
+        ),
+    );
+    if args.use_it {
+        ctx.printer
+            .info(format!("`{}` is now the active environment", created.name));
+        ctx.printer.hint("start it with `comfydock run`");
+    } else {
+        ctx.printer.hint(format!(
+            "start it with `comfydock -e {} run`, or make it active with `comfydock use {}`",
+            created.name, created.name
+        ));
+    }
+    Ok(())
+}
+
+pub fn list(ctx: &Context) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let names = environment::list(&workspace)?;
+    let active = workspace.active_environment();
+    let rows: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            let env = Environment::at(&workspace, name);
+            let pin = env.manifest().ok().and_then(|m| m.comfyui().ok());
+            json!({
+                "name": name,
+                "active": active == Some(name.as_str()),
+                "comfyui_ref": pin.as_ref().map(|p| p.reference.clone()),
+                "comfyui_commit": pin.as_ref().map(|p| p.commit.clone()),
+                "running": env.running_pid().is_some(),
+                "path": env.root,
+            })
+        })
+        .collect();
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&rows);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        ctx.printer
+            .info("No environments yet; create one with `comfydock create NAME`");
+    }
+    for row in rows {
+        let marker = if row["active"] == true { "*" } else { " " };
+        let running = if row["running"] == true { "  (running)" } else { "" };
+        ctx.printer.data(format!(
+            "{marker} {}  ComfyUI {}{running}",
+            row["name"].as_str().unwrap_or_default(),
+            row["comfyui_ref"].as_str().unwrap_or("?")
+        ));
+    }
+    Ok(())
+}
+
+pub fn use_env(ctx: &Context, name: &str) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let _lock = ctx.lock(&workspace)?;
+    let mut workspace = Workspace::open(workspace.root())?;
+    environment::open(&workspace, name)?;
+    workspace.set_active_environment(Some(name.to_owned()))?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({ "active": name }));
+    } else {
+        ctx.printer.status("Using", format!("environment `{name}`"));
+    }
+    Ok(())
+}
+
+pub fn delete(ctx: &Context, name: Option<&str>) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, name.or(ctx.global.env.as_deref()))?;
+    if !confirm(
+        &format!(
+            "Delete environment `{}` and everything in {}?",
+            env.name,
+            env.root.display()
+        ),
+        ctx.global.yes,
+    )? {
+        return Err(CommandError::failed("Cancelled; nothing was deleted"));
+    }
+    let _lock = ctx.lock(&workspace)?;
+    let mut workspace = Workspace::open(workspace.root())?;
+    environment::delete(&mut workspace, &env)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({ "deleted": env.name }));
+    } else {
+        ctx.printer
+            .status("Deleted", format!("environment `{}`", env.name));
+    }
+    Ok(())
+}
+
+pub fn status(ctx: &Context) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let git = comfydock_core::git::Git::find()?;
+    let status = environment::status(&git, &env)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({
+            "name": status.name,
+            "clean": status.is_clean(),
+            "comfyui": status.comfyui,
+            "packages_in_sync": status.packages_in_sync,
+            "torch_backend": status.torch_backend,
+            "uncommitted": status.uncommitted,
+            "running_pid": status.running_pid,
+            "issues": status.issues,
+        }));
+        return Ok(());
+    }
+    ctx.printer.data(format!(
+        "Environment `{}`: ComfyUI {} ({}), torch backend {}{}",
+        status.name,
+        status.comfyui.reference,
+        &status.comfyui.expected_commit[..12.min(status.comfyui.expected_commit.len())],
+        status.torch_backend,
+        status
+            .running_pid
+            .map(|p| format!(", running (pid {p})"))
+            .unwrap_or_default()
+    ));
+    if status.is_clean() {
+        ctx.printer.data("Everything matches .cec");
+    }
+    for issue in &status.issues {
+        ctx.printer
+            .data(format!("  - {}\n    fix: {}", issue.what, issue.fix));
+    }
+    Ok(())
+}
+
+pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(ctx.lock(&workspace)?)
+    };
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let report = environment::sync(
+        &workspace,
+        &settings,
+        &tools,
+        &env,
+        args.prune,
+        args.dry_run,
+        &ctx.reporter,
+    )?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+        return Ok(());
+    }
+    let would = if args.dry_run { "Would " } else { "" };
+    if let Some((from, to)) = &report.comfyui_moved {
+        ctx.printer.data(format!(
+            "{would}move ComfyUI {} -> {}",
+            from.as_deref().map_or("(none)", |c| &c[..12.min(c.len())]),
+            &to[..12.min(to.len())]
+        ));
+    }
+    if report.relocked {
+        ctx.printer.data(format!(
+            "{would}re-lock: pyproject.toml changed since uv.lock was written"
+        ));
+    }
+    for change in &report.packages_changed {
+        ctx.printer.data(format!("  {change}"));
+    }
+    if !report.extra_packages.is_empty() {
+        if report.pruned {
+            ctx.printer.data(format!(
+                "Removed packages the lock does not list: {}",
+                report.extra_packages.join(", ")
+            ));
+        } else {
+            ctx.printer.warn(format!(
+                "installed but not in the lock (kept): {}; remove them with `comfydock -e {} sync --prune`",
+                report.extra_packages.join(", "),
+                env.name
+            ));
+        }
+    }
+    if !args.dry_run {
+        ctx.printer
+            .status("Synced", format!("environment `{}`", env.name));
+    }
+    Ok(())
+}
+
+pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
+    let ComfyuiCommand::Update { reference } = command;
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let (old, new) = environment::update_comfyui(
+        &workspace,
+        &settings,
+        &tools,
+        &env,
+        reference.as_deref(),
+        &ctx.reporter,
+    )?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({ "from": old, "to": new }));
+        return Ok(());
+    }
+    ctx.printer.status(
+        "Updated",
+        format!(
+            "ComfyUI {} ({}) -> {} ({})",
+            old.reference,
+            &old.commit[..12],
+            new.reference,
+            &new.commit[..12]
+        ),
+    );
+    ctx.printer.hint(format!(
+        "commit it with `comfydock -e {} commit -m \"ComfyUI {}\"`; undo with `comfydock -e {} rollback`",
+        env.name, new.reference, env.name
+    ));
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `run`, `stop`, `logs`.
+
+use std::io::{Read as _, Seek as _};
+use std::time::Duration;
+
+use comfydock_core::comfyui_process::{self, RunOptions};
+use comfydock_core::environment;
+
+use super::Context;
+use crate::args::{LogsArgs, RunArgs};
+use crate::error::{CommandResult, ExitStatus};
+
+fn log_path(ctx: &Context, name: &str) -> CommandResult<std::path::PathBuf> {
+    Ok(ctx.workspace()?.logs_dir().join(name).join("comfyui.log"))
+}
+
+pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    if !args.no_sync {
+        let git = comfydock_core::git::Git::find()?;
+        let status = environment::status(&git, &env)?;
+        let stale = status.comfyui.actual_commit.as_deref() != Some(status.comfyui.expected_commit.as_str())
+            || !status.packages_in_sync;
+        if stale {
+            let _lock = ctx.lock(&workspace)?;
+            let settings = ctx.settings(&workspace);
+            let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+            ctx.printer
+                .status("Syncing", format!("`{}` before starting", env.name));
+            environment::sync(&workspace, &settings, &tools, &env, false, false, &ctx.reporter)?;
+        }
+    }
+    environment::write_extra_model_paths(&workspace, &env)?;
+    let options = RunOptions {
+        host: args.listen.clone(),
+        port: args.port,
+        extra_args: args.comfy_args.clone(),
+        log: log_path(ctx, &env.name)?,
+    };
+    if args.background {
+        let record = comfyui_process::run_background(&env, &options, Duration::from_mins(2))?;
+        if ctx.printer.json_mode() {
+            ctx.printer.json(&record);
+        } else {
+            ctx.printer.status(
+                "Started",
+                format!(
+                    "ComfyUI of `{}` (pid {}) at http://{}:{}",
+                    env.name, record.pid, record.host, record.port
+                ),
+            );
+            ctx.printer.hint(format!(
+                "follow its log with `comfydock -e {} logs -f`; stop it with `comfydock -e {} stop`",
+                env.name, env.name
+            ));
+        }
+        return Ok(ExitStatus::Success);
+    }
+    ctx.printer.status(
+        "Starting",
+        format!(
+            "ComfyUI of `{}` at http://{}:{}",
+            env.name, args.listen, args.port
+        ),
+    );
+    let code = comfyui_process::run_foreground(&env, &options)?;
+    Ok(match code {
+        0 => ExitStatus::Success,
+        code => ExitStatus::External(u8::try_from(code.clamp(1, 255)).unwrap_or(1)),
+    })
+}
+
+pub fn stop(ctx: &Context) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let record = comfyui_process::stop(&env, Duration::from_secs(10))?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&record);
+    } else {
+        ctx.printer.status(
+            "Stopped",
+            format!("ComfyUI of `{}` (pid {})", env.name, record.pid),
+        );
+    }
+    Ok(())
+}
+
+pub fn logs(ctx: &Context, args: &LogsArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let path = log_path(ctx, &env.name)?;
+    if !path.is_file() {
+        return Err(crate::error::CommandError::failed(format!(
+            "`{}` has no log yet at {}",
+            env.name,
+            path.display()
+        ))
+        .with_hint(format!(
+            "start it with `comfydock -e {} run --background`",
+            env.name
+        )));
+    }
+    for line in comfyui_process::tail(&path, args.lines)? {
+        ctx.printer.data(line);
+    }
+    if args.follow {
+        let mut file = fs_err::File::open(&path)?;
+        let mut offset = file.seek(std::io::SeekFrom::End(0))?;
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let len = fs_err::metadata(&path)?.len();
+            if len < offset {
+                offset = 0;
+            }
+            if len > offset {
+                file.seek(std::io::SeekFrom::Start(offset))?;
+                let mut chunk = String::new();
+                file.read_to_string(&mut chunk)?;
+                offset = len;
+                for line in chunk.lines() {
+                    ctx.printer.data(line);
+                }
+            }
+            if env.running_pid().is_none() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}

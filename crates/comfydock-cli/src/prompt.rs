@@ -1,0 +1,28 @@
+//! Asking the user, or refusing to block when nobody can answer.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use crate::error::{CommandError, CommandResult};
+
+/// Ask a yes/no question on stderr. `--yes` answers yes; without a terminal this fails
+/// naming the flag instead of blocking.
+pub fn confirm(question: &str, yes: bool) -> CommandResult<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::usage(format!(
+            "{question} needs confirmation, and there is no terminal to ask on"
+        ))
+        .with_hint("pass `--yes` to confirm non-interactively"));
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(CommandError::from)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}

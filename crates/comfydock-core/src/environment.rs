@@ -1,0 +1,971 @@
+//! Environments: an isolated ComfyUI with its own venv, described by `.cec/pyproject.toml`.
+//!
+//! ```text
+//! environments/NAME/.cec/               git repo: pyproject.toml, uv.lock, .python-version, workflows/
+//! environments/NAME/ComfyUI/            checkout at the manifest's commit
+//! environments/NAME/.venv/              synced from uv.lock with the machine's torch backend
+//! environments/NAME/extra_model_paths.yaml   the workspace model roots, for ComfyUI
+//! environments/NAME/.local.json         per-machine state (torch backend, sync stamp); not in git
+//! environments/NAME/.ready              written last by `create`: without it the folder is debris
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::atomic_file::write_atomic;
+use crate::comfyui_source::{ComfyUiMirror, SourceError};
+use crate::git::{Git, GitError};
+use crate::manifest::{self, ComfyUiPin, FileTransaction, Manifest, ManifestError, NewManifest};
+use crate::reporter::Reporter;
+use crate::settings::Settings;
+use crate::torch_backend::{self, DEFAULT_LOCKED_BACKENDS, InvalidBackend, TorchBackend};
+use crate::uv::{Uv, UvError};
+use crate::workspace::{RESERVED_NAMES, Workspace, WorkspaceError};
+use crate::{Hinted, env_vars};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("Invalid environment name `{name}`: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("Environment `{0}` already exists")]
+    Exists(String),
+    #[error("No environment named `{name}`")]
+    NotFound { name: String, known: Vec<String> },
+    #[error("No environment selected")]
+    NoneSelected,
+    #[error("Environment `{name}` is running (pid {pid})")]
+    Running { name: String, pid: u32 },
+    #[error("The lock of `{name}` does not cover the `{backend}` torch backend")]
+    BackendNotLocked { name: String, backend: String },
+    #[error("Failed to create environment `{name}`")]
+    Create {
+        name: String,
+        #[source]
+        source: Box<EnvError>,
+    },
+    #[error("`{name}` has uncommitted changes in .cec")]
+    Uncommitted { name: String, files: Vec<String> },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Uv(#[from] UvError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Backend(#[from] InvalidBackend),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Hinted for EnvError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Exists(name) => Some(format!(
+                "pick another name, or remove it first with `comfydock delete {name}`"
+            )),
+            Self::NotFound { known, .. } if known.is_empty() => {
+                Some("create one with `comfydock create NAME`".into())
+            }
+            Self::NotFound { known, .. } => Some(format!(
+                "known environments: {}; see `comfydock list`",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Self::NoneSelected => Some(format!(
+                "pass `-e NAME`, set `{}`, or pick one with `comfydock use NAME` (see `comfydock list`)",
+                env_vars::COMFYDOCK_ENV
+            )),
+            Self::Running { name, .. } => Some(format!("stop it first with `comfydock -e {name} stop`")),
+            Self::BackendNotLocked { name, backend } => Some(format!(
+                "add `\"{backend}\"` to `torch_backends` in `[tool.comfydock]` of `environments/{name}/.cec/pyproject.toml`, then run `comfydock -e {name} sync`"
+            )),
+            Self::Create { source, .. } => source.hint(),
+            Self::Uncommitted { name, .. } => Some(format!(
+                "commit them with `comfydock -e {name} commit -m MESSAGE`, or pass `--force` to discard them"
+            )),
+            Self::Source(e) => e.hint(),
+            Self::Manifest(e) => e.hint(),
+            Self::Uv(e) => e.hint(),
+            Self::Git(e) => e.hint(),
+            Self::Workspace(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Check a new environment's name.
+pub fn validate_name(name: &str) -> Result<(), EnvError> {
+    let invalid = |reason| {
+        Err(EnvError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.contains(['/', '\\']) || name == ".." || name == "." {
+        return invalid("it may not contain path separators");
+    }
+    if name.starts_with('.') {
+        return invalid("it may not start with a dot");
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return invalid("it may not contain whitespace or control characters");
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return invalid("it is reserved for a workspace folder");
+    }
+    if name.len() > 64 {
+        return invalid("it is longer than 64 characters");
+    }
+    Ok(())
+}
+
+/// Per-machine state of an environment (never committed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LocalState {
+    pub torch_backend: Option<String>,
+    /// Fingerprint of what the last successful sync installed.
+    pub sync_stamp: Option<String>,
+}
+
+/// The git and uv drivers an environment operation needs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub git: Git,
+    pub uv: Uv,
+}
+
+/// One environment of a workspace.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    pub root: PathBuf,
+}
+
+impl Environment {
+    pub fn at(workspace: &Workspace, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            root: workspace.environments_dir().join(name),
+        }
+    }
+
+    pub fn cec(&self) -> PathBuf {
+        self.root.join(".cec")
+    }
+    pub fn manifest_path(&self) -> PathBuf {
+        self.cec().join("pyproject.toml")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.cec().join("uv.lock")
+    }
+    pub fn comfyui(&self) -> PathBuf {
+        self.root.join("ComfyUI")
+    }
+    pub fn venv(&self) -> PathBuf {
+        self.root.join(".venv")
+    }
+    pub fn python(&self) -> PathBuf {
+        self.venv().join("bin").join("python")
+    }
+    pub fn extra_model_paths(&self) -> PathBuf {
+        self.root.join("extra_model_paths.yaml")
+    }
+    fn state_path(&self) -> PathBuf {
+        self.root.join(".local.json")
+    }
+    fn ready_marker(&self) -> PathBuf {
+        self.root.join(".ready")
+    }
+    pub fn is_complete(&self) -> bool {
+        self.ready_marker().is_file()
+    }
+
+    pub fn manifest(&self) -> Result<Manifest, ManifestError> {
+        Manifest::load(&self.manifest_path())
+    }
+
+    pub fn state(&self) -> LocalState {
+        fs_err::read_to_string(self.state_path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save_state(&self, state: &LocalState) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(state).expect("state serialises");
+        write_atomic(&self.state_path(), text + "\n")
+    }
+
+    /// The backend this machine syncs with.
+    pub fn backend(&self) -> TorchBackend {
+        self.state()
+            .torch_backend
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(TorchBackend::cpu)
+    }
+
+    /// What a sync of the current `.cec` would install; compared with the stamp of the last sync.
+    pub fn fingerprint(&self) -> std::io::Result<String> {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(fs_err::read(self.manifest_path())?);
+        hasher.update([0]);
+        match fs_err::read(self.lock_path()) {
+            Ok(lock) => hasher.update(lock),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        hasher.update([0]);
+        hasher.update(self.backend().as_str().as_bytes());
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// The commit the ComfyUI checkout is at, read from `.git/HEAD` without spawning git.
+    pub fn comfyui_head(&self) -> Option<String> {
+        let head = fs_err::read_to_string(self.comfyui().join(".git").join("HEAD")).ok()?;
+        let head = head.trim();
+        if let Some(reference) = head.strip_prefix("ref: ") {
+            return fs_err::read_to_string(self.comfyui().join(".git").join(reference))
+                .ok()
+                .map(|s| s.trim().to_owned());
+        }
+        Some(head.to_owned())
+    }
+
+    /// The pid of a `run --background` ComfyUI that is still alive.
+    pub fn running_pid(&self) -> Option<u32> {
+        crate::comfyui_process::running(self).map(|r| r.pid)
+    }
+}
+
+/// Names of complete environments, sorted.
+pub fn list(workspace: &Workspace) -> std::io::Result<Vec<String>> {
+    let dir = workspace.environments_dir();
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut names = Vec::new();
+    for entry in fs_err::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') && Environment::at(workspace, &name).is_complete() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Open an existing, complete environment.
+pub fn open(workspace: &Workspace, name: &str) -> Result<Environment, EnvError> {
+    let env = Environment::at(workspace, name);
+    if validate_name(name).is_err() || !env.is_complete() {
+        return Err(EnvError::NotFound {
+            name: name.to_owned(),
+            known: list(workspace)?,
+        });
+    }
+    Ok(env)
+}
+
+/// Pick the environment for a command: `-e NAME` > `COMFYDOCK_ENV` > the active one.
+pub fn select(workspace: &Workspace, flag: Option<&str>) -> Result<Environment, EnvError> {
+    let from_env = std::env::var(env_vars::COMFYDOCK_ENV)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let name = flag
+        .map(str::to_owned)
+        .or(from_env)
+        .or_else(|| workspace.active_environment().map(str::to_owned))
+        .ok_or(EnvError::NoneSelected)?;
+    open(workspace, &name)
+}
+
+/// Remove environment folders that a killed `create` left behind. Call under the workspace lock:
+/// holding it proves no `create` is still running.
+pub fn sweep_partial(workspace: &Workspace, reporter: &dyn Reporter) -> std::io::Result<Vec<String>> {
+    let dir = workspace.environments_dir();
+    let mut removed = Vec::new();
+    if !dir.is_dir() {
+        return Ok(removed);
+    }
+    for entry in fs_err::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_dir() && !Environment::at(workspace, &name).is_complete() {
+            reporter.status(
+                "Removing",
+                &format!("incomplete environment `{name}` left by an interrupted command"),
+            );
+            fs_err::remove_dir_all(entry.path())?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+/// How the torch backend is chosen.
+#[derive(Debug, Clone)]
+pub enum BackendChoice {
+    Auto,
+    Explicit(TorchBackend),
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = InvalidBackend;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            Ok(Self::Auto)
+        } else {
+            s.parse().map(Self::Explicit)
+        }
+    }
+}
+
+/// Options of `comfydock create`.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: String,
+    pub comfyui: Option<String>,
+    pub python: Option<String>,
+    pub backend: BackendChoice,
+}
+
+/// What `create` made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub name: String,
+    pub path: PathBuf,
+    pub comfyui: ComfyUiPin,
+    pub comfyui_tag: Option<String>,
+    pub python: String,
+    pub torch_backend: String,
+    pub torch_backend_reason: String,
+    pub mirror_cloned: bool,
+}
+
+/// Create an environment. On any failure the partial folder is removed.
+pub fn create(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    options: &CreateOptions,
+    reporter: &dyn Reporter,
+) -> Result<Created, EnvError> {
+    validate_name(&options.name)?;
+    sweep_partial(workspace, reporter)?;
+    let env = Environment::at(workspace, &options.name);
+    if env.root.exists() {
+        return Err(EnvError::Exists(options.name.clone()));
+    }
+    fs_err::create_dir_all(&env.root)?;
+    match create_inner(workspace, settings, tools, options, &env, reporter) {
+        Ok(created) => Ok(created),
+        Err(err) => {
+            let _ = fs_err::remove_dir_all(&env.root);
+            Err(EnvError::Create {
+                name: options.name.clone(),
+                source: Box::new(err),
+            })
+        }
+    }
+}
+
+fn create_inner(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    options: &CreateOptions,
+    env: &Environment,
+    reporter: &dyn Reporter,
+) -> Result<Created, EnvError> {
+    let (backend, reason) = match &options.backend {
+        BackendChoice::Explicit(b) => (b.clone(), "chosen with --torch-backend".to_owned()),
+        BackendChoice::Auto => {
+            let d = torch_backend::detect();
+            (d.backend, d.reason)
+        }
+    };
+
+    reporter.phase("Resolving ComfyUI");
+    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
+    let mirror_cloned = !mirror.path().join("HEAD").is_file();
+    let resolved = mirror.resolve(options.comfyui.as_deref(), reporter)?;
+    reporter.phase(&format!(
+        "Checking out ComfyUI {} ({})",
+        resolved.reference,
+        &resolved.commit[..12]
+    ));
+    mirror.checkout(&resolved.commit, &env.comfyui())?;
+
+    reporter.phase("Writing .cec");
+    let python = match &options.python {
+        Some(p) => p.clone(),
+        None => find_python_version(&tools.uv)?,
+    };
+    let requirements = match fs_err::read_to_string(env.comfyui().join("requirements.txt")) {
+        Ok(text) => manifest::parse_requirements(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => manifest::Requirements::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut backends: Vec<TorchBackend> = DEFAULT_LOCKED_BACKENDS
+        .iter()
+        .filter_map(|b| b.parse().ok())
+        .collect();
+    if !backends.contains(&backend) {
+        backends.push(backend.clone());
+    }
+    let pin = ComfyUiPin {
+        reference: resolved.reference.clone(),
+        commit: resolved.commit.clone(),
+    };
+    let torch_index_url = settings.value("torch.index_url").unwrap_or_default();
+    fs_err::create_dir_all(env.cec())?;
+    write_atomic(
+        &env.manifest_path(),
+        manifest::render_new(&NewManifest {
+            name: &options.name,
+            python: &python,
+            comfyui: &pin,
+            requirements: &requirements,
+            backends: &backends,
+            torch_index_url: &torch_index_url,
+        }),
+    )?;
+    write_atomic(&env.cec().join(".python-version"), format!("{python}\n"))?;
+    write_atomic(&env.cec().join(".gitignore"), ".venv/\n__pycache__/\n")?;
+    fs_err::create_dir_all(env.cec().join("workflows"))?;
+    write_atomic(&env.cec().join("workflows").join(".gitkeep"), "")?;
+    env.save_state(&LocalState {
+        torch_backend: Some(backend.to_string()),
+        sync_stamp: None,
+    })?;
+
+    reporter.phase("Resolving Python dependencies");
+    uv_lock(tools, env)?;
+    reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
+    uv_sync(tools, env, &backend, SyncMode::Inexact)?;
+    write_extra_model_paths(workspace, env)?;
+
+    reporter.phase("Committing .cec");
+    init_cec_repo(&tools.git, env)?;
+    commit_all(&tools.git, env, &format!("Create environment {}", options.name))?;
+    let stamp = env.fingerprint()?;
+    env.save_state(&LocalState {
+        torch_backend: Some(backend.to_string()),
+        sync_stamp: Some(stamp),
+    })?;
+    write_atomic(&env.ready_marker(), "")?;
+    Ok(Created {
+        name: options.name.clone(),
+        path: env.root.clone(),
+        comfyui: pin,
+        comfyui_tag: resolved.tag,
+        python,
+        torch_backend: backend.to_string(),
+        torch_backend_reason: reason,
+        mirror_cloned,
+    })
+}
+
+/// The `major.minor` of the interpreter uv would pick.
+fn find_python_version(uv: &Uv) -> Result<String, EnvError> {
+    let out = uv.run(None, ["python", "find", ">=3.10"])?;
+    let python = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut cmd = std::process::Command::new(&python);
+    cmd.args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]);
+    let out = crate::subprocess::run_checked(&mut cmd).map_err(|e| UvError::Process(Box::new(e)))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `uv lock` for the environment's `.cec` project.
+pub fn uv_lock(tools: &Tools, env: &Environment) -> Result<(), EnvError> {
+    let cec = env.cec();
+    tools.uv.run(
+        Some(&cec),
+        [
+            std::ffi::OsStr::new("lock"),
+            "--project".as_ref(),
+            cec.as_os_str(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Whether `uv.lock` still satisfies `pyproject.toml`.
+pub fn lock_is_current(tools: &Tools, env: &Environment) -> bool {
+    let cec = env.cec();
+    env.lock_path().is_file()
+        && tools
+            .uv
+            .run(
+                Some(&cec),
+                [
+                    std::ffi::OsStr::new("lock"),
+                    "--check".as_ref(),
+                    "--project".as_ref(),
+                    cec.as_os_str(),
+                ],
+            )
+            .is_ok()
+}
+
+/// How strictly `uv sync` treats packages the lock does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Keep extra packages (report them).
+    Inexact,
+    /// Remove extra packages.
+    Exact,
+    /// Only say what `Exact` would do.
+    DryRun,
+}
+
+/// `uv sync --frozen` into the environment's venv with one backend extra.
+pub fn uv_sync(
+    tools: &Tools,
+    env: &Environment,
+    backend: &TorchBackend,
+    mode: SyncMode,
+) -> Result<String, EnvError> {
+    let manifest = env.manifest()?;
+    if !manifest.covers_backend(backend) {
+        return Err(EnvError::BackendNotLocked {
+            name: env.name.clone(),
+            backend: backend.to_string(),
+        });
+    }
+    let cec = env.cec();
+    let mut cmd = tools.uv.command();
+    cmd.current_dir(&cec)
+        .env("UV_PROJECT_ENVIRONMENT", env.venv())
+        .args(["sync", "--frozen", "--all-groups", "--extra"])
+        .arg(backend.extra())
+        .arg("--project")
+        .arg(&cec);
+    match mode {
+        SyncMode::Inexact => {
+            cmd.arg("--inexact");
+        }
+        SyncMode::Exact => {
+            cmd.arg("--exact");
+        }
+        SyncMode::DryRun => {
+            cmd.args(["--exact", "--dry-run"]);
+        }
+    }
+    let out = crate::subprocess::run_checked(&mut cmd).map_err(|e| UvError::Process(Box::new(e)))?;
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Write `extra_model_paths.yaml` pointing ComfyUI at the workspace model root.
+pub fn write_extra_model_paths(workspace: &Workspace, env: &Environment) -> std::io::Result<()> {
+    let root = workspace.models_dir();
+    let mut text =
+        String::from("# Written by comfydock from the workspace model roots; edits are overwritten.\n");
+    text.push_str("comfydock_models:\n");
+    let _ = writeln!(text, "  base_path: {}", yaml_string(&root.to_string_lossy()));
+    text.push_str("  is_default: true\n");
+    for (key, dirs) in MODEL_FOLDERS {
+        if let [dir] = dirs {
+            let _ = writeln!(text, "  {key}: {dir}");
+        } else {
+            let _ = writeln!(text, "  {key}: |");
+            for dir in *dirs {
+                let _ = writeln!(text, "    {dir}");
+            }
+        }
+    }
+    write_atomic(&env.extra_model_paths(), text)
+}
+
+/// ComfyUI folder keys and their folders under a models root (legacy names included).
+const MODEL_FOLDERS: &[(&str, &[&str])] = &[
+    ("checkpoints", &["checkpoints"]),
+    ("configs", &["configs"]),
+    ("loras", &["loras"]),
+    ("vae", &["vae"]),
+    ("text_encoders", &["text_encoders", "clip"]),
+    ("diffusion_models", &["diffusion_models", "unet"]),
+    ("clip_vision", &["clip_vision"]),
+    ("style_models", &["style_models"]),
+    ("embeddings", &["embeddings"]),
+    ("diffusers", &["diffusers"]),
+    ("vae_approx", &["vae_approx"]),
+    ("controlnet", &["controlnet", "t2i_adapter"]),
+    ("gligen", &["gligen"]),
+    ("upscale_models", &["upscale_models"]),
+    ("latent_upscale_models", &["latent_upscale_models"]),
+    ("hypernetworks", &["hypernetworks"]),
+    ("photomaker", &["photomaker"]),
+    ("classifiers", &["classifiers"]),
+    ("model_patches", &["model_patches"]),
+    ("audio_encoders", &["audio_encoders"]),
+];
+
+fn yaml_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn init_cec_repo(git: &Git, env: &Environment) -> Result<(), EnvError> {
+    let cec = env.cec();
+    git.run(Some(&cec), ["init", "--quiet", "--initial-branch=main"])?;
+    // A local identity only when the user has none, so commits never fail.
+    if git.run(Some(&cec), ["config", "user.email"]).is_err() {
+        git.run(Some(&cec), ["config", "user.email", "comfydock@localhost"])?;
+    }
+    if git.run(Some(&cec), ["config", "user.name"]).is_err() {
+        git.run(Some(&cec), ["config", "user.name", "comfydock"])?;
+    }
+    Ok(())
+}
+
+/// Stage everything in `.cec` and commit; returns the new commit, or `None` when nothing changed.
+pub fn commit_all(git: &Git, env: &Environment, message: &str) -> Result<Option<String>, EnvError> {
+    let cec = env.cec();
+    git.run(Some(&cec), ["add", "--all"])?;
+    if git.run(Some(&cec), ["diff", "--cached", "--quiet"]).is_ok()
+        && git
+            .run(Some(&cec), ["rev-parse", "--verify", "--quiet", "HEAD"])
+            .is_ok()
+    {
+        return Ok(None);
+    }
+    git.run(Some(&cec), ["commit", "--quiet", "--no-verify", "-m", message])?;
+    Ok(Some(git.run(Some(&cec), ["rev-parse", "HEAD"])?))
+}
+
+/// Files in `.cec` that differ from its last commit.
+pub fn uncommitted(git: &Git, env: &Environment) -> Result<Vec<String>, EnvError> {
+    let out = git.run(
+        Some(&env.cec()),
+        ["status", "--porcelain", "--untracked-files=all"],
+    )?;
+    Ok(out.lines().map(|l| l.get(3..).unwrap_or(l).to_owned()).collect())
+}
+
+/// What `status` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub comfyui: ComfyUiStatus,
+    pub packages_in_sync: bool,
+    pub torch_backend: String,
+    pub uncommitted: Vec<String>,
+    pub running_pid: Option<u32>,
+    /// Each difference with the command that fixes it.
+    pub issues: Vec<StatusIssue>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComfyUiStatus {
+    pub reference: String,
+    pub expected_commit: String,
+    pub actual_commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusIssue {
+    pub what: String,
+    pub fix: String,
+}
+
+impl Status {
+    pub fn is_clean(&self) -> bool {
+        self.issues.is_empty()
+    }
+}
+
+/// Compare `.cec` with the environment on disk. Fast: no resolution, no uv call.
+pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
+    let manifest = env.manifest()?;
+    let pin = manifest.comfyui()?;
+    let actual = env.comfyui_head();
+    let mut issues = Vec::new();
+    let sync = format!("comfydock -e {} sync", env.name);
+    if actual.as_deref() != Some(pin.commit.as_str()) {
+        issues.push(StatusIssue {
+            what: format!(
+                "ComfyUI is at {} but .cec pins {} ({})",
+                actual.as_deref().map_or("nothing", |c| &c[..c.len().min(12)]),
+                &pin.commit[..12.min(pin.commit.len())],
+                pin.reference
+            ),
+            fix: sync.clone(),
+        });
+    }
+    let state = env.state();
+    let in_sync = state.sync_stamp.is_some() && state.sync_stamp == Some(env.fingerprint()?);
+    if !in_sync {
+        issues.push(StatusIssue {
+            what: "Python packages differ from pyproject.toml/uv.lock (changed since the last sync)".into(),
+            fix: sync,
+        });
+    }
+    let uncommitted = uncommitted(git, env)?;
+    if !uncommitted.is_empty() {
+        issues.push(StatusIssue {
+            what: format!("uncommitted changes in .cec: {}", uncommitted.join(", ")),
+            fix: format!("comfydock -e {} commit -m MESSAGE", env.name),
+        });
+    }
+    Ok(Status {
+        name: env.name.clone(),
+        comfyui: ComfyUiStatus {
+            reference: pin.reference,
+            expected_commit: pin.commit,
+            actual_commit: actual,
+        },
+        packages_in_sync: in_sync,
+        torch_backend: env.backend().to_string(),
+        uncommitted,
+        running_pid: env.running_pid(),
+        issues,
+    })
+}
+
+/// What `sync` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    pub comfyui_moved: Option<(Option<String>, String)>,
+    pub relocked: bool,
+    pub packages_changed: Vec<String>,
+    /// Installed packages the lock does not list (removed only with `--prune`).
+    pub extra_packages: Vec<String>,
+    pub pruned: bool,
+    pub dry_run: bool,
+}
+
+/// Make the environment exactly what `.cec` says.
+pub fn sync(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    env: &Environment,
+    prune: bool,
+    dry_run: bool,
+    reporter: &dyn Reporter,
+) -> Result<SyncReport, EnvError> {
+    let mut report = SyncReport {
+        dry_run,
+        ..SyncReport::default()
+    };
+    let manifest = env.manifest()?;
+    let pin = manifest.comfyui()?;
+    let head = env.comfyui_head();
+    if head.as_deref() != Some(pin.commit.as_str()) {
+        report.comfyui_moved = Some((head, pin.commit.clone()));
+        if !dry_run {
+            reporter.phase(&format!(
+                "Moving ComfyUI to {} ({})",
+                pin.reference,
+                &pin.commit[..12.min(pin.commit.len())]
+            ));
+            let repo = settings.value("comfyui.repo").unwrap_or_default();
+            let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
+            mirror.ensure(reporter)?;
+            if mirror.resolve(Some(&pin.commit), reporter).is_err() {
+                return Err(SourceError::UnknownRef {
+                    reference: pin.commit,
+                    repo,
+                    closest: Vec::new(),
+                }
+                .into());
+            }
+            mirror.move_checkout(&env.comfyui(), &pin.commit)?;
+        }
+    }
+    if !lock_is_current(tools, env) {
+        report.relocked = true;
+        if !dry_run {
+            reporter.phase("Resolving Python dependencies");
+            uv_lock(tools, env)?;
+        }
+    }
+    let backend = env.backend();
+    if !report.relocked || !dry_run {
+        let plan = uv_sync(tools, env, &backend, SyncMode::DryRun)?;
+        let (changes, extras) = parse_sync_plan(&plan);
+        report.packages_changed = changes;
+        report.extra_packages = extras;
+    }
+    if !dry_run {
+        reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
+        let mode = if prune { SyncMode::Exact } else { SyncMode::Inexact };
+        uv_sync(tools, env, &backend, mode)?;
+        report.pruned = prune && !report.extra_packages.is_empty();
+        write_extra_model_paths(workspace, env)?;
+        let mut state = env.state();
+        state.torch_backend = Some(backend.to_string());
+        state.sync_stamp = Some(env.fingerprint()?);
+        env.save_state(&state)?;
+    }
+    Ok(report)
+}
+
+/// Split `uv sync --dry-run --exact` output into lock-driven changes and extra packages.
+fn parse_sync_plan(stderr: &str) -> (Vec<String>, Vec<String>) {
+    let mut removed: Vec<String> = Vec::new();
+    let mut added: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let line = line.trim();
+        if let Some(pkg) = line.strip_prefix("- ") {
+            removed.push(pkg.trim().to_owned());
+        } else if let Some(pkg) = line.strip_prefix("+ ") {
+            added.push(pkg.trim().to_owned());
+        }
+    }
+    let added_names: Vec<String> = added.iter().map(|p| manifest::requirement_name(p)).collect();
+    let mut changes: Vec<String> = added.iter().map(|p| format!("+ {p}")).collect();
+    let mut extras = Vec::new();
+    for pkg in removed {
+        if added_names.contains(&manifest::requirement_name(&pkg)) {
+            changes.push(format!("- {pkg}"));
+        } else {
+            extras.push(pkg);
+        }
+    }
+    (changes, extras)
+}
+
+/// Delete an environment's folder (never shared models or other environments).
+pub fn delete(workspace: &mut Workspace, env: &Environment) -> Result<(), EnvError> {
+    if let Some(pid) = env.running_pid() {
+        return Err(EnvError::Running {
+            name: env.name.clone(),
+            pid,
+        });
+    }
+    // Remove the marker first: an interrupted delete leaves debris, never a half environment.
+    fs_err::remove_file(env.ready_marker())?;
+    fs_err::remove_dir_all(&env.root)?;
+    if workspace.active_environment() == Some(env.name.as_str()) {
+        workspace.set_active_environment(None)?;
+    }
+    Ok(())
+}
+
+/// Move ComfyUI to another ref, re-lock with its requirements and sync — all or nothing.
+pub fn update_comfyui(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    env: &Environment,
+    reference: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<(ComfyUiPin, ComfyUiPin), EnvError> {
+    let mut manifest = env.manifest()?;
+    let old = manifest.comfyui()?;
+    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
+    if reference.is_none() {
+        mirror.ensure(reporter)?;
+        mirror.fetch(reporter)?;
+    }
+    let resolved = mirror.resolve(reference, reporter)?;
+    let new = ComfyUiPin {
+        reference: resolved.reference.clone(),
+        commit: resolved.commit.clone(),
+    };
+    let mut tx = FileTransaction::new();
+    tx.track(&env.manifest_path())?;
+    tx.track(&env.lock_path())?;
+    tx.track(&env.state_path())?;
+    let result = (|| {
+        reporter.phase(&format!(
+            "Checking out ComfyUI {} ({})",
+            new.reference,
+            &new.commit[..12]
+        ));
+        mirror.move_checkout(&env.comfyui(), &new.commit)?;
+        let text = fs_err::read_to_string(env.comfyui().join("requirements.txt")).unwrap_or_default();
+        let requirements = manifest::parse_requirements(&text);
+        manifest.set_comfyui(&new);
+        manifest.set_dependencies(&requirements.dependencies);
+        manifest.save()?;
+        reporter.phase("Resolving Python dependencies");
+        uv_lock(tools, env)?;
+        reporter.phase("Installing Python packages");
+        uv_sync(tools, env, &env.backend(), SyncMode::Inexact)?;
+        let mut state = env.state();
+        state.sync_stamp = Some(env.fingerprint()?);
+        env.save_state(&state)?;
+        Ok::<(), EnvError>(())
+    })();
+    match result {
+        Ok(()) => {
+            tx.commit();
+            Ok((old, new))
+        }
+        Err(err) => {
+            tx.rollback()?;
+            // Put ComfyUI and the packages back as they were.
+            let _ = mirror.move_checkout(&env.comfyui(), &old.commit);
+            let _ = uv_sync(tools, env, &env.backend(), SyncMode::Inexact);
+            Err(err)
+        }
+    }
+}
+
+/// Resolve `uv` for environment work, with the workspace-shared cache.
+pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter) -> Result<Tools, EnvError> {
+    let git = Git::find()?;
+    let uv = Uv::locate_or_install(
+        settings.value("uv.path").as_deref(),
+        &workspace.tools_dir(),
+        reporter,
+    )?
+    .with_cache_dir(workspace.cache_dir().join("uv"));
+    Ok(Tools { git, uv })
+}
+
+/// Absolute path helper for messages.
+pub fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "my-env", "env_2", "Flux.dev"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "models",
+            "environments",
+            "a b",
+            "..",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sync_plan_separates_extras() {
+        let out = " - extra-pkg==1.0\n - tinynum==1.26.4\n + tinynum==2.1.0\n + new-pkg==3\n";
+        let (changes, extras) = parse_sync_plan(out);
+        assert_eq!(extras, ["extra-pkg==1.0"]);
+        assert!(changes.contains(&"+ new-pkg==3".to_owned()));
+        assert!(changes.contains(&"- tinynum==1.26.4".to_owned()));
+    }
+}

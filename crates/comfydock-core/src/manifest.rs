@@ -1,0 +1,532 @@
+//! `.cec/pyproject.toml`, the environment's source of truth, and transactional file edits.
+//!
+//! Reads are typed; edits go through `toml_edit` so comments and layout survive. Every multi-file
+//! change runs inside a [`FileTransaction`] that puts the original bytes back unless committed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Array, DocumentMut, Item, Value};
+
+use crate::Hinted;
+use crate::atomic_file::write_atomic;
+use crate::torch_backend::{TORCH_PACKAGES, TorchBackend};
+
+/// `[tool.comfydock] schema_version` written by this build.
+pub const MANIFEST_SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("Failed to parse `{path}`")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml_edit::TomlError,
+    },
+    #[error("`{path}` has no `{field}`")]
+    Missing { path: PathBuf, field: &'static str },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Hinted for ManifestError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Parse { .. } => {
+                Some("fix the TOML by hand, or restore it with `comfydock rollback`".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The exact ComfyUI an environment runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ComfyUiPin {
+    pub reference: String,
+    pub commit: String,
+}
+
+/// Everything needed to write a new environment's manifest.
+#[derive(Debug, Clone)]
+pub struct NewManifest<'a> {
+    pub name: &'a str,
+    pub python: &'a str,
+    pub comfyui: &'a ComfyUiPin,
+    pub requirements: &'a Requirements,
+    pub backends: &'a [TorchBackend],
+    pub torch_index_url: &'a str,
+}
+
+/// ComfyUI's `requirements.txt`, split into ordinary dependencies and the torch family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    pub dependencies: Vec<String>,
+    /// Torch requirements as written (`torch>=2.0`); they go into every backend extra.
+    pub torch: Vec<String>,
+}
+
+/// The normalised project name of a PEP 508 requirement (`Foo_Bar>=1` → `foo-bar`).
+pub fn requirement_name(requirement: &str) -> String {
+    let end = requirement
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(requirement.len());
+    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// Parse a requirements file: comments, blank lines and pip options are skipped.
+pub fn parse_requirements(text: &str) -> Requirements {
+    let mut out = Requirements::default();
+    for line in text.lines() {
+        let line = line.split(" #").next().unwrap_or_default().trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
+            continue;
+        }
+        if TORCH_PACKAGES.contains(&requirement_name(line).as_str()) {
+            out.torch.push(line.to_owned());
+        } else {
+            out.dependencies.push(line.to_owned());
+        }
+    }
+    out
+}
+
+fn toml_string(s: &str) -> String {
+    Value::from(s).to_string().trim().to_owned()
+}
+
+fn toml_array_multiline(items: &[String]) -> String {
+    if items.is_empty() {
+        return "[]".to_owned();
+    }
+    let mut out = "[\n".to_owned();
+    for item in items {
+        let _ = writeln!(out, "    {},", toml_string(item));
+    }
+    out.push(']');
+    out
+}
+
+/// Render a new environment's `pyproject.toml`.
+pub fn render_new(spec: &NewManifest<'_>) -> String {
+    let torch: Vec<String> = TORCH_PACKAGES
+        .iter()
+        .map(|name| {
+            spec.requirements
+                .torch
+                .iter()
+                .find(|r| requirement_name(r) == *name)
+                .cloned()
+                .unwrap_or_else(|| (*name).to_owned())
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "[project]");
+    let _ = writeln!(out, "name = {}", toml_string(&project_name(spec.name)));
+    let _ = writeln!(out, "version = \"0.0.0\"");
+    let _ = writeln!(
+        out,
+        "requires-python = {}",
+        toml_string(&format!(">={}", spec.python))
+    );
+    let _ = writeln!(
+        out,
+        "# ComfyUI's requirements.txt (torch comes from the backend extras below)"
+    );
+    let _ = writeln!(
+        out,
+        "dependencies = {}",
+        toml_array_multiline(&spec.requirements.dependencies)
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "# One extra per PyTorch backend; a machine syncs with exactly one of them."
+    );
+    let _ = writeln!(out, "[project.optional-dependencies]");
+    for backend in spec.backends {
+        let _ = writeln!(out, "{} = {}", backend.extra(), inline_array(&torch));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[dependency-groups]");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[tool.uv]");
+    let conflicts: Vec<String> = spec
+        .backends
+        .iter()
+        .map(|b| format!("{{ extra = {} }}", toml_string(&b.extra())))
+        .collect();
+    let _ = writeln!(out, "conflicts = [[{}]]", conflicts.join(", "));
+    for backend in spec.backends {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "[[tool.uv.index]]");
+        let _ = writeln!(out, "name = {}", toml_string(&backend.index_name()));
+        let _ = writeln!(
+            out,
+            "url = {}",
+            toml_string(&backend.index_url(spec.torch_index_url))
+        );
+        let _ = writeln!(out, "explicit = true");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[tool.uv.sources]");
+    for name in TORCH_PACKAGES {
+        let sources: Vec<String> = spec
+            .backends
+            .iter()
+            .map(|b| {
+                format!(
+                    "{{ index = {}, extra = {} }}",
+                    toml_string(&b.index_name()),
+                    toml_string(&b.extra())
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "{name} = [{}]", sources.join(", "));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[tool.comfydock]");
+    let _ = writeln!(out, "schema_version = {MANIFEST_SCHEMA_VERSION}");
+    let _ = writeln!(out, "python = {}", toml_string(spec.python));
+    let backends: Vec<String> = spec.backends.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "torch_backends = {}", inline_array(&backends));
+    let _ = writeln!(out);
+    let _ = writeln!(out, "[tool.comfydock.comfyui]");
+    let _ = writeln!(out, "ref = {}", toml_string(&spec.comfyui.reference));
+    let _ = writeln!(out, "commit = {}", toml_string(&spec.comfyui.commit));
+    out
+}
+
+fn inline_array(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|i| toml_string(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Project names must be valid PEP 508 names.
+fn project_name(env_name: &str) -> String {
+    let cleaned: String = env_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("comfydock-env-{}", cleaned.trim_matches('-'))
+}
+
+/// A loaded manifest, editable in place.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    path: PathBuf,
+    doc: DocumentMut,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = fs_err::read_to_string(path)?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ManifestError> {
+        let doc = text
+            .parse::<DocumentMut>()
+            .map_err(|source| ManifestError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            doc,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write the document back atomically.
+    pub fn save(&self) -> Result<(), ManifestError> {
+        write_atomic(&self.path, self.doc.to_string())?;
+        Ok(())
+    }
+
+    pub fn render(&self) -> String {
+        self.doc.to_string()
+    }
+
+    fn comfydock(&self) -> Option<&toml_edit::Table> {
+        self.doc.get("tool")?.get("comfydock")?.as_table()
+    }
+
+    pub fn comfyui(&self) -> Result<ComfyUiPin, ManifestError> {
+        let table = self
+            .comfydock()
+            .and_then(|t| t.get("comfyui"))
+            .and_then(Item::as_table);
+        let get = |key| {
+            table
+                .and_then(|t| t.get(key))
+                .and_then(Item::as_str)
+                .map(str::to_owned)
+        };
+        Ok(ComfyUiPin {
+            reference: get("ref").ok_or(self.missing("tool.comfydock.comfyui.ref"))?,
+            commit: get("commit").ok_or(self.missing("tool.comfydock.comfyui.commit"))?,
+        })
+    }
+
+    pub fn set_comfyui(&mut self, pin: &ComfyUiPin) {
+        let table = self.doc["tool"]["comfydock"]["comfyui"].or_insert(toml_edit::table());
+        table["ref"] = toml_edit::value(pin.reference.as_str());
+        table["commit"] = toml_edit::value(pin.commit.as_str());
+    }
+
+    pub fn python(&self) -> Option<String> {
+        self.comfydock()
+            .and_then(|t| t.get("python"))
+            .and_then(Item::as_str)
+            .map(str::to_owned)
+    }
+
+    /// Backends the lock covers.
+    pub fn torch_backends(&self) -> Vec<TorchBackend> {
+        self.comfydock()
+            .and_then(|t| t.get("torch_backends"))
+            .and_then(Item::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// `[project] dependencies` as written.
+    pub fn dependencies(&self) -> Vec<String> {
+        string_array(self.doc.get("project").and_then(|p| p.get("dependencies")))
+    }
+
+    /// Replace `[project] dependencies`, one per line, keeping the comment above it.
+    pub fn set_dependencies(&mut self, dependencies: &[String]) {
+        let mut array = Array::new();
+        for dep in dependencies {
+            let mut value = Value::from(dep.as_str());
+            value.decor_mut().set_prefix("\n    ");
+            array.push_formatted(value);
+        }
+        array.set_trailing(if dependencies.is_empty() { "" } else { "\n" });
+        array.set_trailing_comma(!dependencies.is_empty());
+        let project = self.doc["project"].or_insert(toml_edit::table());
+        match project.get_mut("dependencies") {
+            Some(item) if item.is_value() => {
+                let decor = item.as_value().map(|v| v.decor().clone());
+                let mut value = Value::Array(array);
+                if let Some(decor) = decor {
+                    *value.decor_mut() = decor;
+                }
+                *item = Item::Value(value);
+            }
+            _ => project["dependencies"] = Item::Value(Value::Array(array)),
+        }
+    }
+
+    /// The extra a backend syncs with, if the lock covers it.
+    pub fn covers_backend(&self, backend: &TorchBackend) -> bool {
+        self.torch_backends().contains(backend)
+    }
+
+    /// `[dependency-groups]` names and their requirements (one group per custom node).
+    pub fn dependency_groups(&self) -> Vec<(String, Vec<String>)> {
+        self.doc
+            .get("dependency-groups")
+            .and_then(Item::as_table_like)
+            .map(|t| {
+                t.iter()
+                    .map(|(k, v)| (k.to_owned(), string_array(Some(v))))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `[tool.comfydock.<section>]` as JSON, for semantic diffs (nodes, workflows, models).
+    pub fn tool_section(&self, section: &str) -> serde_json::Value {
+        let Some(item) = self.comfydock().and_then(|t| t.get(section)) else {
+            return serde_json::Value::Null;
+        };
+        let text = item.to_string();
+        let wrapped = format!("[x]\n{text}");
+        // Tables render without a header; parse them back through the `toml` crate.
+        toml::from_str::<toml::Table>(&wrapped)
+            .ok()
+            .and_then(|t| serde_json::to_value(t.get("x")).ok())
+            .or_else(|| {
+                toml::from_str::<toml::Table>(&format!("x = {text}"))
+                    .ok()
+                    .and_then(|t| serde_json::to_value(t.get("x")).ok())
+            })
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    fn missing(&self, field: &'static str) -> ManifestError {
+        ManifestError::Missing {
+            path: self.path.clone(),
+            field,
+        }
+    }
+}
+
+fn string_array(item: Option<&Item>) -> Vec<String> {
+    item.and_then(Item::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// Restores files to their original bytes unless [`FileTransaction::commit`] is called.
+#[derive(Debug, Default)]
+pub struct FileTransaction {
+    originals: Vec<(PathBuf, Option<Vec<u8>>)>,
+    done: bool,
+}
+
+impl FileTransaction {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remember `path`'s current bytes (or absence) before changing it.
+    pub fn track(&mut self, path: &Path) -> std::io::Result<()> {
+        if self.originals.iter().any(|(p, _)| p == path) {
+            return Ok(());
+        }
+        let bytes = match fs_err::read(path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        self.originals.push((path.to_path_buf(), bytes));
+        Ok(())
+    }
+
+    /// Keep the changes.
+    pub fn commit(mut self) {
+        self.done = true;
+    }
+
+    /// Put every tracked file back now.
+    pub fn rollback(mut self) -> std::io::Result<()> {
+        self.done = true;
+        self.restore()
+    }
+
+    fn restore(&self) -> std::io::Result<()> {
+        for (path, bytes) in &self.originals {
+            match bytes {
+                Some(bytes) => write_atomic(path, bytes)?,
+                None => match fs_err::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileTransaction {
+    fn drop(&mut self) {
+        if !self.done
+            && let Err(err) = self.restore()
+        {
+            tracing::error!("failed to restore files after an error: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> String {
+        let pin = ComfyUiPin {
+            reference: "v0.3.40".into(),
+            commit: "a".repeat(40),
+        };
+        let reqs = parse_requirements(
+            "# c\ntorch>=2.0\nTinyNum<2 # pinned\n\n-r other.txt\ncomfy_tiny_a\ntorchvision\n",
+        );
+        render_new(&NewManifest {
+            name: "my env",
+            python: "3.11",
+            comfyui: &pin,
+            requirements: &reqs,
+            backends: &[TorchBackend::cpu(), "cu128".parse().unwrap()],
+            torch_index_url: "http://x/whl/",
+        })
+    }
+
+    #[test]
+    fn requirements_split_torch() {
+        let reqs = parse_requirements("torch>=2.0\nTinyNum<2 # pinned\ncomfy_tiny_a\n");
+        assert_eq!(reqs.dependencies, ["TinyNum<2", "comfy_tiny_a"]);
+        assert_eq!(reqs.torch, ["torch>=2.0"]);
+        assert_eq!(requirement_name("Comfy_Tiny.A[x]>=1"), "comfy-tiny-a");
+    }
+
+    #[test]
+    fn new_manifest_reads_back() {
+        let text = sample();
+        let manifest = Manifest::parse(Path::new("p"), &text).unwrap();
+        assert_eq!(manifest.comfyui().unwrap().reference, "v0.3.40");
+        assert_eq!(manifest.python().as_deref(), Some("3.11"));
+        assert_eq!(manifest.dependencies(), ["TinyNum<2", "comfy_tiny_a"]);
+        assert_eq!(manifest.torch_backends().len(), 2);
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        let extras = &parsed["project"]["optional-dependencies"];
+        assert_eq!(extras["cpu"][0].as_str(), Some("torch>=2.0"));
+        assert_eq!(extras["cu128"][1].as_str(), Some("torchvision"));
+        assert_eq!(
+            parsed["tool"]["uv"]["index"][1]["url"].as_str(),
+            Some("http://x/whl/cu128")
+        );
+        assert!(text.contains("name = \"comfydock-env-my-env\""));
+    }
+
+    #[test]
+    fn edits_keep_comments() {
+        let mut manifest = Manifest::parse(Path::new("p"), &sample()).unwrap();
+        manifest.set_dependencies(&["a>=1".into(), "b".into()]);
+        manifest.set_comfyui(&ComfyUiPin {
+            reference: "v0.3.41".into(),
+            commit: "b".repeat(40),
+        });
+        let text = manifest.render();
+        assert!(text.contains("# ComfyUI's requirements.txt"), "{text}");
+        assert!(
+            text.contains("dependencies = [\n    \"a>=1\",\n    \"b\",\n]"),
+            "{text}"
+        );
+        assert_eq!(manifest.comfyui().unwrap().reference, "v0.3.41");
+    }
+
+    #[test]
+    fn transaction_restores_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        fs_err::write(&a, "original").unwrap();
+        {
+            let mut tx = FileTransaction::new();
+            tx.track(&a).unwrap();
+            tx.track(&b).unwrap();
+            fs_err::write(&a, "changed").unwrap();
+            fs_err::write(&b, "new").unwrap();
+        }
+        assert_eq!(fs_err::read_to_string(&a).unwrap(), "original");
+        assert!(!b.exists());
+    }
+}

@@ -1,0 +1,491 @@
+//! Environments against the ComfyUI stand-in repo and the local wheel index (issue 3).
+
+use std::time::{Duration, Instant};
+
+use comfydock_test::comfyui_repo::EXIT_CODE_ENV;
+
+use crate::common::{stderr, stdout};
+use crate::env_support::{EnvSandbox, free_port, http_get};
+
+#[test]
+fn two_environments_at_different_commits_share_one_mirror() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    // The second create must not clone from the source again: take the source away.
+    let moved = sb.repo.path().with_file_name("ComfyUI-moved");
+    fs_err::rename(sb.repo.path(), &moved).unwrap();
+    sb.create("b", "v0.3.41");
+    fs_err::rename(&moved, sb.repo.path()).unwrap();
+
+    assert_eq!(sb.comfyui_head("a"), sb.repo.commit("v0.3.40"));
+    assert_eq!(sb.comfyui_head("b"), sb.repo.commit("v0.3.41"));
+    let versions = "import tinynum, comfy_tiny_a, torch; print(tinynum.__version__, comfy_tiny_a.__version__, torch.__version__)";
+    assert_eq!(sb.python("a", versions).unwrap(), "1.26.4 1.0.0 2.5.1+cpu");
+    assert_eq!(sb.python("b", versions).unwrap(), "2.1.0 1.1.0 2.5.1+cpu");
+    assert!(
+        sb.python("a", "import comfy_tiny_b").is_err(),
+        "v0.3.40 does not require comfy-tiny-b"
+    );
+
+    // The manifest records ref and commit; the backend stays out of git.
+    let manifest = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(manifest.contains("ref = \"v0.3.40\""), "{manifest}");
+    assert!(manifest.contains(&format!("commit = \"{}\"", sb.repo.commit("v0.3.40"))));
+    assert!(sb.env_dir("a").join(".cec/uv.lock").is_file());
+    let lock = fs_err::read_to_string(sb.env_dir("a").join(".cec/uv.lock")).unwrap();
+    assert!(
+        lock.contains("2.5.1+cpu") && lock.contains("2.5.1+cu128"),
+        "one lock covers both backends"
+    );
+
+    let out = sb.ctx.command().args(["--json", "list"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+}
+
+#[test]
+fn default_ref_is_the_newest_release_and_use_makes_it_active() {
+    let sb = EnvSandbox::new();
+    let out = sb
+        .ctx
+        .command()
+        .args(["--json", "create", "main", "--torch-backend", "cpu", "--use"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(created["comfyui"]["reference"], "v0.3.41");
+    assert_eq!(created["comfyui"]["commit"], sb.repo.commit("v0.3.41"));
+    let out = sb.ctx.command().arg("list").output().unwrap();
+    assert!(stdout(&out).contains("* main"), "{}", stdout(&out));
+    // Commands now act on it without -e.
+    sb.ctx.command().arg("status").assert().success();
+}
+
+#[test]
+fn run_in_background_logs_stop_and_foreground_exit_code() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let port = free_port();
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--background", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_str(&http_get(port, "/system_stats")).unwrap();
+    assert_eq!(stats["system"]["comfyui_version"], "0.3.40");
+    let argv = stats["system"]["argv"].to_string();
+    assert!(argv.contains("--extra-model-paths-config"), "{argv}");
+
+    // A second run on the same port is refused, naming the port.
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--no-sync", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already running") || stderr(&out).contains(&port.to_string()),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "logs", "-n", "200"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("To see the GUI go to"), "{}", stdout(&out));
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "delete", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "delete must refuse while running");
+    assert!(stderr(&out).contains("is running"), "{}", stderr(&out));
+
+    sb.ctx.command().args(["-e", "a", "stop"]).assert().success();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still serving after stop"
+    );
+
+    let mut fg = sb.ctx.command();
+    fg.args(["-e", "a", "run", "--port", &free_port().to_string()])
+        .env(EXIT_CODE_ENV, "3");
+    let out = fg.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn busy_port_is_an_error_naming_it() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--port", &port.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("Port {port} on 127.0.0.1 is already in use")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn edit_sync_commit_rollback_log_diff() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let cec = sb.env_dir("a").join(".cec");
+    let original_manifest = fs_err::read(cec.join("pyproject.toml")).unwrap();
+    let original_lock = fs_err::read(cec.join("uv.lock")).unwrap();
+
+    // A manual edit adding a dependency.
+    let text = String::from_utf8(original_manifest.clone()).unwrap();
+    let edited = text.replacen(
+        "dependencies = [\n",
+        "dependencies = [\n    \"node-dep-a==1.1.0\",\n",
+        1,
+    );
+    assert_ne!(text, edited);
+    fs_err::write(cec.join("pyproject.toml"), edited).unwrap();
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "status"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["clean"], false);
+    assert_eq!(status["packages_in_sync"], false);
+    let fixes = status["issues"].to_string();
+    assert!(fixes.contains("comfydock -e a sync"), "{fixes}");
+
+    let out = sb.ctx.command().args(["-e", "a", "sync"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        sb.python("a", "import node_dep_a; print(node_dep_a.__version__)")
+            .unwrap(),
+        "1.1.0"
+    );
+
+    let out = sb.ctx.command().args(["-e", "a", "diff"]).output().unwrap();
+    let diff = stdout(&out);
+    assert!(diff.contains("+ node-dep-a node-dep-a==1.1.0"), "{diff}");
+    assert!(
+        diff.contains("Locked packages:") && diff.contains("+ node-dep-a 1.1.0"),
+        "{diff}"
+    );
+
+    sb.ctx
+        .command()
+        .args(["-e", "a", "commit", "-m", "Add node-dep-a"])
+        .assert()
+        .success();
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "commit", "-m", "again"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("Nothing to commit"), "{}", stderr(&out));
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "diff", "HEAD~1", "HEAD"])
+        .output()
+        .unwrap();
+    let diff: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(diff["requirements"][0]["name"], "node-dep-a");
+    assert_eq!(diff["requirements"][0]["kind"], "added");
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "rollback", "HEAD~1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs_err::read(cec.join("pyproject.toml")).unwrap(),
+        original_manifest
+    );
+    assert_eq!(fs_err::read(cec.join("uv.lock")).unwrap(), original_lock);
+    assert!(
+        sb.python("a", "import node_dep_a").is_err(),
+        "rollback must uninstall node-dep-a"
+    );
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "log"])
+        .output()
+        .unwrap();
+    let log: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let messages: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages[0].starts_with("Rollback to "), "{messages:?}");
+    assert_eq!(messages[1], "Add node-dep-a");
+    assert_eq!(messages[2], "Create environment a");
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "status"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+}
+
+#[test]
+fn rollback_refuses_uncommitted_changes_without_force() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let path = sb.env_dir("a").join(".cec/workflows/mine.json");
+    fs_err::write(&path, "{}").unwrap();
+    let out = sb.ctx.command().args(["-e", "a", "rollback"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("uncommitted changes"), "{}", stderr(&out));
+    assert!(path.exists());
+    sb.ctx
+        .command()
+        .args(["-e", "a", "rollback", "--force"])
+        .assert()
+        .success();
+    assert!(!path.exists());
+}
+
+#[test]
+fn comfyui_update_moves_to_a_newer_release_and_rollback_moves_back() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "comfyui", "update", "v0.3.41"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.comfyui_head("a"), sb.repo.commit("v0.3.41"));
+    assert_eq!(
+        sb.python("a", "import tinynum, comfy_tiny_b; print(tinynum.__version__)")
+            .unwrap(),
+        "2.1.0"
+    );
+    let out = sb.ctx.command().args(["-e", "a", "diff"]).output().unwrap();
+    assert!(stdout(&out).contains("ComfyUI: v0.3.40"), "{}", stdout(&out));
+    sb.ctx
+        .command()
+        .args(["-e", "a", "commit", "-m", "ComfyUI v0.3.41"])
+        .assert()
+        .success();
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "rollback", "HEAD~1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sb.comfyui_head("a"), sb.repo.commit("v0.3.40"));
+    assert_eq!(
+        sb.python("a", "import tinynum; print(tinynum.__version__)")
+            .unwrap(),
+        "1.26.4"
+    );
+}
+
+#[test]
+fn a_failed_comfyui_update_changes_nothing() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    sb.repo.add_release("v0.3.42", "no-such-package>=1\n");
+    let cec = sb.env_dir("a").join(".cec");
+    let before = (
+        fs_err::read(cec.join("pyproject.toml")).unwrap(),
+        fs_err::read(cec.join("uv.lock")).unwrap(),
+    );
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "comfyui", "update", "v0.3.42"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no-such-package"),
+        "uv's own message is shown: {err}"
+    );
+    assert!(err.contains("lock"), "the failing uv command is shown: {err}");
+    let after = (
+        fs_err::read(cec.join("pyproject.toml")).unwrap(),
+        fs_err::read(cec.join("uv.lock")).unwrap(),
+    );
+    assert!(
+        before == after,
+        "pyproject.toml and uv.lock must be restored byte for byte"
+    );
+    assert_eq!(sb.comfyui_head("a"), sb.repo.commit("v0.3.40"));
+}
+
+#[test]
+fn sigkill_during_create_leaves_no_half_environment() {
+    let sb = EnvSandbox::new();
+    let mut child = sb
+        .ctx
+        .std_command(env!("CARGO_BIN_EXE_comfydock"))
+        .env("COMFYDOCK_HOME", &sb.ctx.workspace)
+        .env("COMFYDOCK_COMFYUI_REPO", sb.repo.url())
+        .env("COMFYDOCK_TORCH_INDEX_URL", sb.index.torch_index_url())
+        .env("UV_INDEX_URL", sb.index.simple_url())
+        .args(["create", "half", "--comfyui", "v0.3.40", "--torch-backend", "cpu"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it is resolving or installing Python packages.
+    let cec = sb.env_dir("half").join(".cec/pyproject.toml");
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !cec.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(cec.exists(), "create never reached the .cec phase");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = sb.ctx.command().args(["--json", "list"]).output().unwrap();
+    assert_eq!(stdout(&out).trim(), "[]", "a half environment is listed");
+    let out = sb.ctx.command().args(["-e", "half", "status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    sb.create("half", "v0.3.40");
+    assert_eq!(
+        sb.python("half", "import tinynum; print(tinynum.__version__)")
+            .unwrap(),
+        "1.26.4"
+    );
+}
+
+#[test]
+fn bad_input_is_rejected_with_a_useful_error() {
+    let sb = EnvSandbox::new();
+    let out = sb
+        .ctx
+        .command()
+        .args(["create", "x", "--comfyui", "v0.3.4O", "--torch-backend", "cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Unknown ComfyUI ref `v0.3.4O`"), "{err}");
+    assert!(
+        err.contains("hint: the closest release tags are `v0.3.40`"),
+        "{err}"
+    );
+    assert!(!sb.env_dir("x").exists(), "a failed create leaves nothing");
+
+    let out = sb.ctx.command().args(["create", "../x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("may not contain path separators"),
+        "{}",
+        stderr(&out)
+    );
+    for name in [".hidden", "models"] {
+        let out = sb.ctx.command().args(["create", name]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+    }
+    let out = sb
+        .ctx
+        .command()
+        .args(["create", "y", "--torch-backend", "cuda"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // uv failing: a release whose requirements cannot be resolved.
+    sb.repo.add_release("v0.3.42", "no-such-package>=1\n");
+    let out = sb
+        .ctx
+        .command()
+        .args(["create", "z", "--comfyui", "v0.3.42", "--torch-backend", "cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("error: Failed to create environment `z`"), "{err}");
+    assert!(
+        err.contains("Caused by:") && err.contains(" lock --project "),
+        "the uv command line is shown: {err}"
+    );
+    assert!(
+        err.contains("no-such-package"),
+        "uv's own message is shown: {err}"
+    );
+    assert!(!sb.env_dir("z").exists());
+
+    // Nothing selected.
+    let out = sb.ctx.command().arg("status").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No environment selected") && stderr(&out).contains("comfydock use NAME"));
+}
+
+#[test]
+fn delete_asks_unless_yes_and_never_touches_models() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let model = sb.ctx.workspace.join("models/checkpoints/keep.safetensors");
+    fs_err::create_dir_all(model.parent().unwrap()).unwrap();
+    fs_err::write(&model, "weights").unwrap();
+    let out = sb.ctx.command().args(["delete", "a"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "no terminal: must fail naming --yes");
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert!(sb.env_dir("a").exists());
+    sb.ctx.command().args(["delete", "a", "--yes"]).assert().success();
+    assert!(!sb.env_dir("a").exists());
+    assert_eq!(fs_err::read_to_string(&model).unwrap(), "weights");
+    let yaml = sb.ctx.workspace.join("environments");
+    assert!(yaml.is_dir());
+}
