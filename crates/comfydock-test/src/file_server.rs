@@ -218,6 +218,11 @@ impl FileServer {
             .collect()
     }
 
+    /// How many TCP connections have been accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.server.connections_accepted()
+    }
+
     /// The request log (shared handle).
     pub fn log(&self) -> &RequestLog {
         self.server.log()

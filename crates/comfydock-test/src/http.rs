@@ -233,6 +233,7 @@ impl RequestLog {
 /// Open connections, so stopping the server can close them.
 #[derive(Default)]
 struct Connections {
+    /// Connections accepted so far (ids are 1..=next_id).
     next_id: u64,
     open: Vec<(u64, TcpStream)>,
 }
@@ -308,6 +309,14 @@ impl HttpServer {
         for (_, stream) in connections.open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// How many TCP connections have been accepted (to check that clients reuse connections).
+    pub fn connections_accepted(&self) -> u64 {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_id
     }
 
     /// Whether [`HttpServer::stop`] has been called.
