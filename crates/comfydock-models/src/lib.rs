@@ -4,7 +4,11 @@
 //! ([`index::ModelIndex`]) is a SQLite file (`.metadata/model_index.db`) holding models, their
 //! hashes, where they are on disk and where they came from.
 
+pub mod civitai;
+pub mod download;
+pub mod endpoints;
 pub mod extra_paths;
+pub mod fetch;
 pub mod folders;
 pub mod hashing;
 pub mod index;

@@ -481,7 +481,7 @@ fn walk_issue(err: &ignore::Error, dir: &Path) -> Option<ScanIssue> {
 }
 
 #[cfg(unix)]
-fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
+pub(crate) fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
     use std::os::unix::fs::MetadataExt as _;
     (
         FileStamp {
@@ -497,7 +497,7 @@ fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
 }
 
 #[cfg(not(unix))]
-fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
+pub(crate) fn stamp_of(metadata: &std::fs::Metadata) -> (FileStamp, u64) {
     let mtime_ns = metadata
         .modified()
         .ok()
