@@ -185,10 +185,18 @@ impl RepoGit {
     /// Paths with uncommitted changes (tracked or untracked, ignoring ignored files).
     pub fn dirty_paths(&self) -> Result<Vec<String>, ReleaseError> {
         let listing = self.run(["status", "--porcelain", "-z", "--untracked-files=all", "--", "."])?;
-        Ok(split_nul(&listing)
-            .filter_map(|entry| entry.get(3..))
-            .map(str::to_owned)
-            .collect())
+        let mut paths = Vec::new();
+        let mut entries = split_nul(&listing);
+        while let Some(entry) = entries.next() {
+            if let Some(path) = entry.get(3..) {
+                paths.push(path.to_owned());
+            }
+            // Renames and copies are followed by their source path.
+            if entry.starts_with(['R', 'C']) {
+                entries.next();
+            }
+        }
+        Ok(paths)
     }
 
     /// The commit a tag points to, if the tag exists.

@@ -149,3 +149,30 @@ pub fn release_notes(
         packages,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_per_package_sections() {
+        let notes = ReleaseNotes {
+            tag: "v1.1.0".into(),
+            previous_tag: Some("v1.0.0".into()),
+            meta_package: "tmpl-meta".into(),
+            meta_version: "1.1.0".into(),
+            packages: vec![PackageNotes {
+                package: "tmpl-media-api".into(),
+                version: "0.1.1".into(),
+                added: vec!["nano_banana".into()],
+                changed: vec![],
+                removed: vec!["old_one".into(), "older".into()],
+            }],
+        };
+        assert_eq!(
+            notes.to_text(),
+            "Release v1.1.0: tmpl-meta 1.1.0\n\nTemplate changes since v1.0.0:\n\n\
+             tmpl-media-api 0.1.1\n- added: nano_banana\n- removed: old_one, older\n"
+        );
+    }
+}

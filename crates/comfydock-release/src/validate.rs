@@ -415,10 +415,18 @@ fn check_asset(
         return Ok(());
     };
     let source = repo.root().join(asset);
-    let wanted = read_bytes(&source)?;
+    let size = file_size(&source)?;
+    let mut wanted: Option<Vec<u8>> = None;
     let mut matches = false;
     for copy in copies {
-        if read_bytes(copy)? == wanted {
+        // Sizes first: most assets are media files, read them only when they may be equal.
+        if file_size(copy)? != size {
+            continue;
+        }
+        if wanted.is_none() {
+            wanted = Some(read_bytes(&source)?);
+        }
+        if wanted.as_deref() == Some(read_bytes(copy)?.as_slice()) {
             matches = true;
             break;
         }
@@ -440,6 +448,15 @@ fn check_asset(
         );
     }
     Ok(())
+}
+
+fn file_size(path: &Path) -> Result<u64, ReleaseError> {
+    fs_err::metadata(path)
+        .map(|m| m.len())
+        .map_err(|source| ReleaseError::Read {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, ReleaseError> {

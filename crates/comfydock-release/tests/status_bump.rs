@@ -297,3 +297,86 @@ fn bump_turns_range_pins_into_exact_pins() {
     assert_eq!(report.pins[0].to, "tmpl-core==0.1.0");
     assert!(fixture.read("pyproject.toml").contains("\"tmpl-core==0.1.0\""));
 }
+
+#[test]
+fn a_removed_template_affects_the_package_that_shipped_it() {
+    let fixture = released_fixture();
+    fixture.edit(
+        "bundles.json",
+        r#""media-api": ["api_flux"],"#,
+        r#""media-api": [],"#,
+    );
+    fixture.git(&[
+        "rm",
+        "--quiet",
+        "templates/api_flux.json",
+        "templates/api_flux-1.webp",
+    ]);
+    fixture.commit("Drop api_flux");
+    let report = status(&fixture.root, &StatusOptions::default()).unwrap();
+    let media_api = report
+        .packages
+        .iter()
+        .find(|p| p.package == "tmpl-media-api")
+        .unwrap();
+    assert!(media_api.reasons.iter().any(|r| r.cause
+        == Cause::BundleMembership {
+            bundle: "media-api".into(),
+            added: vec![],
+            removed: vec!["api_flux".into()],
+        }));
+    assert!(media_api.reasons.iter().any(|r| r.cause
+        == Cause::TemplateFile {
+            path: "templates/api_flux.json".into(),
+            template: "api_flux".into(),
+            bundle: "media-api".into(),
+        }));
+    let deleted = report
+        .changed_files
+        .iter()
+        .find(|f| f.path == "templates/api_flux.json")
+        .unwrap();
+    assert_eq!(deleted.change, comfydock_release::git_repo::Change::Deleted);
+}
+
+#[test]
+fn template_json_also_affects_the_json_package() {
+    let fixture = Fixture::new();
+    fixture.write(
+        "packages/json/pyproject.toml",
+        support::package_pyproject("tmpl-json", "0.2.0"),
+    );
+    fixture.edit(
+        "pyproject.toml",
+        "    \"tmpl-core==0.1.0\",",
+        "    \"tmpl-core==0.1.0\",\n    \"tmpl-json==0.2.0\",",
+    );
+    fixture.commit("Add the json package");
+    fixture.tag("v1.0.0");
+    fixture.write("templates/flux_schnell.json", support::workflow("dog.png"));
+    let report = status(&fixture.root, &StatusOptions::default()).unwrap();
+    let names: Vec<_> = report.packages.iter().map(|p| p.package.as_str()).collect();
+    assert_eq!(names, ["tmpl-json", "tmpl-media-image", "tmpl-meta"]);
+    assert_eq!(
+        report.packages[0].reasons[0].cause,
+        Cause::TemplateJson {
+            path: "templates/flux_schnell.json".into()
+        }
+    );
+}
+
+#[test]
+fn a_bundle_override_maps_to_another_package_folder() {
+    let fixture = Fixture::new();
+    fixture.edit(
+        "pyproject.toml",
+        "[build-system]",
+        "[tool.comfydock.release.bundle-packages]\nmedia-api = \"media_image\"\n\n[build-system]",
+    );
+    fixture.commit("Map media-api to media_image");
+    fixture.tag("v1.0.0");
+    fixture.write("templates/api_flux-1.webp", b"new");
+    let report = status(&fixture.root, &StatusOptions::default()).unwrap();
+    let names: Vec<_> = report.packages.iter().map(|p| p.package.as_str()).collect();
+    assert_eq!(names, ["tmpl-media-image", "tmpl-meta"]);
+}

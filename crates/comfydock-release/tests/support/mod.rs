@@ -7,7 +7,7 @@
 
 pub mod index_server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Bytes standing in for a thumbnail.
@@ -239,9 +239,4 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Whether `path` is inside `root`.
-pub fn is_within(path: &Path, root: &Path) -> bool {
-    path.starts_with(root)
 }
