@@ -484,6 +484,13 @@ impl Collector {
             let existing = self.models[first..].iter_mut().find(|m| m.name == name);
             let reference = if let Some(existing) = existing {
                 existing
+            } else if self.models.len() > first
+                && self.models[first..]
+                    .iter()
+                    .all(|m| m.source == ModelSource::LoaderInput)
+            {
+                // A loader whose file widget now holds another file: the declaration is stale.
+                continue;
             } else {
                 let widget = facts
                     .widgets

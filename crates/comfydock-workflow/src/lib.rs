@@ -6,7 +6,9 @@
 
 pub mod analysis;
 pub mod builtins;
+mod content_hash;
 pub mod convert;
+pub mod diff;
 pub mod document;
 pub mod error;
 mod flatten;
@@ -21,7 +23,9 @@ pub use analysis::{
     NodeTypeUsage, PackageHint, analyze,
 };
 pub use builtins::{BuiltinNodes, NodeCategory};
+pub use content_hash::content_hash;
 pub use convert::{Conversion, ConversionWarning, convert_to_api};
+pub use diff::{DiffNode, ModeChange, ModelChange, WidgetChange, WorkflowDiff, diff};
 pub use document::{
     ApiInput, ApiNodeView, ApiWorkflow, GraphView, InputSlot, Link, NodeMode, NodeView, OutputSlot,
     SubgraphIo, SubgraphView, UiWorkflow, WidgetRef, WidgetValues, WorkflowDocument, WorkflowFormat,
