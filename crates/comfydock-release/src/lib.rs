@@ -1,9 +1,22 @@
-//! Release manager for multi-package template and asset monorepos.
+//! Release manager for multi-package template and asset monorepos (the layout of
+//! Comfy-Org/workflow_templates): a root meta package pinning `packages/<dir>` sub-packages
+//! exactly, templates in `templates/` with `index.json`, and `bundles.json` mapping bundles to
+//! templates, each bundle shipping its assets in one package (see [`repo`]).
 //!
 //! One entry function per command, each taking the repository root and its options:
-//! [`status()`], [`bump()`], [`validate()`], [`publish()`]. Results are serde-serialisable
-//! reports (stable snake_case fields for `--json`); errors are [`ReleaseError`], which
-//! implements [`comfydock_core::Hinted`].
+//!
+//! | command | entry | result | failure the CLI exits non-zero on |
+//! |---|---|---|---|
+//! | `release status [--since REF]` | [`status()`] | [`StatusReport`] | `Err` |
+//! | `release bump [--dry-run] [--meta-version V]` | [`bump()`] | [`BumpReport`] | `Err` (e.g. meta version not raised) |
+//! | `release validate [--index-url URL]` | [`validate()`] | [`ValidationReport`] | `Err`, or `!report.is_ok()` |
+//! | `release publish [--index-url URL] [--dry-run]` | [`publish()`] | [`PublishReport`] | `Err`, or `!report.complete` |
+//!
+//! Reports are serde-serialisable with stable snake_case fields (for `--json`); problems and
+//! reasons carry a one-line `message`. Errors are [`ReleaseError`], which implements
+//! [`comfydock_core::Hinted`] with the exact command that fixes them. Nothing here prints;
+//! progress goes through [`comfydock_core::reporter::Reporter`]. The index client is blocking
+//! (reqwest): call these functions outside an async runtime (or in `spawn_blocking`).
 
 pub mod bump;
 pub mod catalog;
@@ -23,6 +36,7 @@ pub mod version;
 pub use bump::{BumpOptions, BumpReport, bump};
 pub use error::ReleaseError;
 pub use notes::ReleaseNotes;
+pub use package_index::PYPI_SIMPLE_URL;
 pub use publish::{PublishCredentials, PublishOptions, PublishReport, publish};
 pub use status::{StatusOptions, StatusReport, status};
 pub use validate::{ValidateOptions, ValidationReport, validate};
