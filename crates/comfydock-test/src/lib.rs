@@ -18,5 +18,4 @@ pub mod wheel_index;
 pub mod registry;
 pub mod node_repo;
 pub mod node_source;
-pub mod postgres;
 pub mod git_server;
