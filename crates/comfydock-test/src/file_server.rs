@@ -42,6 +42,7 @@ struct Blob {
 struct State {
     blobs: HashMap<String, Blob>,
     redirects: HashMap<String, (u16, String)>,
+    extra_headers: HashMap<String, Vec<(String, String)>>,
     faults: HashMap<String, Vec<ScriptedFault>>,
 }
 
@@ -119,6 +120,17 @@ impl FileServer {
     /// Requires `Authorization: <value>` (e.g. `Bearer hf_x`) for `path`; others get 401.
     pub fn require_authorization(&self, path: &str, value: &str) -> &Self {
         self.blob(path).required_authorization = Some(value.to_owned());
+        self
+    }
+
+    /// Adds a response header for `path` (blob or redirect), e.g. Hugging Face's `X-Linked-Size`
+    /// or `X-Repo-Commit`.
+    pub fn header(&self, path: &str, name: &str, value: &str) -> &Self {
+        self.state()
+            .extra_headers
+            .entry(path.to_owned())
+            .or_default()
+            .push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -275,17 +287,25 @@ impl std::ops::DerefMut for BlobGuard<'_> {
 fn handle(state: &Mutex<State>, request: &Request) -> Response {
     let path = request.path();
     let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-    let fault = take_fault(&mut state, &path);
+    let mut response = respond(&mut state, &path, request);
+    for (name, value) in state.extra_headers.get(&path).into_iter().flatten() {
+        response = response.header(name.clone(), value.clone());
+    }
+    response
+}
+
+fn respond(state: &mut State, path: &str, request: &Request) -> Response {
+    let fault = take_fault(state, path);
     if let Some(Fault::Status(status)) = fault {
         return Response::status(status).body(format!("scripted failure {status}"));
     }
-    if let Some((status, location)) = state.redirects.get(&path) {
+    if let Some((status, location)) = state.redirects.get(path) {
         return Response::redirect(*status, location.clone());
     }
     if !matches!(request.method.as_str(), "GET" | "HEAD") {
         return Response::status(405);
     }
-    let Some(blob) = state.blobs.get(&path) else {
+    let Some(blob) = state.blobs.get(path) else {
         return Response::not_found();
     };
     if let Some(required) = &blob.required_authorization
@@ -422,6 +442,7 @@ mod tests {
         server.require_authorization("/api/download/models/7", "Bearer secret");
         let denied = get(&server.url_for("/api/download/models/7"), &[]).unwrap();
         assert_eq!(denied.status, 401);
+        server.header("/api/download/models/7", "X-Linked-Size", "7");
         let ok = get(
             &server.url_for("/api/download/models/7"),
             &[("Authorization", "Bearer secret")],

@@ -373,7 +373,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler, log: &RequestLog) -> i
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
-        let Some(request) = read_request(&mut reader)? else {
+        let Some(request) = read_request(&mut reader, &mut writer)? else {
             return Ok(());
         };
         log.push(request.clone());
@@ -390,7 +390,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler, log: &RequestLog) -> i
 }
 
 /// Reads one request; `None` when the client closed the connection cleanly.
-fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
+fn read_request(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -423,6 +423,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Request>
         headers,
         body: Vec::new(),
     };
+    if request
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
     if let Some(len) = request
         .header("content-length")
         .and_then(|v| v.parse::<usize>().ok())
@@ -631,5 +637,61 @@ pub mod client {
             headers,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn echo() -> HttpServer {
+        HttpServer::start(|request| {
+            Response::ok(request.body.clone())
+                .header("X-Path", request.path())
+                .header("X-Query", request.query("q").unwrap_or_default())
+        })
+    }
+
+    #[test]
+    fn answers_expect_continue_and_reads_chunked_bodies() {
+        let server = echo();
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        stream
+            .write_all(b"POST /a%20b?q=x+y%21 HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            .unwrap();
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        stream.write_all(b"hello").unwrap();
+        stream
+            .write_all(
+                b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            )
+            .unwrap();
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).unwrap();
+        assert!(
+            rest.contains("X-Path: /a b\r\n") && rest.contains("X-Query: x y!\r\n"),
+            "{rest}"
+        );
+        assert!(rest.contains("\r\n\r\nhello"), "{rest}");
+        assert!(rest.ends_with("\r\n\r\nabcde"), "{rest}");
+        let log = server.log().all();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1].body, b"abcde");
+    }
+
+    #[test]
+    fn head_requests_get_headers_only() {
+        let server = echo();
+        let response = client::request("HEAD", &format!("{}/x", server.url()), &[], b"").unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.body.is_empty());
+        assert_eq!(
+            server.localhost_url(),
+            format!("http://localhost:{}", server.port())
+        );
     }
 }

@@ -263,8 +263,18 @@ pub fn default_packages() -> Vec<WheelSpec> {
 /// exactly the matching torch. `torch.version.cuda` is `None` for cpu and e.g. `"12.8"` for cu128,
 /// and `torch.cuda.is_available()` returns `False`.
 pub fn torch_family(backend: Option<&str>) -> Vec<WheelSpec> {
+    torch_family_at(backend, TORCH_VERSION, TORCHVISION_VERSION, TORCHAUDIO_VERSION)
+}
+
+/// Like [`torch_family`] for other versions (e.g. `2.6.0`, `0.21.0`, `2.6.0` to test torch updates).
+pub fn torch_family_at(
+    backend: Option<&str>,
+    torch: &str,
+    torchvision: &str,
+    torchaudio: &str,
+) -> Vec<WheelSpec> {
     let local = backend.map(|b| format!("+{b}")).unwrap_or_default();
-    let torch_version = format!("{TORCH_VERSION}{local}");
+    let torch_version = format!("{torch}{local}");
     let cuda = match backend {
         Some(b) if b.starts_with("cu") && b.len() > 3 => {
             let digits = &b[2..];
@@ -286,9 +296,9 @@ pub fn torch_family(backend: Option<&str>) -> Vec<WheelSpec> {
             .file("torch/__init__.py", &torch_init)
             .file("torch/version.py", &torch_version_py)
             .file("torch/cuda.py", cuda_py),
-        WheelSpec::new("torchvision", &format!("{TORCHVISION_VERSION}{local}"))
+        WheelSpec::new("torchvision", &format!("{torchvision}{local}"))
             .requires(&format!("torch=={torch_version}")),
-        WheelSpec::new("torchaudio", &format!("{TORCHAUDIO_VERSION}{local}"))
+        WheelSpec::new("torchaudio", &format!("{torchaudio}{local}"))
             .requires(&format!("torch=={torch_version}")),
     ]
 }
@@ -596,5 +606,22 @@ mod tests {
         assert!(dir.path().join("conflict_b-1.0.0-py3-none-any.whl").is_file());
         assert!(dir.path().join("torch-2.5.1+cpu-py3-none-any.whl").is_file());
         assert!(dir.path().join("torch-2.5.1-py3-none-any.whl").is_file());
+    }
+
+    #[test]
+    fn torch_family_pins_matching_local_versions() {
+        let family = torch_family_at(Some("cu128"), "2.6.0", "0.21.0", "2.6.0");
+        let built: Vec<BuiltWheel> = family.iter().map(WheelSpec::build).collect();
+        assert_eq!(built[0].filename, "torch-2.6.0+cu128-py3-none-any.whl");
+        assert!(built[1].metadata.contains("Requires-Dist: torch==2.6.0+cu128\n"));
+        assert!(built[2].metadata.contains("Version: 2.6.0+cu128\n"));
+        let mut archive = zip::ZipArchive::new(Cursor::new(built[0].bytes.clone())).unwrap();
+        let mut version_py = String::new();
+        archive
+            .by_name("torch/version.py")
+            .unwrap()
+            .read_to_string(&mut version_py)
+            .unwrap();
+        assert_eq!(version_py, "__version__ = \"2.6.0+cu128\"\ncuda = \"12.8\"\n");
     }
 }
