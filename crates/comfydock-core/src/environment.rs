@@ -61,6 +61,8 @@ pub enum EnvError {
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
     #[error(transparent)]
+    Nodes(Box<crate::nodes::NodeError>),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -98,6 +100,7 @@ impl Hinted for EnvError {
             Self::Uv(e) => e.hint(),
             Self::Git(e) => e.hint(),
             Self::Workspace(e) => e.hint(),
+            Self::Nodes(e) => e.hint(),
             _ => None,
         }
     }
@@ -666,6 +669,8 @@ pub struct Status {
     pub torch_backend: String,
     pub uncommitted: Vec<String>,
     pub running_pid: Option<u32>,
+    /// Custom node folders that differ from the manifest.
+    pub nodes: Vec<crate::nodes::install::NodeDrift>,
     /// Each difference with the command that fixes it.
     pub issues: Vec<StatusIssue>,
 }
@@ -712,7 +717,23 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
     if !in_sync {
         issues.push(StatusIssue {
             what: "Python packages differ from pyproject.toml/uv.lock (changed since the last sync)".into(),
-            fix: sync,
+            fix: sync.clone(),
+        });
+    }
+    let node_entries = crate::nodes::entry::read_all(&manifest);
+    let node_drift = crate::nodes::install::drift(env, &node_entries);
+    for drift in &node_drift {
+        let fix = match drift {
+            crate::nodes::install::NodeDrift::Unmanaged { name } => format!(
+                "track it with `comfydock -e {} node add --dev {}`, or move it out of custom_nodes",
+                env.name,
+                env.comfyui().join("custom_nodes").join(name).display()
+            ),
+            _ => sync.clone(),
+        };
+        issues.push(StatusIssue {
+            what: drift.describe(),
+            fix,
         });
     }
     let uncommitted = uncommitted(git, env)?;
@@ -733,6 +754,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
         torch_backend: env.backend().to_string(),
         uncommitted,
         running_pid: env.running_pid(),
+        nodes: node_drift,
         issues,
     })
 }
@@ -747,6 +769,8 @@ pub struct SyncReport {
     pub extra_packages: Vec<String>,
     pub pruned: bool,
     pub dry_run: bool,
+    /// Custom node folders installed, replaced, moved or removed to match the manifest.
+    pub nodes_changed: Vec<String>,
 }
 
 /// Make the environment exactly what `.cec` says.
@@ -802,6 +826,16 @@ pub fn sync(
         report.packages_changed = changes;
         report.extra_packages = extras;
     }
+    let node_ctx = crate::nodes::NodeContext {
+        workspace,
+        settings,
+        tools,
+        env,
+        reporter,
+    };
+    let node_entries = crate::nodes::entry::read_all(&manifest);
+    report.nodes_changed = crate::nodes::install::apply(&node_ctx, &node_entries, dry_run)
+        .map_err(|e| EnvError::Nodes(Box::new(e)))?;
     if !dry_run {
         reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
         let mode = if prune { SyncMode::Exact } else { SyncMode::Inexact };

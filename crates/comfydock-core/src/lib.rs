@@ -10,6 +10,7 @@ pub mod git;
 pub mod hint;
 pub mod history;
 pub mod manifest;
+pub mod nodes;
 pub mod reporter;
 pub mod settings;
 pub mod subprocess;

@@ -380,6 +380,75 @@ impl Manifest {
     }
 }
 
+/// Custom node entries (`[tool.comfydock.nodes.<key>]`) and their dependency groups.
+impl Manifest {
+    /// `[tool.comfydock.nodes]` as `(key, table)` pairs, in file order.
+    pub fn node_tables(&self) -> Vec<(String, toml_edit::Table)> {
+        self.comfydock()
+            .and_then(|t| t.get("nodes"))
+            .and_then(Item::as_table)
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.to_owned(), v.as_table()?.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Insert or replace `[tool.comfydock.nodes.<key>]`.
+    pub fn set_node_table(&mut self, key: &str, table: toml_edit::Table) {
+        let nodes = self.doc["tool"]["comfydock"]["nodes"].or_insert(toml_edit::table());
+        if let Some(nodes) = nodes.as_table_mut() {
+            nodes.set_implicit(true);
+            nodes.insert(key, Item::Table(table));
+        }
+    }
+
+    /// Remove `[tool.comfydock.nodes.<key>]`; returns whether it existed.
+    pub fn remove_node_table(&mut self, key: &str) -> bool {
+        self.doc
+            .get_mut("tool")
+            .and_then(|t| t.get_mut("comfydock"))
+            .and_then(|t| t.get_mut("nodes"))
+            .and_then(Item::as_table_mut)
+            .is_some_and(|nodes| nodes.remove(key).is_some())
+    }
+
+    /// Replace one `[dependency-groups]` entry, one requirement per line.
+    pub fn set_dependency_group(&mut self, name: &str, requirements: &[String]) {
+        let mut array = Array::new();
+        for dep in requirements {
+            let mut value = Value::from(dep.as_str());
+            value.decor_mut().set_prefix("\n    ");
+            array.push_formatted(value);
+        }
+        array.set_trailing(if requirements.is_empty() { "" } else { "\n" });
+        array.set_trailing_comma(!requirements.is_empty());
+        let groups = self.doc["dependency-groups"].or_insert(toml_edit::table());
+        if let Some(groups) = groups.as_table_like_mut() {
+            groups.insert(name, Item::Value(Value::Array(array)));
+        }
+    }
+
+    /// Remove one `[dependency-groups]` entry; returns whether it existed.
+    pub fn remove_dependency_group(&mut self, name: &str) -> bool {
+        self.doc
+            .get_mut("dependency-groups")
+            .and_then(Item::as_table_like_mut)
+            .is_some_and(|groups| groups.remove(name).is_some())
+    }
+
+    /// `[project] name`.
+    pub fn project_name(&self) -> Option<String> {
+        self.doc
+            .get("project")
+            .and_then(|p| p.get("name"))
+            .and_then(Item::as_str)
+            .map(str::to_owned)
+    }
+}
+
 fn string_array(item: Option<&Item>) -> Vec<String> {
     item.and_then(Item::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())

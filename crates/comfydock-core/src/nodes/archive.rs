@@ -1,0 +1,311 @@
+//! Registry archives: downloaded once per workspace, verified by sha256 and size, extracted
+//! safely into a content-addressed store, and installed into `custom_nodes` by hardlink or copy.
+//!
+//! ```text
+//! cache/nodes/archives/<id>/<version>.zip          the download
+//! cache/nodes/archives/<id>/<version>.zip.sha256   its hash when first downloaded (trust on first use)
+//! cache/nodes/store/<sha256>/                      the extracted content (renamed into place when complete)
+//! ```
+
+use std::io::Read as _;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::Digest as _;
+
+use super::error::NodeError;
+use super::registry::RegistryClient;
+
+/// A verified archive in the cache.
+#[derive(Debug, Clone)]
+pub struct CachedArchive {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Downloaded by this call (false: it was already cached).
+    pub downloaded: bool,
+}
+
+/// The workspace's node archive cache and store.
+#[derive(Debug, Clone)]
+pub struct ArchiveStore {
+    root: PathBuf,
+}
+
+impl ArchiveStore {
+    /// The store under `<workspace>/cache/nodes`.
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            root: cache_dir.join("nodes"),
+        }
+    }
+
+    /// Where the archive of `id@version` is cached.
+    pub fn archive_path(&self, id: &str, version: &str) -> PathBuf {
+        self.root.join("archives").join(id).join(format!("{version}.zip"))
+    }
+
+    /// Where the content with this hash is extracted.
+    pub fn store_path(&self, sha256: &str) -> PathBuf {
+        self.root.join("store").join(sha256)
+    }
+
+    /// Whether `id@version` is in the cache (no verification).
+    pub fn is_cached(&self, id: &str, version: &str) -> bool {
+        self.archive_path(id, version).is_file()
+    }
+
+    /// The archive of `id@version`, downloaded from `url` if not cached. The file is checked
+    /// against `expected` (from the manifest) or, failing that, the hash recorded when it was
+    /// first downloaded.
+    pub fn fetch(
+        &self,
+        client: &RegistryClient,
+        id: &str,
+        version: &str,
+        url: &str,
+        expected: Option<(&str, Option<u64>)>,
+    ) -> Result<CachedArchive, NodeError> {
+        let path = self.archive_path(id, version);
+        let sidecar = sidecar_path(&path);
+        let mut downloaded = false;
+        if !path.is_file() {
+            let dir = path.parent().expect("archive path has a parent");
+            fs_err::create_dir_all(dir)?;
+            let temp = tempfile::Builder::new()
+                .prefix(".download-")
+                .suffix(".zip")
+                .tempfile_in(dir)?
+                .into_temp_path();
+            client.download(url, &temp)?;
+            let (sha, size) = hash_file(&temp)?;
+            if let Some((want, want_size)) = expected {
+                check(&temp, want, want_size, &sha, size)?;
+            }
+            temp.persist(&path).map_err(|e| e.error)?;
+            crate::atomic_file::write_atomic(&sidecar, format!("{sha}\n"))?;
+            downloaded = true;
+        }
+        let (sha, size) = hash_file(&path)?;
+        let recorded = fs_err::read_to_string(&sidecar).ok().map(|s| s.trim().to_owned());
+        match expected {
+            Some((want, want_size)) => check(&path, want, want_size, &sha, size)?,
+            None => {
+                if let Some(recorded) = recorded.filter(|r| !r.is_empty()) {
+                    check(&path, &recorded, None, &sha, size)?;
+                }
+            }
+        }
+        Ok(CachedArchive {
+            path,
+            sha256: sha,
+            size,
+            downloaded,
+        })
+    }
+
+    /// Extract a verified archive into the store (once per hash); returns the store folder.
+    pub fn extract(&self, archive: &CachedArchive) -> Result<PathBuf, NodeError> {
+        let target = self.store_path(&archive.sha256);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let parent = target.parent().expect("store path has a parent");
+        fs_err::create_dir_all(parent)?;
+        let staging = tempfile::Builder::new().prefix(".extract-").tempdir_in(parent)?;
+        extract_zip(&archive.path, staging.path())?;
+        match fs_err::rename(staging.path(), &target) {
+            Ok(()) => {
+                let _ = staging.keep();
+            }
+            // Another process extracted the same content first.
+            Err(_) if target.is_dir() => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(target)
+    }
+}
+
+fn sidecar_path(archive: &Path) -> PathBuf {
+    let mut s = archive.as_os_str().to_owned();
+    s.push(".sha256");
+    PathBuf::from(s)
+}
+
+fn check(path: &Path, want: &str, want_size: Option<u64>, sha: &str, size: u64) -> Result<(), NodeError> {
+    if !want.eq_ignore_ascii_case(sha) {
+        return Err(NodeError::HashMismatch {
+            path: path.to_path_buf(),
+            expected: want.to_owned(),
+            actual: sha.to_owned(),
+        });
+    }
+    if let Some(want_size) = want_size
+        && want_size != size
+    {
+        return Err(NodeError::SizeMismatch {
+            path: path.to_path_buf(),
+            expected: want_size,
+            actual: size,
+        });
+    }
+    Ok(())
+}
+
+/// sha256 (hex) and size of a file.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Extract `archive` into the empty folder `dest`. Every entry is checked first: an entry with
+/// `..`, an absolute path or a link is rejected before anything is written.
+pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), NodeError> {
+    let bad = |source| NodeError::BadArchive {
+        archive: archive.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(archive)?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
+    let mut plan: Vec<(usize, PathBuf, bool)> = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i).map_err(bad)?;
+        let name = entry.name().map_err(bad)?.into_owned();
+        let unsafe_entry = |reason| NodeError::UnsafeArchive {
+            archive: archive.to_path_buf(),
+            entry: name.clone(),
+            reason,
+        };
+        if entry.is_symlink() {
+            return Err(unsafe_entry("is a symbolic link"));
+        }
+        let relative = safe_relative(&name).ok_or_else(|| {
+            if name.starts_with('/') || name.starts_with('\\') || name.get(1..2) == Some(":") {
+                unsafe_entry("has an absolute path")
+            } else {
+                unsafe_entry("leaves the extraction folder (`..`)")
+            }
+        })?;
+        plan.push((i, relative, entry.is_dir()));
+    }
+    for (i, relative, is_dir) in plan {
+        let target = dest.join(&relative);
+        if is_dir {
+            fs_err::create_dir_all(&target)?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        let mut entry = zip.by_index(i).map_err(bad)?;
+        let mut out = fs_err::File::create(&target)?;
+        std::io::copy(&mut entry, &mut out)?;
+        #[cfg(unix)]
+        if let Some(mode) = entry.unix_mode() {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs_err::set_permissions(&target, std::fs::Permissions::from_mode((mode & 0o755) | 0o644))?;
+        }
+    }
+    Ok(())
+}
+
+/// A zip entry name as a relative path with only normal components.
+fn safe_relative(name: &str) -> Option<PathBuf> {
+    if name.is_empty() || name.starts_with('/') || name.starts_with('\\') || name.contains('\0') {
+        return None;
+    }
+    let normalized = name.replace('\\', "/");
+    let path = Path::new(&normalized);
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    if out.as_os_str().is_empty() || normalized.split('/').any(|p| p.contains(':')) {
+        return None;
+    }
+    Some(out)
+}
+
+/// Populate `dest` (must not exist) from a store folder: hardlinks, or copies across devices.
+pub fn install_tree(store: &Path, dest: &Path) -> std::io::Result<()> {
+    fs_err::create_dir_all(dest)?;
+    for entry in walkdir::WalkDir::new(store).min_depth(1) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let relative = entry.path().strip_prefix(store).expect("walk stays under store");
+        let target = dest.join(relative);
+        if entry.file_type().is_dir() {
+            fs_err::create_dir_all(&target)?;
+        } else if entry.file_type().is_file() && fs_err::hard_link(entry.path(), &target).is_err() {
+            fs_err::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn zip_with(entries: &[(&str, Option<&str>)]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut w = zip::ZipWriter::new(file.reopen().unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, link) in entries {
+            if let Some(target) = link {
+                w.add_symlink(*name, *target, opts).unwrap();
+            } else {
+                w.start_file(*name, opts).unwrap();
+                w.write_all(b"x = 1\n").unwrap();
+            }
+        }
+        w.finish().unwrap();
+        file
+    }
+
+    #[test]
+    fn safe_paths() {
+        assert_eq!(safe_relative("a/b.py"), Some(PathBuf::from("a/b.py")));
+        assert_eq!(safe_relative("./a"), Some(PathBuf::from("a")));
+        for bad in ["../x", "a/../../x", "/etc/passwd", "\\x", "C:/x", "a/../..", ""] {
+            assert_eq!(safe_relative(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rejects_traversal_absolute_and_links_writing_nothing() {
+        for entries in [
+            vec![("ok.py", None), ("../escape.py", None)],
+            vec![("ok.py", None), ("/tmp/abs.py", None)],
+            vec![("ok.py", None), ("link", Some("../../etc/passwd"))],
+        ] {
+            let zip = zip_with(&entries);
+            let dest = tempfile::tempdir().unwrap();
+            let err = extract_zip(zip.path(), dest.path()).unwrap_err();
+            assert!(matches!(err, NodeError::UnsafeArchive { .. }), "{err}");
+            assert_eq!(fs_err::read_dir(dest.path()).unwrap().count(), 0);
+        }
+        let zip = zip_with(&[("pkg/ok.py", None), ("__init__.py", None)]);
+        let dest = tempfile::tempdir().unwrap();
+        extract_zip(zip.path(), dest.path()).unwrap();
+        assert!(dest.path().join("pkg/ok.py").is_file());
+        let installed = dest.path().join("installed");
+        install_tree(dest.path().join("pkg").as_path(), &installed).unwrap();
+        assert!(installed.join("ok.py").is_file());
+    }
+}
