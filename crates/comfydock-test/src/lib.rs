@@ -18,4 +18,5 @@ pub mod wheel_index;
 pub mod registry;
 pub mod node_repo;
 pub mod node_source;
+pub mod postgres;
 pub mod git_server;
