@@ -20,3 +20,4 @@ pub mod node_repo;
 pub mod node_source;
 pub mod postgres;
 pub mod git_server;
+pub mod standins;

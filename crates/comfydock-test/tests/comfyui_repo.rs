@@ -108,7 +108,18 @@ impl Running {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(line);
         }
-        (status.code().expect("exited, not killed by a signal"), self.seen)
+        (
+            status.code().expect("exited, not killed by a signal"),
+            std::mem::take(&mut self.seen),
+        )
+    }
+}
+
+impl Drop for Running {
+    /// A failed assertion must not leave a server process behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
