@@ -549,3 +549,62 @@ async fn sources_found_on_civitai_by_sha256_are_recorded() {
     let again = index.find_sources(&dl, &index.list().unwrap()).await.unwrap();
     assert!(!again.found[0].added);
 }
+
+#[tokio::test]
+async fn server_ignoring_range_restarts_the_part_from_zero() {
+    use comfydock_test::http::{HttpServer, Response};
+    let s = setup();
+    let bytes = payload(90_000, 11);
+    let served = bytes.clone();
+    let plain = HttpServer::start(move |_| Response::ok(served.clone()));
+    // A stale .part from an earlier run, with bytes that do not belong to the file.
+    fs_err::create_dir_all(s.root.path.join("loras")).unwrap();
+    let part = s.root.path.join("loras/plain.safetensors.part");
+    fs_err::write(&part, payload(5_000, 99)).unwrap();
+    let mut req = request(
+        format!("{}/plain.safetensors", plain.url()),
+        "loras/plain.safetensors",
+    );
+    req.expected = Some(ExpectedHash::Sha256(sha256(&bytes)));
+    let done = downloader(&s.server, Tokens::default(), 1)
+        .download(&s.root, &req, 0, &NoReporter)
+        .await
+        .unwrap();
+    assert_eq!(plain.log().all()[0].header("range"), Some("bytes=5000-"));
+    assert_eq!(done.resumed_from, 0, "a 200 answer restarts the file");
+    assert_eq!(fs_err::read(&done.path).unwrap(), bytes);
+    assert!(!part.exists());
+}
+
+#[tokio::test]
+async fn rejected_range_starts_over_and_a_dead_server_is_reported() {
+    let s = setup();
+    let bytes = payload(20_000, 12);
+    s.server.add("/files/r.safetensors", bytes.clone());
+    fs_err::create_dir_all(s.root.path.join("vae")).unwrap();
+    // A .part as long as the whole file: the server answers 416 to `bytes=20000-`.
+    fs_err::write(s.root.path.join("vae/r.safetensors.part"), payload(20_000, 13)).unwrap();
+    let done = downloader(&s.server, Tokens::default(), 2)
+        .download(
+            &s.root,
+            &request(s.server.url_for("/files/r.safetensors"), "vae/r.safetensors"),
+            0,
+            &NoReporter,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fs_err::read(&done.path).unwrap(), bytes);
+    assert_eq!(s.server.ranges_for("/files/r.safetensors"), ["bytes=20000-"]);
+
+    let mut gone = FileServer::start();
+    let url = gone.url_for("/files/x.safetensors");
+    gone.stop();
+    let recorder = Recorder::default();
+    let err = downloader(&s.server, Tokens::default(), 3)
+        .download(&s.root, &request(url, "vae/x.safetensors"), 0, &recorder)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DownloadError::Fetch(_)), "{err:?}");
+    assert_eq!(recorder.retries.lock().unwrap().len(), 2);
+    assert_eq!(*recorder.finished.lock().unwrap(), [(0, false)]);
+}

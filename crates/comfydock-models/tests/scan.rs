@@ -1,12 +1,13 @@
 //! Scanning real files in temporary folders into a real SQLite index.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use comfydock_core::reporter::NoReporter;
 use comfydock_models::index::{ModelIndex, ModelRecord, SourceKind};
 use comfydock_models::roots::ModelRoot;
-use comfydock_models::scan::{ScanOptions, ScanSummary};
+use comfydock_models::scan::{ScanIssue, ScanOptions, ScanReporter, ScanSummary};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -281,4 +282,50 @@ fn mapped_root_uses_folder_keys_from_the_mapping() {
     assert_eq!(base.locations[0].root, a1111);
     let lora = model_by_content(&index, b"lora x");
     assert_eq!(lora.locations[0].folder.as_deref(), Some("loras"));
+}
+
+#[derive(Default)]
+struct Events {
+    started: Mutex<Vec<(u64, u64)>>,
+    hashed: Mutex<Vec<(PathBuf, u64)>>,
+    issues: Mutex<Vec<ScanIssue>>,
+}
+
+impl ScanReporter for Events {
+    fn hashing_started(&self, files: u64, bytes: u64) {
+        self.started.lock().unwrap().push((files, bytes));
+    }
+    fn file_hashed(&self, path: &Path, bytes: u64) {
+        self.hashed.lock().unwrap().push((path.to_owned(), bytes));
+    }
+    fn issue(&self, issue: &ScanIssue) {
+        self.issues.lock().unwrap().push(issue.clone());
+    }
+}
+
+#[test]
+fn progress_events_report_files_and_bytes() {
+    let fx = Fixture::new();
+    fx.write("checkpoints/a.safetensors", &[1; 1000]);
+    fx.write("loras/b.safetensors", &[2; 500]);
+    let events = Events::default();
+    let mut index = ModelIndex::open(&fx.db).unwrap();
+    index
+        .scan(
+            &[ModelRoot::standard(&fx.models)],
+            ScanOptions::default(),
+            &events,
+        )
+        .unwrap();
+    assert_eq!(*events.started.lock().unwrap(), [(2, 1500)]);
+    let mut hashed = events.hashed.lock().unwrap().clone();
+    hashed.sort();
+    assert_eq!(
+        hashed,
+        [
+            (fx.models.join("checkpoints/a.safetensors"), 1000),
+            (fx.models.join("loras/b.safetensors"), 500)
+        ]
+    );
+    assert!(events.issues.lock().unwrap().is_empty());
 }
