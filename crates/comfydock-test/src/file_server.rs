@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::http::{HttpServer, Request, RequestLog, Response};
 
@@ -20,6 +21,13 @@ pub enum Fault {
     Status(u16),
     /// Serve these bytes instead of the registered ones (same status and headers).
     WrongBytes(Vec<u8>),
+    /// Send the body `chunk` bytes at a time with `pause` after each chunk.
+    Throttle {
+        /// Bytes per write.
+        chunk: usize,
+        /// Pause after each write.
+        pause: Duration,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -174,6 +182,12 @@ impl FileServer {
         self.fault(path, Fault::DropAfter { after_bytes }, times)
     }
 
+    /// Serves `path` slowly: `chunk` bytes then a `pause`, for every request (to interrupt a
+    /// download midway or watch progress).
+    pub fn throttle(&self, path: &str, chunk: usize, pause: Duration) -> &Self {
+        self.fault_always(path, Fault::Throttle { chunk, pause })
+    }
+
     /// Answers `status` (5xx) for the first `times` requests.
     pub fn fail_with(&self, path: &str, status: u16, times: usize) -> &Self {
         self.fault(path, Fault::Status(status), times)
@@ -321,8 +335,10 @@ fn respond(state: &mut State, path: &str, request: &Request) -> Response {
     if let Some(disposition) = &blob.content_disposition {
         response = response.header("Content-Disposition", disposition.clone());
     }
-    if let Some(Fault::DropAfter { after_bytes }) = fault {
-        response = response.truncated_after(after_bytes);
+    match fault {
+        Some(Fault::DropAfter { after_bytes }) => response = response.truncated_after(after_bytes),
+        Some(Fault::Throttle { chunk, pause }) => response = response.throttled(chunk, pause),
+        _ => {}
     }
     response
 }
@@ -502,6 +518,14 @@ mod tests {
         assert_eq!(get(&server.url_for("/f"), &[]).unwrap().body, b"corrupt");
         server.clear_faults("/f");
         assert_eq!(get(&server.url_for("/f"), &[]).unwrap().body, payload());
+
+        server.throttle("/f", 40_000, Duration::from_millis(30));
+        let started = std::time::Instant::now();
+        assert_eq!(get(&server.url_for("/f"), &[]).unwrap().body, payload());
+        assert!(
+            started.elapsed() >= Duration::from_millis(90),
+            "three throttled chunks"
+        );
     }
 
     #[test]

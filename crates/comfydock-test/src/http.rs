@@ -119,6 +119,8 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Fault injection: write only this many body bytes, then close the connection.
     pub truncate_after: Option<usize>,
+    /// Slow link: write the body in chunks of this many bytes with this pause after each.
+    pub throttle: Option<(usize, Duration)>,
 }
 
 impl Response {
@@ -129,6 +131,7 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
             truncate_after: None,
+            throttle: None,
         }
     }
 
@@ -184,6 +187,14 @@ impl Response {
     #[must_use]
     pub fn truncated_after(mut self, n: usize) -> Self {
         self.truncate_after = Some(n);
+        self
+    }
+
+    /// Sends the body `chunk` bytes at a time with `pause` after each chunk (a slow download, to
+    /// interrupt or watch progress).
+    #[must_use]
+    pub fn throttled(mut self, chunk: usize, pause: Duration) -> Self {
+        self.throttle = Some((chunk.max(1), pause));
         self
     }
 }
@@ -504,7 +515,16 @@ fn write_response(
         let end = response
             .truncate_after
             .map_or(response.body.len(), |n| n.min(response.body.len()));
-        writer.write_all(&response.body[..end])?;
+        match response.throttle {
+            None => writer.write_all(&response.body[..end])?,
+            Some((chunk, pause)) => {
+                for piece in response.body[..end].chunks(chunk) {
+                    writer.write_all(piece)?;
+                    writer.flush()?;
+                    std::thread::sleep(pause);
+                }
+            }
+        }
     }
     writer.flush()?;
     Ok(!close)

@@ -305,6 +305,8 @@ pub fn torch_family_at(
 
 #[derive(Default)]
 struct IndexState {
+    /// Pause before serving each wheel file (to interrupt an install midway).
+    download_delay: Option<std::time::Duration>,
     /// index key (`simple`, `whl/cpu`) → normalized project → wheels.
     indexes: BTreeMap<String, BTreeMap<String, Vec<Arc<BuiltWheel>>>>,
 }
@@ -363,6 +365,12 @@ impl WheelIndex {
         project.retain(|w| w.filename != wheel.filename);
         project.push(wheel.clone());
         wheel
+    }
+
+    /// Waits `delay` before serving every wheel file from now on (`None` = no delay), so a test can
+    /// kill comfydock while uv is installing.
+    pub fn delay_downloads(&self, delay: Option<std::time::Duration>) {
+        self.state().download_delay = delay;
     }
 
     /// `http://127.0.0.1:PORT` (server root).
@@ -436,6 +444,16 @@ impl WheelIndex {
 
 fn handle(state: &Mutex<IndexState>, request: &Request) -> Response {
     let path = request.path();
+    let delay = state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .download_delay;
+    if let Some(delay) = delay
+        && path.starts_with("/packages/")
+        && !path.ends_with(".metadata")
+    {
+        std::thread::sleep(delay);
+    }
     let state = state.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(rest) = path.strip_prefix("/packages/") {
         let Some((key, filename)) = rest.rsplit_once('/') else {
@@ -596,6 +614,14 @@ mod tests {
         );
         assert!(index.downloaded("tinynum"));
         assert!(!index.downloaded("torch"));
+        index.delay_downloads(Some(std::time::Duration::from_millis(100)));
+        let started = std::time::Instant::now();
+        get(
+            &format!("{}/packages/simple/{}", index.url(), wheel.filename),
+            &[],
+        )
+        .unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(100));
     }
 
     #[test]
