@@ -98,6 +98,11 @@ pub enum Command {
     /// Manage the environment's ComfyUI version
     #[command(subcommand)]
     Comfyui(ComfyuiCommand),
+    /// Add, remove, update and inspect custom nodes
+    #[command(subcommand)]
+    Node(crate::commands::node::NodeCommand),
+    /// Release manager for multi-package template and asset monorepos
+    Release(crate::commands::release::ReleaseArgs),
 }
 
 #[derive(Debug, Args)]

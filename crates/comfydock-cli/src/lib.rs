@@ -88,5 +88,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Log(args) => done(history::log(ctx, args)),
         Command::Rollback(args) => done(history::rollback(ctx, args)),
         Command::Diff(args) => done(history::diff(ctx, args)),
+        Command::Node(command) => done(commands::node::run(ctx, command)),
+        Command::Release(args) => done(commands::release::run(ctx, args)),
     }
 }

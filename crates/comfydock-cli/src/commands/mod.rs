@@ -17,7 +17,9 @@ pub mod doctor;
 pub mod environment;
 pub mod history;
 pub mod init;
+pub mod node;
 pub mod process;
+pub mod release;
 
 /// Global options resolved once, shared by every command.
 pub struct Context {

@@ -8,3 +8,4 @@ mod env_support;
 mod environments;
 mod init;
 mod lock;
+mod release;
