@@ -7,7 +7,8 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use comfydock_test::comfyui_repo::{
-    ComfyUiRepo, EXIT_CODE_ENV, LATEST_TAG, RELEASE_TAGS, SKIP_IMPORTS_ENV, requirements_for,
+    ComfyUiRepo, EXIT_CODE_ENV, LATEST_TAG, RELEASE_TAGS, SKIP_IMPORTS_ENV, STARTUP_DELAY_ENV,
+    requirements_for,
 };
 use comfydock_test::git::git;
 use comfydock_test::http::client::get;
@@ -317,9 +318,32 @@ fn main_py_exit_code_control_and_missing_requirements() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A busy port: exit code 1 and a message naming the address, like ComfyUI's bind error.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = Command::new(&python)
+        .arg(repo.path().join("main.py"))
+        .args(["--port", &port])
+        .env(SKIP_IMPORTS_ENV, "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains(&format!("('127.0.0.1', {port})")), "{text}");
+
     // With imports skipped it serves using the system python3 alone.
-    let mut running = Running::start(&python, repo.path(), &[], &[(SKIP_IMPORTS_ENV, "1")]);
+    let started = std::time::Instant::now();
+    let mut running = Running::start(
+        &python,
+        repo.path(),
+        &[],
+        &[(SKIP_IMPORTS_ENV, "1"), (STARTUP_DELAY_ENV, "0.3")],
+    );
     let url = running.url();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "startup delay honoured"
+    );
     assert_eq!(
         get(&format!("{url}/system_stats"), &[]).unwrap().json()["system"]["comfyui_version"],
         "0.3.41"
