@@ -12,6 +12,9 @@
 //! `main.py` is a pure-stdlib server answering `/system_stats`, `/object_info` and more (see the
 //! docstring of `fixtures/comfyui/main.py`); it imports every package its `requirements.txt` names,
 //! so it only starts in a correctly provisioned environment (or with `COMFYUI_STANDIN_SKIP_IMPORTS=1`).
+//!
+//! Clone it from [`ComfyUiRepo::url`] (`file://`), or over HTTP to count fetches:
+//! `GitHttpServer::start().serve("comfyanonymous/ComfyUI", repo.path())` (see [`crate::git_server`]).
 
 use std::path::{Path, PathBuf};
 
