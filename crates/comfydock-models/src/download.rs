@@ -184,6 +184,7 @@ pub enum DownloadError {
     #[error(transparent)]
     Index(#[from] IndexError),
     /// Internal: the file name became known and a `.part` exists; resume it.
+    #[doc(hidden)]
     #[error("restart to resume")]
     Restart,
 }

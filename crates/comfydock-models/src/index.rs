@@ -593,6 +593,14 @@ impl IndexTransaction<'_> {
         Ok(())
     }
 
+    pub fn remove_root(&self, root: &Path) -> rusqlite::Result<u64> {
+        let removed = self
+            .tx
+            .prepare_cached("DELETE FROM locations WHERE root = ?1")?
+            .execute([root_key(root)])?;
+        Ok(removed as u64)
+    }
+
     pub fn touch_root(&self, root: &Path) -> rusqlite::Result<()> {
         self.tx
             .prepare_cached("UPDATE locations SET last_seen = ?1 WHERE root = ?2")?

@@ -169,7 +169,8 @@ impl ModelRoots {
         Ok(())
     }
 
-    /// Remove a root by path. The index keeps its models (their locations go on the next scan).
+    /// Remove a root by path. Call [`crate::index::ModelIndex::forget_root`] to drop its
+    /// locations from the index (models, hashes and sources stay).
     pub fn remove(&mut self, path: &Path) -> Result<ModelRoot, RootsError> {
         let position = self
             .find(path)

@@ -316,6 +316,26 @@ impl ModelIndex {
     }
 }
 
+impl ModelIndex {
+    /// Drop every location under `root` (after `model root remove`); models, hashes and sources
+    /// stay. Returns how many locations were removed.
+    pub fn forget_root(&mut self, root: &ModelRoot) -> Result<u64, IndexError> {
+        let mut keys = vec![root.path.clone()];
+        for (dir, _) in root.scan_dirs() {
+            if !dir.starts_with(&root.path) && !keys.contains(&dir) {
+                keys.push(dir);
+            }
+        }
+        self.batch(|tx| {
+            let mut removed = 0;
+            for key in &keys {
+                removed += tx.remove_root(key)?;
+            }
+            Ok(removed)
+        })
+    }
+}
+
 fn new_location<'a>(location_roots: &'a [PathBuf], file: &'a FoundFile) -> NewLocation<'a> {
     NewLocation {
         root: &location_roots[file.root],

@@ -608,3 +608,33 @@ async fn rejected_range_starts_over_and_a_dead_server_is_reported() {
     assert_eq!(recorder.retries.lock().unwrap().len(), 2);
     assert_eq!(*recorder.finished.lock().unwrap(), [(0, false)]);
 }
+
+#[tokio::test]
+async fn not_enough_disk_space_fails_before_writing() {
+    use std::io::{Read as _, Write as _};
+    // A raw server announcing a file far larger than any disk.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0_u8; 4096];
+        let _ = stream.read(&mut request).unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    });
+    let s = setup();
+    let err = downloader(&s.server, Tokens::default(), 1)
+        .download(
+            &s.root,
+            &request(format!("http://{address}/huge.safetensors"), "checkpoints/"),
+            0,
+            &NoReporter,
+        )
+        .await
+        .unwrap_err();
+    server.join().unwrap();
+    assert!(matches!(err, DownloadError::InsufficientSpace { .. }), "{err:?}");
+    assert!(!s.root.path.join("checkpoints/huge.safetensors.part").exists());
+    assert!(!s.root.path.join("checkpoints/huge.safetensors").exists());
+}

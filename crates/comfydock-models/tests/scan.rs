@@ -329,3 +329,19 @@ fn progress_events_report_files_and_bytes() {
     );
     assert!(events.issues.lock().unwrap().is_empty());
 }
+
+#[test]
+fn forgetting_a_root_drops_its_locations_only() {
+    let fx = Fixture::new();
+    fx.write("checkpoints/a.safetensors", b"in the removed root");
+    let mut index = ModelIndex::open(&fx.db).unwrap();
+    fx.scan(&mut index);
+    let model = model_by_content(&index, b"in the removed root");
+    index
+        .add_source(model.id, "https://example.test/a", SourceKind::Url)
+        .unwrap();
+    assert_eq!(index.forget_root(&ModelRoot::standard(&fx.models)).unwrap(), 1);
+    let after = model_by_content(&index, b"in the removed root");
+    assert!(after.locations.is_empty());
+    assert_eq!(after.sources.len(), 1);
+}
