@@ -7,7 +7,7 @@ use crate::document::{GraphView, NodeMode, NodeView, SubgraphView, UiWorkflow};
 use crate::error::WorkflowError;
 
 /// Upper bound on flattened nodes (a hostile file could nest many instances of many instances).
-pub(crate) const MAX_FLAT_NODES: usize = 2_000_000;
+pub(crate) const MAX_FLAT_NODES: usize = 500_000;
 
 /// One node after subgraph expansion.
 #[derive(Debug, Clone)]

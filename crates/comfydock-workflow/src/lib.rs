@@ -1,8 +1,15 @@
 //! Pure ComfyUI workflow parsing, analysis, validation and conversion (no IO).
 //!
 //! Callers pass text, bytes or JSON values; nothing here touches files or the network.
-//! Entry points: [`WorkflowDocument::parse`], [`png::extract_workflows`], [`analyze`],
-//! [`builtins::scan_python_source`].
+//!
+//! - Read: [`WorkflowDocument::parse`] / [`WorkflowDocument::parse_bytes`] (UI or API format, detected),
+//!   [`png::extract_workflows`] (the `workflow` / `prompt` text chunks of a ComfyUI PNG). The document keeps
+//!   the whole JSON tree, so [`WorkflowDocument::to_json_string`] writes back every field it read.
+//! - Understand: [`analyze`] (node types, packages, models, input files), [`validate`] (structural issues),
+//!   [`builtins::scan_python_source`] (built-in node names from a ComfyUI checkout, for [`AnalysisOptions`]).
+//! - Transform and compare: [`convert_to_api`] (needs `/object_info`), [`content_hash`], [`diff`].
+//!
+//! Every result type is `serde::Serialize` with snake_case fields for `--json` output.
 
 pub mod analysis;
 pub mod builtins;

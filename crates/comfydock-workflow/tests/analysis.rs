@@ -294,3 +294,32 @@ class LoadMoGeModel(io.ComfyNode):
     );
     assert!(scan_python_source("x = {'a': 1}").is_empty());
 }
+
+#[test]
+fn exponential_subgraph_nesting_is_refused_instead_of_exhausting_memory() {
+    use serde_json::json;
+    // Each level holds ten instances of the next: 10^7 nodes if expanded.
+    let levels = 7;
+    let mut subgraphs = Vec::new();
+    for level in 0..levels {
+        let inner = if level + 1 == levels {
+            "KSampler".to_owned()
+        } else {
+            format!("level-{}", level + 1)
+        };
+        let nodes: Vec<_> = (1..=10)
+            .map(|id| json!({"id": id, "type": inner, "mode": 0}))
+            .collect();
+        subgraphs.push(json!({"id": format!("level-{level}"), "name": format!("level {level}"), "nodes": nodes, "links": []}));
+    }
+    let value = json!({"nodes": [{"id": 1, "type": "level-0"}], "links": [], "definitions": {"subgraphs": subgraphs}});
+    let document = WorkflowDocument::from_value(value).unwrap();
+    let err = analyze(&document, &AnalysisOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            comfydock_workflow::WorkflowError::TooManyNodes { limit: 500_000 }
+        ),
+        "{err:?}"
+    );
+}

@@ -199,3 +199,22 @@ fn issues_serialise_in_snake_case() {
     assert_eq!(json[0]["severity"], "error");
     assert_eq!(json[0]["node_type"], "KSampler");
 }
+
+#[test]
+fn object_info_keys_serve_as_known_types() {
+    let object_info: Value = serde_json::from_str(include_str!("fixtures/object_info.json")).unwrap();
+    let known = comfydock_workflow::node_types_from_object_info(&object_info);
+    assert!(known.contains("KSampler") && known.contains("VHS_VideoCombine"));
+    let document = WorkflowDocument::parse(include_str!("fixtures/ui_mixed_features.json")).unwrap();
+    let issues = validate(
+        &document,
+        &ValidationOptions {
+            known_node_types: Some(&known),
+        },
+    );
+    let unknown: Vec<(&str, &str)> = issues
+        .iter()
+        .map(|i| (i.node_id.as_deref().unwrap(), i.node_type.as_deref().unwrap()))
+        .collect();
+    assert_eq!(unknown, [("13", "FooModelLoader")]);
+}
