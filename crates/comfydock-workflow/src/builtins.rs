@@ -57,6 +57,26 @@ impl BuiltinNodes {
         self
     }
 
+    /// The core nodes of a running ComfyUI's `/object_info`: those whose `python_module` is `nodes`
+    /// or starts with `comfy_extras.` / `comfy_api_nodes.` (custom nodes have `custom_nodes.<pack>`).
+    pub fn from_object_info(object_info: &serde_json::Value) -> Self {
+        let names = object_info
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, def)| {
+                def.get("python_module")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|module| {
+                        module == "nodes"
+                            || module.starts_with("comfy_extras.")
+                            || module.starts_with("comfy_api_nodes.")
+                    })
+            })
+            .map(|(name, _)| name.clone());
+        Self::from_names(names)
+    }
+
     /// Whether `node_type` is built in.
     pub fn contains(&self, node_type: &str) -> bool {
         self.names.contains(node_type)

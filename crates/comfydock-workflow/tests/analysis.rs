@@ -323,3 +323,18 @@ fn exponential_subgraph_nesting_is_refused_instead_of_exhausting_memory() {
         "{err:?}"
     );
 }
+
+#[test]
+fn builtins_from_object_info_use_the_python_module() {
+    let object_info: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/object_info.json")).unwrap();
+    let builtins = BuiltinNodes::from_object_info(&object_info);
+    assert!(builtins.contains("KSampler") && builtins.contains("LoadImage"));
+    assert!(
+        !builtins.contains("VHS_VideoCombine"),
+        "custom_nodes.* modules are not core"
+    );
+    assert!(!builtins.contains("PathchSageAttentionKJ"));
+    assert_eq!(builtins.len(), 16);
+    assert!(BuiltinNodes::fallback().len() > 1000);
+}
