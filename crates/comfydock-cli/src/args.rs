@@ -103,6 +103,9 @@ pub enum Command {
     Node(crate::commands::node::NodeCommand),
     /// Release manager for multi-package template and asset monorepos
     Release(crate::commands::release::ReleaseArgs),
+    /// Analyze, validate and convert workflows; track them in an environment
+    #[command(subcommand)]
+    Workflow(crate::commands::workflow::WorkflowCommand),
 }
 
 #[derive(Debug, Args)]

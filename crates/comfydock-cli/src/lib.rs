@@ -90,5 +90,6 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Diff(args) => done(history::diff(ctx, args)),
         Command::Node(command) => done(commands::node::run(ctx, command)),
         Command::Release(args) => done(commands::release::run(ctx, args)),
+        Command::Workflow(command) => done(commands::workflow::run(ctx, command)),
     }
 }

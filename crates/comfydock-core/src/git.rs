@@ -69,6 +69,17 @@ impl Git {
         Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_owned())
     }
 
+    /// Run git and return its stdout byte for byte (for file contents, e.g. `git show REV:path`).
+    pub fn run_bytes<I, S>(&self, dir: Option<&Path>, args: I) -> Result<Vec<u8>, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(dir);
+        cmd.args(args);
+        Ok(run_checked(&mut cmd)?.stdout)
+    }
+
     /// `git --version`, e.g. `2.47.3`.
     pub fn version(&self) -> Result<String, GitError> {
         let out = self.run(None, ["--version"])?;

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod subprocess;
 pub mod torch_backend;
 pub mod uv;
+pub mod workflow_tracking;
 pub mod workspace;
 pub mod workspace_lock;
 

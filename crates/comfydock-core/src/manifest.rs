@@ -355,21 +355,27 @@ impl Manifest {
 
     /// `[tool.comfydock.<section>]` as JSON, for semantic diffs (nodes, workflows, models).
     pub fn tool_section(&self, section: &str) -> serde_json::Value {
-        let Some(item) = self.comfydock().and_then(|t| t.get(section)) else {
-            return serde_json::Value::Null;
-        };
-        let text = item.to_string();
-        let wrapped = format!("[x]\n{text}");
-        // Tables render without a header; parse them back through the `toml` crate.
-        toml::from_str::<toml::Table>(&wrapped)
+        // Round-trip through the `toml` crate: it resolves implicit and dotted tables for us.
+        toml::from_str::<toml::Table>(&self.doc.to_string())
             .ok()
-            .and_then(|t| serde_json::to_value(t.get("x")).ok())
-            .or_else(|| {
-                toml::from_str::<toml::Table>(&format!("x = {text}"))
-                    .ok()
-                    .and_then(|t| serde_json::to_value(t.get("x")).ok())
-            })
+            .and_then(|t| t.get("tool")?.get("comfydock")?.get(section).cloned())
+            .and_then(|v| serde_json::to_value(v).ok())
             .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Mark a workflow as tracked (`[tool.comfydock.workflows."name"] tracked = true`), or drop
+    /// its entry when `tracked` is false.
+    pub fn set_workflow_tracked(&mut self, name: &str, tracked: bool) {
+        let workflows = self.doc["tool"]["comfydock"]["workflows"].or_insert(toml_edit::table());
+        if let Some(table) = workflows.as_table_mut() {
+            table.set_implicit(true);
+            if tracked {
+                let entry = table.entry(name).or_insert(toml_edit::table());
+                entry["tracked"] = toml_edit::value(true);
+            } else {
+                table.remove(name);
+            }
+        }
     }
 
     fn missing(&self, field: &'static str) -> ManifestError {

@@ -14,10 +14,14 @@ pub fn commit(ctx: &Context, args: &CommitArgs) -> CommandResult {
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let _lock = ctx.lock(&workspace)?;
     let git = Git::find()?;
+    let copied = comfydock_core::workflow_tracking::copy_tracked_into_cec(&env)?;
     let commit = environment::commit_all(&git, &env, &args.message)?;
     if ctx.printer.json_mode() {
-        ctx.printer.json(&json!({ "commit": commit }));
+        ctx.printer.json(&json!({ "commit": commit, "workflows_copied": copied.copied, "workflows_removed": copied.removed }));
         return Ok(());
+    }
+    for name in &copied.copied {
+        ctx.printer.status("Copied", format!("workflow {name}"));
     }
     match commit {
         Some(c) => ctx

@@ -9,8 +9,9 @@ use comfydock_test::comfyui_repo::ComfyUiRepo;
 use comfydock_test::wheel_index::WheelIndex;
 
 fn main() {
-    let dir = std::env::args_os().nth(1).map_or_else(|| std::env::temp_dir().join("comfydock-standins"), Into::into);
-    let dir = std::path::PathBuf::from(dir);
+    let dir = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| std::env::temp_dir().join("comfydock-standins"), std::path::PathBuf::from);
     let repo = ComfyUiRepo::create_in(&dir.join("ComfyUI"));
     let index = WheelIndex::start();
     let mut out = std::io::stdout();

@@ -9,3 +9,4 @@ mod environments;
 mod init;
 mod lock;
 mod release;
+mod workflows;

@@ -1,0 +1,328 @@
+//! `comfydock workflow ...`: file-level analysis, validation and conversion, and per-environment
+//! tracking (one way, from ComfyUI into `.cec`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use comfydock_core::environment;
+use comfydock_core::git::Git;
+use comfydock_core::workflow_tracking as tracking;
+use comfydock_workflow::{
+    AnalysisOptions, NodeCategory, Severity, ValidationOptions, WorkflowDocument, WorkflowError, analyze,
+    convert_to_api, node_types_from_object_info, validate,
+};
+use serde_json::json;
+
+use super::Context;
+use crate::error::{CommandError, CommandResult};
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// List the node types (built-in or custom, with packages) and models a workflow file needs
+    Analyze(FileArgs),
+    /// Check a workflow file for dangling links, type mismatches, cycles and unknown nodes
+    Validate {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Node definitions (a saved /object_info) to also report unknown node types
+        #[arg(long, value_name = "FILE")]
+        object_info: Option<PathBuf>,
+    },
+    /// Convert a UI-format workflow to the API (prompt) format
+    Convert {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Node definitions: a saved /object_info document
+        #[arg(long, value_name = "FILE")]
+        object_info: PathBuf,
+    },
+    /// Workflows in the environment: tracked/untracked and new/modified/deleted/synced
+    List,
+    /// Track workflows: `commit` will copy them into .cec
+    Track {
+        /// Workflow names (paths under the workflows folder, without .json)
+        names: Vec<String>,
+        /// Track every workflow not matched by .cec/.comfydockignore
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+    /// Stop tracking a workflow (its copy leaves .cec at the next commit)
+    Untrack {
+        /// Workflow name
+        name: String,
+    },
+    /// Write a committed workflow back into ComfyUI's folder
+    Restore {
+        /// Workflow name
+        name: String,
+        /// Take it from this revision of .cec [default: the last commit]
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
+    },
+    /// Semantic diff of a workflow: ComfyUI's file against its committed copy
+    Diff {
+        /// Workflow name
+        name: String,
+        /// Compare against this revision of .cec [default: HEAD]
+        rev: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A workflow JSON file (UI or API format) or a PNG with embedded workflow
+    pub file: PathBuf,
+}
+
+/// Read a workflow from JSON or from a PNG's `workflow`/`prompt` text chunks.
+fn load(path: &Path) -> CommandResult<WorkflowDocument> {
+    let bytes = fs_err::read(path)?;
+    if bytes.starts_with(b"\x89PNG") {
+        let found = comfydock_workflow::png::extract_workflows(&bytes)
+            .map_err(|e| CommandError::failed(format!("Failed to read `{}`: {e}", path.display())))?;
+        return found.workflow.or(found.prompt).ok_or_else(|| {
+            CommandError::failed(format!("`{}` has no embedded workflow (no `workflow` or `prompt` chunk)", path.display()))
+        });
+    }
+    WorkflowDocument::parse_bytes(&bytes).map_err(|e| workflow_error(path, &e))
+}
+
+fn workflow_error(path: &Path, error: &WorkflowError) -> CommandError {
+    CommandError::failed(format!("`{}`: {error}", path.display()))
+}
+
+pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
+    match command {
+        WorkflowCommand::Analyze(args) => analyze_file(ctx, &args.file),
+        WorkflowCommand::Validate { file, object_info } => validate_file(ctx, &file.file, object_info.as_deref()),
+        WorkflowCommand::Convert { file, object_info } => convert_file(ctx, &file.file, object_info),
+        WorkflowCommand::List => list(ctx),
+        WorkflowCommand::Track { names, all } => track(ctx, names, *all),
+        WorkflowCommand::Untrack { name } => untrack(ctx, name),
+        WorkflowCommand::Restore { name, rev } => restore(ctx, name, rev.as_deref()),
+        WorkflowCommand::Diff { name, rev } => diff(ctx, name, rev.as_deref()),
+    }
+}
+
+fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
+    let doc = load(path)?;
+    let analysis = analyze(&doc, &AnalysisOptions::default()).map_err(|e| workflow_error(path, &e))?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&analysis);
+        return Ok(());
+    }
+    ctx.printer.data(format!(
+        "{}: {} nodes, {} subgraph definitions",
+        path.display(),
+        analysis.node_count,
+        analysis.subgraph_definition_count
+    ));
+    let custom: Vec<_> = analysis.node_types.iter().filter(|t| t.category == NodeCategory::Custom).collect();
+    ctx.printer.data(format!("Custom node types ({}):", custom.len()));
+    for t in custom {
+        let packages: Vec<String> = t
+            .packages
+            .iter()
+            .map(|p| {
+                let id = p.cnr_id.clone().or_else(|| p.aux_id.clone()).unwrap_or_else(|| "?".into());
+                match &p.ver {
+                    Some(v) => format!("{id}@{v}"),
+                    None => id,
+                }
+            })
+            .collect();
+        let packages = if packages.is_empty() { "package unknown".to_owned() } else { packages.join(", ") };
+        ctx.printer.data(format!("  {}  ({packages}; nodes {})", t.node_type, t.node_ids.join(", ")));
+    }
+    ctx.printer.data(format!("Models ({}):", analysis.models.len()));
+    for m in &analysis.models {
+        ctx.printer.data(format!(
+            "  {}  [{}] {:?}{}",
+            m.relative_path,
+            m.folder.as_deref().unwrap_or("unknown folder"),
+            m.criticality,
+            if m.disabled { " (node disabled)" } else { "" }
+        ));
+    }
+    if !analysis.file_inputs.is_empty() {
+        ctx.printer.data(format!("Input files ({}):", analysis.file_inputs.len()));
+        for f in &analysis.file_inputs {
+            ctx.printer.data(format!("  {}", serde_json::to_string(f).unwrap_or_default()));
+        }
+    }
+    Ok(())
+}
+
+fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> CommandResult {
+    let doc = load(path)?;
+    let known: Option<HashSet<String>> = match object_info {
+        Some(p) => Some(node_types_from_object_info(&read_json(p)?)),
+        None => None,
+    };
+    let issues = validate(&doc, &ValidationOptions { known_node_types: known.as_ref() });
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&issues);
+    } else {
+        for issue in &issues {
+            let level = match issue.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            ctx.printer.data(format!("{level}: {}", issue.message));
+        }
+    }
+    let errors = issues.iter().filter(|i| i.severity == Severity::Error).count();
+    if errors > 0 {
+        return Err(CommandError::failed(format!("`{}` has {errors} error(s)", path.display())));
+    }
+    ctx.printer.status("Valid", path.display());
+    Ok(())
+}
+
+fn read_json(path: &Path) -> CommandResult<serde_json::Value> {
+    let text = fs_err::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| {
+        CommandError::failed(format!("`{}` is not valid JSON at line {}, column {}", path.display(), e.line(), e.column()))
+    })
+}
+
+fn convert_file(ctx: &Context, path: &Path, object_info: &Path) -> CommandResult {
+    let doc = load(path)?;
+    let WorkflowDocument::Ui(ui) = &doc else {
+        return Err(CommandError::failed(format!("`{}` is already in API format", path.display())));
+    };
+    let conversion = convert_to_api(ui, &read_json(object_info)?).map_err(|e| workflow_error(path, &e))?;
+    for warning in &conversion.warnings {
+        ctx.printer.warn(serde_json::to_string(warning).unwrap_or_default());
+    }
+    ctx.printer.json(&conversion.prompt);
+    Ok(())
+}
+
+fn selected(ctx: &Context) -> CommandResult<environment::Environment> {
+    let workspace = ctx.workspace()?;
+    Ok(environment::select(&workspace, ctx.global.env.as_deref())?)
+}
+
+fn list(ctx: &Context) -> CommandResult {
+    let env = selected(ctx)?;
+    let entries = tracking::list(&env)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&entries);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        ctx.printer.info(format!("No workflows in {}", tracking::comfyui_workflows_dir(&env).display()));
+    }
+    for e in entries {
+        let tracked = if e.tracked { "tracked  " } else { "untracked" };
+        ctx.printer.data(format!("{tracked}  {:<9} {}", format!("{:?}", e.state).to_lowercase(), e.name));
+    }
+    Ok(())
+}
+
+fn track(ctx: &Context, names: &[String], all: bool) -> CommandResult {
+    if names.is_empty() && !all {
+        return Err(CommandError::usage("Name the workflows to track, or pass `--all`"));
+    }
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let added = tracking::track(&env, names, all)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({ "tracked": added }));
+        return Ok(());
+    }
+    if added.is_empty() {
+        ctx.printer.info("Nothing new to track");
+    }
+    for name in &added {
+        ctx.printer.status("Tracking", name);
+    }
+    if !added.is_empty() {
+        ctx.printer.hint(format!("`comfydock -e {} commit -m MESSAGE` copies them into .cec", env.name));
+    }
+    Ok(())
+}
+
+fn untrack(ctx: &Context, name: &str) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    tracking::untrack(&env, name)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({ "untracked": tracking::normalize_name(name) }));
+    } else {
+        ctx.printer.status("Untracked", tracking::normalize_name(name));
+    }
+    Ok(())
+}
+
+fn restore(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let git = Git::find()?;
+    let rev = rev.unwrap_or("HEAD");
+    let path = tracking::restore(&git, &env, name, Some(rev))?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({ "restored": tracking::normalize_name(name), "path": path, "rev": rev }));
+    } else {
+        ctx.printer.status("Restored", format!("{} from {rev} to {}", tracking::normalize_name(name), path.display()));
+        ctx.printer.hint("reload the workflow in the ComfyUI browser tab: the open tab still shows the old version");
+    }
+    Ok(())
+}
+
+fn diff(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
+    let env = selected(ctx)?;
+    let git = Git::find()?;
+    let old_bytes = tracking::committed(&git, &env, name, Some(rev.unwrap_or("HEAD")))?;
+    let live = tracking::live_path(&env, name);
+    let new_bytes = fs_err::read(&live)?;
+    let old = WorkflowDocument::parse_bytes(&old_bytes).map_err(|e| workflow_error(Path::new(name), &e))?;
+    let new = WorkflowDocument::parse_bytes(&new_bytes).map_err(|e| workflow_error(&live, &e))?;
+    let d = comfydock_workflow::diff(&old, &new).map_err(|e| workflow_error(&live, &e))?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&d);
+        return Ok(());
+    }
+    if d.is_empty() {
+        ctx.printer.data("No semantic differences");
+        return Ok(());
+    }
+    let label = |id: &str, ty: &str, title: &Option<String>| match title {
+        Some(t) => format!("node {id} \"{t}\" ({ty})"),
+        None => format!("node {id} ({ty})"),
+    };
+    for n in &d.nodes_added {
+        ctx.printer.data(format!("+ {}", label(&n.node_id, &n.node_type, &n.title)));
+    }
+    for n in &d.nodes_removed {
+        ctx.printer.data(format!("- {}", label(&n.node_id, &n.node_type, &n.title)));
+    }
+    for w in &d.widgets_changed {
+        let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("(none)".to_owned(), ToString::to_string);
+        ctx.printer.data(format!(
+            "~ {} {}: {} -> {}",
+            label(&w.node_id, &w.node_type, &w.title),
+            w.widget,
+            show(&w.old),
+            show(&w.new)
+        ));
+    }
+    for m in d.models_added.iter().chain(&d.models_removed).chain(&d.models_changed) {
+        ctx.printer.data(format!(
+            "~ model on node {} ({}): {} -> {}",
+            m.node_id,
+            m.node_type,
+            m.old.as_deref().unwrap_or("(none)"),
+            m.new.as_deref().unwrap_or("(none)")
+        ));
+    }
+    for m in &d.modes_changed {
+        ctx.printer.data(format!("~ mode {}", serde_json::to_string(m).unwrap_or_default()));
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `comfydock workflow`: analyze/validate/convert files, and tracking in an environment (issue 6).
+
+use std::path::PathBuf;
+
+use crate::common::{context, stderr, stdout};
+use crate::env_support::EnvSandbox;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures").join(name)
+}
+
+#[test]
+fn analyze_lists_custom_nodes_with_packages_and_models_with_folders() {
+    let ctx = context();
+    let out = ctx.command().args(["workflow", "analyze"]).arg(fixture("custom_nodes.json")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("VHS_VideoCombine  (comfyui-videohelpersuite@1.7.4; nodes 3)"), "{text}");
+    assert!(text.contains("DownloadAndLoadHyVideoModel  (kijai/ComfyUI-HunyuanVideoWrapper@0a1b2c3d; nodes 4)"), "{text}");
+    assert!(!text.contains("  CLIPTextEncode  ("), "built-ins are not custom: {text}");
+    assert!(text.contains("sd15/dream.safetensors  [checkpoints]"), "{text}");
+
+    let out = ctx.command().args(["--json", "workflow", "analyze"]).arg(fixture("custom_nodes.json")).output().unwrap();
+    let analysis: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let models = analysis["models"].as_array().unwrap();
+    let ckpt = models.iter().find(|m| m["relative_path"] == "sd15/dream.safetensors").unwrap();
+    assert_eq!(ckpt["folder"], "checkpoints");
+    assert_eq!(ckpt["url"], "http://models.invalid/dream.safetensors");
+    assert!(models.iter().any(|m| m["relative_path"] == "hunyuan_video_720_fp8.safetensors"), "{analysis}");
+}
+
+#[test]
+fn bad_files_are_explained() {
+    let ctx = context();
+    let bad = ctx.path().join("bad.json");
+    fs_err::write(&bad, "{\n  \"nodes\": [\n    {\"id\": 1,,}\n  ]\n}").unwrap();
+    let out = ctx.command().args(["workflow", "validate"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("line 3, column 14"), "{}", stderr(&out));
+
+    let not_workflow = ctx.path().join("list.json");
+    fs_err::write(&not_workflow, "[1, 2, 3]").unwrap();
+    let out = ctx.command().args(["workflow", "analyze"]).arg(&not_workflow).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not a ComfyUI workflow"), "{}", stderr(&out));
+
+    // A dangling link is an error naming the node.
+    let text = fs_err::read_to_string(fixture("simple_ui.json")).unwrap();
+    let dangling = ctx.path().join("dangling.json");
+    fs_err::write(&dangling, text.replace("\"link\": 1}", "\"link\": 9}")).unwrap();
+    let out = ctx.command().args(["workflow", "validate"]).arg(&dangling).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Positive") && stdout(&out).contains("CLIPTextEncode"), "{}", stdout(&out));
+    let out = ctx.command().args(["workflow", "validate"]).arg(fixture("simple_ui.json")).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+#[test]
+fn convert_produces_an_api_prompt() {
+    let ctx = context();
+    let out = ctx
+        .command()
+        .args(["workflow", "convert"])
+        .arg(fixture("simple_ui.json"))
+        .arg("--object-info")
+        .arg(fixture("object_info.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let prompt: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(prompt["1"]["class_type"], "CheckpointLoaderSimple");
+    assert_eq!(prompt["1"]["inputs"]["ckpt_name"], "sd15/dream.safetensors");
+    assert_eq!(prompt["2"]["inputs"]["text"], "a cat");
+    assert_eq!(prompt["2"]["inputs"]["clip"], serde_json::json!(["1", 1]));
+    assert_eq!(prompt["2"]["_meta"]["title"], "Positive");
+}
+
+#[test]
+fn track_commit_modify_diff_restore() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let live_dir = sb.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(live_dir.join("portraits")).unwrap();
+    let original = fs_err::read_to_string(fixture("simple_ui.json")).unwrap();
+    fs_err::write(live_dir.join("portraits/flux.json"), &original).unwrap();
+    fs_err::write(live_dir.join("scratch.json"), &original).unwrap();
+    fs_err::write(sb.env_dir("a").join(".cec/.comfydockignore"), "scratch.json\n").unwrap();
+
+    let ws = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
+    let out = ws(&["--json", "workflow", "list"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "ignored workflows are not listed: {rows}");
+    assert_eq!((rows[0]["name"].as_str(), rows[0]["tracked"].as_bool()), (Some("portraits/flux"), Some(false)));
+    assert_eq!(rows[0]["state"], "new");
+
+    let out = ws(&["workflow", "track", "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(manifest.contains("[tool.comfydock.workflows.\"portraits/flux\"]"), "{manifest}");
+    assert!(!manifest.contains("scratch"), "{manifest}");
+    assert!(!sb.env_dir("a").join(".cec/workflows/portraits/flux.json").exists(), "track alone copies nothing");
+
+    let out = ws(&["commit", "-m", "Track flux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs_err::read_to_string(sb.env_dir("a").join(".cec/workflows/portraits/flux.json")).unwrap(), original);
+    let out = ws(&["--json", "workflow", "list"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["state"], "synced");
+
+    // Moving the canvas is not a change; editing a prompt is.
+    let panned = original.replace("\"offset\": [0, 0]", "\"offset\": [120, -40]");
+    fs_err::write(live_dir.join("portraits/flux.json"), &panned).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
+    assert_eq!(rows[0]["state"], "synced", "view state is ignored");
+    fs_err::write(live_dir.join("portraits/flux.json"), original.replace("a cat", "a dog")).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
+    assert_eq!(rows[0]["state"], "modified");
+
+    let out = ws(&["workflow", "diff", "portraits/flux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff = stdout(&out);
+    assert!(diff.contains("node 2 \"Positive\" (CLIPTextEncode)"), "{diff}");
+    assert!(diff.contains("\"a cat\" -> \"a dog\""), "{diff}");
+
+    let out = ws(&["workflow", "restore", "portraits/flux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reload the workflow"), "{}", stderr(&out));
+    assert_eq!(fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(), original);
+
+    // Untracking drops the committed copy at the next commit.
+    assert!(ws(&["workflow", "untrack", "portraits/flux"]).status.success());
+    assert!(ws(&["commit", "-m", "Untrack"]).status.success());
+    assert!(!sb.env_dir("a").join(".cec/workflows/portraits/flux.json").exists());
+    let out = ws(&["workflow", "track", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No workflow `nope`"), "{}", stderr(&out));
+}
