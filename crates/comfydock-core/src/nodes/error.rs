@@ -86,7 +86,7 @@ pub enum NodeError {
     GitFetch {
         url: String,
         #[source]
-        source: GitError,
+        source: Box<GitError>,
     },
     #[error("Node `{key}` is already in `{env}`")]
     AlreadyAdded { key: String, env: String },
@@ -133,14 +133,14 @@ pub enum NodeError {
     Database {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: Box<rusqlite::Error>,
     },
     #[error(transparent)]
-    Env(#[from] EnvError),
+    Env(Box<EnvError>),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
-    Git(#[from] GitError),
+    Git(Box<GitError>),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -161,7 +161,19 @@ fn conflict_message(sides: &[ConflictSide]) -> String {
 
 impl From<crate::uv::UvError> for NodeError {
     fn from(e: crate::uv::UvError) -> Self {
-        Self::Env(EnvError::Uv(e))
+        Self::Env(Box::new(EnvError::Uv(e)))
+    }
+}
+
+impl From<GitError> for NodeError {
+    fn from(e: GitError) -> Self {
+        Self::Git(Box::new(e))
+    }
+}
+
+impl From<EnvError> for NodeError {
+    fn from(e: EnvError) -> Self {
+        Self::Env(Box::new(e))
     }
 }
 

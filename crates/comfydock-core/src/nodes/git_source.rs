@@ -59,7 +59,7 @@ impl NodeMirror {
             )
             .map_err(|source| NodeError::GitFetch {
                 url: self.url.clone(),
-                source,
+                source: Box::new(source),
             })?;
         match fs_err::rename(&target, &self.path) {
             Ok(()) => Ok(true),
@@ -77,7 +77,7 @@ impl NodeMirror {
             )
             .map_err(|source| NodeError::GitFetch {
                 url: self.url.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(())
     }
@@ -161,7 +161,7 @@ impl NodeMirror {
                 .run(Some(dest), &args)
                 .map_err(|source| NodeError::GitFetch {
                     url: self.url.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         // The install marker is ours, not the node's.

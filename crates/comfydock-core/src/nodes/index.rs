@@ -74,7 +74,7 @@ impl NodeIndex {
         }
         let db = |source| NodeError::Database {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
@@ -100,7 +100,7 @@ impl NodeIndex {
     fn error(&self, source: rusqlite::Error) -> NodeError {
         NodeError::Database {
             path: self.path.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -114,7 +114,7 @@ impl NodeIndex {
     ) -> Result<(), NodeError> {
         let tx = self.conn.transaction().map_err(|e| NodeError::Database {
             path: self.path.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         let result = (|| {
             tx.execute(
@@ -140,7 +140,7 @@ impl NodeIndex {
         };
         let tx = self.conn.transaction().map_err(|e| NodeError::Database {
             path: self.path.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         let mut count = 0;
         let result = (|| {

@@ -17,6 +17,26 @@ use crate::environment::Environment;
 /// The file inside an installed node folder that says what comfydock installed there.
 pub const MARKER: &str = ".comfydock-node.json";
 
+/// Names of the links to dev folders comfydock made in `custom_nodes` (one per line).
+pub const DEV_LINKS: &str = ".comfydock-dev-links";
+
+fn dev_links(custom_nodes: &Path) -> Vec<String> {
+    fs_err::read_to_string(custom_nodes.join(DEV_LINKS))
+        .map(|t| t.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+fn set_dev_link(custom_nodes: &Path, name: &str, present: bool) -> std::io::Result<()> {
+    let mut links = dev_links(custom_nodes);
+    links.retain(|l| l != name);
+    if present {
+        links.push(name.to_owned());
+    }
+    let mut text = links.join("\n");
+    text.push('\n');
+    crate::atomic_file::write_atomic(&custom_nodes.join(DEV_LINKS), text)
+}
+
 /// Disabled nodes live here (ComfyUI skips folders whose name ends in `.disabled`).
 pub const DISABLED_DIR: &str = ".disabled";
 
@@ -116,6 +136,7 @@ pub fn install(ctx: &NodeContext<'_>, entry: &NodeEntry) -> Result<PathBuf, Node
         }
         if fs_err::canonicalize(&path)? != fs_err::canonicalize(parent)?.join(&entry.name) {
             link_dir(&path, &dest)?;
+            set_dev_link(&custom_nodes(ctx.env), &entry.name, true)?;
         }
         return Ok(dest);
     }
@@ -170,7 +191,16 @@ pub fn uninstall(dir: &Path) -> std::io::Result<()> {
         return Ok(());
     };
     if meta.file_type().is_symlink() {
-        return fs_err::remove_file(dir);
+        fs_err::remove_file(dir)?;
+        if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+            let custom_nodes = if parent.ends_with(DISABLED_DIR) {
+                parent.parent().unwrap_or(parent)
+            } else {
+                parent
+            };
+            set_dev_link(custom_nodes, &name.to_string_lossy(), false)?;
+        }
+        return Ok(());
     }
     if InstalledMarker::read(dir).is_some() {
         return fs_err::remove_dir_all(dir);
@@ -274,6 +304,7 @@ pub fn drift(env: &Environment, entries: &[NodeEntry]) -> Vec<NodeDrift> {
         }
     }
     let known: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let links = dev_links(&custom_nodes(env));
     for (dir, _disabled) in folders(env) {
         let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
         if known.contains(&name.as_str()) {
@@ -283,6 +314,10 @@ pub fn drift(env: &Environment, entries: &[NodeEntry]) -> Vec<NodeDrift> {
             Some(marker) => out.push(NodeDrift::Extra {
                 name,
                 key: marker.key,
+            }),
+            None if links.contains(&name) && is_link(&dir) => out.push(NodeDrift::Extra {
+                key: super::spec::key_for(&name),
+                name,
             }),
             None if fs_err::symlink_metadata(&dir)
                 .is_ok_and(|m| m.is_dir() || m.file_type().is_symlink()) =>

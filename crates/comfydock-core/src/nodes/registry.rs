@@ -43,7 +43,7 @@ impl ApiCache {
         }
         let db = |source| NodeError::Database {
             path: path.to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
@@ -93,7 +93,7 @@ impl ApiCache {
     fn error(&self, source: rusqlite::Error) -> NodeError {
         NodeError::Database {
             path: self.path.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 }

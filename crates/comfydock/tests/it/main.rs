@@ -8,5 +8,6 @@ mod env_support;
 mod environments;
 mod init;
 mod lock;
+mod nodes;
 mod release;
 mod workflows;
