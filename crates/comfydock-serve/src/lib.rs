@@ -2,6 +2,22 @@
 //!
 //! - [`job`]: jobs, events, failures and the retry policy.
 //! - [`store`]: the [`store::JobStore`] queue on SQLite (embedded) or PostgreSQL (shared).
+//! - [`params`]: a typed API per workflow (parameters from the workflow + `/object_info`,
+//!   validation, injection); [`openapi`]: the OpenAPI 3.1 document and docs page.
+//! - [`comfyui`]: the ComfyUI client; [`worker`]: one worker per backend.
+//! - [`http`]: the axum routes; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
+//! - [`server`]: [`server::start`] ties it together (the CLI's entry point).
 
+pub mod comfyui;
+pub mod http;
+pub mod hub;
 pub mod job;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod server;
 pub mod store;
+pub mod worker;
+
+pub use server::{RunningServer, ServeError, ServeOptions, WorkflowSource, start};

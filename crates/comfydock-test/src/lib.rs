@@ -18,6 +18,7 @@ pub mod wheel_index;
 pub mod registry;
 pub mod node_repo;
 pub mod node_source;
+pub mod comfyui_server;
 pub mod postgres;
 pub mod git_server;
 pub mod standins;

@@ -1,0 +1,534 @@
+//! The HTTP API (axum): job submission per workflow, job queries, cancellation, output
+//! downloads, the event WebSocket, health, readiness, metrics, OpenAPI and docs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::hub::EventHub;
+use crate::job::{Job, JobEvent, JobStatus, NewJob, format_ms};
+use crate::metrics::Metrics;
+use crate::params::{WorkflowApi, is_safe_filename};
+use crate::store::{JobFilter, JobStore, StoreError};
+use crate::worker::{Backend, content_type};
+
+/// Shared by every handler.
+pub struct AppState {
+    pub store: Arc<dyn JobStore>,
+    pub hub: EventHub,
+    pub metrics: Arc<Metrics>,
+    pub workflows: Arc<HashMap<String, WorkflowApi>>,
+    pub backends: Vec<Arc<Backend>>,
+    pub outputs_dir: PathBuf,
+    /// Whether `/v1` requires a bearer key.
+    pub auth: bool,
+    pub rate_limit: Option<RateLimiter>,
+    pub openapi: Value,
+    /// Default attempts for transient failures.
+    pub max_attempts: u32,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// Browser origins allowed by CORS (`*` = any); empty = no CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+type AppStateRef = State<Arc<AppState>>;
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
+}
+
+fn store_error(err: &StoreError) -> Response {
+    tracing::error!(error = %err, "queue database error");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "queue_unavailable",
+        err.to_string(),
+    )
+}
+
+/// The API view of a job.
+pub fn job_json(job: &Job) -> Value {
+    let params = job.params.as_object().map(|map| {
+        map.iter()
+            .map(|(name, value)| {
+                let shown = match value.get("data").and_then(Value::as_str) {
+                    Some(data) => json!({"filename": value["filename"], "base64_length": data.len()}),
+                    None => value.clone(),
+                };
+                (name.clone(), shown)
+            })
+            .collect::<serde_json::Map<_, _>>()
+    });
+    json!({
+        "id": job.id,
+        "workflow": job.workflow,
+        "status": job.status,
+        "params": params,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "idempotency_key": job.idempotency_key,
+        "created_at": format_ms(job.created_at),
+        "started_at": job.started_at.map(format_ms),
+        "finished_at": job.finished_at.map(format_ms),
+        "error": job.last_error,
+        "outputs": job.outputs.as_ref().map_or(json!([]), |o| o["files"].clone()),
+        "events_url": format!("/v1/jobs/{}/events", job.id),
+    })
+}
+
+fn event_json(event: &JobEvent) -> Value {
+    json!({"job_id": event.job_id, "seq": event.seq, "at": format_ms(event.at), "kind": event.kind, "data": event.data})
+}
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
+    let v1 = Router::new()
+        .route("/v1/workflows/{name}/jobs", axum::routing::post(submit))
+        .route("/v1/jobs", get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/v1/jobs/{id}/outputs/{file}", get(get_output))
+        .route("/v1/jobs/{id}/events", get(job_events))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
+    let mut app = Router::new()
+        .merge(v1)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(|| async { Html(crate::openapi::DOCS_HTML) }))
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .with_state(state);
+    if !limits.cors_origins.is_empty() {
+        let cors = tower_http::cors::CorsLayer::new()
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+            ]);
+        let cors = if limits.cors_origins.iter().any(|o| o == "*") {
+            cors.allow_origin(tower_http::cors::Any)
+        } else {
+            let origins: Vec<HeaderValue> = limits
+                .cors_origins
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect();
+            cors.allow_origin(origins)
+        };
+        app = app.layer(cors);
+    }
+    app
+}
+
+/// Bearer keys (when configured) and per-key rate limits for `/v1`.
+async fn authenticate(State(state): AppStateRef, request: Request, next: Next) -> Response {
+    let mut subject = "anonymous".to_owned();
+    if state.auth {
+        let key = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(key) = key else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send `Authorization: Bearer <key>`",
+            );
+        };
+        match state.store.find_key(crate::keys::hash_key(key)).await {
+            Ok(Some(record)) => subject = record.id,
+            Ok(None) => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "unknown or revoked API key",
+                );
+            }
+            Err(err) => return store_error(&err),
+        }
+    }
+    if let Some(limiter) = &state.rate_limit
+        && let Err(wait) = limiter.take(&subject)
+    {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests for this key",
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    next.run(request).await
+}
+
+/// A token bucket per key: `per_minute` requests, refilled continuously.
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: per_minute.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    pub fn take(&self, key: &str) -> Result<(), Duration> {
+        let capacity = f64::from(self.per_minute);
+        let rate = capacity / 60.0;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(capacity);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
+        }
+    }
+}
+
+async fn submit(
+    State(state): AppStateRef,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(api) = state.workflows.get(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_workflow",
+            format!("no workflow `{name}` is served here"),
+        );
+    };
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(err) => {
+            let errors = json!([{"path": "", "constraint": "format", "message": format!("the body is not JSON: {err}")}]);
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"error": "validation_failed", "errors": errors})),
+            )
+                .into_response();
+        }
+    };
+    let request = match api.validate(&body) {
+        Ok(request) => request,
+        Err(errors) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"error": "validation_failed", "errors": errors})),
+            )
+                .into_response();
+        }
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Idempotency-Key must be 1 to 200 characters",
+        );
+    }
+    let params = Value::Object(request.params);
+    let new = NewJob {
+        workflow: name.clone(),
+        params: params.clone(),
+        priority: request.priority,
+        max_attempts: request.max_attempts.unwrap_or(state.max_attempts),
+        idempotency_key: key,
+        webhook: request.webhook,
+    };
+    match state.store.enqueue(new).await {
+        Ok(enqueued) if enqueued.created => {
+            state.hub.job_queued();
+            state.hub.changed(enqueued.job.id);
+            (StatusCode::CREATED, axum::Json(job_json(&enqueued.job))).into_response()
+        }
+        Ok(enqueued) => {
+            if enqueued.job.workflow != name || enqueued.job.params != params {
+                return error(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    format!(
+                        "Idempotency-Key was used for a different request (job {})",
+                        enqueued.job.id
+                    ),
+                );
+            }
+            (StatusCode::OK, axum::Json(job_json(&enqueued.job))).into_response()
+        }
+        Err(err) => store_error(&err),
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", format!("no job `{id}`"))
+}
+
+async fn get_job(State(state): AppStateRef, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found(&id);
+    };
+    match state.store.get(id).await {
+        Ok(Some(job)) => axum::Json(job_json(&job)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no job `{id}`")),
+        Err(err) => store_error(&err),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_jobs(State(state): AppStateRef, Query(query): Query<ListQuery>) -> Response {
+    let status = match query.status.as_deref().map(str::parse::<JobStatus>).transpose() {
+        Ok(status) => status,
+        Err(err) => {
+            let errors = json!([{"path": "status", "constraint": "enum", "message": err.to_string(), "allowed": JobStatus::ALL}]);
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({"error": "validation_failed", "errors": errors})),
+            )
+                .into_response();
+        }
+    };
+    let filter = JobFilter {
+        status,
+        workflow: query.workflow,
+        limit: query.limit.unwrap_or(100).min(1000),
+    };
+    match state.store.list(filter).await {
+        Ok(jobs) => {
+            axum::Json(json!({"jobs": jobs.iter().map(job_json).collect::<Vec<_>>()})).into_response()
+        }
+        Err(err) => store_error(&err),
+    }
+}
+
+async fn cancel_job(State(state): AppStateRef, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found(&id);
+    };
+    match state.store.cancel(id).await {
+        Ok(Some(before)) => {
+            if before.status == JobStatus::Running {
+                // Running here: interrupt now. Elsewhere: that worker's next heartbeat notices.
+                state.hub.cancel(id);
+            }
+            state.hub.changed(id);
+            match state.store.get(id).await {
+                Ok(Some(job)) => axum::Json(job_json(&job)).into_response(),
+                Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no job `{id}`")),
+                Err(err) => store_error(&err),
+            }
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "not_found", format!("no job `{id}`")),
+        Err(err) => store_error(&err),
+    }
+}
+
+async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, String)>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found(&id);
+    };
+    if !is_safe_filename(&file) || file.starts_with('.') {
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no output `{file}`"));
+    }
+    let path = state.outputs_dir.join(id.to_string()).join(&file);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let disposition = format!("inline; filename=\"{}\"", file.replace('"', ""));
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, content_type(&file).to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(_) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("job {id} has no output `{file}` here"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
+async fn job_events(
+    State(state): AppStateRef,
+    Path(id): Path<String>,
+    Query(query): Query<EventsQuery>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found(&id);
+    };
+    match state.store.get(id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", format!("no job `{id}`")),
+        Err(err) => return store_error(&err),
+    }
+    let after = query.after.unwrap_or(0).max(0);
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    upgrade.on_upgrade(move |socket| stream_events(state, id, after, socket))
+}
+
+const TERMINAL_EVENTS: [&str; 4] = ["succeeded", "failed", "dead", "cancelled"];
+
+/// Sends the stored events after `after`, then new ones as they come (woken by the hub, and
+/// polling for events written by other instances), closing after the terminal event.
+async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, mut socket: WebSocket) {
+    let mut wakeups = state.hub.subscribe();
+    loop {
+        let events = match state.store.events_after(id, last).await {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading job events failed");
+                Vec::new()
+            }
+        };
+        for event in events {
+            last = event.seq;
+            if socket
+                .send(Message::Text(event_json(&event).to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if TERMINAL_EVENTS.contains(&event.kind.as_str()) {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        }
+        tokio::select! {
+            signal = wakeups.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = signal {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn readyz(State(state): AppStateRef) -> Response {
+    let probes = state
+        .backends
+        .iter()
+        .map(|backend| async move { (backend.url().to_owned(), backend.probe().await) });
+    let results = futures::future::join_all(probes).await;
+    let any_up = results.iter().any(|(_, up)| *up);
+    let body = json!({
+        "ready": any_up,
+        "backends": results.iter().map(|(url, up)| json!({"url": url, "up": up})).collect::<Vec<_>>(),
+    });
+    let status = if any_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): AppStateRef) -> Response {
+    match state.store.stats().await {
+        Ok(queue) => {
+            let backends: Vec<(String, bool)> = state
+                .backends
+                .iter()
+                .map(|b| (b.url().to_owned(), b.is_up()))
+                .collect();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                state.metrics.render(&queue, &backends),
+            )
+                .into_response()
+        }
+        Err(err) => store_error(&err),
+    }
+}
+
+async fn openapi(State(state): AppStateRef) -> Response {
+    axum::Json(state.openapi.clone()).into_response()
+}
+
+/// Whether serving on `addr` without API keys is allowed (loopback only).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_refuses_past_its_budget_per_key() {
+        let limiter = RateLimiter::new(3);
+        assert!(limiter.take("a").is_ok());
+        assert!(limiter.take("a").is_ok());
+        assert!(limiter.take("a").is_ok());
+        let wait = limiter.take("a").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(10) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(limiter.take("b").is_ok(), "other keys have their own bucket");
+    }
+}

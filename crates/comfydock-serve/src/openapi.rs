@@ -1,0 +1,220 @@
+//! The OpenAPI 3.1 document, built from the served workflows' parameters, and a small static docs
+//! page (no external scripts).
+
+use serde_json::{Map, Value, json};
+
+use crate::params::{Param, ParamKind, WorkflowApi};
+
+fn param_schema(param: &Param) -> Value {
+    let mut schema = match &param.kind {
+        ParamKind::Int { min, max, .. } => {
+            let mut s = json!({"type": "integer"});
+            if let Some(min) = min {
+                s["minimum"] = json_int(*min);
+            }
+            if let Some(max) = max {
+                s["maximum"] = json_int(*max);
+            }
+            s
+        }
+        ParamKind::Float { min, max, .. } => {
+            let mut s = json!({"type": "number"});
+            if let Some(min) = min {
+                s["minimum"] = json!(min);
+            }
+            if let Some(max) = max {
+                s["maximum"] = json!(max);
+            }
+            s
+        }
+        ParamKind::String { multiline } => {
+            let mut s = json!({"type": "string"});
+            if *multiline {
+                s["x-multiline"] = json!(true);
+            }
+            s
+        }
+        ParamKind::Boolean => json!({"type": "boolean"}),
+        ParamKind::Enum { options } => json!({"enum": options}),
+        ParamKind::Upload { media } => json!({
+            "type": "object",
+            "description": format!("A {media} file, uploaded to ComfyUI before the run."),
+            "required": ["filename", "data"],
+            "properties": {
+                "filename": {"type": "string", "pattern": "^[^/\\\\]+$"},
+                "data": {"type": "string", "contentEncoding": "base64"},
+            },
+            "additionalProperties": false,
+        }),
+    };
+    if !matches!(param.kind, ParamKind::Upload { .. }) {
+        schema["default"] = param.default.clone();
+    }
+    let mut description = format!(
+        "`{}` of node {} ({})",
+        param.input, param.node_id, param.class_type
+    );
+    if let Some(tooltip) = &param.description {
+        description = format!("{tooltip} — {description}");
+    }
+    schema["description"] = json!(description);
+    schema["x-comfyui-node"] = json!(param.node_id);
+    schema["x-comfyui-input"] = json!(param.input);
+    schema
+}
+
+fn json_int(v: i128) -> Value {
+    u64::try_from(v).map_or_else(|_| json!(i64::try_from(v).unwrap_or(i64::MIN)), Value::from)
+}
+
+fn error_responses() -> Value {
+    json!({
+        "401": {"description": "Missing or unknown API key.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "429": {"description": "Rate limit exceeded for this key.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    })
+}
+
+/// The OpenAPI document for these workflows.
+pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    for api in workflows {
+        let params_name = format!("{}_params", api.name);
+        let mut properties = Map::new();
+        for param in &api.params {
+            properties.insert(param.name.clone(), param_schema(param));
+        }
+        schemas.insert(
+            params_name.clone(),
+            json!({"type": "object", "properties": properties, "additionalProperties": false}),
+        );
+        let mut responses = json!({
+            "201": {"description": "Queued.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+            "200": {"description": "A job with this Idempotency-Key already exists; it is returned.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+            "422": {"description": "Invalid request: every bad field with its path and violated constraint.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationError"}}}},
+        });
+        for (code, response) in error_responses().as_object().into_iter().flatten() {
+            responses[code] = response.clone();
+        }
+        paths.insert(
+            format!("/v1/workflows/{}/jobs", api.name),
+            json!({"post": {
+                "operationId": format!("submit_{}", api.name),
+                "summary": format!("Run workflow `{}`", api.name),
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 200},
+                                "description": "Repeating a key returns the first job instead of queueing another."}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "params": {"$ref": format!("#/components/schemas/{params_name}")},
+                        "priority": {"type": "integer", "default": 0, "minimum": i32::MIN, "maximum": i32::MAX, "description": "Higher runs first."},
+                        "webhook": {"type": "string", "format": "uri", "description": "Receives a POST with the job when it finishes."},
+                        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Attempts for transient failures (backend down, timeout)."},
+                    },
+                }}}},
+                "responses": responses,
+            }}),
+        );
+    }
+    let job_ref = json!({"$ref": "#/components/schemas/Job"});
+    let id_param =
+        json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
+    paths.insert("/v1/jobs".into(), json!({"get": {
+        "operationId": "list_jobs", "summary": "List jobs (newest first)",
+        "parameters": [
+            {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/Status"}},
+            {"name": "workflow", "in": "query", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        ],
+        "responses": {"200": {"description": "Jobs.", "content": {"application/json": {"schema": {"type": "object", "properties": {"jobs": {"type": "array", "items": job_ref}}}}}}},
+    }}));
+    paths.insert("/v1/jobs/{id}".into(), json!({
+        "get": {"operationId": "get_job", "summary": "A job", "parameters": [id_param],
+                "responses": {"200": {"description": "The job.", "content": {"application/json": {"schema": job_ref}}}, "404": {"description": "No such job."}}},
+        "delete": {"operationId": "cancel_job", "summary": "Cancel a job (interrupts ComfyUI when running)", "parameters": [id_param],
+                   "responses": {"200": {"description": "The job after cancelling.", "content": {"application/json": {"schema": job_ref}}}, "404": {"description": "No such job."}}},
+    }));
+    paths.insert("/v1/jobs/{id}/outputs/{file}".into(), json!({"get": {
+        "operationId": "get_output", "summary": "Download an output file",
+        "parameters": [id_param, {"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file.", "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}, "404": {"description": "No such output."}},
+    }}));
+    paths.insert("/v1/jobs/{id}/events".into(), json!({"get": {
+        "operationId": "job_events", "summary": "WebSocket of job events (queued, started, progress, node, output, succeeded, failed, …), each with `seq`; `?after=SEQ` replays what came after SEQ",
+        "parameters": [id_param, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+        "responses": {"101": {"description": "Switching to the WebSocket protocol; text frames are Event objects.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}}},
+    }}));
+    paths.insert("/healthz".into(), json!({"get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "The process is alive."}}}}));
+    paths.insert("/readyz".into(), json!({"get": {"operationId": "readyz", "security": [], "responses": {"200": {"description": "Every backend answers."}, "503": {"description": "A backend is down."}}}}));
+    paths.insert("/metrics".into(), json!({"get": {"operationId": "metrics", "security": [], "responses": {"200": {"description": "Prometheus text.", "content": {"text/plain": {}}}}}}));
+
+    schemas.insert(
+        "Status".into(),
+        json!({"enum": ["queued", "running", "succeeded", "failed", "cancelled", "dead"]}),
+    );
+    schemas.insert("Job".into(), json!({"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "workflow": {"type": "string"}, "status": {"$ref": "#/components/schemas/Status"},
+        "params": {"type": "object"}, "priority": {"type": "integer"}, "attempts": {"type": "integer"}, "max_attempts": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"}, "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"}, "error": {"type": ["object", "null"]},
+        "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "url": {"type": "string"}, "kind": {"type": "string"}, "node": {"type": "string"}, "size": {"type": "integer"}, "content_type": {"type": "string"}}}},
+        "events_url": {"type": "string"},
+    }}));
+    schemas.insert("Event".into(), json!({"type": "object", "required": ["seq", "kind"], "properties": {
+        "job_id": {"type": "string", "format": "uuid"}, "seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+        "kind": {"enum": ["queued", "started", "submitted", "progress", "node", "output", "retrying", "succeeded", "failed", "dead", "cancelled"]},
+        "data": {"type": "object"},
+    }}));
+    schemas.insert("ValidationError".into(), json!({"type": "object", "properties": {
+        "error": {"const": "validation_failed"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["path", "constraint", "message"], "properties": {
+            "path": {"type": "string"}, "constraint": {"enum": ["type", "minimum", "maximum", "enum", "required", "unknown", "format"]},
+            "message": {"type": "string"}, "min": {}, "max": {}, "allowed": {"type": "array"},
+        }}},
+    }}));
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}),
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "comfydock workflow API", "version": version,
+                 "description": "Typed endpoints for ComfyUI workflows, with a durable job queue."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    })
+}
+
+/// A self-contained docs page that renders `/openapi.json` with a few lines of inline script.
+pub const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>comfydock API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code,pre{background:#f4f4f4;padding:.1rem .3rem;border-radius:3px}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left;vertical-align:top}h2{margin-top:2rem}</style></head>
+<body><h1>comfydock API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).
+Send <code>Authorization: Bearer &lt;key&gt;</code> when keys are configured.</p><div id="api">Loading…</div>
+<script>
+const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+fetch("/openapi.json").then(r => r.json()).then(doc => {
+  let html = "";
+  for (const [path, ops] of Object.entries(doc.paths)) for (const [method, op] of Object.entries(ops)) {
+    html += `<h2><code>${method.toUpperCase()} ${esc(path)}</code></h2><p>${esc(op.summary || "")}</p>`;
+    const ref = op.requestBody?.content?.["application/json"]?.schema?.properties?.params?.$ref;
+    if (ref) {
+      const schema = doc.components.schemas[ref.split("/").pop()];
+      html += "<table><tr><th>parameter</th><th>type</th><th>default</th><th>constraints</th><th>description</th></tr>";
+      for (const [name, p] of Object.entries(schema.properties)) {
+        const limits = [p.minimum !== undefined ? `min ${p.minimum}` : "", p.maximum !== undefined ? `max ${p.maximum}` : "",
+                        p.enum ? `one of ${p.enum.map(esc).join(", ")}` : ""].filter(Boolean).join("; ");
+        html += `<tr><td><code>${esc(name)}</code></td><td>${esc(p.type || "enum")}</td><td>${esc(JSON.stringify(p.default ?? ""))}</td><td>${limits}</td><td>${esc(p.description || "")}</td></tr>`;
+      }
+      html += "</table>";
+    }
+  }
+  document.getElementById("api").innerHTML = html;
+});
+</script></body></html>
+"#;

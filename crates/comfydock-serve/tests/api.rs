@@ -1,0 +1,588 @@
+//! The HTTP API end to end against the ComfyUI protocol stand-in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use comfydock_serve::job::RetryPolicy;
+use comfydock_serve::store::JobStore;
+use comfydock_serve::store::sqlite::SqliteStore;
+use comfydock_serve::{RunningServer, ServeOptions, WorkflowSource};
+use comfydock_test::comfyui_server::{ComfyUiServer, Script, ScriptError};
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A txt2img graph whose outputs cover every kind: image, animated WEBP, video (`gifs`), audio.
+fn workflow() -> Value {
+    json!({
+        "3": {"class_type": "KSampler", "_meta": {"title": "KSampler"}, "inputs": {
+            "seed": 42, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+            "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "_meta": {"title": "Load Checkpoint"}, "inputs": {"ckpt_name": "sd15.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "_meta": {"title": "Latent"}, "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "_meta": {"title": "Positive"}, "inputs": {"text": "a cat", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "_meta": {"title": "Negative"}, "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "_meta": {"title": "Save"}, "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}},
+        "10": {"class_type": "VHS_VideoCombine", "_meta": {"title": "Video"}, "inputs": {"images": ["8", 0], "frame_rate": 8,
+            "loop_count": 0, "filename_prefix": "clip", "format": "video/h264-mp4", "pingpong": false, "save_output": true}},
+        "11": {"class_type": "SaveAudio", "_meta": {"title": "Audio"}, "inputs": {"audio": ["12", 0], "filename_prefix": "audio/ComfyUI"}},
+        "12": {"class_type": "LoadAudio", "_meta": {"title": "Voice"}, "inputs": {"audio": "example.flac"}},
+        "13": {"class_type": "LoadImage", "_meta": {"title": "Init"}, "inputs": {"image": "example.png"}},
+        "14": {"class_type": "SaveAnimatedWEBP", "_meta": {"title": "Anim"}, "inputs": {"images": ["13", 0], "filename_prefix": "anim",
+            "fps": 6.0, "lossless": true, "quality": 80, "method": "default"}},
+    })
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn JobStore>,
+    server: RunningServer,
+    base: String,
+    http: reqwest::Client,
+}
+
+async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
+    let mut options = ServeOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        backends.iter().map(|b| b.url()).collect(),
+        vec![WorkflowSource {
+            name: "txt2img".into(),
+            workflow: workflow(),
+            expose: None,
+        }],
+        dir.path().join("outputs"),
+    );
+    options.worker.lease = Duration::from_secs(2);
+    options.worker.poll = Duration::from_millis(50);
+    options.worker.retry = RetryPolicy {
+        base: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+        jitter: 0.2,
+    };
+    options.worker.view_retry_delay = Duration::from_millis(100);
+    options.startup_timeout = Duration::from_secs(10);
+    tweak(&mut options);
+    let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
+    let base = format!("http://{}", server.addr());
+    Harness {
+        _dir: dir,
+        store,
+        server,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Harness {
+    async fn submit(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/workflows/txt2img/jobs", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/jobs/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for(&self, id: &str, status: &str) -> Value {
+        for _ in 0..300 {
+            let job = self.job(id).await;
+            if job["status"] == status {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} never reached {status}: {}", self.job(id).await);
+    }
+
+    /// Reads events from the WebSocket until it closes (or `limit` events).
+    async fn events(&self, id: &str, after: i64, limit: usize) -> Vec<Value> {
+        let url = format!(
+            "{}/v1/jobs/{id}/events?after={after}",
+            self.base.replace("http", "ws")
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut events = Vec::new();
+        while events.len() < limit {
+            let next = tokio::time::timeout(Duration::from_secs(15), socket.next())
+                .await
+                .expect("event in time");
+            match next {
+                Some(Ok(Message::Text(text))) => events.push(serde_json::from_str(text.as_str()).unwrap()),
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("websocket error: {e}"),
+            }
+        }
+        let _ = socket.close(None).await;
+        events
+    }
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_stream_progress_download_every_output_kind_and_replay() {
+    // Files land 300 ms after execution_success: the worker must retry /view.
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        steps: 4,
+        step_delay: Duration::from_millis(20),
+        files_delay: Duration::from_millis(300),
+        ..Script::default()
+    }));
+    let h = start(&[&comfy], |_| {}).await;
+    let png = b"\x89PNG\r\n\x1a\nuser image";
+    let (status, job) = h
+        .submit(json!({"params": {"k_sampler_steps": 4, "positive_text": "a red fox", "k_sampler_sampler_name": "dpmpp_2m",
+            "init_image": {"filename": "fox.png", "data": comfydock_serve::params::encode_base64(png)}}, "priority": 2}))
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    let events = h.events(&id, 0, 100).await;
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=i64::try_from(seqs.len()).unwrap()).collect::<Vec<_>>(),
+        "gapless sequence"
+    );
+    let kinds = kinds(&events);
+    assert_eq!(kinds.first().map(String::as_str), Some("queued"));
+    assert_eq!(kinds.last().map(String::as_str), Some("succeeded"));
+    for kind in ["started", "progress", "node", "output"] {
+        assert!(kinds.iter().any(|k| k == kind), "missing {kind} in {kinds:?}");
+    }
+    let progress: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "progress")
+        .map(|e| e["data"]["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, [1, 2, 3, 4]);
+
+    // The prompt ComfyUI received carries the parameters and the uploaded file name.
+    let prompt = &comfy.received()[0]["prompt"];
+    assert_eq!(prompt["3"]["inputs"]["steps"], 4);
+    assert_eq!(prompt["3"]["inputs"]["sampler_name"], "dpmpp_2m");
+    assert_eq!(prompt["6"]["inputs"]["text"], "a red fox");
+    assert_eq!(prompt["7"]["inputs"]["text"], "blurry", "defaults stay");
+    assert_eq!(prompt["13"]["inputs"]["image"], "fox.png");
+    assert_eq!(comfy.file("input", "", "fox.png").unwrap(), png);
+
+    let job = h.wait_for(&id, "succeeded").await;
+    let outputs = job["outputs"].as_array().unwrap();
+    let mut kinds_seen: Vec<&str> = outputs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    kinds_seen.sort_unstable();
+    assert_eq!(kinds_seen, ["audio", "gifs", "images", "images"]);
+    for output in outputs {
+        let response = h
+            .http
+            .get(format!("{}{}", h.base, output["url"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let bytes = response.bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, output["size"].as_u64().unwrap());
+        let expected = match output["name"].as_str().unwrap().rsplit('.').next().unwrap() {
+            "png" => "image/png",
+            "mp4" => "video/mp4",
+            "flac" => "audio/flac",
+            "webp" => "image/webp",
+            other => panic!("unexpected output extension {other}"),
+        };
+        assert_eq!(content_type, expected);
+    }
+    assert_eq!(
+        h.http
+            .get(format!("{}/v1/jobs/{id}/outputs/..%2Fqueue.db", h.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // Reconnecting with `after` replays exactly what came later.
+    let middle = seqs[seqs.len() / 2];
+    let replay = h.events(&id, middle, 100).await;
+    assert_eq!(replay, events[usize::try_from(middle).unwrap()..].to_vec());
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_parameters_are_rejected_with_422_naming_each_field() {
+    let comfy = ComfyUiServer::start();
+    let h = start(&[&comfy], |_| {}).await;
+    let (status, body) = h
+        .submit(
+            json!({"params": {"k_sampler_steps": 0, "latent_width": 1_000_000, "k_sampler_cfg": "x",
+                                  "k_sampler_scheduler": "nope", "bogus": 1}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "validation_failed");
+    let errors = body["errors"].as_array().unwrap();
+    let paths: Vec<&str> = errors.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(errors.len(), 5, "{body}");
+    for path in [
+        "params.k_sampler_steps",
+        "params.latent_width",
+        "params.k_sampler_cfg",
+        "params.k_sampler_scheduler",
+        "params.bogus",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    }
+    let steps = errors
+        .iter()
+        .find(|e| e["path"] == "params.k_sampler_steps")
+        .unwrap();
+    assert_eq!(
+        (steps["constraint"].as_str(), &steps["min"], &steps["max"]),
+        (Some("minimum"), &json!(1), &json!(10000))
+    );
+    let width = errors
+        .iter()
+        .find(|e| e["path"] == "params.latent_width")
+        .unwrap();
+    assert_eq!(width["constraint"], "maximum");
+    assert_eq!((&width["min"], &width["max"]), (&json!(16), &json!(16384)));
+    assert!(width["message"].as_str().unwrap().contains("max 16384"));
+    assert!(comfy.received().is_empty(), "nothing reached ComfyUI");
+    assert!(
+        h.store
+            .list(comfydock_serve::store::JobFilter::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing queued"
+    );
+
+    // The OpenAPI document describes the same constraints.
+    let doc: Value = h
+        .http
+        .get(format!("{}/openapi.json", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let params = &doc["components"]["schemas"]["txt2img_params"]["properties"];
+    assert_eq!(params["k_sampler_steps"]["minimum"], 1);
+    assert_eq!(params["k_sampler_steps"]["maximum"], 10000);
+    assert_eq!(params["k_sampler_steps"]["default"], 20);
+    assert_eq!(params["k_sampler_seed"]["maximum"], json!(u64::MAX));
+    assert_eq!(params["k_sampler_sampler_name"]["enum"][0], "euler");
+    assert_eq!(params["anim_lossless"]["type"], "boolean");
+    assert_eq!(
+        params["init_image"]["properties"]["data"]["contentEncoding"],
+        "base64"
+    );
+    assert!(doc["paths"]["/v1/workflows/txt2img/jobs"]["post"]["responses"]["422"].is_object());
+    let docs = h
+        .http
+        .get(format!("{}/docs", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        docs.contains("/openapi.json") && !docs.contains("https://"),
+        "self-contained docs page"
+    );
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_killed_mid_job_is_retried_on_another_and_succeeds_once() {
+    let slow = Arc::new(|_: &Value| Script {
+        steps: 40,
+        step_delay: Duration::from_millis(50),
+        ..Script::default()
+    });
+    let mut first = ComfyUiServer::start_with(slow.clone());
+    let mut second = ComfyUiServer::start_with(slow);
+    let h = start(&[&first, &second], |_| {}).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "retry me"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    // Wait until a backend runs it, then kill that one.
+    let victim_is_first = loop {
+        if first.running().is_some() {
+            break true;
+        }
+        if second.running().is_some() {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (victim, survivor) = if victim_is_first {
+        (&mut first, &second)
+    } else {
+        (&mut second, &first)
+    };
+    victim.kill();
+    let done = h.wait_for(&id, "succeeded").await;
+    assert_eq!(done["attempts"], 2);
+    assert_eq!(
+        done["error"]["kind"], "backend_lost",
+        "the last error is kept: {done}"
+    );
+    let successes: Vec<_> = survivor
+        .executions()
+        .into_iter()
+        .filter(|e| e.outcome == "success")
+        .collect();
+    assert_eq!(successes.len(), 1);
+    assert!(
+        victim.executions().is_empty(),
+        "the killed backend never finished it"
+    );
+    let events = kinds(&h.events(&id, 0, 100).await);
+    assert_eq!(events.iter().filter(|k| *k == "succeeded").count(), 1);
+    assert_eq!(events.iter().filter(|k| *k == "retrying").count(), 1);
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("comfydock_job_retries_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("comfydock_job_duration_seconds_count 1\n"),
+        "{metrics}"
+    );
+    victim.restart();
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_errors_fail_without_retry_and_cancel_interrupts_comfyui() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|prompt: &Value| {
+        if prompt["6"]["inputs"]["text"] == "explode" {
+            Script {
+                error: Some(ScriptError {
+                    node_id: None,
+                    exception_type: "RuntimeError".into(),
+                    exception_message: "CUDA out of memory".into(),
+                }),
+                ..Script::default()
+            }
+        } else {
+            Script {
+                steps: 200,
+                step_delay: Duration::from_millis(25),
+                ..Script::default()
+            }
+        }
+    }));
+    let h = start(&[&comfy], |_| {}).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "explode"}})).await;
+    let failed = h.wait_for(job["id"].as_str().unwrap(), "failed").await;
+    assert_eq!(failed["attempts"], 1, "execution errors are not retried");
+    assert_eq!(failed["error"]["kind"], "execution_error");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CUDA out of memory")
+    );
+
+    let (_, job) = h.submit(json!({"params": {"positive_text": "long"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    h.wait_for(&id, "running").await;
+    while comfy.running().is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled: Value = h
+        .http
+        .delete(format!("{}/v1/jobs/{id}", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    for _ in 0..100 {
+        if comfy.executions().iter().any(|e| e.outcome == "interrupted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        comfy.executions().iter().any(|e| e.outcome == "interrupted"),
+        "{:?}",
+        comfy.executions()
+    );
+    assert_eq!(kinds(&h.events(&id, 0, 100).await).last().unwrap(), "cancelled");
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_rate_limits_and_idempotency() {
+    let comfy = ComfyUiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("queue.db")).unwrap();
+    // Without keys, only loopback is allowed.
+    let refused = comfydock_serve::start(
+        ServeOptions::new(
+            "0.0.0.0:0".parse().unwrap(),
+            vec![comfy.url()],
+            vec![],
+            dir.path().join("o"),
+        ),
+        Arc::new(store.clone()),
+    )
+    .await
+    .err()
+    .expect("non-loopback without keys is refused");
+    assert!(
+        matches!(refused, comfydock_serve::ServeError::NeedsApiKey { .. }),
+        "{refused}"
+    );
+
+    let created = comfydock_serve::keys::create(&store, "ci").await.unwrap();
+    let mut options = ServeOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![comfy.url()],
+        vec![WorkflowSource {
+            name: "txt2img".into(),
+            workflow: workflow(),
+            expose: None,
+        }],
+        dir.path().join("o"),
+    );
+    options.rate_limit_per_minute = Some(5);
+    let server = comfydock_serve::start(options, Arc::new(store.clone()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr());
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/v1/jobs")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        http.get(format!("{base}/v1/jobs"))
+            .bearer_auth("cdk_wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        http.get(format!("{base}/healthz")).send().await.unwrap().status(),
+        200,
+        "health is open"
+    );
+    let submit = || {
+        http.post(format!("{base}/v1/workflows/txt2img/jobs"))
+            .bearer_auth(&created.key)
+            .header("Idempotency-Key", "order-17")
+            .json(&json!({"params": {"k_sampler_seed": 7}}))
+            .send()
+    };
+    let first = submit().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let second = submit().await.unwrap();
+    assert_eq!(second.status(), 200, "same key returns the same job");
+    assert_eq!(second.json::<Value>().await.unwrap()["id"], first["id"]);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            http.get(format!("{base}/v1/jobs"))
+                .bearer_auth(&created.key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "5 requests per minute per key");
+    assert_eq!(store.revoke_key("ci".into()).await.unwrap(), 1);
+    assert_eq!(
+        http.get(format!("{base}/v1/jobs"))
+            .bearer_auth(&created.key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_backends() {
+    let mut comfy = ComfyUiServer::start();
+    let h = start(&[&comfy], |_| {}).await;
+    assert_eq!(
+        h.http
+            .get(format!("{}/readyz", h.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    comfy.kill();
+    let response = h.http.get(format!("{}/readyz", h.base)).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["backends"][0]["up"],
+        false
+    );
+    comfy.restart();
+    assert_eq!(
+        h.http
+            .get(format!("{}/readyz", h.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A WebSocket client that sends nothing is fine; unknown jobs are 404.
+    let url = format!("{}/v1/jobs/00000000-0000-0000-0000-000000000000/events", h.base);
+    assert_eq!(h.http.get(url).send().await.unwrap().status(), 404);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws?clientId=x", comfy.url().replace("http", "ws")))
+            .await
+            .unwrap();
+    let hello = socket.next().await.unwrap().unwrap();
+    assert!(hello.to_text().unwrap().contains("\"sid\":\"x\""));
+    socket.send(Message::Close(None)).await.unwrap();
+    h.server.stop().await;
+}
