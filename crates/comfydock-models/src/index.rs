@@ -59,6 +59,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX idx_sources_model ON sources(model_id);",
 ];
 
+/// `locations.last_seen` is refreshed by a scan only when older than this.
+pub const LAST_SEEN_RESOLUTION_SECS: i64 = 3600;
+
 /// The schema version this build writes.
 #[allow(clippy::cast_possible_wrap)] // a handful of steps
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -150,7 +153,7 @@ pub struct Location {
     pub size: u64,
     pub mtime_ns: i64,
     pub inode: u64,
-    /// Unix seconds of the last scan that saw the file.
+    /// Unix seconds of the last scan that saw the file (refreshed at most hourly).
     pub last_seen: i64,
 }
 
@@ -601,10 +604,13 @@ impl IndexTransaction<'_> {
         Ok(removed as u64)
     }
 
+    /// Mark a root's locations as seen now. Rows seen within the last
+    /// [`LAST_SEEN_RESOLUTION_SECS`] are left alone, so a rescan of an unchanged tree writes
+    /// (almost) nothing.
     pub fn touch_root(&self, root: &Path) -> rusqlite::Result<()> {
         self.tx
-            .prepare_cached("UPDATE locations SET last_seen = ?1 WHERE root = ?2")?
-            .execute(params![unix_now(), root_key(root)])?;
+            .prepare_cached("UPDATE locations SET last_seen = ?1 WHERE root = ?2 AND last_seen < ?1 - ?3")?
+            .execute(params![unix_now(), root_key(root), LAST_SEEN_RESOLUTION_SECS])?;
         Ok(())
     }
 }
