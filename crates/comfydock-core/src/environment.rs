@@ -221,9 +221,22 @@ impl Environment {
     }
 
     /// What a sync of the current `.cec` would install; compared with the stamp of the last sync.
+    /// Only what decides Python packages counts: `[project]`, `[dependency-groups]`, `[tool.uv]`,
+    /// the lock and the backend — tracking a workflow does not make packages stale.
     pub fn fingerprint(&self) -> std::io::Result<String> {
         let mut hasher = sha2::Sha256::new();
-        hasher.update(fs_err::read(self.manifest_path())?);
+        let text = fs_err::read_to_string(self.manifest_path())?;
+        match text.parse::<toml::Table>() {
+            Ok(doc) => {
+                for key in ["project", "dependency-groups"] {
+                    hasher.update(doc.get(key).map(ToString::to_string).unwrap_or_default());
+                    hasher.update([0]);
+                }
+                let uv = doc.get("tool").and_then(|t| t.get("uv"));
+                hasher.update(uv.map(ToString::to_string).unwrap_or_default());
+            }
+            Err(_) => hasher.update(text.as_bytes()),
+        }
         hasher.update([0]);
         match fs_err::read(self.lock_path()) {
             Ok(lock) => hasher.update(lock),

@@ -1,6 +1,7 @@
 //! `create`, `list`, `use`, `delete`, `status`, `sync`, `comfyui update`.
 
 use comfydock_core::environment::{self, BackendChoice, CreateOptions, Environment};
+use comfydock_core::workflow_tracking::WorkflowState;
 use comfydock_core::workspace::Workspace;
 use serde_json::json;
 
@@ -143,11 +144,21 @@ pub fn status(ctx: &Context) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let git = comfydock_core::git::Git::find()?;
-    let status = environment::status(&git, &env)?;
+    let mut status = environment::status(&git, &env)?;
+    let workflows = comfydock_core::workflow_tracking::list(&env)?;
+    for w in workflows.iter().filter(|w| w.tracked && w.state != WorkflowState::Synced) {
+        status.issues.push(environment::StatusIssue {
+            what: format!("tracked workflow `{}` is {} since the last commit", w.name, state_word(w.state)),
+            fix: format!("comfydock -e {} commit -m MESSAGE", env.name),
+        });
+    }
+    let untracked: Vec<&str> =
+        workflows.iter().filter(|w| !w.tracked && w.state == WorkflowState::New).map(|w| w.name.as_str()).collect();
     if ctx.printer.json_mode() {
         ctx.printer.json(&json!({
             "name": status.name,
             "clean": status.is_clean(),
+            "workflows": workflows,
             "comfyui": status.comfyui,
             "packages_in_sync": status.packages_in_sync,
             "torch_backend": status.torch_backend,
@@ -172,10 +183,25 @@ pub fn status(ctx: &Context) -> CommandResult {
         ctx.printer.data("Everything matches .cec");
     }
     for issue in &status.issues {
-        ctx.printer
-            .data(format!("  - {}\n    fix: {}", issue.what, issue.fix));
+        ctx.printer.data(format!("  - {}\n    fix: {}", issue.what, issue.fix));
+    }
+    if !untracked.is_empty() {
+        ctx.printer.hint(format!(
+            "untracked workflows: {}; track them with `comfydock -e {} workflow track NAME`",
+            untracked.join(", "),
+            env.name
+        ));
     }
     Ok(())
+}
+
+fn state_word(state: WorkflowState) -> &'static str {
+    match state {
+        WorkflowState::New => "new",
+        WorkflowState::Modified => "modified",
+        WorkflowState::Deleted => "deleted",
+        WorkflowState::Synced => "unchanged",
+    }
 }
 
 pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {

@@ -116,6 +116,10 @@ fn track_commit_modify_diff_restore() {
     let rows: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
     assert_eq!(rows[0]["state"], "modified");
 
+    let status: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], false);
+    assert!(status["issues"].to_string().contains("tracked workflow `portraits/flux` is modified"), "{status}");
+
     let out = ws(&["workflow", "diff", "portraits/flux"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let diff = stdout(&out);
@@ -126,6 +130,8 @@ fn track_commit_modify_diff_restore() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("reload the workflow"), "{}", stderr(&out));
     assert_eq!(fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(), original);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
 
     // Untracking drops the committed copy at the next commit.
     assert!(ws(&["workflow", "untrack", "portraits/flux"]).status.success());
