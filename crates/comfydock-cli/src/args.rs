@@ -106,6 +106,8 @@ pub enum Command {
     /// Analyze, validate and convert workflows; track them in an environment
     #[command(subcommand)]
     Workflow(crate::commands::workflow::WorkflowCommand),
+    /// Serve workflows as a typed HTTP API with a durable job queue
+    Serve(crate::commands::serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]

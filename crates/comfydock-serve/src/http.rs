@@ -418,9 +418,13 @@ async fn job_events(
         Err(err) => return store_error(&err),
     }
     let after = query.after.unwrap_or(0).max(0);
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+    // A plain GET (no upgrade) gets the log so far as JSON, for clients that poll.
+    let Ok(upgrade) = upgrade else {
+        return match state.store.events_after(id, after).await {
+            Ok(events) => axum::Json(json!({"events": events.iter().map(event_json).collect::<Vec<_>>()}))
+                .into_response(),
+            Err(err) => store_error(&err),
+        };
     };
     upgrade.on_upgrade(move |socket| stream_events(state, id, after, socket))
 }

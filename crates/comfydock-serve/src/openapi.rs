@@ -143,7 +143,10 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     paths.insert("/v1/jobs/{id}/events".into(), json!({"get": {
         "operationId": "job_events", "summary": "WebSocket of job events (queued, started, progress, node, output, succeeded, failed, …), each with `seq`; `?after=SEQ` replays what came after SEQ",
         "parameters": [id_param, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}],
-        "responses": {"101": {"description": "Switching to the WebSocket protocol; text frames are Event objects.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}}},
+        "responses": {
+            "101": {"description": "Switching to the WebSocket protocol; text frames are Event objects.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}},
+            "200": {"description": "Without a WebSocket upgrade: the events so far.", "content": {"application/json": {"schema": {"type": "object", "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}}}}},
+        },
     }}));
     paths.insert("/healthz".into(), json!({"get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "The process is alive."}}}}));
     paths.insert("/readyz".into(), json!({"get": {"operationId": "readyz", "security": [], "responses": {"200": {"description": "Every backend answers."}, "503": {"description": "A backend is down."}}}}));

@@ -97,16 +97,20 @@ pub enum ServeError {
     },
 }
 
-impl ServeError {
-    /// The command that fixes it, when there is one.
-    pub fn hint(&self) -> Option<String> {
+impl comfydock_core::Hinted for ServeError {
+    fn hint(&self) -> Option<String> {
         match self {
             ServeError::NeedsApiKey { .. } => Some(
                 "create a key with `comfydock serve keys create NAME`, or listen on 127.0.0.1".to_owned(),
             ),
-            ServeError::NoBackend { .. } => {
-                Some("start ComfyUI (`comfydock run --background`) or use `--spawn 1`".to_owned())
-            }
+            ServeError::NoBackend { .. } => Some(
+                "start ComfyUI with `comfydock run --background`, or let serve start it with `--spawn 1`"
+                    .to_owned(),
+            ),
+            ServeError::Bind { addr, .. } => Some(format!(
+                "pick another address with `--listen` (is something on {addr}?)"
+            )),
+            ServeError::Store(error) => comfydock_core::Hinted::hint(error),
             _ => None,
         }
     }
@@ -136,11 +140,30 @@ impl RunningServer {
         while self.tasks.join_next().await.is_some() {}
     }
 
+    /// Runs until Ctrl-C (or the shutdown token).
+    pub async fn run_until_ctrl_c(self) {
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        });
+        self.wait().await;
+    }
+
     /// Stops and waits.
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.wait().await;
     }
+}
+
+/// The multi-threaded runtime a synchronous caller (the CLI) runs `serve` on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("comfydock-serve")
+        .build()
 }
 
 /// Fetches `/object_info` from the first backend that answers.

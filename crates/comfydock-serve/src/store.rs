@@ -52,6 +52,20 @@ pub enum StoreError {
     Join(#[source] tokio::task::JoinError),
 }
 
+impl comfydock_core::Hinted for StoreError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::UnknownUrl(_) => {
+                Some("use `--db sqlite:PATH` or `--db postgres://USER@HOST/DB`".to_owned())
+            }
+            StoreError::Postgres { url, .. } => Some(format!(
+                "check that PostgreSQL answers: `psql {url} -c 'select 1'`"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Which jobs [`JobStore::list`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {

@@ -577,6 +577,20 @@ async fn readiness_follows_the_backends() {
     // A WebSocket client that sends nothing is fine; unknown jobs are 404.
     let url = format!("{}/v1/jobs/00000000-0000-0000-0000-000000000000/events", h.base);
     assert_eq!(h.http.get(url).send().await.unwrap().status(), 404);
+    // Without an upgrade the event log comes back as JSON.
+    let (_, job) = h.submit(json!({})).await;
+    let id = job["id"].as_str().unwrap();
+    let log: Value = h
+        .http
+        .get(format!("{}/v1/jobs/{id}/events?after=0", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["events"][0]["kind"], "queued");
+    assert_eq!(log["events"][0]["seq"], 1);
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("{}/ws?clientId=x", comfy.url().replace("http", "ws")))
             .await

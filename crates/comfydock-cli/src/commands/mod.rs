@@ -20,6 +20,7 @@ pub mod init;
 pub mod node;
 pub mod process;
 pub mod release;
+pub mod serve;
 pub mod workflow;
 
 /// Global options resolved once, shared by every command.

@@ -10,4 +10,5 @@ mod init;
 mod lock;
 mod nodes;
 mod release;
+mod serve;
 mod workflows;

@@ -1,0 +1,283 @@
+//! `comfydock serve` as a real process against ComfyUI stand-ins: crash recovery with SQLite,
+//! two instances sharing one PostgreSQL queue, and `serve keys`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use comfydock_test::comfyui_server::{ComfyUiServer, Script};
+use comfydock_test::context::TestContext;
+use comfydock_test::postgres::PostgresServer;
+use serde_json::{Value, json};
+
+use crate::common::{context, stdout};
+
+/// LoadImage → SaveImage; the save prefix tells jobs apart.
+fn write_workflow(dir: &Path) -> std::path::PathBuf {
+    let workflow = json!({
+        "1": {"class_type": "LoadImage", "_meta": {"title": "Source"}, "inputs": {"image": "example.png"}},
+        "2": {"class_type": "SaveImage", "_meta": {"title": "Save"}, "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    });
+    let path = dir.join("pipeline.json");
+    fs_err::write(&path, workflow.to_string()).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `serve` process; SIGKILLed when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_serve(ctx: &TestContext, port: u16, db: &str, backends: &[&ComfyUiServer], outputs: &Path) -> Serve {
+    let workflow = write_workflow(ctx.path());
+    let mut cmd = ctx.std_command(env!("CARGO_BIN_EXE_comfydock"));
+    cmd.arg("serve")
+        .arg("--workflow")
+        .arg(&workflow)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--db", db])
+        .arg("--outputs")
+        .arg(outputs)
+        .args(["--lease-secs", "2", "--retry-base-ms", "100", "--poll-ms", "50"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for backend in backends {
+        cmd.args(["--comfyui", &backend.url()]);
+    }
+    let child = cmd.spawn().expect("start comfydock serve");
+    let serve = Serve {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{}/healthz", serve.base)).send().is_err() {
+        assert!(Instant::now() < deadline, "serve did not come up on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    serve
+}
+
+fn submit(http: &reqwest::blocking::Client, base: &str, prefix: &str) -> String {
+    let response = http
+        .post(format!("{base}/v1/workflows/pipeline/jobs"))
+        .json(&json!({"params": {"save_filename_prefix": prefix}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn count_status(http: &reqwest::blocking::Client, base: &str, status: &str) -> usize {
+    http.get(format!("{base}/v1/jobs?status={status}&limit=1000"))
+        .send()
+        .and_then(reqwest::blocking::Response::json::<Value>)
+        .map_or(0, |body| body["jobs"].as_array().map_or(0, Vec::len))
+}
+
+fn wait_for_succeeded(http: &reqwest::blocking::Client, base: &str, want: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done = count_status(http, base, "succeeded");
+        if done >= want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {want} jobs succeeded in {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The save prefixes of every prompt a backend received.
+fn prefixes(backend: &ComfyUiServer) -> Vec<String> {
+    backend
+        .received()
+        .iter()
+        .map(|body| {
+            body["prompt"]["2"]["inputs"]["filename_prefix"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn serve_killed_with_sigkill_completes_all_100_jobs_exactly_once_after_restart() {
+    let ctx = context();
+    let slow = Arc::new(|_: &Value| Script {
+        steps: 0,
+        step_delay: Duration::from_millis(40),
+        ..Script::default()
+    });
+    let a = ComfyUiServer::start_with(slow.clone());
+    let b = ComfyUiServer::start_with(slow);
+    let db = format!("sqlite:{}", ctx.path().join("queue.db").display());
+    let outputs = ctx.path().join("outputs");
+    let port = free_port();
+    let http = reqwest::blocking::Client::new();
+
+    let serve = start_serve(&ctx, port, &db, &[&a, &b], &outputs);
+    let ids: Vec<String> = (0..100)
+        .map(|i| submit(&http, &serve.base, &format!("job-{i}")))
+        .collect();
+    wait_for_succeeded(&http, &serve.base, 10, Duration::from_mins(1));
+    let running_before_kill = count_status(&http, &serve.base, "running");
+    let done_before_kill = count_status(&http, &serve.base, "succeeded");
+    drop(serve); // SIGKILL while jobs are queued and running
+    assert!(
+        done_before_kill < 90,
+        "the kill must happen mid-queue ({done_before_kill} done)"
+    );
+
+    let serve = start_serve(&ctx, port, &db, &[&a, &b], &outputs);
+    wait_for_succeeded(&http, &serve.base, 100, Duration::from_mins(2));
+    let mut retried = 0;
+    for id in &ids {
+        let job: Value = http
+            .get(format!("{}/v1/jobs/{id}", serve.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let log: Value = http
+            .get(format!("{}/v1/jobs/{id}/events", serve.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let kinds: Vec<&str> = log["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "succeeded").count(),
+            1,
+            "job {id}: {kinds:?}"
+        );
+        retried += kinds.iter().filter(|k| **k == "retrying").count();
+        let output = &job["outputs"][0];
+        let file = http
+            .get(format!("{}{}", serve.base, output["url"].as_str().unwrap()))
+            .send()
+            .unwrap();
+        assert_eq!(file.status(), 200);
+        assert!(file.bytes().unwrap().starts_with(b"\x89PNG"));
+    }
+    if running_before_kill > 0 {
+        assert!(
+            retried >= 1,
+            "jobs running at the kill were requeued after their lease expired"
+        );
+    }
+    // Every job reached ComfyUI at least once; none is missing.
+    let seen: HashSet<String> = prefixes(&a).into_iter().chain(prefixes(&b)).collect();
+    assert_eq!(seen.len(), 100);
+}
+
+#[test]
+fn two_serve_instances_share_one_postgres_queue_without_losing_or_repeating_jobs() {
+    let ctx = context();
+    let postgres = PostgresServer::start();
+    let db = postgres.create_database("serve");
+    let a = ComfyUiServer::start_with(Arc::new(|_: &Value| Script::instant()));
+    let b = ComfyUiServer::start_with(Arc::new(|_: &Value| Script::instant()));
+    let outputs = ctx.path().join("outputs");
+    let first = start_serve(&ctx, free_port(), &db, &[&a], &outputs.join("a"));
+    let second = start_serve(&ctx, free_port(), &db, &[&b], &outputs.join("b"));
+    let http = reqwest::blocking::Client::new();
+    for i in 0..1000 {
+        let base = if i % 2 == 0 { &first.base } else { &second.base };
+        submit(&http, base, &format!("job-{i}"));
+    }
+    wait_for_succeeded(&http, &first.base, 1000, Duration::from_mins(5));
+    let all: Vec<String> = prefixes(&a).into_iter().chain(prefixes(&b)).collect();
+    let mut per_job: BTreeMap<&str, usize> = BTreeMap::new();
+    for prefix in &all {
+        *per_job.entry(prefix.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_job.len(), 1000, "no job lost");
+    let repeated: Vec<_> = per_job.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "jobs run twice: {repeated:?}");
+    assert!(
+        !prefixes(&a).is_empty() && !prefixes(&b).is_empty(),
+        "both instances took jobs"
+    );
+    assert_eq!(
+        count_status(&http, &second.base, "succeeded"),
+        1000,
+        "both instances see one queue"
+    );
+}
+
+#[test]
+fn serve_keys_create_list_revoke() {
+    let ctx = context();
+    let db = format!("sqlite:{}", ctx.path().join("keys.db").display());
+    let created = ctx
+        .command()
+        .args(["serve", "keys", "create", "ci", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let key = stdout(&created).trim().to_owned();
+    assert!(key.starts_with("cdk_") && key.len() == 68, "{key}");
+    let listed = ctx
+        .command()
+        .args(["--json", "serve", "keys", "list", "--db", &db])
+        .output()
+        .unwrap();
+    let keys: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(keys[0]["name"], "ci");
+    assert!(!stdout(&listed).contains(&key), "the secret is never listed");
+    ctx.command()
+        .args(["serve", "keys", "revoke", "ci", "--db", &db])
+        .assert()
+        .success();
+    ctx.command()
+        .args(["serve", "keys", "revoke", "ci", "--db", &db])
+        .assert()
+        .failure();
+    // Without keys, a non-loopback address is refused.
+    let comfy = ComfyUiServer::start();
+    let workflow = write_workflow(ctx.path());
+    let refused = ctx
+        .command()
+        .arg("serve")
+        .arg("--workflow")
+        .arg(&workflow)
+        .args(["--comfyui", &comfy.url(), "--listen", "0.0.0.0:0", "--db", &db])
+        .arg("--outputs")
+        .arg(ctx.path().join("outputs"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("serve keys create"));
+}
