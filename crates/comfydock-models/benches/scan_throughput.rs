@@ -104,6 +104,13 @@ fn main() {
         elapsed
     });
 
+    // The acceptance check: a rescan of the unchanged tree reads no content.
+    let mut index = ModelIndex::open(&dir.path().join(format!("index-{run}.db"))).unwrap();
+    let start = Instant::now();
+    let rescan = index.scan(&roots, ScanOptions::default(), &NoReporter).unwrap();
+    let rescan_time = start.elapsed();
+    assert_eq!(rescan.bytes_read, 0);
+
     let gib_per_s = |d: Duration| bytes as f64 / d.as_secs_f64() / f64::from(1 << 30);
     println!(
         "data: {} files, {:.2} GiB (page-cached), {} threads",
@@ -115,6 +122,11 @@ fn main() {
         "comfydock scan (fresh index): {:.3} s = {:.2} GiB/s",
         scan_time.as_secs_f64(),
         gib_per_s(scan_time)
+    );
+    println!(
+        "comfydock rescan (unchanged): {:.1} ms, bytes read {}",
+        rescan_time.as_secs_f64() * 1000.0,
+        rescan.bytes_read
     );
     match b3sum_time {
         Some(time) => {

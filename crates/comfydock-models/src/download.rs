@@ -381,11 +381,14 @@ impl Downloader {
         requests: &[DownloadRequest],
         reporter: &dyn DownloadReporter,
     ) -> Vec<Result<Downloaded, DownloadError>> {
-        futures::stream::iter(requests.iter().enumerate())
-            .map(|(id, request)| self.download(root, request, id, reporter))
-            .buffered(self.concurrency)
-            .collect()
-            .await
+        let slots = tokio::sync::Semaphore::new(self.concurrency);
+        let slots = &slots;
+        futures::future::join_all(requests.iter().enumerate().map(|(id, request)| async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _slot = slots.acquire().await.ok();
+            self.download(root, request, id, reporter).await
+        }))
+        .await
     }
 
     /// Download one file into `root`, retrying transient failures.
@@ -847,11 +850,13 @@ impl Downloader {
         &self,
         hashes: &[(String, String)],
     ) -> Vec<Result<Option<CivitaiFile>, JsonFetchError>> {
-        futures::stream::iter(hashes)
-            .map(|(_, sha256)| self.http.civitai_by_hash(sha256))
-            .buffered(self.concurrency)
-            .collect()
-            .await
+        let slots = tokio::sync::Semaphore::new(self.concurrency);
+        let slots = &slots;
+        futures::future::join_all(hashes.iter().map(|(_, sha256)| async move {
+            let _slot = slots.acquire().await.ok();
+            self.http.civitai_by_hash(sha256).await
+        }))
+        .await
     }
 }
 

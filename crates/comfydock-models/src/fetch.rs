@@ -1,5 +1,5 @@
 //! HTTP GET with redirects followed by hand, so `Authorization` is only ever sent to the host
-//! its token belongs to (see [`Endpoints::authorization_for`]).
+//! its token belongs to (see `Endpoints::authorization_for`).
 
 use std::time::Duration;
 

@@ -638,3 +638,15 @@ async fn not_enough_disk_space_fails_before_writing() {
     assert!(!s.root.path.join("checkpoints/huge.safetensors.part").exists());
     assert!(!s.root.path.join("checkpoints/huge.safetensors").exists());
 }
+
+/// The CLI and the server spawn these futures on a multi-threaded runtime.
+#[test]
+fn download_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let s = setup();
+    let dl = downloader(&s.server, Tokens::default(), 1);
+    let requests = [request(s.server.url_for("/x.safetensors"), "loras/")];
+    assert_send(&dl.download_all(&s.root, &requests, &NoReporter));
+    let mut index = ModelIndex::open(&s.db).unwrap();
+    assert_send(&index.find_sources(&dl, &[]));
+}
