@@ -133,8 +133,14 @@ impl NodeIndex {
         result.and_then(|()| tx.commit()).map_err(|e| self.error(e))
     }
 
-    /// Replace every Manager claim with the contents of an `extension-node-map.json`.
-    pub fn import_extension_map(&mut self, map: &serde_json::Value) -> Result<usize, NodeError> {
+    /// Replace every Manager claim with the contents of an `extension-node-map.json`. Repositories
+    /// that `package_of_repo` knows (registry or git nodes) are recorded under that package; the
+    /// rest under their repository URL.
+    pub fn import_extension_map(
+        &mut self,
+        map: &serde_json::Value,
+        package_of_repo: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<usize, NodeError> {
         let Some(object) = map.as_object() else {
             return Ok(0);
         };
@@ -154,13 +160,14 @@ impl NodeIndex {
                 if repo.trim_end_matches('/').ends_with("comfyanonymous/ComfyUI") {
                     continue;
                 }
+                let package = package_of_repo(repo).unwrap_or_else(|| repo.clone());
                 for class in entry[0]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(|c| c.as_str())
                 {
-                    insert.execute(params![class, repo])?;
+                    insert.execute(params![class, package])?;
                     count += 1;
                 }
             }
@@ -217,6 +224,16 @@ impl NodeIndex {
     }
 }
 
+/// A repository URL reduced for comparison: no scheme, `.git` or trailing slash; lowercase.
+pub fn normalize_repo_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/').trim_end_matches(".git");
+    let url = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let url = url
+        .strip_prefix("git@")
+        .map_or_else(|| url.to_owned(), |r| r.replacen(':', "/", 1));
+    url.to_ascii_lowercase()
+}
+
 /// Node class names of an installed node folder, from a static scan of its Python files
 /// (`NODE_CLASS_MAPPINGS` keys and V3 schema `node_id`s); Python is never run.
 pub fn scan_node_folder(dir: &Path) -> Vec<String> {
@@ -267,10 +284,14 @@ mod tests {
             .record("pack-b", ClaimSource::Registry, Some("2.0.0"), &["Shared".into()])
             .unwrap();
         index
-            .import_extension_map(&serde_json::json!({
-                "https://github.com/x/pack-c": [["Shared"], {"title_aux": "C"}],
-                "https://github.com/comfyanonymous/ComfyUI": [["KSampler"], {}],
-            }))
+            .import_extension_map(
+                &serde_json::json!({
+                    "https://github.com/x/pack-c": [["Shared"], {"title_aux": "C"}],
+                    "https://github.com/comfyanonymous/ComfyUI": [["KSampler"], {}],
+                    "https://github.com/x/pack-a.git": [["OnlyA"], {}],
+                }),
+                &|repo| (normalize_repo_url(repo) == "github.com/x/pack-a").then(|| "pack-a".to_owned()),
+            )
             .unwrap();
         let claims = index.lookup("Shared").unwrap();
         let packages: Vec<(&str, i64)> = claims.iter().map(|c| (c.package.as_str(), c.rank)).collect();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::NodeContext;
 use super::entry::{self, NodeEntry, NodeSource};
 use super::error::{NodeError, ResolverOutput};
-use super::index::{Claim, ClaimSource};
+use super::index::{Claim, ClaimSource, normalize_repo_url};
 use super::install::{self, InstalledMarker};
 use super::registry::{Freshness, RegistryNode};
 use super::requirements::{self, NodeRequirements};
@@ -628,11 +628,34 @@ pub fn search(ctx: &NodeContext<'_>, query: &str, limit: usize) -> Result<Search
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let mut index = ctx.index()?;
+    let mut known_repos: Vec<(String, String)> = registry
+        .iter()
+        .filter_map(|n| Some((normalize_repo_url(n.repository.as_deref()?), n.id.clone())))
+        .collect();
+    if let Ok(manifest) = ctx.env.manifest() {
+        for e in entry::read_all(&manifest) {
+            let repo = match e.source {
+                NodeSource::Registry => e.repository.clone(),
+                NodeSource::Git => e.url.clone(),
+                NodeSource::Dev => None,
+            };
+            if let Some(repo) = repo {
+                known_repos.push((normalize_repo_url(&repo), e.key.clone()));
+            }
+        }
+    }
+    let package_of_repo = |repo: &str| {
+        let wanted = normalize_repo_url(repo);
+        known_repos
+            .iter()
+            .find(|(r, _)| *r == wanted)
+            .map(|(_, p)| p.clone())
+    };
     if let Some(base) = ctx.settings.value("manager_data.url") {
         let url = format!("{}/extension-node-map.json", base.trim_end_matches('/'));
         match client.get_json(&url, Freshness::Cached) {
             Ok(Some(map)) => {
-                index.import_extension_map(&map)?;
+                index.import_extension_map(&map, &package_of_repo)?;
             }
             Ok(None) => {}
             Err(e) => ctx.reporter.warning(&format!("could not read {url}: {e}")),

@@ -376,3 +376,143 @@ fn nodes_offline_with_a_warm_cache() {
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
 }
+
+#[test]
+fn nodes_submodules_torch_filter_install_scripts_and_import_check() {
+    let ns = NodeSandbox::new();
+    let inner = NodeRepo::create("inner-lib");
+    inner.commit(&NodeContent::new().file("lib.py", "VALUE = 42\n"), "lib");
+    let outer = NodeRepo::create("ComfyUI-Sub");
+    outer.commit(
+        &NodeContent::new()
+            .node_class("SubNode")
+            .requirements("torch==2.0.1")
+            .requirements("node-dep-a==1.0.0"),
+        "initial",
+    );
+    let with_sub = outer.add_submodule("vendor/inner", &inner);
+    outer.tag("v2.0.0");
+    ns.registry.publish(
+        NodePackage::new("scripted", "1.0.0").file("install.py", "open('installed.txt', 'w').write('ok')\n"),
+    );
+    ns.registry.publish(
+        NodePackage::new("importer", "1.0.0")
+            .requirements("node-dep-b")
+            .file(
+                "extra.py",
+                "import os\nimport node_dep_b\nfrom .local import x\nimport not_a_real_module\n",
+            ),
+    );
+    ns.sb.create("a", "v0.3.40");
+
+    let spec = format!("{}@v2.0.0", outer.url());
+    let out = ns.ok("a", &["add", &spec]);
+    let err = stderr(&out);
+    assert!(err.contains("torch==2.0.1") && err.contains("ignored"), "{err}");
+    let cn = ns.custom_nodes("a");
+    assert_eq!(
+        fs_err::read_to_string(cn.join("ComfyUI-Sub/vendor/inner/lib.py")).unwrap(),
+        "VALUE = 42\n",
+        "submodules are checked out"
+    );
+    assert_eq!(ns.list("a")[0]["commit"], with_sub.as_str());
+    let manifest = fs_err::read_to_string(ns.cec("a", "pyproject.toml")).unwrap();
+    assert!(
+        manifest.contains("comfyui-sub = [\n    \"node-dep-a==1.0.0\",\n]"),
+        "{manifest}"
+    );
+    assert_eq!(
+        ns.sb
+            .python("a", "import torch; print(torch.__version__)")
+            .unwrap(),
+        "2.5.1+cpu",
+        "node requirements never change torch"
+    );
+
+    // install.py is arbitrary code: not run unless asked, and the user is told.
+    let out = ns.ok("a", &["add", "scripted"]);
+    assert!(
+        stderr(&out).contains("install.py; it was NOT run"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cn.join("scripted/installed.txt").exists());
+    ns.ok("a", &["remove", "scripted"]);
+    ns.ok("a", &["add", "scripted", "--run-install-scripts"]);
+    assert_eq!(
+        fs_err::read_to_string(cn.join("scripted/installed.txt")).unwrap(),
+        "ok"
+    );
+
+    // The static import check names the file and line of an import nothing provides.
+    ns.ok("a", &["add", "importer"]);
+    let out = ns.node("a", &["check", "importer"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("extra.py:4 imports `not_a_real_module`"), "{text}");
+    assert!(!text.contains("`node_dep_b`") && !text.contains("`os`"), "{text}");
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    ns.ok("a", &["check", "comfyui-sub"]);
+}
+
+#[test]
+fn nodes_conflict_with_comfyui_and_class_name_collisions() {
+    let ns = NodeSandbox::new();
+    ns.registry
+        .publish(NodePackage::new("needs-new-num", "1.0.0").requirements("tinynum>=2"));
+    ns.registry.add_extension_map_entry(
+        "https://github.com/someone/ClashPack",
+        &["MyNodeA", "ClashOnly"],
+        "Clash Pack",
+    );
+    ns.sb.create("a", "v0.3.40");
+    let lock = fs_err::read(ns.cec("a", "uv.lock")).unwrap();
+    let out = ns.node("a", &["add", "needs-new-num"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`tinynum>=2` (from node `needs-new-num`)")
+            && err.contains("`tinynum<2` (from ComfyUI's requirements)"),
+        "{err}"
+    );
+    assert_eq!(fs_err::read(ns.cec("a", "uv.lock")).unwrap(), lock);
+
+    // Two packages claim MyNodeA: both are kept, ranked, with their sources.
+    ns.ok("a", &["add", "my-node@1.1.0"]);
+    let out = ns.ok("a", &["--json", "search", "my node"]);
+    let found: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(found["registry"][0]["id"], "my-node", "{found}");
+    let out = ns.ok("a", &["--json", "search", "MyNodeA"]);
+    let found: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let claims: Vec<(String, String, i64)> = found["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["class_name"] == "MyNodeA")
+        .map(|c| {
+            (
+                c["package"].as_str().unwrap().to_owned(),
+                c["source"].as_str().unwrap().to_owned(),
+                c["rank"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        claims,
+        [
+            ("my-node".to_owned(), "installed".to_owned(), 1),
+            ("my-node".to_owned(), "registry".to_owned(), 2),
+            (
+                "https://github.com/someone/ClashPack".to_owned(),
+                "manager".to_owned(),
+                3
+            ),
+            ("my-node".to_owned(), "manager".to_owned(), 3),
+        ],
+        "{found}"
+    );
+    let out = ns.ok("a", &["info", "my-node"]);
+    let text = stdout(&out);
+    assert!(text.contains("my-node (registry), installed"), "{text}");
+    assert!(text.contains("MyNodeB"), "{text}");
+}
