@@ -4,6 +4,7 @@
 pub mod atomic_file;
 pub mod comfyui_process;
 pub mod comfyui_source;
+pub mod deploy;
 pub mod env_vars;
 pub mod environment;
 pub mod git;

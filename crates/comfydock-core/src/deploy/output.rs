@@ -1,0 +1,164 @@
+//! Writing generated files into the output folder, and staging verified models for `bake`.
+//!
+//! Each kind (`docker`, `k8s`) keeps a marker listing what it wrote, written last: files a
+//! previous run generated and this one does not are removed, and a folder that holds other
+//! people's files (no marker) is refused rather than overwritten.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use super::spec::DeploySpec;
+use super::{DeployError, GeneratedFile};
+use crate::atomic_file::{write_atomic, write_atomic_with_mode};
+use crate::reporter::Reporter;
+
+const MARKER_PREFIX: &str = ".comfydock-deploy-";
+
+fn marker(dir: &Path, kind: &str) -> PathBuf {
+    dir.join(format!("{MARKER_PREFIX}{kind}.json"))
+}
+
+/// Write `files` under `dir`. `kind` names the set (`docker`, `k8s`).
+pub fn write_context(dir: &Path, kind: &str, files: &[GeneratedFile]) -> Result<(), DeployError> {
+    if dir.is_dir() {
+        let mut foreign = false;
+        let mut ours = false;
+        for entry in fs_err::read_dir(dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.starts_with(MARKER_PREFIX) {
+                ours = true;
+            } else {
+                foreign = true;
+            }
+        }
+        if foreign && !ours {
+            return Err(DeployError::ForeignOutDir {
+                dir: dir.to_path_buf(),
+            });
+        }
+    }
+    fs_err::create_dir_all(dir)?;
+    let previous: Vec<String> = fs_err::read_to_string(marker(dir, kind))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let current: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for stale in previous.iter().filter(|p| !current.contains(p.as_str())) {
+        if is_relative_inside(stale) {
+            match fs_err::remove_file(dir.join(stale)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    for file in files {
+        let path = dir.join(&file.path);
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        let mode = if file.executable { Some(0o755) } else { Some(0o644) };
+        write_atomic_with_mode(&path, &file.contents, mode)?;
+    }
+    let list: Vec<&str> = current.into_iter().collect();
+    write_atomic(
+        &marker(dir, kind),
+        serde_json::to_string_pretty(&list).expect("list serialises") + "\n",
+    )?;
+    Ok(())
+}
+
+fn is_relative_inside(path: &str) -> bool {
+    !path.starts_with('/') && path.split('/').all(|p| p != ".." && !p.is_empty())
+}
+
+/// Models that `--models bake` cannot take: every baked model needs a blake3 (checked by
+/// `b3sum --check` in the build).
+pub fn check_bakeable(spec: &DeploySpec) -> Result<(), DeployError> {
+    for model in &spec.models {
+        if model.blake3.is_none() {
+            return Err(DeployError::ModelUnavailable {
+                target: model.target.clone(),
+                reason: "it has no blake3 hash recorded".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Copy every model from `models_root/<target>` into `dir/models/<target>`, verifying size and
+/// blake3 first; files already there and matching are kept; other files under `dir/models` go.
+pub fn stage_models(
+    spec: &DeploySpec,
+    models_root: &Path,
+    dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), DeployError> {
+    check_bakeable(spec)?;
+    let staged_root = dir.join("models");
+    let wanted: BTreeSet<PathBuf> = spec.models.iter().map(|m| staged_root.join(&m.target)).collect();
+    if staged_root.is_dir() {
+        for entry in walkdir::WalkDir::new(&staged_root) {
+            let entry = entry.map_err(std::io::Error::other)?;
+            if entry.file_type().is_file() && !wanted.contains(entry.path()) {
+                fs_err::remove_file(entry.path())?;
+            }
+        }
+    }
+    for model in &spec.models {
+        let expected = model.blake3.as_deref().unwrap_or_default();
+        let dest = staged_root.join(&model.target);
+        if dest.is_file() && matches(&dest, expected, model.size)? {
+            continue;
+        }
+        let source = models_root.join(&model.target);
+        let unavailable = |reason: String| DeployError::ModelUnavailable {
+            target: model.target.clone(),
+            reason,
+        };
+        if !source.is_file() {
+            return Err(unavailable(format!("`{}` does not exist", source.display())));
+        }
+        reporter.status("Verifying", &model.target);
+        if !matches(&source, expected, model.size)? {
+            return Err(unavailable(format!(
+                "`{}` does not match the recorded size/blake3",
+                source.display()
+            )));
+        }
+        let parent = dest.parent().expect("model target has a folder");
+        fs_err::create_dir_all(parent)?;
+        let staging = parent.join(format!(
+            ".{}.staging",
+            dest.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        match fs_err::remove_file(&staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        if fs_err::hard_link(&source, &staging).is_err() {
+            fs_err::copy(&source, &staging)?;
+        }
+        fs_err::rename(&staging, &dest)?;
+        reporter.status("Staged", &model.target);
+    }
+    Ok(())
+}
+
+fn matches(path: &Path, blake3: &str, size: Option<u64>) -> Result<bool, DeployError> {
+    let len = fs_err::metadata(path)?.len();
+    if size.is_some_and(|s| s != len) {
+        return Ok(false);
+    }
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().as_str().eq_ignore_ascii_case(blake3))
+}
