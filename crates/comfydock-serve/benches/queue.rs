@@ -1,2 +1,211 @@
-//! Queue benchmarks (filled in below).
-fn main() {}
+//! Queue and API benchmarks against a zero-work ComfyUI stand-in.
+//!
+//! Run: `cargo bench -p comfydock-serve --bench queue` (add `-- --jobs N` to change the sample).
+//! Prints:
+//! - enqueue throughput straight into the SQLite store, and through `POST /v1/workflows/{name}/jobs`
+//!   (1 and 8 concurrent clients);
+//! - per-job latency p50/p99: direct ComfyUI round trip (prompt → WS success → history → /view)
+//!   versus the same job through comfydock (POST → event WebSocket `succeeded`), and the difference
+//!   = what the queue, worker and API add.
+
+#![allow(clippy::print_stdout)] // a benchmark binary reports on stdout
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use comfydock_serve::comfyui::{ComfyClient, next_message, output_files};
+use comfydock_serve::job::NewJob;
+use comfydock_serve::store::JobStore;
+use comfydock_serve::store::sqlite::SqliteStore;
+use comfydock_serve::{ServeOptions, WorkflowSource};
+use comfydock_test::comfyui_server::{ComfyUiServer, Script};
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+fn workflow() -> Value {
+    json!({
+        "1": {"class_type": "LoadImage", "_meta": {"title": "Source"}, "inputs": {"image": "example.png"}},
+        "2": {"class_type": "SaveImage", "_meta": {"title": "Save"}, "inputs": {"images": ["1", 0], "filename_prefix": "bench"}},
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn rate(count: usize, elapsed: Duration) -> String {
+    format!("{:.0} jobs/s", count as f64 / elapsed.as_secs_f64())
+}
+
+async fn direct_round_trip(client: &ComfyClient, prompt: &Value) -> Duration {
+    let start = Instant::now();
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let prompt_id = uuid::Uuid::new_v4().to_string();
+    let mut socket = client.connect(&client_id).await.unwrap();
+    client.submit(prompt, &client_id, &prompt_id).await.unwrap();
+    while let Some(Ok(message)) = next_message(&mut socket).await {
+        if message["type"] == "execution_success" && message["data"]["prompt_id"] == prompt_id.as_str() {
+            break;
+        }
+    }
+    let entry = client.history(&prompt_id).await.unwrap().unwrap();
+    for (_, _, file) in output_files(&entry["outputs"]) {
+        client.view(&file).await.unwrap().unwrap();
+    }
+    start.elapsed()
+}
+
+async fn through_comfydock(http: &reqwest::Client, base: &str, index: usize) -> Duration {
+    let start = Instant::now();
+    let job: Value = http
+        .post(format!("{base}/v1/workflows/bench/jobs"))
+        .json(&json!({"params": {"save_filename_prefix": format!("b{index}")}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let url = format!("{}/v1/jobs/{id}/events", base.replace("http", "ws"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    while let Some(Ok(message)) = socket.next().await {
+        if let Message::Text(text) = message
+            && text.as_str().contains("\"kind\":\"succeeded\"")
+        {
+            break;
+        }
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let jobs: usize = std::env::args()
+        .skip_while(|a| a != "--jobs")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script::instant()));
+    let runtime = comfydock_serve::server::runtime().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+
+        // 1. Enqueue straight into the store.
+        let store = SqliteStore::open(&dir.path().join("raw.db")).unwrap();
+        let count = jobs * 10;
+        let start = Instant::now();
+        for i in 0..count {
+            store
+                .enqueue(NewJob::new("bench", json!({"i": i})))
+                .await
+                .unwrap();
+        }
+        println!(
+            "store enqueue (SQLite, sequential): {} ({count} jobs)",
+            rate(count, start.elapsed())
+        );
+
+        // A serve instance whose worker is idle-free: no backend work at all.
+        let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
+        let mut options = ServeOptions::new(
+            "127.0.0.1:0".parse().unwrap(),
+            vec![comfy.url()],
+            vec![WorkflowSource {
+                name: "bench".into(),
+                workflow: workflow(),
+                expose: None,
+            }],
+            dir.path().join("outputs"),
+        );
+        options.worker.poll = Duration::from_millis(50);
+        let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
+        let base = format!("http://{}", server.addr());
+        let http = reqwest::Client::new();
+
+        // 2. Per-job latency, one job at a time.
+        let client = ComfyClient::new(&comfy.url());
+        let prompt = Value::Object(
+            comfydock_serve::params::WorkflowApi::derive(
+                "bench",
+                &workflow(),
+                &client.object_info().await.unwrap(),
+                None,
+            )
+            .unwrap()
+            .prompt,
+        );
+        for _ in 0..10 {
+            direct_round_trip(&client, &prompt).await;
+            through_comfydock(&http, &base, 0).await;
+        }
+        let mut direct = Vec::with_capacity(jobs);
+        let mut via_api = Vec::with_capacity(jobs);
+        for i in 0..jobs {
+            direct.push(direct_round_trip(&client, &prompt).await);
+            via_api.push(through_comfydock(&http, &base, i).await);
+        }
+        direct.sort();
+        via_api.sort();
+        let (direct_p50, direct_p99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
+        let (served_p50, served_p99) = (percentile(&via_api, 0.5), percentile(&via_api, 0.99));
+        println!(
+            "latency, direct ComfyUI round trip ({jobs} jobs): p50 {} p99 {}",
+            ms(direct_p50),
+            ms(direct_p99)
+        );
+        println!(
+            "latency, through comfydock serve   ({jobs} jobs): p50 {} p99 {}",
+            ms(served_p50),
+            ms(served_p99)
+        );
+        println!(
+            "added latency per job: p50 {} p99 {}",
+            ms(served_p50.saturating_sub(direct_p50)),
+            ms(served_p99.saturating_sub(direct_p99))
+        );
+
+        // 3. Enqueue through the API (jobs also run meanwhile).
+        for clients in [1usize, 8] {
+            let per_client = jobs * 2 / clients;
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for c in 0..clients {
+                let http = http.clone();
+                let base = base.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..per_client {
+                        let status = http
+                            .post(format!("{base}/v1/workflows/bench/jobs"))
+                            .json(&json!({"params": {"save_filename_prefix": format!("c{c}-{i}")}}))
+                            .send()
+                            .await
+                            .unwrap()
+                            .status();
+                        assert_eq!(status, 201);
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            println!(
+                "API enqueue (POST, {clients} client(s)): {} ({} jobs)",
+                rate(per_client * clients, start.elapsed()),
+                per_client * clients
+            );
+        }
+        server.stop().await;
+    });
+}
