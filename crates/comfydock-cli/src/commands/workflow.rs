@@ -82,7 +82,10 @@ fn load(path: &Path) -> CommandResult<WorkflowDocument> {
         let found = comfydock_workflow::png::extract_workflows(&bytes)
             .map_err(|e| CommandError::failed(format!("Failed to read `{}`: {e}", path.display())))?;
         return found.workflow.or(found.prompt).ok_or_else(|| {
-            CommandError::failed(format!("`{}` has no embedded workflow (no `workflow` or `prompt` chunk)", path.display()))
+            CommandError::failed(format!(
+                "`{}` has no embedded workflow (no `workflow` or `prompt` chunk)",
+                path.display()
+            ))
         });
     }
     WorkflowDocument::parse_bytes(&bytes).map_err(|e| workflow_error(path, &e))
@@ -95,7 +98,9 @@ fn workflow_error(path: &Path, error: &WorkflowError) -> CommandError {
 pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
     match command {
         WorkflowCommand::Analyze(args) => analyze_file(ctx, &args.file),
-        WorkflowCommand::Validate { file, object_info } => validate_file(ctx, &file.file, object_info.as_deref()),
+        WorkflowCommand::Validate { file, object_info } => {
+            validate_file(ctx, &file.file, object_info.as_deref())
+        }
         WorkflowCommand::Convert { file, object_info } => convert_file(ctx, &file.file, object_info),
         WorkflowCommand::List => list(ctx),
         WorkflowCommand::Track { names, all } => track(ctx, names, *all),
@@ -107,7 +112,13 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
 
 fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
     let doc = load(path)?;
-    let analysis = analyze(&doc, &AnalysisOptions::default()).map_err(|e| workflow_error(path, &e))?;
+    // With `-e ENV`, built-ins come from that environment's ComfyUI checkout as well.
+    let mut options = AnalysisOptions::default();
+    if ctx.global.env.is_some() {
+        let env = selected(ctx)?;
+        options.builtins = comfydock_core::comfyui_builtins::builtin_nodes(&env);
+    }
+    let analysis = analyze(&doc, &options).map_err(|e| workflow_error(path, &e))?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&analysis);
         return Ok(());
@@ -118,22 +129,38 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
         analysis.node_count,
         analysis.subgraph_definition_count
     ));
-    let custom: Vec<_> = analysis.node_types.iter().filter(|t| t.category == NodeCategory::Custom).collect();
+    let custom: Vec<_> = analysis
+        .node_types
+        .iter()
+        .filter(|t| t.category == NodeCategory::Custom)
+        .collect();
     ctx.printer.data(format!("Custom node types ({}):", custom.len()));
     for t in custom {
         let packages: Vec<String> = t
             .packages
             .iter()
             .map(|p| {
-                let id = p.cnr_id.clone().or_else(|| p.aux_id.clone()).unwrap_or_else(|| "?".into());
+                let id = p
+                    .cnr_id
+                    .clone()
+                    .or_else(|| p.aux_id.clone())
+                    .unwrap_or_else(|| "?".into());
                 match &p.ver {
                     Some(v) => format!("{id}@{v}"),
                     None => id,
                 }
             })
             .collect();
-        let packages = if packages.is_empty() { "package unknown".to_owned() } else { packages.join(", ") };
-        ctx.printer.data(format!("  {}  ({packages}; nodes {})", t.node_type, t.node_ids.join(", ")));
+        let packages = if packages.is_empty() {
+            "package unknown".to_owned()
+        } else {
+            packages.join(", ")
+        };
+        ctx.printer.data(format!(
+            "  {}  ({packages}; nodes {})",
+            t.node_type,
+            t.node_ids.join(", ")
+        ));
     }
     ctx.printer.data(format!("Models ({}):", analysis.models.len()));
     for m in &analysis.models {
@@ -146,9 +173,11 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
         ));
     }
     if !analysis.file_inputs.is_empty() {
-        ctx.printer.data(format!("Input files ({}):", analysis.file_inputs.len()));
+        ctx.printer
+            .data(format!("Input files ({}):", analysis.file_inputs.len()));
         for f in &analysis.file_inputs {
-            ctx.printer.data(format!("  {}", serde_json::to_string(f).unwrap_or_default()));
+            ctx.printer
+                .data(format!("  {}", serde_json::to_string(f).unwrap_or_default()));
         }
     }
     Ok(())
@@ -160,7 +189,12 @@ fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> Comm
         Some(p) => Some(node_types_from_object_info(&read_json(p)?)),
         None => None,
     };
-    let issues = validate(&doc, &ValidationOptions { known_node_types: known.as_ref() });
+    let issues = validate(
+        &doc,
+        &ValidationOptions {
+            known_node_types: known.as_ref(),
+        },
+    );
     if ctx.printer.json_mode() {
         ctx.printer.json(&issues);
     } else {
@@ -174,7 +208,10 @@ fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> Comm
     }
     let errors = issues.iter().filter(|i| i.severity == Severity::Error).count();
     if errors > 0 {
-        return Err(CommandError::failed(format!("`{}` has {errors} error(s)", path.display())));
+        return Err(CommandError::failed(format!(
+            "`{}` has {errors} error(s)",
+            path.display()
+        )));
     }
     ctx.printer.status("Valid", path.display());
     Ok(())
@@ -183,18 +220,27 @@ fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> Comm
 fn read_json(path: &Path) -> CommandResult<serde_json::Value> {
     let text = fs_err::read_to_string(path)?;
     serde_json::from_str(&text).map_err(|e| {
-        CommandError::failed(format!("`{}` is not valid JSON at line {}, column {}", path.display(), e.line(), e.column()))
+        CommandError::failed(format!(
+            "`{}` is not valid JSON at line {}, column {}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
     })
 }
 
 fn convert_file(ctx: &Context, path: &Path, object_info: &Path) -> CommandResult {
     let doc = load(path)?;
     let WorkflowDocument::Ui(ui) = &doc else {
-        return Err(CommandError::failed(format!("`{}` is already in API format", path.display())));
+        return Err(CommandError::failed(format!(
+            "`{}` is already in API format",
+            path.display()
+        )));
     };
     let conversion = convert_to_api(ui, &read_json(object_info)?).map_err(|e| workflow_error(path, &e))?;
     for warning in &conversion.warnings {
-        ctx.printer.warn(serde_json::to_string(warning).unwrap_or_default());
+        ctx.printer
+            .warn(serde_json::to_string(warning).unwrap_or_default());
     }
     ctx.printer.json(&conversion.prompt);
     Ok(())
@@ -213,18 +259,27 @@ fn list(ctx: &Context) -> CommandResult {
         return Ok(());
     }
     if entries.is_empty() {
-        ctx.printer.info(format!("No workflows in {}", tracking::comfyui_workflows_dir(&env).display()));
+        ctx.printer.info(format!(
+            "No workflows in {}",
+            tracking::comfyui_workflows_dir(&env).display()
+        ));
     }
     for e in entries {
         let tracked = if e.tracked { "tracked  " } else { "untracked" };
-        ctx.printer.data(format!("{tracked}  {:<9} {}", format!("{:?}", e.state).to_lowercase(), e.name));
+        ctx.printer.data(format!(
+            "{tracked}  {:<9} {}",
+            format!("{:?}", e.state).to_lowercase(),
+            e.name
+        ));
     }
     Ok(())
 }
 
 fn track(ctx: &Context, names: &[String], all: bool) -> CommandResult {
     if names.is_empty() && !all {
-        return Err(CommandError::usage("Name the workflows to track, or pass `--all`"));
+        return Err(CommandError::usage(
+            "Name the workflows to track, or pass `--all`",
+        ));
     }
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
@@ -241,7 +296,10 @@ fn track(ctx: &Context, names: &[String], all: bool) -> CommandResult {
         ctx.printer.status("Tracking", name);
     }
     if !added.is_empty() {
-        ctx.printer.hint(format!("`comfydock -e {} commit -m MESSAGE` copies them into .cec", env.name));
+        ctx.printer.hint(format!(
+            "`comfydock -e {} commit -m MESSAGE` copies them into .cec",
+            env.name
+        ));
     }
     Ok(())
 }
@@ -252,7 +310,8 @@ fn untrack(ctx: &Context, name: &str) -> CommandResult {
     let _lock = ctx.lock(&workspace)?;
     tracking::untrack(&env, name)?;
     if ctx.printer.json_mode() {
-        ctx.printer.json(&json!({ "untracked": tracking::normalize_name(name) }));
+        ctx.printer
+            .json(&json!({ "untracked": tracking::normalize_name(name) }));
     } else {
         ctx.printer.status("Untracked", tracking::normalize_name(name));
     }
@@ -267,10 +326,19 @@ fn restore(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
     let rev = rev.unwrap_or("HEAD");
     let path = tracking::restore(&git, &env, name, Some(rev))?;
     if ctx.printer.json_mode() {
-        ctx.printer.json(&json!({ "restored": tracking::normalize_name(name), "path": path, "rev": rev }));
+        ctx.printer
+            .json(&json!({ "restored": tracking::normalize_name(name), "path": path, "rev": rev }));
     } else {
-        ctx.printer.status("Restored", format!("{} from {rev} to {}", tracking::normalize_name(name), path.display()));
-        ctx.printer.hint("reload the workflow in the ComfyUI browser tab: the open tab still shows the old version");
+        ctx.printer.status(
+            "Restored",
+            format!(
+                "{} from {rev} to {}",
+                tracking::normalize_name(name),
+                path.display()
+            ),
+        );
+        ctx.printer
+            .hint("reload the workflow in the ComfyUI browser tab: the open tab still shows the old version");
     }
     Ok(())
 }
@@ -297,13 +365,16 @@ fn diff(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
         None => format!("node {id} ({ty})"),
     };
     for n in &d.nodes_added {
-        ctx.printer.data(format!("+ {}", label(&n.node_id, &n.node_type, &n.title)));
+        ctx.printer
+            .data(format!("+ {}", label(&n.node_id, &n.node_type, &n.title)));
     }
     for n in &d.nodes_removed {
-        ctx.printer.data(format!("- {}", label(&n.node_id, &n.node_type, &n.title)));
+        ctx.printer
+            .data(format!("- {}", label(&n.node_id, &n.node_type, &n.title)));
     }
     for w in &d.widgets_changed {
-        let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("(none)".to_owned(), ToString::to_string);
+        let show =
+            |v: &Option<serde_json::Value>| v.as_ref().map_or("(none)".to_owned(), ToString::to_string);
         ctx.printer.data(format!(
             "~ {} {}: {} -> {}",
             label(&w.node_id, &w.node_type, &w.title),
@@ -312,7 +383,12 @@ fn diff(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
             show(&w.new)
         ));
     }
-    for m in d.models_added.iter().chain(&d.models_removed).chain(&d.models_changed) {
+    for m in d
+        .models_added
+        .iter()
+        .chain(&d.models_removed)
+        .chain(&d.models_changed)
+    {
         ctx.printer.data(format!(
             "~ model on node {} ({}): {} -> {}",
             m.node_id,
@@ -322,7 +398,8 @@ fn diff(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
         ));
     }
     for m in &d.modes_changed {
-        ctx.printer.data(format!("~ mode {}", serde_json::to_string(m).unwrap_or_default()));
+        ctx.printer
+            .data(format!("~ mode {}", serde_json::to_string(m).unwrap_or_default()));
     }
     Ok(())
 }

@@ -6,27 +6,56 @@ use crate::common::{context, stderr, stdout};
 use crate::env_support::EnvSandbox;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(name)
 }
 
 #[test]
 fn analyze_lists_custom_nodes_with_packages_and_models_with_folders() {
     let ctx = context();
-    let out = ctx.command().args(["workflow", "analyze"]).arg(fixture("custom_nodes.json")).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["workflow", "analyze"])
+        .arg(fixture("custom_nodes.json"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("VHS_VideoCombine  (comfyui-videohelpersuite@1.7.4; nodes 3)"), "{text}");
-    assert!(text.contains("DownloadAndLoadHyVideoModel  (kijai/ComfyUI-HunyuanVideoWrapper@0a1b2c3d; nodes 4)"), "{text}");
-    assert!(!text.contains("  CLIPTextEncode  ("), "built-ins are not custom: {text}");
+    assert!(
+        text.contains("VHS_VideoCombine  (comfyui-videohelpersuite@1.7.4; nodes 3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("DownloadAndLoadHyVideoModel  (kijai/ComfyUI-HunyuanVideoWrapper@0a1b2c3d; nodes 4)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("  CLIPTextEncode  ("),
+        "built-ins are not custom: {text}"
+    );
     assert!(text.contains("sd15/dream.safetensors  [checkpoints]"), "{text}");
 
-    let out = ctx.command().args(["--json", "workflow", "analyze"]).arg(fixture("custom_nodes.json")).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["--json", "workflow", "analyze"])
+        .arg(fixture("custom_nodes.json"))
+        .output()
+        .unwrap();
     let analysis: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let models = analysis["models"].as_array().unwrap();
-    let ckpt = models.iter().find(|m| m["relative_path"] == "sd15/dream.safetensors").unwrap();
+    let ckpt = models
+        .iter()
+        .find(|m| m["relative_path"] == "sd15/dream.safetensors")
+        .unwrap();
     assert_eq!(ckpt["folder"], "checkpoints");
     assert_eq!(ckpt["url"], "http://models.invalid/dream.safetensors");
-    assert!(models.iter().any(|m| m["relative_path"] == "hunyuan_video_720_fp8.safetensors"), "{analysis}");
+    assert!(
+        models
+            .iter()
+            .any(|m| m["relative_path"] == "hunyuan_video_720_fp8.safetensors"),
+        "{analysis}"
+    );
 }
 
 #[test]
@@ -34,24 +63,52 @@ fn bad_files_are_explained() {
     let ctx = context();
     let bad = ctx.path().join("bad.json");
     fs_err::write(&bad, "{\n  \"nodes\": [\n    {\"id\": 1,,}\n  ]\n}").unwrap();
-    let out = ctx.command().args(["workflow", "validate"]).arg(&bad).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["workflow", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("line 3, column 14"), "{}", stderr(&out));
 
     let not_workflow = ctx.path().join("list.json");
     fs_err::write(&not_workflow, "[1, 2, 3]").unwrap();
-    let out = ctx.command().args(["workflow", "analyze"]).arg(&not_workflow).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["workflow", "analyze"])
+        .arg(&not_workflow)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is not a ComfyUI workflow"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a ComfyUI workflow"),
+        "{}",
+        stderr(&out)
+    );
 
     // A dangling link is an error naming the node.
     let text = fs_err::read_to_string(fixture("simple_ui.json")).unwrap();
     let dangling = ctx.path().join("dangling.json");
     fs_err::write(&dangling, text.replace("\"link\": 1}", "\"link\": 9}")).unwrap();
-    let out = ctx.command().args(["workflow", "validate"]).arg(&dangling).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["workflow", "validate"])
+        .arg(&dangling)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stdout(&out).contains("Positive") && stdout(&out).contains("CLIPTextEncode"), "{}", stdout(&out));
-    let out = ctx.command().args(["workflow", "validate"]).arg(fixture("simple_ui.json")).output().unwrap();
+    assert!(
+        stdout(&out).contains("Positive") && stdout(&out).contains("CLIPTextEncode"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ctx
+        .command()
+        .args(["workflow", "validate"])
+        .arg(fixture("simple_ui.json"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
@@ -89,20 +146,38 @@ fn track_commit_modify_diff_restore() {
     let ws = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
     let out = ws(&["--json", "workflow", "list"]);
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 1, "ignored workflows are not listed: {rows}");
-    assert_eq!((rows[0]["name"].as_str(), rows[0]["tracked"].as_bool()), (Some("portraits/flux"), Some(false)));
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        1,
+        "ignored workflows are not listed: {rows}"
+    );
+    assert_eq!(
+        (rows[0]["name"].as_str(), rows[0]["tracked"].as_bool()),
+        (Some("portraits/flux"), Some(false))
+    );
     assert_eq!(rows[0]["state"], "new");
 
     let out = ws(&["workflow", "track", "--all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let manifest = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
-    assert!(manifest.contains("[tool.comfydock.workflows.\"portraits/flux\"]"), "{manifest}");
+    assert!(
+        manifest.contains("[tool.comfydock.workflows.\"portraits/flux\"]"),
+        "{manifest}"
+    );
     assert!(!manifest.contains("scratch"), "{manifest}");
-    assert!(!sb.env_dir("a").join(".cec/workflows/portraits/flux.json").exists(), "track alone copies nothing");
+    assert!(
+        !sb.env_dir("a")
+            .join(".cec/workflows/portraits/flux.json")
+            .exists(),
+        "track alone copies nothing"
+    );
 
     let out = ws(&["commit", "-m", "Track flux"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fs_err::read_to_string(sb.env_dir("a").join(".cec/workflows/portraits/flux.json")).unwrap(), original);
+    assert_eq!(
+        fs_err::read_to_string(sb.env_dir("a").join(".cec/workflows/portraits/flux.json")).unwrap(),
+        original
+    );
     let out = ws(&["--json", "workflow", "list"]);
     let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(rows[0]["state"], "synced");
@@ -110,15 +185,26 @@ fn track_commit_modify_diff_restore() {
     // Moving the canvas is not a change; editing a prompt is.
     let panned = original.replace("\"offset\": [0, 0]", "\"offset\": [120, -40]");
     fs_err::write(live_dir.join("portraits/flux.json"), &panned).unwrap();
-    let rows: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
     assert_eq!(rows[0]["state"], "synced", "view state is ignored");
-    fs_err::write(live_dir.join("portraits/flux.json"), original.replace("a cat", "a dog")).unwrap();
-    let rows: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
+    fs_err::write(
+        live_dir.join("portraits/flux.json"),
+        original.replace("a cat", "a dog"),
+    )
+    .unwrap();
+    let rows: serde_json::Value =
+        serde_json::from_str(&stdout(&ws(&["--json", "workflow", "list"]))).unwrap();
     assert_eq!(rows[0]["state"], "modified");
 
     let status: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "status"]))).unwrap();
     assert_eq!(status["clean"], false);
-    assert!(status["issues"].to_string().contains("tracked workflow `portraits/flux` is modified"), "{status}");
+    assert!(
+        status["issues"]
+            .to_string()
+            .contains("tracked workflow `portraits/flux` is modified"),
+        "{status}"
+    );
 
     let out = ws(&["workflow", "diff", "portraits/flux"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -129,15 +215,69 @@ fn track_commit_modify_diff_restore() {
     let out = ws(&["workflow", "restore", "portraits/flux"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("reload the workflow"), "{}", stderr(&out));
-    assert_eq!(fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(), original);
+    assert_eq!(
+        fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(),
+        original
+    );
     let status: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "status"]))).unwrap();
     assert_eq!(status["clean"], true, "{status}");
 
     // Untracking drops the committed copy at the next commit.
     assert!(ws(&["workflow", "untrack", "portraits/flux"]).status.success());
     assert!(ws(&["commit", "-m", "Untrack"]).status.success());
-    assert!(!sb.env_dir("a").join(".cec/workflows/portraits/flux.json").exists());
+    assert!(
+        !sb.env_dir("a")
+            .join(".cec/workflows/portraits/flux.json")
+            .exists()
+    );
     let out = ws(&["workflow", "track", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("No workflow `nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn analyze_with_an_environment_uses_its_comfyui_builtins() {
+    let sb = EnvSandbox::new();
+    // A newer ComfyUI ships a core node the fallback list has never heard of.
+    sb.repo.commit_file(
+        "comfy_extras/nodes_future.py",
+        "class FutureCoreNode:\n    pass\n\n\nNODE_CLASS_MAPPINGS = {\"FutureCoreNode\": FutureCoreNode}\n",
+        "Add FutureCoreNode",
+    );
+    sb.repo.add_release(
+        "v0.3.42",
+        comfydock_test::comfyui_repo::requirements_for("v0.3.41"),
+    );
+    sb.create("next", "v0.3.42");
+    let text = fs_err::read_to_string(fixture("simple_ui.json"))
+        .unwrap()
+        .replace("\"CLIPTextEncode\"", "\"FutureCoreNode\"");
+    let file = sb.ctx.path().join("future.json");
+    fs_err::write(&file, text).unwrap();
+
+    let categories = |args: &[&str]| -> String {
+        let out = sb
+            .ctx
+            .command()
+            .args(args)
+            .args(["--json", "workflow", "analyze"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let analysis: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let node = analysis["node_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["node_type"] == "FutureCoreNode")
+            .cloned();
+        node.unwrap()["category"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        categories(&[]),
+        "custom",
+        "without an environment only the fallback list is known"
+    );
+    assert_eq!(categories(&["-e", "next"]), "builtin");
 }
