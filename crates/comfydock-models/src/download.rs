@@ -560,10 +560,15 @@ impl Downloader {
             return Ok(done);
         }
         let offset = name.as_deref().map_or(0, |n| file_len(&part_path(&dir.join(n))));
-        let (response, final_url) = self
+        let (response, final_url, published_sha256) = self
             .http
-            .get(&source.download_url, (offset > 0).then_some(offset))
+            .get_with_published_hash(&source.download_url, (offset > 0).then_some(offset))
             .await?;
+        // A given or API-published hash wins; else what the Hugging Face endpoint publishes.
+        let expected = source
+            .expected
+            .clone()
+            .or_else(|| published_sha256.map(ExpectedHash::Sha256));
         let status = response.status();
         if status == StatusCode::RANGE_NOT_SATISFIABLE && offset > 0 {
             if let Some(known) = name.as_deref() {
@@ -669,7 +674,7 @@ impl Downloader {
             });
         }
         let digest = digest.finish();
-        if let Some(expected) = &source.expected
+        if let Some(expected) = &expected
             && !expected.matches(&digest)
         {
             let _ = fs_err::remove_file(&part);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RANGE};
 use url::Url;
 
-use crate::endpoints::{Endpoints, Tokens, redact_url};
+use crate::endpoints::{Endpoints, Tokens, redact_url, same_host};
 
 /// More redirects than this is a loop.
 const MAX_REDIRECTS: usize = 10;
@@ -59,6 +59,19 @@ impl HttpContext {
         url: &Url,
         range_from: Option<u64>,
     ) -> Result<(reqwest::Response, Url), FetchError> {
+        self.get_with_published_hash(url, range_from)
+            .await
+            .map(|(response, url, _)| (response, url))
+    }
+
+    /// Like [`HttpContext::get`], and also returns the sha256 the Hugging Face endpoint
+    /// publishes for an LFS file (`X-Linked-Etag` on its redirect), if any.
+    pub async fn get_with_published_hash(
+        &self,
+        url: &Url,
+        range_from: Option<u64>,
+    ) -> Result<(reqwest::Response, Url, Option<String>), FetchError> {
+        let mut published_sha256 = None;
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.client.get(current.clone());
@@ -75,11 +88,16 @@ impl HttpContext {
                 url: redact_url(current.as_str()),
                 source: source.without_url(),
             })?;
+            if same_host(&current, &self.endpoints.huggingface)
+                && let Some(sha256) = linked_sha256(&response)
+            {
+                published_sha256 = Some(sha256);
+            }
             if !response.status().is_redirection() {
-                return Ok((response, current));
+                return Ok((response, current, published_sha256));
             }
             let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
-                return Ok((response, current));
+                return Ok((response, current, published_sha256));
             };
             current = current.join(location).map_err(|_| FetchError::BadRedirect {
                 url: redact_url(current.as_str()),
@@ -114,6 +132,13 @@ impl HttpContext {
                 source,
             })
     }
+}
+
+/// A 64-hex `X-Linked-Etag` (Hugging Face's sha256 of an LFS file), lower-cased.
+fn linked_sha256(response: &reqwest::Response) -> Option<String> {
+    let value = response.headers().get("x-linked-etag")?.to_str().ok()?;
+    let value = value.trim().trim_start_matches("W/").trim_matches('"');
+    (value.len() == 64 && value.chars().all(|c| c.is_ascii_hexdigit())).then(|| value.to_ascii_lowercase())
 }
 
 /// Fetching a JSON document failed.

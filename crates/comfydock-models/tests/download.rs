@@ -650,3 +650,56 @@ fn download_futures_are_send() {
     let mut index = ModelIndex::open(&s.db).unwrap();
     assert_send(&index.find_sources(&dl, &[]));
 }
+
+#[tokio::test]
+async fn huggingface_published_sha256_is_verified() {
+    use comfydock_test::http::{HttpServer, Response};
+    let s = setup();
+    let good = payload(70_000, 21);
+    let cdn_good = s.server.localhost_url_for("/cdn/good");
+    let cdn_bad = s.server.localhost_url_for("/cdn/bad");
+    s.server.add("/cdn/good", good.clone());
+    s.server.add("/cdn/bad", payload(70_000, 22));
+    let published = sha256(&good);
+    // The HF endpoint answers /resolve/ with a redirect carrying the LFS sha256.
+    let hf = HttpServer::start(move |request| {
+        let target = if request.path().contains("bad") {
+            &cdn_bad
+        } else {
+            &cdn_good
+        };
+        Response::redirect(302, target.clone()).header("X-Linked-Etag", format!("\"{published}\""))
+    });
+    let endpoints = Endpoints {
+        huggingface: Url::parse(&hf.url()).unwrap(),
+        civitai: Url::parse("https://civitai.invalid").unwrap(),
+    };
+    let dl = Downloader::new(endpoints, Tokens::default())
+        .unwrap()
+        .with_retry(fast_retry(1));
+    let ok = dl
+        .download(
+            &s.root,
+            &request(
+                format!("{}/o/r/resolve/main/good.safetensors", hf.url()),
+                "loras/",
+            ),
+            0,
+            &NoReporter,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fs_err::read(&ok.path).unwrap(), good);
+    let err = dl
+        .download(
+            &s.root,
+            &request(format!("{}/o/r/resolve/main/bad.safetensors", hf.url()), "loras/"),
+            0,
+            &NoReporter,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DownloadError::HashMismatch { .. }), "{err:?}");
+    assert!(!s.root.path.join("loras/bad.safetensors").exists());
+    assert!(!s.root.path.join("loras/bad.safetensors.part").exists());
+}
