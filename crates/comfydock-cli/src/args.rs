@@ -106,6 +106,9 @@ pub enum Command {
     /// Analyze, validate and convert workflows; track them in an environment
     #[command(subcommand)]
     Workflow(crate::commands::workflow::WorkflowCommand),
+    /// Deploy an environment as a reproducible Docker build context or Kubernetes manifests
+    #[command(subcommand)]
+    Deploy(crate::commands::deploy::DeployCommand),
     /// Serve workflows as a typed HTTP API with a durable job queue
     Serve(crate::commands::serve::ServeArgs),
 }

@@ -91,6 +91,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Node(command) => done(commands::node::run(ctx, command)),
         Command::Release(args) => done(commands::release::run(ctx, args)),
         Command::Workflow(command) => done(commands::workflow::run(ctx, command)),
+        Command::Deploy(command) => done(commands::deploy::run(ctx, command)),
         Command::Serve(args) => done(commands::serve::run(ctx, args)),
     }
 }

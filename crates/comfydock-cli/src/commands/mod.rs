@@ -13,6 +13,7 @@ use crate::reporter::CliReporter;
 
 pub mod completions;
 pub mod config;
+pub mod deploy;
 pub mod doctor;
 pub mod environment;
 pub mod history;

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod config;
+mod deploy;
 mod doctor;
 mod env_support;
 mod environments;

@@ -1,0 +1,326 @@
+//! `deploy docker | k8s | history`: an environment (or some of its workflows) as a reproducible
+//! Docker build context or Kubernetes manifests, and the record of what was built.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use comfydock_core::deploy::build_history::{BuildHistory, BuildResult, NewBuild};
+use comfydock_core::deploy::docker_context::{self, DockerOptions};
+use comfydock_core::deploy::engine::DockerEngine;
+use comfydock_core::deploy::kubernetes::{self, KubernetesOptions};
+use comfydock_core::deploy::spec::DeploySpec;
+use comfydock_core::deploy::target::{GpuKind, ModelMode, Target};
+use comfydock_core::deploy::{DeployError, output};
+use comfydock_core::environment;
+use comfydock_core::git::Git;
+use comfydock_core::workspace::Workspace;
+use serde_json::json;
+
+use super::Context;
+use crate::error::CommandResult;
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Write a Docker build context (Dockerfile, compose.yaml, models manifest, entrypoint); optionally build and push
+    Docker(DockerArgs),
+    /// Write Kubernetes manifests: Deployment with GPU resources, Service, models PVC, ConfigMap (+ API and HPA)
+    K8s(K8sArgs),
+    /// Show the build history (environment, .cec commit, image tag, digest, time, result)
+    History {
+        /// Every environment's builds, not only the selected one's
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// What both targets share.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Only what these resolved workflows need (nodes, models); repeatable
+    #[arg(long = "workflow", value_name = "NAME")]
+    pub workflows: Vec<String>,
+    /// Output folder (created; must be empty or written by an earlier deploy)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// GPU family [default: cuda when the lock covers a CUDA backend, else cpu]
+    #[arg(long, value_parser = ["cuda", "rocm", "cpu"])]
+    pub gpu: Option<String>,
+    /// CUDA version for --gpu cuda, e.g. 12.8 or cu128 [default: the newest the lock covers]
+    #[arg(long, value_name = "VER")]
+    pub cuda: Option<String>,
+    /// How models reach the container: copied into the image, a mounted volume, or fetched and verified at start
+    #[arg(long, value_parser = ["bake", "mount", "fetch"], default_value = "fetch")]
+    pub models: String,
+    /// Add the API service (`comfydock serve`) in front of ComfyUI
+    #[arg(long)]
+    pub with_api: bool,
+    /// Image tag [default: comfydock-<env>:<short .cec commit>]
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Build the image with the local Docker engine (output streamed)
+    #[arg(long)]
+    pub build: bool,
+    /// Push the tag after building (implies --build; uses `docker login` credentials)
+    #[arg(long)]
+    pub push: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub fn run(ctx: &Context, command: &DeployCommand) -> CommandResult {
+    match command {
+        DeployCommand::Docker(args) => docker(ctx, args),
+        DeployCommand::K8s(args) => k8s(ctx, args),
+        DeployCommand::History { all } => history(ctx, *all),
+    }
+}
+
+/// The spec, target and options both generators start from.
+struct Prepared {
+    workspace: Workspace,
+    spec: DeploySpec,
+    target: Target,
+    models: ModelMode,
+    tag: String,
+}
+
+fn prepare(ctx: &Context, common: &CommonArgs) -> CommandResult<Prepared> {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let settings = ctx.settings(&workspace);
+    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let git = Git::find()?;
+    let spec = DeploySpec::from_environment(&env, &git, &repo, &common.workflows)?;
+    spec.check_nodes_pinned()?;
+    for skipped in &spec.skipped_models {
+        ctx.printer.warn(format!(
+            "model `{}` is left out: {}",
+            skipped.entry, skipped.reason
+        ));
+    }
+    if !spec.uncommitted.is_empty() {
+        ctx.printer.warn(format!(
+            "`.cec` has uncommitted changes ({}); they are deployed, but the tag names the last commit",
+            spec.uncommitted.join(", ")
+        ));
+    }
+    let gpu = match common.gpu.as_deref() {
+        Some(g) => g.parse::<GpuKind>().map_err(crate::error::CommandError::usage)?,
+        None if spec.backends.iter().any(|b| b.as_str().starts_with("cu")) => GpuKind::Cuda,
+        None => GpuKind::Cpu,
+    };
+    let target = Target::resolve(&spec, gpu, common.cuda.as_deref())?;
+    let models: ModelMode = common.models.parse().map_err(crate::error::CommandError::usage)?;
+    if models == ModelMode::Bake {
+        output::check_bakeable(&spec)?;
+    }
+    let tag = common.tag.clone().unwrap_or_else(|| spec.default_tag());
+    Ok(Prepared {
+        workspace,
+        spec,
+        target,
+        models,
+        tag,
+    })
+}
+
+impl Prepared {
+    /// Append a row to `.metadata/builds.db`.
+    fn record(
+        &self,
+        kind: &str,
+        dir: &Path,
+        result: BuildResult,
+        digest: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let history = BuildHistory::open(&self.workspace.metadata_dir().join("builds.db"))?;
+        history.record(&NewBuild {
+            environment: &self.spec.environment,
+            cec_commit: self.spec.cec_commit.as_deref(),
+            kind,
+            image_tag: &self.tag,
+            digest,
+            result,
+            context_dir: dir,
+            detail,
+        })?;
+        Ok(())
+    }
+}
+
+fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
+    let common = &args.common;
+    let p = prepare(ctx, common)?;
+    let files = docker_context::render(
+        &p.spec,
+        &DockerOptions {
+            target: p.target.clone(),
+            models: p.models,
+            with_api: common.with_api,
+            tag: p.tag.clone(),
+        },
+    );
+    let out = &common.out;
+    output::write_context(out, "docker", &files)?;
+    if p.models == ModelMode::Bake {
+        output::stage_models(&p.spec, &p.workspace.models_dir(), out, &ctx.reporter)?;
+    }
+    p.record("docker", out, BuildResult::Generated, None, None)?;
+    ctx.printer.status(
+        "Generated",
+        format!(
+            "build context for `{}` in {} ({} nodes, {} models, torch {}, models {})",
+            p.spec.environment,
+            out.display(),
+            p.spec.nodes.len(),
+            p.spec.models.len(),
+            p.target.backend,
+            p.models
+        ),
+    );
+    let mut digest = None;
+    let mut result = BuildResult::Generated;
+    if args.build || args.push {
+        let engine = match DockerEngine::connect(out) {
+            Ok(engine) => engine,
+            Err(e) => {
+                p.record("docker", out, BuildResult::Failed, None, Some(&e.to_string()))?;
+                return Err(e.into());
+            }
+        };
+        ctx.printer.status("Building", &p.tag);
+        let built = engine.build(out, &p.tag).and_then(|()| {
+            if args.push {
+                ctx.printer.status("Pushing", &p.tag);
+                engine.push(&p.tag)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = built {
+            p.record("docker", out, BuildResult::Failed, None, Some(&e.to_string()))?;
+            return Err(e.into());
+        }
+        result = if args.push {
+            BuildResult::Pushed
+        } else {
+            BuildResult::Built
+        };
+        digest = engine.digest(&p.tag, args.push);
+        p.record("docker", out, result, digest.as_deref(), None)?;
+        ctx.printer.status(
+            if args.push { "Pushed" } else { "Built" },
+            format!("{} {}", p.tag, digest.as_deref().unwrap_or_default()),
+        );
+    } else {
+        ctx.printer.hint(format!(
+            "build it with `docker buildx build -t {} {}`",
+            p.tag,
+            out.display()
+        ));
+    }
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({
+            "environment": p.spec.environment,
+            "out": out,
+            "tag": p.tag,
+            "gpu": p.target.gpu,
+            "torch_backend": p.target.backend.as_str(),
+            "runtime_image": p.target.runtime_image,
+            "models_mode": p.models,
+            "files": files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            "nodes": p.spec.nodes.iter().map(|n| n.key.as_str()).collect::<Vec<_>>(),
+            "models": p.spec.models,
+            "skipped_models": p.spec.skipped_models,
+            "result": result,
+            "digest": digest,
+        }));
+    }
+    Ok(())
+}
+
+fn k8s(ctx: &Context, args: &K8sArgs) -> CommandResult {
+    let common = &args.common;
+    let p = prepare(ctx, common)?;
+    let files = kubernetes::render(
+        &p.spec,
+        &KubernetesOptions {
+            gpu: p.target.gpu,
+            models: p.models,
+            with_api: common.with_api,
+            image: p.tag.clone(),
+        },
+    );
+    output::write_context(&common.out, "k8s", &files)?;
+    p.record("k8s", &common.out, BuildResult::Generated, None, None)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({
+            "environment": p.spec.environment,
+            "out": common.out,
+            "image": p.tag,
+            "files": files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    ctx.printer.status(
+        "Generated",
+        format!(
+            "{} Kubernetes manifests in {}",
+            files.len(),
+            common.out.join("k8s").display()
+        ),
+    );
+    ctx.printer.hint(format!(
+        "apply them with `kubectl apply -k {}` once the image `{}` is in a registry the cluster can pull from",
+        common.out.join("k8s").display(),
+        p.tag
+    ));
+    Ok(())
+}
+
+fn history(ctx: &Context, all: bool) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let only = if all {
+        None
+    } else {
+        Some(environment::select(&workspace, ctx.global.env.as_deref())?.name)
+    };
+    let history = BuildHistory::open(&workspace.metadata_dir().join("builds.db"))?;
+    let rows = history.list(only.as_deref())?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&rows);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        ctx.printer
+            .info("No deployments yet; run `comfydock deploy docker --out DIR`");
+    }
+    for r in rows {
+        let commit = r.cec_commit.as_deref().map_or("-", |c| &c[..12.min(c.len())]);
+        ctx.printer.data(format!(
+            "{}  {:<10} {:<6} {:<12} {}  {}  {}",
+            r.time,
+            serde_json::to_value(r.result)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            r.kind,
+            commit,
+            r.environment,
+            r.image_tag,
+            r.digest.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(())
+}
