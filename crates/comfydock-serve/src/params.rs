@@ -748,6 +748,31 @@ mod tests {
     }
 
     #[test]
+    fn ui_format_workflows_are_converted_first() {
+        let ui = json!({
+            "last_node_id": 2, "last_link_id": 1, "version": 0.4,
+            "nodes": [
+                {"id": 1, "type": "EmptyLatentImage", "mode": 0, "inputs": [],
+                 "outputs": [{"name": "LATENT", "type": "LATENT", "links": [1]}], "widgets_values": [768, 512, 2]},
+                {"id": 2, "type": "PreviewImage", "title": "Preview", "mode": 0,
+                 "inputs": [{"name": "images", "type": "IMAGE", "link": 1}], "outputs": [], "widgets_values": []},
+            ],
+            "links": [[1, 1, 0, 2, 0, "LATENT"]],
+            "groups": [], "config": {}, "extra": {},
+        });
+        let api =
+            WorkflowApi::derive("ui", &ui, &comfydock_test::comfyui_server::object_info(), None).unwrap();
+        let width = api
+            .params
+            .iter()
+            .find(|p| p.input == "width")
+            .expect("width parameter");
+        assert_eq!(width.default, json!(768));
+        assert_eq!(width.node_id, "1");
+        assert_eq!(api.prompt["2"]["inputs"]["images"], json!(["1", 0]));
+    }
+
+    #[test]
     fn base64_round_trip() {
         assert_eq!(
             decode_base64(&encode_base64(b"\x89PNG data")).unwrap(),

@@ -600,3 +600,73 @@ async fn readiness_follows_the_backends() {
     socket.send(Message::Close(None)).await.unwrap();
     h.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_are_retried_then_dead_lettered_and_webhooks_fire() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|prompt: &Value| {
+        if prompt["6"]["inputs"]["text"] == "hang" {
+            Script {
+                steps: 1000,
+                step_delay: Duration::from_millis(20),
+                ..Script::default()
+            }
+        } else {
+            Script::instant()
+        }
+    }));
+    let hooks = comfydock_test::http::HttpServer::start(|_| {
+        comfydock_test::http::Response::json(&json!({"ok": true}))
+    });
+    let h = start(&[&comfy], |options| {
+        options.worker.job_timeout = Duration::from_millis(400)
+    })
+    .await;
+    let (_, job) = h
+        .submit(json!({"params": {"positive_text": "hang"}, "max_attempts": 2, "webhook": format!("{}/hook", hooks.url())}))
+        .await;
+    let dead = h.wait_for(job["id"].as_str().unwrap(), "dead").await;
+    assert_eq!(dead["attempts"], 2);
+    assert_eq!(dead["error"]["kind"], "timeout", "the last error is kept: {dead}");
+    assert!(dead["error"]["transient"].as_bool().unwrap());
+
+    let (_, job) = h
+        .submit(json!({"params": {"positive_text": "quick"}, "webhook": format!("{}/hook", hooks.url())}))
+        .await;
+    h.wait_for(job["id"].as_str().unwrap(), "succeeded").await;
+    let mut delivered = Vec::new();
+    for _ in 0..100 {
+        delivered = hooks.log().for_path("/hook");
+        if delivered.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let statuses: Vec<String> = delivered
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["dead", "succeeded"], "one webhook per finished job");
+    let listed: Value = h
+        .http
+        .get(format!("{}/v1/jobs?status=dead&workflow=txt2img", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
+    let bad: reqwest::Response = h
+        .http
+        .get(format!("{}/v1/jobs?status=done", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    h.server.stop().await;
+}
