@@ -346,6 +346,21 @@ fn nodes_update_prints_from_to_and_remove_cleans_up() {
     let out = ns.ok("a", &["update", "--all"]);
     assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
 
+    // A folder at another version shows in status and is replaced by sync.
+    let marker = ns.custom_nodes("a").join("my-node/.comfydock-node.json");
+    let text = fs_err::read_to_string(&marker).unwrap();
+    fs_err::write(&marker, text.replace("\"1.1.0\"", "\"1.0.0\"")).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&ns.run("a", &["--json", "status"]))).unwrap();
+    assert!(
+        status["issues"]
+            .to_string()
+            .contains("node `my-node` is at 1.0.0 but .cec pins 1.1.0"),
+        "{status}"
+    );
+    ns.run("a", &["sync"]);
+    assert!(fs_err::read_to_string(&marker).unwrap().contains("\"1.1.0\""));
+
     ns.ok("a", &["remove", "my-node"]);
     assert!(node_folders(&ns.custom_nodes("a")).is_empty());
     let manifest = fs_err::read_to_string(ns.cec("a", "pyproject.toml")).unwrap();
