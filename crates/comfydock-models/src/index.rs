@@ -57,6 +57,8 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (model_id, url)
     );
     CREATE INDEX idx_sources_model ON sources(model_id);",
+    // 2: a rescan finds the few rows whose last_seen needs refreshing without reading them all.
+    "CREATE INDEX idx_locations_root_seen ON locations(root, last_seen);",
 ];
 
 /// `locations.last_seen` is refreshed by a scan only when older than this.
@@ -691,6 +693,44 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sources", [], |row| row.get(0))
             .unwrap();
         assert_eq!(sources, 1);
+    }
+
+    #[test]
+    fn upgrades_an_older_schema_keeping_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A file written by a build that knew only the first step.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                .unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute("INSERT INTO schema_version (version) VALUES (1)", [])
+                .unwrap();
+            conn.execute(
+                "INSERT INTO models (blake3, size, first_seen) VALUES ('b3', 1, 0)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO sources (model_id, url, kind, added_at) VALUES (1, 'https://x.test/m', 'url', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let index = ModelIndex::open(&path).unwrap();
+        assert_eq!(index.schema_version().unwrap(), SCHEMA_VERSION);
+        let has_new_index: bool = index
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'idx_locations_root_seen'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(has_new_index);
+        let model = index.model(1).unwrap().unwrap();
+        assert_eq!(model.sources[0].url, "https://x.test/m");
     }
 
     #[test]

@@ -449,24 +449,35 @@ fn visit(entry: &ignore::DirEntry, root_index: usize, root: &Path, folder: Optio
     let Ok(relative) = entry.path().strip_prefix(root) else {
         return Visit::Ignored;
     };
-    let parts: Vec<String> = relative
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let relative_path = slash_separated(relative);
     let folder = match folder {
         Some(key) => Some(key.to_owned()),
-        None if parts.len() >= 2 => Some(folder_key(&parts[0]).to_owned()),
-        None => None,
+        None => relative_path
+            .split_once('/')
+            .map(|(first, _)| folder_key(first).to_owned()),
     };
     let (stamp, device) = stamp_of(&metadata);
     Visit::Model(FoundFile {
         root: root_index,
-        relative_path: parts.join("/"),
+        relative_path,
         folder,
         path: entry.path().to_owned(),
         stamp,
         device,
     })
+}
+
+/// A relative path as stored in the index: components joined with `/`.
+fn slash_separated(relative: &Path) -> String {
+    if cfg!(unix) {
+        relative.to_string_lossy().into_owned()
+    } else {
+        relative
+            .components()
+            .map(|part| part.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
 
 /// Turn a walk error into an issue; symlink loops and dangling non-model links are not issues.
