@@ -984,6 +984,105 @@ pub fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// What an imported environment is made of (`comfydock import`): its name, this machine's
+/// backend, and the `.cec` files it starts from.
+#[derive(Debug, Clone)]
+pub struct ImportFiles {
+    pub name: String,
+    pub backend: TorchBackend,
+    /// `pyproject.toml`, byte for byte.
+    pub pyproject: Vec<u8>,
+    /// `uv.lock`, byte for byte.
+    pub lock: Vec<u8>,
+    /// `.python-version` contents (e.g. `3.12`).
+    pub python_version: String,
+    /// Workflows as `(name relative to .cec/workflows, bytes)`.
+    pub workflows: Vec<(String, Vec<u8>)>,
+}
+
+/// Create an environment from recorded `.cec` files: ComfyUI at the manifest's commit, the lock
+/// synced frozen with `backend`, an initial commit. `populate` runs after the files are written
+/// and before the packages are installed (dev nodes, custom nodes, workflows); it returns
+/// nothing on success. On any failure the partial environment is removed.
+pub fn create_from_files(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    files: &ImportFiles,
+    populate: &mut dyn FnMut(&Environment) -> Result<(), EnvError>,
+    reporter: &dyn Reporter,
+) -> Result<Created, EnvError> {
+    let (name, backend) = (files.name.as_str(), &files.backend);
+    validate_name(name)?;
+    sweep_partial(workspace, reporter)?;
+    let env = Environment::at(workspace, name);
+    if env.root.exists() {
+        return Err(EnvError::Exists(name.to_owned()));
+    }
+    fs_err::create_dir_all(&env.root)?;
+    let result = (|| {
+        let cec = env.cec();
+        fs_err::create_dir_all(&cec)?;
+        write_atomic(&env.manifest_path(), &files.pyproject)?;
+        write_atomic(&env.lock_path(), &files.lock)?;
+        write_atomic(&cec.join(".python-version"), format!("{}\n", files.python_version.trim()))?;
+        write_atomic(&cec.join(".gitignore"), ".venv/\n__pycache__/\n")?;
+        let workflows = cec.join("workflows");
+        fs_err::create_dir_all(&workflows)?;
+        write_atomic(&workflows.join(".gitkeep"), "")?;
+        for (rel, bytes) in &files.workflows {
+            let path = workflows.join(rel);
+            fs_err::create_dir_all(path.parent().unwrap_or(&workflows))?;
+            write_atomic(&path, bytes)?;
+        }
+        let manifest = env.manifest()?;
+        let pin = manifest.comfyui()?;
+        reporter.phase("Resolving ComfyUI");
+        let repo = settings.value("comfyui.repo").unwrap_or_default();
+        let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
+        let resolved = mirror.resolve(Some(&pin.commit), reporter)?;
+        reporter.phase(&format!(
+            "Checking out ComfyUI {} ({})",
+            pin.reference,
+            &resolved.commit[..12.min(resolved.commit.len())]
+        ));
+        mirror.checkout(&resolved.commit, &env.comfyui())?;
+        env.save_state(&LocalState {
+            torch_backend: Some(backend.to_string()),
+            sync_stamp: None,
+        })?;
+        populate(&env)?;
+        reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
+        uv_sync(tools, &env, backend, SyncMode::Inexact)?;
+        write_extra_model_paths(workspace, &env)?;
+        reporter.phase("Committing .cec");
+        init_cec_repo(&tools.git, &env)?;
+        commit_all(&tools.git, &env, &format!("Import environment {name}"))?;
+        env.save_state(&LocalState {
+            torch_backend: Some(backend.to_string()),
+            sync_stamp: Some(env.fingerprint()?),
+        })?;
+        write_atomic(&env.ready_marker(), "")?;
+        Ok(Created {
+            name: name.to_owned(),
+            path: env.root.clone(),
+            comfyui: pin,
+            comfyui_tag: resolved.tag,
+            python: files.python_version.trim().to_owned(),
+            torch_backend: backend.to_string(),
+            torch_backend_reason: "this machine".into(),
+            mirror_cloned: false,
+        })
+    })();
+    result.map_err(|err| {
+        let _ = fs_err::remove_dir_all(&env.root);
+        EnvError::Create {
+            name: name.to_owned(),
+            source: Box::new(err),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

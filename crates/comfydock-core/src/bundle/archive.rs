@@ -1,0 +1,372 @@
+//! The `.tar.gz` container: a deterministic writer and a validating reader.
+//!
+//! Writing: entries sorted by path after `manifest.json`, regular files only, fixed mtime,
+//! uid/gid 0, no owner names, mode 0644 (0755 when executable), and a gzip header without
+//! file name or time — the same input gives the same bytes.
+//!
+//! Reading: every entry is checked before its bytes are written anywhere, into a fresh temporary
+//! folder outside the workspace: only regular files and folders, relative UTF-8 paths without
+//! `..`, no duplicates, caps on the entry count and the total unpacked size (checked against each
+//! header before reading, so a decompression bomb is refused without inflating it).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::Digest as _;
+
+use super::BundleError;
+use super::format::{FORMAT_VERSION, FileDigest, MANIFEST_NAME};
+
+/// One file to put into a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleEntry {
+    pub data: Vec<u8>,
+    pub executable: bool,
+}
+
+impl BundleEntry {
+    pub fn file(data: Vec<u8>) -> Self {
+        Self {
+            data,
+            executable: false,
+        }
+    }
+}
+
+/// sha256 and size of some bytes.
+pub fn digest(data: &[u8]) -> FileDigest {
+    FileDigest {
+        sha256: hex::encode(sha2::Sha256::digest(data)),
+        size: data.len() as u64,
+    }
+}
+
+/// Write `manifest` then `entries` (sorted by path) as a deterministic `.tar.gz` to `out`.
+pub fn write(
+    out: impl Write,
+    manifest: &[u8],
+    entries: &BTreeMap<String, BundleEntry>,
+    mtime: u64,
+) -> std::io::Result<()> {
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(out, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut append = |path: &str, entry: &BundleEntry| -> std::io::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(entry.data.len() as u64);
+        header.set_mode(if entry.executable { 0o755 } else { 0o644 });
+        header.set_mtime(mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_username("")?;
+        header.set_groupname("")?;
+        tar.append_data(&mut header, path, entry.data.as_slice())
+    };
+    append(MANIFEST_NAME, &BundleEntry::file(manifest.to_vec()))?;
+    for (path, entry) in entries {
+        append(path, entry)?;
+    }
+    let gz = tar.into_inner()?;
+    gz.finish()?.flush()
+}
+
+/// Caps applied while reading a bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_entries: usize,
+    pub max_total_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_total_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// A bundle unpacked into a temporary folder, every entry checked.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// Where the files are; removed when this value is dropped.
+    pub dir: tempfile::TempDir,
+    /// Every file: path → digest (including `manifest.json` when present).
+    pub files: BTreeMap<String, FileDigest>,
+}
+
+impl Unpacked {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        fs_err::read(self.path(name))
+    }
+
+    /// Files under `prefix/` (relative to it), sorted.
+    pub fn under(&self, prefix: &str) -> Vec<String> {
+        let prefix = format!("{prefix}/");
+        self.files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Unpack and check the container of `bundle` (entry types, paths, caps). Checksums and the
+/// format version are checked by [`verify_manifest`].
+pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
+    let invalid = |reason: String| BundleError::Invalid {
+        path: bundle.to_path_buf(),
+        reason,
+    };
+    let read_err = |source| BundleError::Read {
+        path: bundle.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(bundle).map_err(read_err)?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    let dir = tempfile::Builder::new()
+        .prefix("comfydock-import-")
+        .tempdir()
+        .map_err(read_err)?;
+    let mut files = BTreeMap::new();
+    let mut count = 0usize;
+    let mut total = 0u64;
+    let entries = archive
+        .entries()
+        .map_err(|e| invalid(format!("not a gzip-compressed tar archive ({e})")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| invalid(format!("corrupt archive ({e})")))?;
+        count += 1;
+        if count > limits.max_entries {
+            return Err(invalid(format!(
+                "more than {} entries (a decompression bomb?)",
+                limits.max_entries
+            )));
+        }
+        let raw = entry.path_bytes().into_owned();
+        let name = String::from_utf8(raw).map_err(|_| invalid("an entry path is not UTF-8".into()))?;
+        let kind = entry.header().entry_type();
+        let clean = check_path(&name).map_err(|reason| invalid(format!("entry `{name}`: {reason}")))?;
+        match kind {
+            tar::EntryType::Directory => {
+                fs_err::create_dir_all(dir.path().join(&clean)).map_err(read_err)?;
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Symlink => return Err(invalid(format!("entry `{name}` is a symbolic link"))),
+            tar::EntryType::Link => return Err(invalid(format!("entry `{name}` is a hard link"))),
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                return Err(invalid(format!("entry `{name}` is a device or pipe")));
+            }
+            other => {
+                return Err(invalid(format!(
+                    "entry `{name}` has unsupported type {:?}",
+                    other.as_byte() as char
+                )));
+            }
+        }
+        let size = entry.header().size().map_err(|e| invalid(format!("entry `{name}`: {e}")))?;
+        total = total.saturating_add(size);
+        if total > limits.max_total_bytes {
+            return Err(invalid(format!(
+                "unpacks to more than {} bytes (a decompression bomb?)",
+                limits.max_total_bytes
+            )));
+        }
+        if files.contains_key(&clean) {
+            return Err(invalid(format!("entry `{name}` appears twice")));
+        }
+        let dest = dir.path().join(&clean);
+        if let Some(parent) = dest.parent() {
+            fs_err::create_dir_all(parent).map_err(read_err)?;
+        }
+        let mut out = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&dest)
+            .map_err(|e| invalid(format!("entry `{name}` collides with another entry ({e})")))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut limited = (&mut entry).take(size);
+        loop {
+            let n = limited
+                .read(&mut buf)
+                .map_err(|e| invalid(format!("entry `{name}` is truncated ({e})")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(read_err)?;
+            written += n as u64;
+        }
+        if written != size {
+            return Err(invalid(format!("entry `{name}` is truncated")));
+        }
+        files.insert(
+            clean,
+            FileDigest {
+                sha256: hex::encode(hasher.finalize()),
+                size,
+            },
+        );
+    }
+    Ok(Unpacked { dir, files })
+}
+
+/// A safe relative path (`a/b.json`), or why not.
+fn check_path(name: &str) -> Result<String, String> {
+    let trimmed = name.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err("empty path".into());
+    }
+    if trimmed.starts_with('/') || trimmed.contains('\\') || trimmed.contains(':') {
+        return Err("absolute or non-portable path".into());
+    }
+    let mut parts = Vec::new();
+    for part in trimmed.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("path leaves the bundle (`..`)".into()),
+            p if p.chars().any(char::is_control) => return Err("control character in path".into()),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err("empty path".into());
+    }
+    Ok(parts.join("/"))
+}
+
+/// Check `manifest.json` against the unpacked files: format version, every listed file present
+/// with its sha256, nothing unlisted. Returns the manifest.
+pub fn verify_manifest(
+    bundle: &Path,
+    unpacked: &Unpacked,
+) -> Result<super::format::BundleManifest, BundleError> {
+    let invalid = |reason: String| BundleError::Invalid {
+        path: bundle.to_path_buf(),
+        reason,
+    };
+    let text = unpacked
+        .read(MANIFEST_NAME)
+        .map_err(|_| invalid(format!("missing {MANIFEST_NAME}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| invalid(format!("{MANIFEST_NAME} is not JSON ({e})")))?;
+    let found = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| invalid(format!("{MANIFEST_NAME} has no format_version")))?;
+    if found > u64::from(FORMAT_VERSION) {
+        return Err(BundleError::NewerFormat {
+            path: bundle.to_path_buf(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: FORMAT_VERSION,
+        });
+    }
+    let manifest: super::format::BundleManifest = serde_json::from_value(value)
+        .map_err(|e| invalid(format!("{MANIFEST_NAME} is malformed ({e})")))?;
+    for (name, expected) in &manifest.files {
+        match unpacked.files.get(name) {
+            None => return Err(invalid(format!("missing file `{name}` listed in {MANIFEST_NAME}"))),
+            Some(actual) if actual != expected => {
+                return Err(invalid(format!(
+                    "checksum mismatch for `{name}`: expected sha256 {}, found {}",
+                    expected.sha256, actual.sha256
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for name in unpacked.files.keys() {
+        if name != MANIFEST_NAME && !manifest.files.contains_key(name) {
+            return Err(invalid(format!("file `{name}` is not listed in {MANIFEST_NAME}")));
+        }
+    }
+    for required in ["pyproject.toml", "uv.lock"] {
+        if !manifest.files.contains_key(required) {
+            return Err(invalid(format!("missing {required}")));
+        }
+    }
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_confined() {
+        assert_eq!(check_path("workflows/a.json").unwrap(), "workflows/a.json");
+        assert_eq!(check_path("./dev_nodes/x/").unwrap(), "dev_nodes/x");
+        for bad in ["../x", "/etc/passwd", "a/../../b", "c:\\x", "", "a\\b"] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn writing_is_deterministic_and_reads_back() {
+        let mut entries = BTreeMap::new();
+        entries.insert("b.txt".to_owned(), BundleEntry::file(b"bee".to_vec()));
+        entries.insert(
+            "a/run.sh".to_owned(),
+            BundleEntry {
+                data: b"#!/bin/sh\n".to_vec(),
+                executable: true,
+            },
+        );
+        let mut one = Vec::new();
+        write(&mut one, b"{}", &entries, 1_700_000_000).unwrap();
+        let mut two = Vec::new();
+        write(&mut two, b"{}", &entries, 1_700_000_000).unwrap();
+        assert_eq!(one, two);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        fs_err::write(&path, &one).unwrap();
+        let unpacked = read(&path, Limits::default()).unwrap();
+        assert_eq!(
+            unpacked.files.keys().collect::<Vec<_>>(),
+            ["a/run.sh", "b.txt", "manifest.json"]
+        );
+        assert_eq!(unpacked.read("b.txt").unwrap(), b"bee");
+        assert_eq!(unpacked.files["b.txt"], digest(b"bee"));
+    }
+
+    #[test]
+    fn entry_count_cap() {
+        let mut entries = BTreeMap::new();
+        for i in 0..20 {
+            entries.insert(format!("f{i}"), BundleEntry::file(Vec::new()));
+        }
+        let mut bytes = Vec::new();
+        write(&mut bytes, b"{}", &entries, 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.tar.gz");
+        fs_err::write(&path, &bytes).unwrap();
+        let err = read(
+            &path,
+            Limits {
+                max_entries: 10,
+                max_total_bytes: 1 << 20,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Invalid bundle"), "{err}");
+        let err = read(
+            &path,
+            Limits {
+                max_entries: 100,
+                max_total_bytes: 1,
+            },
+        )
+        .unwrap_err();
+        assert!(format!("{err:?}").contains("decompression bomb"), "{err:?}");
+    }
+}

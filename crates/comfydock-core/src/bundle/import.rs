@@ -1,0 +1,426 @@
+//! `comfydock import`: validate a bundle completely, then create an environment from it.
+//!
+//! Nothing in the workspace is touched until [`open`] has checked the whole bundle. A failure
+//! while creating the environment removes it; a node or model that fails does not stop the
+//! import and is listed in the [`ImportReport`].
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::BundleError;
+use super::archive::{self, Limits, Unpacked};
+use super::format::{BundleManifest, ModelRef, current_platform, current_version, is_newer_version};
+use super::substitution::{self, Substitution};
+use crate::environment::{self, Created, EnvError, ImportFiles, Tools};
+use crate::manifest::Manifest;
+use crate::nodes::{NodeContext, NodeSource, entry, install};
+use crate::reporter::Reporter;
+use crate::settings::Settings;
+use crate::torch_backend::TorchBackend;
+use crate::workflow_tracking;
+use crate::workspace::Workspace;
+
+/// A bundle that passed every check, unpacked in a temporary folder.
+#[derive(Debug)]
+pub struct OpenedBundle {
+    pub path: PathBuf,
+    pub manifest: BundleManifest,
+    files: Unpacked,
+    pyproject: Vec<u8>,
+}
+
+/// Validate `bundle` (container, checksums, format version) without touching any workspace.
+pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> {
+    let files = archive::read(bundle, limits)?;
+    if !files.files.contains_key(super::format::MANIFEST_NAME)
+        && let Ok(text) = files.read("pyproject.toml")
+        && super::comfygit::is_comfygit(&String::from_utf8_lossy(&text))
+    {
+        return Err(BundleError::Invalid {
+            path: bundle.to_path_buf(),
+            reason: super::comfygit::UNSUPPORTED.into(),
+        });
+    }
+    let manifest = archive::verify_manifest(bundle, &files)?;
+    let pyproject = files.read("pyproject.toml")?;
+    Manifest::parse(Path::new("pyproject.toml"), &String::from_utf8_lossy(&pyproject)).map_err(|e| {
+        BundleError::Invalid {
+            path: bundle.to_path_buf(),
+            reason: format!("pyproject.toml does not parse ({e})"),
+        }
+    })?;
+    Ok(OpenedBundle {
+        path: bundle.to_path_buf(),
+        manifest,
+        files,
+        pyproject,
+    })
+}
+
+impl OpenedBundle {
+    /// Version and platform differences worth a warning (the import still proceeds).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if is_newer_version(&self.manifest.comfydock_version, current_version()) {
+            out.push(format!(
+                "bundle created with a newer comfydock ({}; this is {}); it may use things this version ignores",
+                self.manifest.comfydock_version,
+                current_version()
+            ));
+        }
+        let here = current_platform();
+        if !self.manifest.platform.is_empty() && self.manifest.platform != here {
+            out.push(format!(
+                "bundle created on {}, importing on {here}; packages and paths may differ",
+                self.manifest.platform
+            ));
+        }
+        out
+    }
+
+    /// Dev node folder names carried by the bundle.
+    pub fn dev_node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .files
+            .under("dev_nodes")
+            .iter()
+            .filter_map(|p| p.split('/').next().map(str::to_owned))
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// Models the lists would download under `strategy` before looking locally: (count, bytes).
+    pub fn model_totals(&self) -> (usize, u64) {
+        (
+            self.manifest.models.len(),
+            self.manifest.models.iter().filter_map(|m| m.size).sum(),
+        )
+    }
+}
+
+/// The name to import as: `wanted`, or `wanted-1`, `wanted-2`, … when taken. Returns the name
+/// and whether it changed.
+pub fn free_name(workspace: &Workspace, wanted: &str) -> (String, bool) {
+    let taken = |n: &str| workspace.environments_dir().join(n).exists();
+    if !taken(wanted) {
+        return (wanted.to_owned(), false);
+    }
+    let mut i = 1;
+    loop {
+        let candidate = format!("{wanted}-{i}");
+        if !taken(&candidate) {
+            return (candidate, true);
+        }
+        i += 1;
+    }
+}
+
+/// Which models to download (`--models`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelStrategy {
+    All,
+    Required,
+    Skip,
+}
+
+impl std::str::FromStr for ModelStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Self::All),
+            "required" => Ok(Self::Required),
+            "skip" => Ok(Self::Skip),
+            other => Err(format!("unknown model strategy `{other}` (all, required, skip)")),
+        }
+    }
+}
+
+/// Model files on this machine: lookup by hash, verified downloads, free space. Implemented by
+/// the CLI on top of the model index.
+pub trait ModelProvider {
+    /// A file with this content already on this machine, as a path relative to the models root.
+    fn find_local(&self, model: &ModelRef) -> Option<String>;
+    /// Download `model` to `target` under the models root, verifying its hash.
+    fn download(&self, model: &ModelRef, reporter: &dyn Reporter) -> Result<(), String>;
+    /// Free bytes where models are downloaded to.
+    fn free_space(&self) -> Option<u64>;
+    /// Where models are downloaded to (for messages).
+    fn root(&self) -> PathBuf;
+}
+
+/// Options of `comfydock import`.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The environment name (already free; see [`free_name`]).
+    pub name: String,
+    pub models: ModelStrategy,
+    /// The backend this machine wants (falls back to `cpu` when the lock does not cover it).
+    pub backend: TorchBackend,
+}
+
+/// One model and what happened to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelOutcome {
+    pub target: String,
+    pub criticality: String,
+    pub size: Option<u64>,
+    /// `local`, `downloaded`, `skipped`, `failed`.
+    pub state: String,
+    /// Where it was found locally (when not at `target`), or why it failed.
+    pub detail: Option<String>,
+}
+
+/// What `import` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub created: Created,
+    pub workflows: Vec<String>,
+    pub dev_nodes: Vec<String>,
+    pub nodes_installed: Vec<String>,
+    /// `(node key, error)`; fix later with `comfydock node add`.
+    pub nodes_failed: Vec<(String, String)>,
+    pub models: Vec<ModelOutcome>,
+    pub substitutions: Vec<Substitution>,
+    pub warnings: Vec<String>,
+}
+
+/// Create environment `options.name` from `bundle`.
+pub fn import(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    bundle: &OpenedBundle,
+    options: &ImportOptions,
+    models: &dyn ModelProvider,
+    reporter: &dyn Reporter,
+) -> Result<ImportReport, BundleError> {
+    let mut warnings = Vec::new();
+    let pyproject_text = String::from_utf8_lossy(&bundle.pyproject).into_owned();
+    let manifest = Manifest::parse(Path::new("pyproject.toml"), &pyproject_text)?;
+    let backend = if manifest.covers_backend(&options.backend) {
+        options.backend.clone()
+    } else {
+        let cpu = TorchBackend::cpu();
+        if !manifest.covers_backend(&cpu) {
+            return Err(EnvError::BackendNotLocked {
+                name: options.name.clone(),
+                backend: options.backend.to_string(),
+            }
+            .into());
+        }
+        warnings.push(format!(
+            "the lock does not cover torch backend `{}`; using `cpu`",
+            options.backend
+        ));
+        cpu
+    };
+
+    // Models: what is here already, what to download, and whether it fits — before any change.
+    reporter.phase("Looking for models on this machine");
+    let mut outcomes = Vec::new();
+    let mut to_download: Vec<&ModelRef> = Vec::new();
+    let mut renames: Vec<(String, String)> = Vec::new();
+    for model in &bundle.manifest.models {
+        let mut outcome = ModelOutcome {
+            target: model.target.clone(),
+            criticality: model.criticality.clone(),
+            size: model.size,
+            state: "skipped".into(),
+            detail: None,
+        };
+        if let Some(local) = models.find_local(model) {
+            outcome.state = "local".into();
+            if local != model.target {
+                renames.push((
+                    substitution::widget_value(&model.target).to_owned(),
+                    substitution::widget_value(&local).to_owned(),
+                ));
+                outcome.detail = Some(local);
+            }
+        } else {
+            let wanted = match options.models {
+                ModelStrategy::All => true,
+                ModelStrategy::Required => model.is_required(),
+                ModelStrategy::Skip => false,
+            };
+            if wanted && !model.sources.is_empty() {
+                to_download.push(model);
+                outcome.state = "pending".into();
+            } else if wanted {
+                outcome.detail = Some("no download source".into());
+            }
+        }
+        outcomes.push(outcome);
+    }
+    let needed: u64 = to_download.iter().filter_map(|m| m.size).sum();
+    if let Some(available) = models.free_space()
+        && needed > available
+    {
+        return Err(BundleError::DiskSpace {
+            path: models.root(),
+            needed,
+            available,
+        });
+    }
+
+    let files = ImportFiles {
+        name: options.name.clone(),
+        backend,
+        pyproject: bundle.pyproject.clone(),
+        lock: bundle.files.read("uv.lock")?,
+        python_version: bundle
+            .files
+            .read(".python-version")
+            .map_or_else(
+                |_| bundle.manifest.python.clone(),
+                |b| String::from_utf8_lossy(&b).trim().to_owned(),
+            ),
+        workflows: bundle
+            .files
+            .under("workflows")
+            .into_iter()
+            .map(|rel| {
+                let bytes = bundle.files.read(&format!("workflows/{rel}"))?;
+                Ok((rel, bytes))
+            })
+            .collect::<std::io::Result<_>>()?,
+    };
+
+    let mut dev_nodes = Vec::new();
+    let mut installed = Vec::new();
+    let mut failed = Vec::new();
+    let mut substitutions = Vec::new();
+    let mut workflows = Vec::new();
+    let mut populate = |env: &environment::Environment| -> Result<(), EnvError> {
+        let mut manifest = env.manifest()?;
+        let entries = entry::read_all(&manifest);
+        // Dev nodes from the bundle, into custom_nodes.
+        let mut rewritten = false;
+        for node in entries.iter().filter(|n| n.source == NodeSource::Dev) {
+            let prefix = format!("dev_nodes/{}", node.name);
+            let dest = install::custom_nodes(env).join(&node.name);
+            for rel in bundle.files.under(&prefix) {
+                let to = dest.join(&rel);
+                fs_err::create_dir_all(to.parent().unwrap_or(&dest))?;
+                fs_err::copy(bundle.files.path(&format!("{prefix}/{rel}")), &to)?;
+            }
+            if !dest.is_dir() {
+                failed.push((node.key.clone(), "its sources are not in the bundle".to_owned()));
+                continue;
+            }
+            let local = format!("custom_nodes/{}", node.name);
+            if node.path.as_deref() != Some(local.as_str()) {
+                let mut moved = node.clone();
+                moved.path = Some(local.clone());
+                entry::write_entry(&mut manifest, &moved);
+                rewritten = true;
+                warnings.push(format!(
+                    "dev node `{}` was at `{}` on the exporting machine; it is now at `ComfyUI/{local}`",
+                    node.name,
+                    node.path.as_deref().unwrap_or_default()
+                ));
+            }
+            dev_nodes.push(node.name.clone());
+        }
+        if rewritten {
+            manifest.save()?;
+        }
+        // Registry and git nodes at their recorded versions (hashes verified by `install`).
+        let ctx = NodeContext {
+            workspace,
+            settings,
+            tools,
+            env,
+            reporter,
+        };
+        for node in entries.iter().filter(|n| n.source != NodeSource::Dev) {
+            reporter.status("Installing", &format!("node `{}` {}", node.key, node.pinned()));
+            match install::install(&ctx, node) {
+                Ok(_) => installed.push(node.key.clone()),
+                Err(e) => {
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        text.push_str(": ");
+                        text.push_str(&cause.to_string());
+                        source = cause.source();
+                    }
+                    reporter.warning(&format!("node `{}` failed: {text}", node.key));
+                    failed.push((node.key.clone(), text));
+                }
+            }
+        }
+        // Workflows into ComfyUI's user folder, with local model paths substituted.
+        let live = workflow_tracking::comfyui_workflows_dir(env);
+        for (rel, bytes) in &files.workflows {
+            if !is_json(rel) {
+                continue;
+            }
+            let name = rel.trim_end_matches(".json").to_owned();
+            let mut out = bytes.clone();
+            if !renames.is_empty()
+                && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+            {
+                let mut made = Vec::new();
+                for (from, to) in &renames {
+                    made.extend(substitution::rewrite(&name, &mut value, from, to));
+                }
+                if !made.is_empty() {
+                    out = serde_json::to_vec_pretty(&value).expect("workflow serialises");
+                    substitutions.extend(made);
+                }
+            }
+            let to = live.join(rel);
+            fs_err::create_dir_all(to.parent().unwrap_or(&live))?;
+            crate::atomic_file::write_atomic(&to, out)?;
+            workflows.push(name);
+        }
+        Ok(())
+    };
+    let created = environment::create_from_files(
+        workspace,
+        settings,
+        tools,
+        &files,
+        &mut populate,
+        reporter,
+    )?;
+
+    // Downloads: after the environment exists; a failure is listed, not fatal.
+    for (i, model) in to_download.iter().enumerate() {
+        reporter.status(
+            "Downloading",
+            &format!("[{}/{}] {}", i + 1, to_download.len(), model.target),
+        );
+        let result = models.download(model, reporter);
+        if let Some(outcome) = outcomes.iter_mut().find(|o| o.target == model.target) {
+            match result {
+                Ok(()) => outcome.state = "downloaded".into(),
+                Err(e) => {
+                    outcome.state = "failed".into();
+                    outcome.detail = Some(e);
+                }
+            }
+        }
+    }
+
+    Ok(ImportReport {
+        created,
+        workflows,
+        dev_nodes,
+        nodes_installed: installed,
+        nodes_failed: failed,
+        models: outcomes,
+        substitutions,
+        warnings,
+    })
+}
+
+fn is_json(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
