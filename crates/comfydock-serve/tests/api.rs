@@ -618,7 +618,7 @@ async fn timeouts_are_retried_then_dead_lettered_and_webhooks_fire() {
         comfydock_test::http::Response::json(&json!({"ok": true}))
     });
     let h = start(&[&comfy], |options| {
-        options.worker.job_timeout = Duration::from_millis(400)
+        options.worker.job_timeout = Duration::from_millis(400);
     })
     .await;
     let (_, job) = h

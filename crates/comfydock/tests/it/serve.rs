@@ -281,3 +281,102 @@ fn serve_keys_create_list_revoke() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("serve keys create"));
 }
+
+#[test]
+fn spawn_starts_the_environments_comfyui_and_the_manifest_names_the_parameters() {
+    let sb = crate::env_support::EnvSandbox::new();
+    sb.create("a", "v0.3.41");
+    let env = sb.env_dir("a");
+    let workflows = env.join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&workflows).unwrap();
+    let workflow = json!({
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 640, "height": 512, "batch_size": 1}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "portrait"}},
+    });
+    fs_err::write(workflows.join("portrait.json"), workflow.to_string()).unwrap();
+    let manifest = env.join(".cec/pyproject.toml");
+    let mut text = fs_err::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[tool.comfydock.api.portrait]\nexpose = [\"5.width\", \"SaveImage.filename_prefix\"]\n\
+         [tool.comfydock.api.portrait.names]\n\"5.width\" = \"width\"\n",
+    );
+    fs_err::write(&manifest, text).unwrap();
+
+    let (comfy_port, port) = (free_port(), free_port());
+    let mut child = sb
+        .ctx
+        .std_command(env!("CARGO_BIN_EXE_comfydock"))
+        .args(["-e", "a", "serve", "--workflow", "portrait", "--spawn", "1"])
+        .args([
+            "--spawn-port",
+            &comfy_port.to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--db")
+        .arg(format!("sqlite:{}", sb.ctx.path().join("q.db").display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::blocking::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_mins(2);
+    while http.get(format!("{base}/healthz")).send().is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("serve exited with {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "serve --spawn did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let doc: Value = http
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let params = doc["components"]["schemas"]["portrait_params"]["properties"]
+        .as_object()
+        .unwrap();
+    let names: Vec<&str> = params.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["width", "save_image_filename_prefix"],
+        "exposure and names from the manifest"
+    );
+    assert_eq!(params["width"]["default"], 640);
+    assert_eq!(params["width"]["minimum"], 16);
+    assert_eq!(http.get(format!("{base}/readyz")).send().unwrap().status(), 200);
+    let stats: Value = http
+        .get(format!("http://127.0.0.1:{comfy_port}/system_stats"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        stats["system"]["comfyui_version"], "0.3.41",
+        "the environment's ComfyUI runs"
+    );
+
+    // Ctrl-C stops serve and the ComfyUI it started.
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", comfy_port)).is_err(),
+        "the spawned ComfyUI is stopped with serve"
+    );
+}
