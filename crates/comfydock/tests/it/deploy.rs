@@ -15,7 +15,7 @@ use crate::env_support::EnvSandbox;
 struct DeploySandbox {
     sb: EnvSandbox,
     _registry: RegistryServer,
-    _node_repo: NodeRepo,
+    node_repo: NodeRepo,
 }
 
 impl DeploySandbox {
@@ -45,9 +45,9 @@ impl DeploySandbox {
         let ds = Self {
             sb,
             _registry: registry,
-            _node_repo: repo,
+            node_repo: repo,
         };
-        let git_spec = format!("{}@v1.0.0", ds._node_repo.url());
+        let git_spec = format!("{}@v1.0.0", ds.node_repo.url());
         ds.ok(&["-e", "studio", "node", "add", "my-node@1.0.0", &git_spec]);
         ds.ok(&["-e", "studio", "commit", "-m", "nodes"]);
         ds
@@ -516,4 +516,79 @@ fn cpu_image_builds_and_serves_system_stats() {
         .status();
     assert!(answered.contains("system"), "no /system_stats answer: {answered}");
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "10001");
+}
+
+/// The generated model fetcher, run for real with Python against a local file server: good files
+/// land verified, a file whose hash does not match never becomes visible, and a missing required
+/// model stops the start (exit 1) while a missing optional one does not.
+#[test]
+fn fetcher_downloads_verified_models_and_refuses_bad_ones() {
+    use comfydock_core::deploy::docker_context::FETCH_MODELS_PY;
+    use comfydock_test::file_server::FileServer;
+
+    let server = FileServer::start();
+    let good = b"good model bytes".to_vec();
+    server.add("/good.safetensors", good.clone());
+    server.add("/bad.safetensors", b"tampered bytes".to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fetch_models.py");
+    fs_err::write(&script, FETCH_MODELS_PY).unwrap();
+    let good_sha = {
+        let p = dir.path().join("good");
+        fs_err::write(&p, &good).unwrap();
+        sha256_of(&p)
+    };
+    let models_dir = dir.path().join("models");
+    let manifest = |bad_required: bool| {
+        serde_json::json!({
+            "environment": "studio",
+            "models_dir": "/opt/comfyui/models",
+            "models": [
+                {"target": "checkpoints/good.safetensors", "sha256": good_sha, "size": good.len(),
+                 "sources": [server.url_for("/missing.safetensors"), server.url_for("/good.safetensors")], "required": true},
+                {"target": "loras/bad.safetensors", "sha256": "0".repeat(64), "size": 14,
+                 "sources": [server.url_for("/bad.safetensors")], "required": bad_required},
+            ]
+        })
+        .to_string()
+    };
+    let run = |mode: &str, bad_required: bool| {
+        let path = dir.path().join("models.json");
+        fs_err::write(&path, manifest(bad_required)).unwrap();
+        std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--mode", mode, "--manifest"])
+            .arg(&path)
+            .arg("--models-dir")
+            .arg(&models_dir)
+            .output()
+            .unwrap()
+    };
+
+    let out = run("fetch", true);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("did not match"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("loras/bad.safetensors"), "{}", stderr(&out));
+    assert_eq!(
+        fs_err::read(models_dir.join("checkpoints/good.safetensors")).unwrap(),
+        good
+    );
+    assert!(!models_dir.join("loras/bad.safetensors").exists());
+    assert!(!models_dir.join("loras/bad.safetensors.part").exists());
+
+    // Optional models may be missing; the verified file is not downloaded again.
+    let before = server.hits("/good.safetensors");
+    let out = run("fetch", false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.hits("/good.safetensors"), before);
+
+    // mount: only presence and size; a wrong-size file counts as missing.
+    fs_err::write(models_dir.join("checkpoints/good.safetensors"), b"short").unwrap();
+    let out = run("mount", false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checkpoints/good.safetensors"),
+        "{}",
+        stderr(&out)
+    );
 }
