@@ -222,6 +222,13 @@ impl Hinted for NodeError {
                 path.display()
             )),
             Self::DevPathMissing(_) => Some("pass the path of an existing node folder".into()),
+            Self::Conflict { env, sides, .. }
+                if sides.iter().any(|s| s.origin.contains("torch backend")) =>
+            {
+                Some(format!(
+                    "nothing was changed; torch is chosen by the environment's backend and never by a node: pick another version of the node (`comfydock -e {env} node add ID@VERSION`)"
+                ))
+            }
             Self::Conflict { env, .. } => Some(format!(
                 "nothing was changed; pick a compatible version (`comfydock -e {env} node add ID@VERSION`) or remove the other node with `comfydock -e {env} node remove NAME`"
             )),

@@ -435,7 +435,14 @@ fn lock_error(
     let entries = entry::read_all(manifest);
     let node_of_group = |group: &str| entries.iter().find(|e| e.group() == group).map(|e| e.key.clone());
     let sides = resolution::conflict_sides(&stderr, &node_of_group);
-    let resolver = ResolverOutput(stderr);
+    // uv's interpreter line is noise here; keep its explanation.
+    let resolver = ResolverOutput(
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with("Using ") && !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
     if sides.is_empty() {
         NodeError::Unresolvable {
             nodes: add

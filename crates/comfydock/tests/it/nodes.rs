@@ -531,3 +531,36 @@ fn nodes_conflict_with_comfyui_and_class_name_collisions() {
     assert!(text.contains("my-node (registry), installed"), "{text}");
     assert!(text.contains("MyNodeB"), "{text}");
 }
+
+#[test]
+fn nodes_that_would_move_torch_are_refused() {
+    use comfydock_test::wheel_index::WheelSpec;
+    let ns = NodeSandbox::new();
+    ns.sb.index.publish(&WheelSpec::new("torch", "2.4.0"));
+    ns.sb
+        .index
+        .publish(&WheelSpec::new("old-torch-addon", "1.0.0").requires("torch<2.5"));
+    ns.registry
+        .publish(NodePackage::new("torchy", "1.0.0").requirements("old-torch-addon"));
+    ns.sb.create("a", "v0.3.40");
+    let manifest = fs_err::read(ns.cec("a", "pyproject.toml")).unwrap();
+    let lock = fs_err::read(ns.cec("a", "uv.lock")).unwrap();
+    let out = ns.node("a", &["add", "torchy"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("(from node `torchy`)") && err.contains("torch backend)"),
+        "{err}"
+    );
+    assert!(err.contains("torch is chosen by the environment"), "{err}");
+    assert!(!err.contains("Using CPython"), "{err}");
+    assert_eq!(fs_err::read(ns.cec("a", "pyproject.toml")).unwrap(), manifest);
+    assert_eq!(fs_err::read(ns.cec("a", "uv.lock")).unwrap(), lock);
+    assert!(node_folders(&ns.custom_nodes("a")).is_empty());
+    assert_eq!(
+        ns.sb
+            .python("a", "import torch; print(torch.__version__)")
+            .unwrap(),
+        "2.5.1+cpu"
+    );
+}
