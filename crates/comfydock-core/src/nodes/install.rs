@@ -26,6 +26,14 @@ fn dev_links(custom_nodes: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Forget a link to a dev folder (after its node was removed).
+pub fn forget_dev_link(env: &Environment, name: &str) -> std::io::Result<()> {
+    if dev_links(&custom_nodes(env)).iter().any(|l| l == name) {
+        set_dev_link(&custom_nodes(env), name, false)?;
+    }
+    Ok(())
+}
+
 fn set_dev_link(custom_nodes: &Path, name: &str, present: bool) -> std::io::Result<()> {
     let mut links = dev_links(custom_nodes);
     links.retain(|l| l != name);

@@ -91,8 +91,8 @@ pub fn add(
         }
         prepared.push(p);
     }
-    let changed = apply_changes(ctx, &prepared, &[], SyncMode::Inexact)?;
-    let nodes = finish(ctx, prepared, changed, run_install_scripts, &[])?;
+    apply_changes(ctx, &prepared, &[], SyncMode::Inexact)?;
+    let nodes = finish(ctx, Some(&client), prepared, run_install_scripts, &[])?;
     Ok(ChangeReport {
         nodes,
         unchanged: Vec::new(),
@@ -155,8 +155,8 @@ pub fn update(ctx: &NodeContext<'_>, names: &[String], all: bool) -> Result<Chan
             offline: client.offline(),
         });
     }
-    let changed = apply_changes(ctx, &prepared, &previous, SyncMode::Inexact)?;
-    let nodes = finish(ctx, prepared, changed, false, &previous)?;
+    apply_changes(ctx, &prepared, &previous, SyncMode::Inexact)?;
+    let nodes = finish(ctx, Some(&client), prepared, false, &previous)?;
     Ok(ChangeReport {
         nodes,
         unchanged,
@@ -397,6 +397,11 @@ fn apply_changes(
         Ok(()) => {
             tx.commit();
             let _ = fs_err::remove_dir_all(&trash);
+            for old in drop.iter().filter(|o| o.source == NodeSource::Dev) {
+                if !add.iter().any(|p| p.entry.name == old.name) {
+                    install::forget_dev_link(env, &old.name)?;
+                }
+            }
             Ok(installed)
         }
         Err(err) => {
@@ -465,8 +470,8 @@ fn lock_error(
 /// After a successful change: index the new folders, handle install scripts, build the report.
 fn finish(
     ctx: &NodeContext<'_>,
+    client: Option<&super::registry::RegistryClient>,
     prepared: Vec<Prepared>,
-    _installed: Vec<PathBuf>,
     run_install_scripts: bool,
     previous: &[NodeEntry],
 ) -> Result<Vec<ChangedNode>, NodeError> {
@@ -478,6 +483,12 @@ fn finish(
             let classes = super::index::scan_node_folder(&dir);
             let version = p.entry.version.clone().or_else(|| p.entry.commit.clone());
             let _ = index.record(&p.entry.key, ClaimSource::Installed, version.as_deref(), &classes);
+            if p.entry.source == NodeSource::Registry
+                && let (Some(version), Some(client)) = (&p.entry.version, client)
+                && let Ok(registered) = client.comfy_nodes(&p.entry.key, version)
+            {
+                let _ = index.record(&p.entry.key, ClaimSource::Registry, Some(version), &registered);
+            }
         }
         let install_script = if !p.requirements.has_install_script {
             InstallScript::None
