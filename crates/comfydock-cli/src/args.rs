@@ -109,6 +109,10 @@ pub enum Command {
     /// Deploy an environment as a reproducible Docker build context or Kubernetes manifests
     #[command(subcommand)]
     Deploy(crate::commands::deploy::DeployCommand),
+    /// Export the environment as a verified, deterministic bundle (.tar.gz)
+    Export(crate::commands::bundle::ExportArgs),
+    /// Create an environment from a bundle written by `export`
+    Import(crate::commands::bundle::ImportArgs),
     /// Serve workflows as a typed HTTP API with a durable job queue
     Serve(crate::commands::serve::ServeArgs),
 }

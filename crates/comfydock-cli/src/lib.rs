@@ -92,6 +92,8 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Release(args) => done(commands::release::run(ctx, args)),
         Command::Workflow(command) => done(commands::workflow::run(ctx, command)),
         Command::Deploy(command) => done(commands::deploy::run(ctx, command)),
+        Command::Export(args) => done(commands::bundle::export(ctx, args)),
+        Command::Import(args) => done(commands::bundle::import(ctx, args)),
         Command::Serve(args) => done(commands::serve::run(ctx, args)),
     }
 }

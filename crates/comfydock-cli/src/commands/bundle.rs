@@ -1,0 +1,350 @@
+//! `export` and `import`: share a whole environment as one verified, deterministic bundle.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use comfydock_core::bundle::archive::Limits;
+use comfydock_core::bundle::export::{self, ExportOptions};
+use comfydock_core::bundle::format::ModelRef;
+use comfydock_core::bundle::import::{self, ImportOptions, ModelProvider, ModelStrategy};
+use comfydock_core::environment;
+use comfydock_core::reporter::Reporter;
+use comfydock_core::settings::Settings;
+use comfydock_core::torch_backend;
+use comfydock_core::workspace::Workspace;
+use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash};
+use comfydock_models::endpoints::{Endpoints, Tokens};
+use comfydock_models::index::ModelIndex;
+use comfydock_models::query::ModelId;
+use comfydock_models::roots::ModelRoot;
+
+use super::Context;
+use crate::error::{CommandError, CommandResult};
+use crate::prompt::confirm;
+
+/// `comfydock export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Bundle to write [default: <env>_export_<date of the last commit>.tar.gz]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Export even when some models cannot be referenced (no hash or no target path)
+    #[arg(long)]
+    pub allow_issues: bool,
+    /// Pack dev nodes larger than 200 MB
+    #[arg(long)]
+    pub allow_large_dev_nodes: bool,
+}
+
+/// `comfydock import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A bundle written by `comfydock export`
+    pub file: PathBuf,
+    /// Environment name [default: the exported environment's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Which missing models to download: all, required, skip
+    #[arg(long, value_name = "STRATEGY", default_value = "required")]
+    pub models: ModelStrategy,
+}
+
+pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let git = comfydock_core::git::Git::find()?;
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(export::default_file_name(&git, &env)));
+    let options = ExportOptions {
+        allow_issues: args.allow_issues,
+        allow_large_dev_nodes: args.allow_large_dev_nodes,
+    };
+    let report = export::export(&git, &env, &out, options, &ctx.reporter)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+        return Ok(());
+    }
+    for warning in &report.warnings {
+        ctx.printer.warn(warning);
+    }
+    let counts = &report.manifest.counts;
+    ctx.printer.status(
+        "Exported",
+        format!("{} ({})", report.path.display(), human_size(report.size)),
+    );
+    ctx.printer.info("Summary:");
+    ctx.printer.info(format!("  • {} workflows", counts.workflows));
+    ctx.printer.info(format!(
+        "  • {} custom nodes ({} development, {} registry, {} git)",
+        counts.nodes(),
+        counts.dev_nodes,
+        counts.registry_nodes,
+        counts.git_nodes
+    ));
+    ctx.printer.info(format!("  • {} models referenced", counts.models));
+    ctx.printer.hint(format!(
+        "share it; anyone can recreate this environment with `comfydock import {}`",
+        report.path.display()
+    ));
+    Ok(())
+}
+
+pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    // Everything is validated before the workspace is touched.
+    let bundle = import::open(&args.file, Limits::default())?;
+    let m = &bundle.manifest;
+    let wanted = args.name.clone().unwrap_or_else(|| m.environment_name.clone());
+    environment::validate_name(&wanted)?;
+    let (count, bytes) = bundle.model_totals();
+    if !ctx.printer.json_mode() {
+        ctx.printer.info("Import summary:");
+        ctx.printer.info(format!(
+            "  Source:  {} (exported {})",
+            m.environment_name, m.created_at
+        ));
+        ctx.printer.info(format!(
+            "  ComfyUI: {} ({})",
+            m.comfyui.reference,
+            &m.comfyui.commit[..12.min(m.comfyui.commit.len())]
+        ));
+        ctx.printer.info(format!("  Python:  {}", m.python));
+        ctx.printer.info(format!("  • {} workflows", m.counts.workflows));
+        ctx.printer.info(format!(
+            "  • {} custom nodes ({} dev, {} registry, {} git)",
+            m.counts.nodes(),
+            m.counts.dev_nodes,
+            m.counts.registry_nodes,
+            m.counts.git_nodes
+        ));
+        ctx.printer
+            .info(format!("  • {count} models ({} total)", human_size(bytes)));
+    }
+    for warning in bundle.warnings() {
+        ctx.printer.warn(warning);
+    }
+    let _lock = ctx.lock(&workspace)?;
+    let workspace = Workspace::open(workspace.root())?;
+    let (name, renamed) = import::free_name(&workspace, &wanted);
+    if renamed {
+        ctx.printer
+            .warn(format!("environment `{wanted}` exists, importing as `{name}`"));
+    }
+    if !confirm(&format!("Import as environment `{name}`?"), ctx.global.yes)? {
+        return Err(CommandError::failed("Cancelled; nothing was changed"));
+    }
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let models = IndexedModels::new(&workspace, &settings)?;
+    let options = ImportOptions {
+        name,
+        models: args.models,
+        backend: torch_backend::detect().backend,
+    };
+    let report = import::import(
+        &workspace,
+        &settings,
+        &tools,
+        &bundle,
+        &options,
+        &models,
+        &ctx.reporter,
+    )?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+        return Ok(());
+    }
+    for warning in &report.warnings {
+        ctx.printer.warn(warning);
+    }
+    let name = &report.created.name;
+    ctx.printer.status("Imported", format!("environment `{name}`"));
+    ctx.printer
+        .info(format!("Workflows: {} imported", report.workflows.len()));
+    let total_nodes = report.dev_nodes.len() + report.nodes_installed.len() + report.nodes_failed.len();
+    ctx.printer.info(format!(
+        "Custom nodes: {}/{total_nodes} installed ({} development from the bundle, {} registry/git)",
+        report.dev_nodes.len() + report.nodes_installed.len(),
+        report.dev_nodes.len(),
+        report.nodes_installed.len()
+    ));
+    for (key, error) in &report.nodes_failed {
+        ctx.printer.warn(format!("node `{key}` failed: {error}"));
+    }
+    let state_count = |s: &str| report.models.iter().filter(|m| m.state == s).count();
+    ctx.printer.info(format!(
+        "Models: {}/{} available ({} found locally, {} downloaded, {} skipped, {} failed)",
+        state_count("local") + state_count("downloaded"),
+        report.models.len(),
+        state_count("local"),
+        state_count("downloaded"),
+        state_count("skipped"),
+        state_count("failed")
+    ));
+    for model in report.models.iter().filter(|m| m.state == "failed") {
+        ctx.printer.warn(format!(
+            "model `{}` failed: {}",
+            model.target,
+            model.detail.as_deref().unwrap_or_default()
+        ));
+    }
+    for sub in &report.substitutions {
+        ctx.printer.info(format!(
+            "  substituted in `{}` node {}: {} → {}",
+            sub.workflow, sub.node_id, sub.from, sub.to
+        ));
+    }
+    ctx.printer.info("Next steps:");
+    ctx.printer.info(format!("  1. Set as active: comfydock use {name}"));
+    ctx.printer.info(format!("  2. Run ComfyUI:   comfydock -e {name} run"));
+    let missing: Vec<_> = report
+        .models
+        .iter()
+        .filter(|m| m.state == "failed" || m.state == "skipped")
+        .collect();
+    if !report.nodes_failed.is_empty() || !missing.is_empty() {
+        ctx.printer.info("Optional - fix remaining issues:");
+        for model in missing {
+            ctx.printer.info(format!(
+                "  • Model `{}` ({}) is missing: place it under {} and run `comfydock -e {name} status`",
+                model.target,
+                model.criticality,
+                workspace.models_dir().join(&model.target).display()
+            ));
+        }
+        if !report.nodes_failed.is_empty() {
+            ctx.printer
+                .info(format!("  • Failed nodes: retry with `comfydock -e {name} sync`"));
+        }
+    }
+    if !report.substitutions.is_empty() {
+        ctx.printer.info(format!(
+            "  • Keep the substituted paths: comfydock -e {name} commit -m \"Use local models\""
+        ));
+    }
+    Ok(())
+}
+
+/// Model files through the workspace model index and verified downloads.
+struct IndexedModels {
+    index_path: PathBuf,
+    root: PathBuf,
+    downloader: Downloader,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl IndexedModels {
+    fn new(workspace: &Workspace, settings: &Settings) -> CommandResult<Self> {
+        let url = |key: &str| -> CommandResult<url::Url> {
+            let value = settings.value(key).unwrap_or_default();
+            url::Url::parse(&value).map_err(|e| CommandError::failed(format!("setting `{key}` = `{value}`: {e}")))
+        };
+        let endpoints = Endpoints {
+            huggingface: url("huggingface.endpoint")?,
+            civitai: url("civitai.url")?,
+        };
+        let tokens = Tokens {
+            huggingface: settings.value("tokens.huggingface"),
+            civitai: settings.value("tokens.civitai"),
+        };
+        let downloader = Downloader::new(endpoints, tokens)
+            .map_err(|e| CommandError::failed(format!("cannot start downloads: {e}")))?;
+        let runtime = comfydock_serve::server::runtime()
+            .map_err(|e| CommandError::failed(format!("cannot start the async runtime: {e}")))?;
+        Ok(Self {
+            index_path: workspace.metadata_dir().join("model_index.db"),
+            root: workspace.models_dir(),
+            downloader,
+            runtime,
+        })
+    }
+
+    fn index(&self) -> Result<ModelIndex, String> {
+        ModelIndex::open(&self.index_path).map_err(|e| e.to_string())
+    }
+}
+
+impl ModelProvider for IndexedModels {
+    fn find_local(&self, model: &ModelRef) -> Option<String> {
+        let index = self.index().ok()?;
+        let hashes = [model.blake3.as_deref(), model.sha256.as_deref()];
+        let record = hashes
+            .into_iter()
+            .flatten()
+            .find_map(|h| index.resolve(&ModelId::HashPrefix(h.to_ascii_lowercase())).ok())?;
+        let folder = model.target.split('/').next().unwrap_or_default();
+        let mut present: Vec<_> = record
+            .locations
+            .iter()
+            .filter(|l| l.path().is_file())
+            .collect();
+        // Prefer the exact target, then the same folder.
+        present.sort_by_key(|l| {
+            (
+                l.relative_path != model.target,
+                l.folder.as_deref() != Some(folder) && !l.relative_path.starts_with(&format!("{folder}/")),
+            )
+        });
+        present.first().map(|l| l.relative_path.clone())
+    }
+
+    fn download(&self, model: &ModelRef, _reporter: &dyn Reporter) -> Result<(), String> {
+        let expected = model
+            .blake3
+            .clone()
+            .map(ExpectedHash::Blake3)
+            .or_else(|| model.sha256.clone().map(ExpectedHash::Sha256));
+        let root = ModelRoot::standard(&self.root);
+        let mut last_error = String::from("no download source");
+        for url in &model.sources {
+            let request = DownloadRequest {
+                url: url.clone(),
+                to: Some(model.target.clone()),
+                expected: expected.clone(),
+            };
+            let result = self.runtime.block_on(self.downloader.download(
+                &root,
+                &request,
+                0,
+                &comfydock_core::reporter::NoReporter,
+            ));
+            match result {
+                Ok(done) => {
+                    let mut index = self.index()?;
+                    index.record_download(&done).map_err(|e| e.to_string())?;
+                    return Ok(());
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(last_error)
+    }
+
+    fn free_space(&self) -> Option<u64> {
+        let mut dir = self.root.clone();
+        while !dir.exists() {
+            dir = dir.parent()?.to_path_buf();
+        }
+        fs4::available_space(&dir).ok()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.root.clone()
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
+}

@@ -1,0 +1,343 @@
+//! `export` / `import` between two workspaces on one machine, against the stand-ins (issue 7).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use comfydock_test::context::TestContext;
+use comfydock_test::file_server::FileServer;
+use comfydock_test::node_repo::{NodeContent, NodeRepo};
+use comfydock_test::registry::{NodePackage, RegistryServer};
+
+use crate::common::{context, stderr, stdout};
+use crate::env_support::EnvSandbox;
+
+/// Workspace A (an EnvSandbox) and workspace B sharing A's stand-ins.
+struct TwoWorkspaces {
+    a: EnvSandbox,
+    b: TestContext,
+    _registry: RegistryServer,
+}
+
+impl TwoWorkspaces {
+    fn new() -> Self {
+        let mut a = EnvSandbox::new();
+        let registry = RegistryServer::start();
+        registry.publish(
+            NodePackage::new("my-node", "1.0.0")
+                .name("My Node")
+                .node_class("MyNodeA")
+                .requirements("node-dep-a<1.1"),
+        );
+        a.ctx
+            .env("COMFYDOCK_REGISTRY_URL", registry.url())
+            .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
+        let mut b = context();
+        b.env("COMFYDOCK_COMFYUI_REPO", a.repo.url())
+            .env("COMFYDOCK_TORCH_INDEX_URL", a.index.torch_index_url())
+            .env("UV_INDEX_URL", a.index.simple_url())
+            .env("UV_PYTHON_PREFERENCE", "only-system")
+            .env("COMFYDOCK_REGISTRY_URL", registry.url())
+            .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
+        b.init_workspace();
+        Self {
+            a,
+            b,
+            _registry: registry,
+        }
+    }
+
+    fn b_env(&self, name: &str) -> PathBuf {
+        self.b.workspace.join("environments").join(name)
+    }
+}
+
+fn run_ok(ctx: &TestContext, args: &[&str]) -> std::process::Output {
+    let out = ctx.command().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+fn sha256_of(ctx: &TestContext, path: &Path) -> String {
+    let out = ctx.std_command("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    stdout(&out).split_whitespace().next().unwrap().to_owned()
+}
+
+fn workflow(loader: &str, value: &str) -> String {
+    format!(
+        r#"{{"last_node_id": 1, "last_link_id": 0, "nodes": [{{"id": 1, "type": "{loader}", "pos": [0, 0], "size": [300, 100], "flags": {{}}, "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {{}}, "widgets_values": ["{value}"]}}], "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#
+    )
+}
+
+fn git_head(ctx: &TestContext, dir: &Path) -> String {
+    let out = ctx
+        .std_command("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn export_then_import_into_another_workspace_reproduces_the_environment() {
+    let t = TwoWorkspaces::new();
+    let a = &t.a;
+    a.create("a", "v0.3.40");
+    let env_a = a.env_dir("a");
+
+    // A registry node, a git node and a dev node living in custom_nodes (with ignored files).
+    let repo = NodeRepo::create("ComfyUI-Foo");
+    repo.release(
+        &NodeContent::new().node_class("FooNode").requirements("node-dep-b"),
+        "v1.0.0",
+    );
+    let dev = env_a.join("ComfyUI/custom_nodes/MyDevNode");
+    NodeContent::new()
+        .node_class("DevNode")
+        .file(".gitignore", "build/\n")
+        .file("build/big.bin", "generated")
+        .file(".env", "TOKEN=secret")
+        .write_to(&dev, "MyDevNode");
+    let git_spec = format!("{}@v1.0.0", repo.url());
+    run_ok(
+        &a.ctx,
+        &["-e", "a", "node", "add", "My-Node@1.0.0", &git_spec, "--dev", dev.to_str().unwrap()],
+    );
+
+    // Two workflows and two models served by the file server.
+    let files = FileServer::start();
+    let sd15 = b"checkpoint bytes ".repeat(1000);
+    let detail = b"lora bytes ".repeat(500);
+    files.add("/m/sd15.safetensors", sd15.clone());
+    files.add("/m/detail.safetensors", detail.clone());
+    let blobs = a.ctx.path().join("blobs");
+    fs_err::create_dir_all(&blobs).unwrap();
+    fs_err::write(blobs.join("sd15"), &sd15).unwrap();
+    fs_err::write(blobs.join("detail"), &detail).unwrap();
+    let sd15_sha = sha256_of(&a.ctx, &blobs.join("sd15"));
+    let detail_sha = sha256_of(&a.ctx, &blobs.join("detail"));
+    let live = env_a.join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    fs_err::write(live.join("txt2img.json"), workflow("CheckpointLoaderSimple", "sd15.safetensors")).unwrap();
+    fs_err::write(live.join("lora.json"), workflow("LoraLoaderModelOnly", "detail.safetensors")).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "workflow", "track", "--all"]);
+    // The model references `workflow resolve` records, written here by hand.
+    let manifest_path = env_a.join(".cec/pyproject.toml");
+    let mut manifest = fs_err::read_to_string(&manifest_path).unwrap();
+    manifest.push_str(&format!(
+        "\n[tool.comfydock.models.sd15]\nsha256 = \"{sd15_sha}\"\nsize = {}\ntarget = \"checkpoints/sd15.safetensors\"\nsources = [\"{}\"]\ncriticality = \"required\"\n\n[tool.comfydock.models.detail]\nsha256 = \"{detail_sha}\"\nsize = {}\ntarget = \"loras/detail.safetensors\"\nsources = [\"{}\"]\ncriticality = \"optional\"\n",
+        sd15.len(),
+        files.url_for("/m/sd15.safetensors"),
+        detail.len(),
+        files.url_for("/m/detail.safetensors"),
+    ));
+    fs_err::write(&manifest_path, manifest).unwrap();
+
+    // Uncommitted changes are refused, naming the fix.
+    let bundle = a.ctx.path().join("a.tar.gz");
+    let out = a
+        .ctx
+        .command()
+        .args(["-e", "a", "export", "-o", bundle.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("uncommitted changes"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("comfydock -e a commit"), "{}", stderr(&out));
+    assert!(!bundle.exists());
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Nodes, workflows, models"]);
+
+    // Exporting twice gives identical bytes; the summary and the secret warning are shown.
+    let out = run_ok(&a.ctx, &["-e", "a", "export", "-o", bundle.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(err.contains("Exported"), "{err}");
+    assert!(err.contains("2 workflows"), "{err}");
+    assert!(err.contains("3 custom nodes (1 development, 1 registry, 1 git)"), "{err}");
+    assert!(err.contains("2 models referenced"), "{err}");
+    assert!(err.contains("`.env`"), "secret warning: {err}");
+    let again = a.ctx.path().join("again.tar.gz");
+    run_ok(&a.ctx, &["-e", "a", "export", "-o", again.to_str().unwrap()]);
+    assert_eq!(fs_err::read(&bundle).unwrap(), fs_err::read(&again).unwrap());
+
+    // Import into workspace B, required models only.
+    let out = run_ok(
+        &t.b,
+        &["--yes", "import", bundle.to_str().unwrap(), "--models", "required"],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("Import summary"), "{err}");
+    assert!(err.contains("Imported"), "{err}");
+    let env_b = t.b_env("a");
+    for file in [".cec/pyproject.toml", ".cec/uv.lock", ".cec/.python-version"] {
+        assert_eq!(
+            fs_err::read(env_a.join(file)).unwrap(),
+            fs_err::read(env_b.join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+    assert_eq!(
+        git_head(&t.b, &env_b.join("ComfyUI")),
+        a.repo.commit("v0.3.40")
+    );
+    // Nodes: registry and git installed and verified, dev sources from the bundle without ignored files.
+    let nodes = env_b.join("ComfyUI/custom_nodes");
+    assert!(nodes.join("MyDevNode/__init__.py").is_file());
+    assert!(!nodes.join("MyDevNode/build/big.bin").exists(), ".gitignore respected");
+    let out = run_ok(&t.b, &["-e", "a", "--json", "node", "list"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let states: BTreeMap<String, String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["key"].as_str().unwrap().to_owned(), n["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(states.values().all(|s| s == "installed"), "{states:?}");
+    // Python packages of every node are installed from the lock.
+    let python = env_b.join(".venv/bin/python");
+    let out = t
+        .b
+        .std_command(&python)
+        .args(["-c", "import node_dep_a, node_dep_b, tinynum"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Workflows are in ComfyUI's user folder.
+    let live_b = env_b.join("ComfyUI/user/default/workflows");
+    assert!(live_b.join("txt2img.json").is_file() && live_b.join("lora.json").is_file());
+    // Only the required model was downloaded, verified.
+    let models_b = t.b.workspace.join("models");
+    assert_eq!(fs_err::read(models_b.join("checkpoints/sd15.safetensors")).unwrap(), sd15);
+    assert!(!models_b.join("loras/detail.safetensors").exists());
+    // Status is clean in B.
+    let out = run_ok(&t.b, &["-e", "a", "--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+
+    // Importing again: the name is taken, so it becomes `a-1`; `skip` downloads nothing, and the
+    // checkpoint is found locally by hash.
+    let out = run_ok(&t.b, &["--yes", "import", bundle.to_str().unwrap(), "--models", "skip"]);
+    let err = stderr(&out);
+    assert!(err.contains("importing as `a-1`"), "{err}");
+    assert!(err.contains("1 found locally, 0 downloaded, 1 skipped"), "{err}");
+    assert!(t.b_env("a-1").join(".ready").is_file());
+    assert!(!models_b.join("loras/detail.safetensors").exists());
+}
+
+/// Every file under `dir` with its size.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs_err::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let meta = fs_err::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path.clone());
+            }
+            out.insert(path, meta.len());
+        }
+    }
+    out
+}
+
+const MAKE_BUNDLES: &str = r#"
+import gzip, hashlib, io, json, sys, tarfile
+out = sys.argv[1]
+base = {"pyproject.toml": b"[project]\nname = 'x'\n", "uv.lock": b"version = 1\n"}
+def digest(files):
+    return {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()}
+def manifest(listed, version=1):
+    return json.dumps({"format_version": version, "comfydock_version": "0.1.0",
+        "created_at": "2026-01-01T00:00:00Z", "environment_name": "evil", "platform": "linux-x86_64",
+        "python": "3.12", "comfyui": {"reference": "v0.3.40", "commit": "0" * 40},
+        "torch_backend": "cpu", "torch_backends": ["cpu"], "cec_commit": "0" * 40,
+        "counts": {"workflows": 0, "registry_nodes": 0, "git_nodes": 0, "dev_nodes": 0, "models": 0},
+        "models": [], "files": digest(listed)}).encode()
+def add(t, name, data=b"", **kw):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for k, v in kw.items():
+        setattr(info, k, v)
+    t.addfile(info, io.BytesIO(data) if data else None)
+def bundle(name, extra=None, files=base, listed=None, version=1):
+    buf = io.BytesIO()
+    t = tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT)
+    add(t, "manifest.json", manifest(files if listed is None else listed, version))
+    for n, d in files.items():
+        add(t, n, d)
+    if extra:
+        extra(t, buf)
+    else:
+        t.close()
+    with open(f"{out}/{name}.tar.gz", "wb") as f:
+        f.write(gzip.compress(buf.getvalue(), mtime=0))
+bundle("traversal", lambda t, b: (add(t, "../escape.txt", b"x"), t.close()))
+bundle("absolute", lambda t, b: (add(t, "/tmp/abs.txt", b"x"), t.close()))
+bundle("symlink", lambda t, b: (add(t, "workflows/link.json", type=tarfile.SYMTYPE, linkname="/etc/passwd"), t.close()))
+bundle("hardlink", lambda t, b: (add(t, "workflows/hard.json", type=tarfile.LNKTYPE, linkname="pyproject.toml"), t.close()))
+bundle("device", lambda t, b: (add(t, "dev/null", type=tarfile.CHRTYPE), t.close()))
+def bomb(t, b):
+    info = tarfile.TarInfo("workflows/bomb.json")
+    info.size = 64 * 1024 ** 3
+    b.write(info.tobuf(tarfile.GNU_FORMAT))
+    b.write(b"\0" * 4096)
+bundle("bomb", bomb)
+bundle("checksum", listed={"pyproject.toml": b"[project]\nname = 'y'\n", "uv.lock": base["uv.lock"]})
+bundle("missing", listed=dict(base, **{"workflows/a.json": b"{}"}))
+bundle("unlisted", lambda t, b: (add(t, "workflows/extra.json", b"{}"), t.close()))
+bundle("newer", version=99)
+with open(f"{out}/garbage.tar.gz", "wb") as f:
+    f.write(b"this is not a bundle")
+"#;
+
+#[test]
+fn malicious_and_broken_bundles_are_rejected_without_touching_the_workspace() {
+    let ctx = context();
+    ctx.init_workspace();
+    let dir = ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MAKE_BUNDLES])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = snapshot(&ctx.workspace);
+    let cases = [
+        ("traversal", "leaves the bundle"),
+        ("absolute", "absolute"),
+        ("symlink", "symbolic link"),
+        ("hardlink", "hard link"),
+        ("device", "device"),
+        ("bomb", "decompression bomb"),
+        ("checksum", "checksum mismatch for `pyproject.toml`"),
+        ("missing", "missing file `workflows/a.json`"),
+        ("unlisted", "not listed in manifest.json"),
+        ("newer", "format version 99"),
+        ("garbage", "Invalid bundle"),
+    ];
+    for (name, expected) in cases {
+        let path = dir.join(format!("{name}.tar.gz"));
+        let out = ctx
+            .command()
+            .args(["--yes", "import"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} was accepted");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{name}: expected `{expected}` in:\n{err}");
+        assert!(err.contains("hint:"), "{name}: no hint in:\n{err}");
+        assert_eq!(snapshot(&ctx.workspace), before, "{name} changed the workspace");
+    }
+    assert!(!ctx.path().join("escape.txt").exists());
+}
