@@ -670,3 +670,54 @@ async fn timeouts_are_retried_then_dead_lettered_and_webhooks_fire() {
     assert_eq!(bad.status(), 422);
     h.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limit_and_cors() {
+    let comfy = ComfyUiServer::start();
+    let h = start(&[&comfy], |options| {
+        options.limits.body_limit = 2048;
+        options.limits.cors_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let big = "x".repeat(4096);
+    let (status, _) = {
+        let response = h
+            .http
+            .post(format!("{}/v1/workflows/txt2img/jobs", h.base))
+            .header("content-type", "application/json")
+            .body(json!({"params": {"positive_text": big}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(status, 413, "bodies over the limit are refused");
+    let (status, _) = h.submit(json!({"params": {"positive_text": "small"}})).await;
+    assert_eq!(status, 201);
+
+    let preflight = h
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/jobs", h.base))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,idempotency-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = h
+        .http
+        .get(format!("{}/v1/jobs", h.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        other.headers().get("access-control-allow-origin").is_none(),
+        "other origins get no CORS grant"
+    );
+    h.server.stop().await;
+}

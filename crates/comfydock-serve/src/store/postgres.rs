@@ -69,7 +69,10 @@ const POOL_SIZE: usize = 4;
 
 /// The PostgreSQL queue.
 pub struct PostgresStore {
+    /// Redacted, for messages.
     url: String,
+    /// With credentials, for reconnecting.
+    connect_url: String,
     pool: Vec<Mutex<Client>>,
     next: AtomicUsize,
 }
@@ -97,16 +100,11 @@ impl PostgresStore {
         };
         let mut pool = Vec::with_capacity(POOL_SIZE);
         for _ in 0..POOL_SIZE {
-            let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(err)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::warn!(%error, "PostgreSQL connection closed");
-                }
-            });
-            pool.push(Mutex::new(client));
+            pool.push(Mutex::new(open_connection(url).await.map_err(err)?));
         }
         let store = Self {
             url: redacted.clone(),
+            connect_url: url.to_owned(),
             pool,
             next: AtomicUsize::new(0),
         };
@@ -130,16 +128,42 @@ impl PostgresStore {
         }
     }
 
-    /// A free connection, or the next one in turn.
-    async fn client(&self) -> tokio::sync::MutexGuard<'_, Client> {
+    /// A free connection, or the next one in turn; a connection the server closed (restart,
+    /// failover, idle kill) is replaced by a new one first.
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
+        let mut guard = None;
         for slot in &self.pool {
-            if let Ok(guard) = slot.try_lock() {
-                return guard;
+            if let Ok(free) = slot.try_lock() {
+                guard = Some(free);
+                break;
             }
         }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        self.pool[index].lock().await
+        let mut guard = match guard {
+            Some(guard) => guard,
+            None => {
+                self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()]
+                    .lock()
+                    .await
+            }
+        };
+        if guard.is_closed() {
+            *guard = open_connection(&self.connect_url)
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(guard)
     }
+}
+
+/// One connection, driven by a background task.
+async fn open_connection(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
 }
 
 fn corrupt(message: impl Into<String>) -> StoreError {
@@ -226,7 +250,7 @@ async fn push_event(
 impl JobStore for PostgresStore {
     fn enqueue(&self, job: NewJob) -> BoxFuture<'_, Result<Enqueued, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let id = Uuid::now_v7().to_string();
             let now = now_ms();
@@ -280,7 +304,7 @@ impl JobStore for PostgresStore {
         lease: Duration,
     ) -> BoxFuture<'_, Result<Option<Claimed>, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let now = now_ms();
             let token = Uuid::new_v4();
@@ -319,7 +343,7 @@ impl JobStore for PostgresStore {
 
     fn heartbeat(&self, lease: Lease, lease_for: Duration) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let changed = client
                 .execute(
                     "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND status = 'running' AND lease_token = $3",
@@ -333,7 +357,7 @@ impl JobStore for PostgresStore {
 
     fn complete(&self, lease: Lease, outputs: Value) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let id = lease.job_id.to_string();
             let changed = tx
@@ -366,7 +390,7 @@ impl JobStore for PostgresStore {
         policy: RetryPolicy,
     ) -> BoxFuture<'_, Result<FailOutcome, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let id = lease.job_id.to_string();
             let row = tx
@@ -410,7 +434,7 @@ impl JobStore for PostgresStore {
 
     fn cancel(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let id = id.to_string();
             let row = tx
@@ -446,7 +470,7 @@ impl JobStore for PostgresStore {
 
     fn requeue_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let now = now_ms();
             let rows = tx
@@ -491,7 +515,7 @@ impl JobStore for PostgresStore {
 
     fn get(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let row = client
                 .query_opt(
                     &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"),
@@ -505,7 +529,7 @@ impl JobStore for PostgresStore {
 
     fn list(&self, filter: JobFilter) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let limit = i64::from(if filter.limit == 0 { 100 } else { filter.limit });
             let status = filter.status.map(JobStatus::as_str);
             let rows = client
@@ -529,7 +553,7 @@ impl JobStore for PostgresStore {
         data: Value,
     ) -> BoxFuture<'_, Result<JobEvent, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await;
+            let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let event = push_event(&tx, &job_id.to_string(), &kind, &data)
                 .await
@@ -541,7 +565,7 @@ impl JobStore for PostgresStore {
 
     fn events_after(&self, job_id: Uuid, after: i64) -> BoxFuture<'_, Result<Vec<JobEvent>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT seq, at, kind, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq",
@@ -564,7 +588,7 @@ impl JobStore for PostgresStore {
 
     fn stats(&self) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT workflow, status, COUNT(*) FROM jobs GROUP BY workflow, status ORDER BY 1, 2",
@@ -606,7 +630,7 @@ impl JobStore for PostgresStore {
         hash: String,
     ) -> BoxFuture<'_, Result<ApiKeyRecord, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let record = ApiKeyRecord {
                 id: Uuid::now_v7().to_string(),
                 name,
@@ -633,7 +657,7 @@ impl JobStore for PostgresStore {
 
     fn list_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
@@ -647,7 +671,7 @@ impl JobStore for PostgresStore {
 
     fn revoke_key(&self, which: String) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             client
                 .execute(
                     "UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND (id = $2 OR name = $2 OR prefix = $2)",
@@ -660,7 +684,7 @@ impl JobStore for PostgresStore {
 
     fn find_key(&self, hash: String) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client().await?;
             let row = client
                 .query_opt(
                     "SELECT id, name, prefix, created_at, revoked_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
@@ -702,6 +726,30 @@ mod tests {
             events_and_listing,
             api_keys,
         );
+    }
+
+    #[tokio::test]
+    async fn connections_are_replaced_after_a_server_restart() {
+        let server = PostgresServer::start();
+        let url = server.create_database("restart");
+        let store = PostgresStore::connect(&url).await.unwrap();
+        let job =
+            crate::store::JobStore::enqueue(&store, crate::job::NewJob::new("w", serde_json::json!({})))
+                .await
+                .unwrap()
+                .job;
+        // Blocking the test's runtime for the restart is fine: nothing else runs meanwhile.
+        server.restart();
+        // The first call may still see the old connection die; a closed connection is then replaced.
+        let mut found = None;
+        for _ in 0..20 {
+            if let Ok(job) = crate::store::JobStore::get(&store, job.id).await {
+                found = job;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(found.expect("the job survives the restart").id, job.id);
     }
 
     #[tokio::test]
