@@ -174,7 +174,13 @@ fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
     let out = &common.out;
     output::write_context(out, "docker", &files)?;
     if p.models == ModelMode::Bake {
-        output::stage_models(&p.spec, &p.workspace.models_dir(), out, &ctx.reporter)?;
+        let models_dir = p.workspace.models_dir();
+        output::stage_models(
+            &p.spec,
+            &output::models_root_locator(&models_dir),
+            out,
+            &ctx.reporter,
+        )?;
     }
     p.record("docker", out, BuildResult::Generated, None, None)?;
     ctx.printer.status(

@@ -45,7 +45,7 @@ impl DockerEngine {
         Ok(Self { program, buildx })
     }
 
-    /// Build `dir` as `tag`, streaming the engine's output to this process's stdout/stderr.
+    /// Build `dir` as `tag`, streaming the engine's output to this process's stderr.
     pub fn build(&self, dir: &Path, tag: &str) -> Result<(), DeployError> {
         let mut cmd = Command::new(&self.program);
         if self.buildx {
@@ -80,10 +80,11 @@ impl DockerEngine {
         (out.status.success() && !text.is_empty()).then_some(text)
     }
 
+    /// Run with the engine's output on this process's stderr (stdout stays free for `--json`).
     fn stream(mut cmd: Command, step: &'static str, tag: &str) -> Result<(), DeployError> {
         let status = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
+            .stdout(stderr_stdio()?)
             .stderr(Stdio::inherit())
             .status()?;
         if status.success() {
@@ -96,4 +97,15 @@ impl DockerEngine {
             })
         }
     }
+}
+
+#[cfg(unix)]
+fn stderr_stdio() -> std::io::Result<Stdio> {
+    use std::os::fd::AsFd as _;
+    Ok(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
+}
+
+#[cfg(not(unix))]
+fn stderr_stdio() -> std::io::Result<Stdio> {
+    Ok(Stdio::inherit())
 }

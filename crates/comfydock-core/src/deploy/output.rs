@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use super::spec::DeploySpec;
+use super::spec::{DeploySpec, ModelPin};
 use super::{DeployError, GeneratedFile};
 use crate::atomic_file::{write_atomic, write_atomic_with_mode};
 use crate::reporter::Reporter;
@@ -86,11 +86,20 @@ pub fn check_bakeable(spec: &DeploySpec) -> Result<(), DeployError> {
     Ok(())
 }
 
-/// Copy every model from `models_root/<target>` into `dir/models/<target>`, verifying size and
-/// blake3 first; files already there and matching are kept; other files under `dir/models` go.
+/// Where a model's file may be on this machine, best first (e.g. `<models root>/<target>`, then
+/// the locations the model index knows for its hash).
+pub type ModelLocator<'a> = dyn Fn(&ModelPin) -> Vec<PathBuf> + 'a;
+
+/// The locator for one models root: `<root>/<target>`.
+pub fn models_root_locator(root: &Path) -> impl Fn(&ModelPin) -> Vec<PathBuf> + '_ {
+    move |model| vec![root.join(&model.target)]
+}
+
+/// Copy every model into `dir/models/<target>` from the first candidate whose size and blake3
+/// match; files already staged and matching are kept; other files under `dir/models` go.
 pub fn stage_models(
     spec: &DeploySpec,
-    models_root: &Path,
+    locate: &ModelLocator<'_>,
     dir: &Path,
     reporter: &dyn Reporter,
 ) -> Result<(), DeployError> {
@@ -111,21 +120,26 @@ pub fn stage_models(
         if dest.is_file() && matches(&dest, expected, model.size)? {
             continue;
         }
-        let source = models_root.join(&model.target);
-        let unavailable = |reason: String| DeployError::ModelUnavailable {
-            target: model.target.clone(),
-            reason,
-        };
-        if !source.is_file() {
-            return Err(unavailable(format!("`{}` does not exist", source.display())));
-        }
+        let candidates = locate(model);
         reporter.status("Verifying", &model.target);
-        if !matches(&source, expected, model.size)? {
-            return Err(unavailable(format!(
-                "`{}` does not match the recorded size/blake3",
-                source.display()
-            )));
+        let mut source = None;
+        for candidate in &candidates {
+            if candidate.is_file() && matches(candidate, expected, model.size)? {
+                source = Some(candidate.clone());
+                break;
+            }
         }
+        let Some(source) = source else {
+            let tried: Vec<String> = candidates.iter().map(|c| format!("`{}`", c.display())).collect();
+            return Err(DeployError::ModelUnavailable {
+                target: model.target.clone(),
+                reason: if tried.is_empty() {
+                    "no copy of it is known on this machine".to_owned()
+                } else {
+                    format!("no file matching its size and blake3 at {}", tried.join(", "))
+                },
+            });
+        };
         let parent = dest.parent().expect("model target has a folder");
         fs_err::create_dir_all(parent)?;
         let staging = parent.join(format!(

@@ -653,7 +653,13 @@ fn baking_stages_only_verified_models() {
     let manifest = Manifest::parse(Path::new("p"), &text).unwrap();
     let spec = DeploySpec::from_manifest("x", &manifest, text.clone(), LOCK.into(), "x", &[]).unwrap();
     let out = dir.path().join("ctx");
-    output::stage_models(&spec, &root, &out, &crate::reporter::NoReporter).unwrap();
+    output::stage_models(
+        &spec,
+        &output::models_root_locator(&root),
+        &out,
+        &crate::reporter::NoReporter,
+    )
+    .unwrap();
     assert_eq!(
         fs_err::read(out.join("models/checkpoints/a.safetensors")).unwrap(),
         content
@@ -662,7 +668,12 @@ fn baking_stages_only_verified_models() {
     fs_err::remove_file(out.join("models/checkpoints/a.safetensors")).unwrap();
     fs_err::write(root.join("checkpoints/a.safetensors"), b"model bytez").unwrap();
     assert!(matches!(
-        output::stage_models(&spec, &root, &out, &crate::reporter::NoReporter),
+        output::stage_models(
+            &spec,
+            &output::models_root_locator(&root),
+            &out,
+            &crate::reporter::NoReporter
+        ),
         Err(DeployError::ModelUnavailable { .. })
     ));
     assert!(!out.join("models/checkpoints/a.safetensors").exists());

@@ -477,6 +477,7 @@ fn cpu_image_builds_and_serves_system_stats() {
         .unwrap();
     assert!(build.success(), "docker build failed");
     let name = format!("comfydock-deploy-test-{}", std::process::id());
+    let port = crate::env_support::free_port().to_string();
     let started = std::process::Command::new("docker")
         .args([
             "run",
@@ -490,7 +491,7 @@ fn cpu_image_builds_and_serves_system_stats() {
             "COMFYDOCK_MODELS=fetch",
             tag,
         ])
-        .args(["--listen", "127.0.0.1", "--port", "8188"])
+        .args(["--listen", "127.0.0.1", "--port", &port])
         .status()
         .unwrap();
     assert!(started.success());
@@ -498,7 +499,9 @@ fn cpu_image_builds_and_serves_system_stats() {
     for _ in 0..120 {
         let probe = std::process::Command::new("docker")
             .args(["exec", &name, "/opt/venv/bin/python", "-c"])
-            .arg("import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:8188/system_stats').read().decode())")
+            .arg(format!(
+                "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{port}/system_stats').read().decode())"
+            ))
             .output()
             .unwrap();
         if probe.status.success() {
