@@ -304,8 +304,22 @@ fn info(ctx: &Context, name: &str) -> CommandResult {
         }
     }
     if !info.classes.is_empty() {
-        let names: Vec<&str> = info.classes.iter().map(|c| c.class_name.as_str()).collect();
-        ctx.printer.data(format!("  node classes: {}", names.join(", ")));
+        // One line per class with every source that claims it for this package.
+        let mut names: Vec<(String, Vec<String>)> = Vec::new();
+        for c in &info.classes {
+            let source = serde_json::to_value(c.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            match names.iter_mut().find(|(n, _)| *n == c.class_name) {
+                Some((_, sources)) => sources.push(source),
+                None => names.push((c.class_name.clone(), vec![source])),
+            }
+        }
+        ctx.printer.data("  node classes:");
+        for (name, sources) in names {
+            ctx.printer.data(format!("    {name} ({})", sources.join(", ")));
+        }
     }
     Ok(())
 }
