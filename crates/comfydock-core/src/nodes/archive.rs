@@ -240,7 +240,20 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Populate `dest` (must not exist) from a store folder: hardlinks, or copies across devices.
+/// Extensions of files a node may rewrite in place (its settings); they are copied, never
+/// hardlinked, so an edit cannot reach the shared store or other environments.
+const COPIED_EXTENSIONS: &[&str] = &[
+    "json", "ini", "yaml", "yml", "cfg", "toml", "conf", "txt", "csv", "db", "sqlite",
+];
+
+fn is_copied(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| COPIED_EXTENSIONS.iter().any(|c| c.eq_ignore_ascii_case(e)))
+}
+
+/// Populate `dest` (must not exist) from a store folder: code and assets are hardlinked (copied
+/// across devices), settings-like files are copied.
 pub fn install_tree(store: &Path, dest: &Path) -> std::io::Result<()> {
     fs_err::create_dir_all(dest)?;
     for entry in walkdir::WalkDir::new(store).min_depth(1) {
@@ -249,7 +262,9 @@ pub fn install_tree(store: &Path, dest: &Path) -> std::io::Result<()> {
         let target = dest.join(relative);
         if entry.file_type().is_dir() {
             fs_err::create_dir_all(&target)?;
-        } else if entry.file_type().is_file() && fs_err::hard_link(entry.path(), &target).is_err() {
+        } else if entry.file_type().is_file()
+            && (is_copied(entry.path()) || fs_err::hard_link(entry.path(), &target).is_err())
+        {
             fs_err::copy(entry.path(), &target)?;
         }
     }
@@ -304,8 +319,23 @@ mod tests {
         let dest = tempfile::tempdir().unwrap();
         extract_zip(zip.path(), dest.path()).unwrap();
         assert!(dest.path().join("pkg/ok.py").is_file());
+        fs_err::write(dest.path().join("pkg/config.json"), "{}").unwrap();
         let installed = dest.path().join("installed");
         install_tree(dest.path().join("pkg").as_path(), &installed).unwrap();
         assert!(installed.join("ok.py").is_file());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let inode = |p: &Path| fs_err::metadata(p).unwrap().ino();
+            assert_eq!(
+                inode(&installed.join("ok.py")),
+                inode(&dest.path().join("pkg/ok.py"))
+            );
+            assert_ne!(
+                inode(&installed.join("config.json")),
+                inode(&dest.path().join("pkg/config.json")),
+                "settings files are copies"
+            );
+        }
     }
 }
