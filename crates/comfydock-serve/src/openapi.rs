@@ -166,7 +166,7 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     }}));
     schemas.insert("Event".into(), json!({"type": "object", "required": ["seq", "kind"], "properties": {
         "job_id": {"type": "string", "format": "uuid"}, "seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-        "kind": {"enum": ["queued", "started", "submitted", "progress", "node", "output", "retrying", "succeeded", "failed", "dead", "cancelled"]},
+        "kind": {"enum": ["queued", "started", "submitted", "progress", "node", "output", "retrying", "released", "succeeded", "failed", "dead", "cancelled"]},
         "data": {"type": "object"},
     }}));
     schemas.insert("ValidationError".into(), json!({"type": "object", "properties": {

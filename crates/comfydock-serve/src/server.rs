@@ -134,8 +134,8 @@ impl RunningServer {
         self.shutdown.clone()
     }
 
-    /// Runs until the shutdown token fires (workers finish their current step; running jobs keep
-    /// their lease until it expires and are then run again).
+    /// Runs until the shutdown token fires. Running prompts are interrupted and their jobs go
+    /// back to the queue (the attempt is not counted), so another instance or a restart runs them.
     pub async fn wait(mut self) {
         while self.tasks.join_next().await.is_some() {}
     }

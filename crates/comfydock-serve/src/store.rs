@@ -132,6 +132,10 @@ pub trait JobStore: Send + Sync {
     /// before, or `None` when it does not exist. Terminal jobs are left unchanged.
     fn cancel(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>>;
 
+    /// Gives a claimed job back without counting the attempt (the instance is shutting down).
+    /// False when the lease was no longer ours.
+    fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>>;
+
     /// Puts running jobs whose lease ran out back in the queue (or dead-letters them when their
     /// attempts are used up). Returns how many were touched.
     fn requeue_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -509,6 +513,30 @@ pub(crate) mod contract {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["queued", "started", "cancelled"]);
+    }
+
+    pub async fn release_returns_the_job_without_counting_the_attempt(store: &dyn JobStore) {
+        let job = store
+            .enqueue(NewJob::new("txt2img", json!({})))
+            .await
+            .unwrap()
+            .job;
+        let claimed = store.claim("w".into(), wf(), LEASE).await.unwrap().unwrap();
+        assert!(store.release(claimed.lease.clone()).await.unwrap());
+        assert!(!store.release(claimed.lease.clone()).await.unwrap(), "only once");
+        let released = store.get(job.id).await.unwrap().unwrap();
+        assert_eq!((released.status, released.attempts), (JobStatus::Queued, 0));
+        assert!(!store.complete(claimed.lease, json!({})).await.unwrap());
+        let again = store.claim("w2".into(), wf(), LEASE).await.unwrap().unwrap();
+        assert_eq!((again.job.id, again.job.attempts), (job.id, 1));
+        let kinds: Vec<_> = store
+            .events_after(job.id, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["queued", "started", "released", "started"]);
     }
 
     pub async fn events_and_listing(store: &dyn JobStore) {

@@ -103,6 +103,8 @@ enum RunEnd {
     Failed(JobFailure),
     /// Cancelled by a client or the lease was lost: the store already knows.
     Stopped,
+    /// This instance is shutting down: the job goes back to the queue, attempt not counted.
+    Released,
 }
 
 impl Worker {
@@ -125,7 +127,7 @@ impl Worker {
             {
                 Ok(Some(claimed)) => {
                     self.hub.changed(claimed.job.id);
-                    self.run_job(claimed).await;
+                    self.run_job(claimed, &shutdown).await;
                 }
                 Ok(None) => {
                     tokio::select! {
@@ -142,7 +144,7 @@ impl Worker {
         }
     }
 
-    async fn run_job(&self, claimed: Claimed) {
+    async fn run_job(&self, claimed: Claimed, shutdown: &CancellationToken) {
         let started = Instant::now();
         let job_id = claimed.job.id;
         let token = self.hub.start(job_id);
@@ -166,7 +168,7 @@ impl Worker {
                 }
             })
         };
-        let end = self.execute(&claimed, &token).await;
+        let end = self.execute(&claimed, &token, shutdown).await;
         heartbeat.abort();
         self.hub.finish(job_id);
         let terminal = match end {
@@ -203,6 +205,12 @@ impl Worker {
                 }
             }
             RunEnd::Stopped => false,
+            RunEnd::Released => {
+                if let Err(error) = self.store.release(claimed.lease.clone()).await {
+                    tracing::warn!(%error, %job_id, "releasing the job failed; it reruns when its lease expires");
+                }
+                false
+            }
         };
         self.hub.changed(job_id);
         if terminal && let Some(url) = claimed.job.webhook.clone() {
@@ -218,7 +226,12 @@ impl Worker {
         self.hub.changed(job_id);
     }
 
-    async fn execute(&self, claimed: &Claimed, token: &CancellationToken) -> RunEnd {
+    async fn execute(
+        &self,
+        claimed: &Claimed,
+        token: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> RunEnd {
         let job = &claimed.job;
         let Some(api) = self.workflows.get(&job.workflow) else {
             return RunEnd::Failed(JobFailure::permanent(
@@ -287,6 +300,10 @@ impl Worker {
                 () = token.cancelled() => {
                     let _ = client.interrupt(&prompt_id).await;
                     return RunEnd::Stopped;
+                }
+                () = shutdown.cancelled() => {
+                    let _ = client.interrupt(&prompt_id).await;
+                    return RunEnd::Released;
                 }
                 message = tokio::time::timeout_at(deadline, next_message(&mut socket)) => message,
             };

@@ -1,7 +1,7 @@
 //! The HTTP API end to end against the ComfyUI protocol stand-in.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use comfydock_serve::job::RetryPolicy;
 use comfydock_serve::store::JobStore;
@@ -720,4 +720,39 @@ async fn body_limit_and_cors() {
         "other origins get no CORS grant"
     );
     h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_releases_running_jobs_back_to_the_queue() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        steps: 500,
+        step_delay: Duration::from_millis(20),
+        ..Script::default()
+    }));
+    let h = start(&[&comfy], |_| {}).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "long"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    h.wait_for(&id, "running").await;
+    while comfy.running().is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = Instant::now();
+    h.server.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stop does not wait for the 10 s prompt"
+    );
+    let released = h.store.get(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(released.status, comfydock_serve::job::JobStatus::Queued);
+    assert_eq!(released.attempts, 0, "a shutdown does not use up an attempt");
+    for _ in 0..100 {
+        if comfy.executions().iter().any(|e| e.outcome == "interrupted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        comfy.executions().iter().any(|e| e.outcome == "interrupted"),
+        "the prompt was interrupted"
+    );
 }

@@ -468,6 +468,35 @@ impl JobStore for PostgresStore {
         })
     }
 
+    fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let id = lease.job_id.to_string();
+            let changed = tx
+                .execute(
+                    "UPDATE jobs SET status = 'queued', attempts = GREATEST(attempts - 1, 0), run_after = $1, \
+                     lease_owner = NULL, lease_token = NULL, lease_until = NULL \
+                     WHERE id = $2 AND status = 'running' AND lease_token = $3",
+                    &[&now_ms(), &id, &lease.token.to_string()],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            if changed == 1 {
+                push_event(
+                    &tx,
+                    &id,
+                    "released",
+                    &serde_json::json!({"status": "queued", "worker": lease.owner}),
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.error(e))?;
+            Ok(changed == 1)
+        })
+    }
+
     fn requeue_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut client = self.client().await?;
@@ -723,6 +752,7 @@ mod tests {
             permanent_failures_are_not_retried,
             expired_leases_are_requeued,
             cancel_queued_and_running,
+            release_returns_the_job_without_counting_the_attempt,
             events_and_listing,
             api_keys,
         );

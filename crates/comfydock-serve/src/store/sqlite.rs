@@ -382,6 +382,23 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id = lease.job_id.to_string();
+            let changed = tx.execute(
+                "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), run_after = ?1, lease_owner = NULL, \
+                 lease_token = NULL, lease_until = NULL WHERE id = ?2 AND status = 'running' AND lease_token = ?3",
+                params![now_ms(), id, lease.token.to_string()],
+            )?;
+            if changed == 1 {
+                push_event(&tx, &id, "released", &serde_json::json!({"status": "queued", "worker": lease.owner}))?;
+            }
+            tx.commit()?;
+            Ok(changed == 1)
+        })
+    }
+
     fn requeue_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -561,6 +578,7 @@ mod tests {
         permanent_failures_are_not_retried,
         expired_leases_are_requeued,
         cancel_queued_and_running,
+        release_returns_the_job_without_counting_the_attempt,
         events_and_listing,
         api_keys,
     );
