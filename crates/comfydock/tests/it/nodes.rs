@@ -564,3 +564,52 @@ fn nodes_that_would_move_torch_are_refused() {
         "2.5.1+cpu"
     );
 }
+
+#[test]
+fn nodes_git_branch_update_moves_to_the_new_commit() {
+    let ns = NodeSandbox::new();
+    let repo = NodeRepo::create("ComfyUI-Branchy");
+    let first = repo.commit(
+        &NodeContent::new()
+            .node_class("BranchNode")
+            .requirements("node-dep-a==1.0.0"),
+        "first",
+    );
+    ns.sb.create("a", "v0.3.40");
+    let spec = format!("{}@main", repo.url());
+    ns.ok("a", &["add", &spec]);
+    assert_eq!(ns.list("a")[0]["commit"], first.as_str());
+    let out = ns.ok("a", &["update", "comfyui-branchy"]);
+    assert!(stderr(&out).contains("is up to date"), "{}", stderr(&out));
+
+    let second = repo.commit(
+        &NodeContent::new()
+            .node_class("BranchNode")
+            .requirements("node-dep-a==2.0.0"),
+        "second",
+    );
+    let out = ns.ok("a", &["update", "comfyui-branchy"]);
+    let expected = format!(
+        "`comfyui-branchy` main ({}) -> main ({})",
+        &first[..12],
+        &second[..12]
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    assert_eq!(ns.list("a")[0]["commit"], second.as_str());
+    assert_eq!(
+        ns.sb
+            .python("a", "import node_dep_a; print(node_dep_a.__version__)")
+            .unwrap(),
+        "2.0.0"
+    );
+    let head = ns
+        .sb
+        .ctx
+        .std_command("git")
+        .arg("-C")
+        .arg(ns.custom_nodes("a").join("ComfyUI-Branchy"))
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), second);
+}
