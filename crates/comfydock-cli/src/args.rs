@@ -103,6 +103,9 @@ pub enum Command {
     Node(crate::commands::node::NodeCommand),
     /// Release manager for multi-package template and asset monorepos
     Release(crate::commands::release::ReleaseArgs),
+    /// Model roots, the content-addressed model index and verified downloads
+    #[command(subcommand)]
+    Model(crate::commands::model::ModelCommand),
     /// Analyze, validate and convert workflows; track them in an environment
     #[command(subcommand)]
     Workflow(crate::commands::workflow::WorkflowCommand),

@@ -91,6 +91,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Node(command) => done(commands::node::run(ctx, command)),
         Command::Release(args) => done(commands::release::run(ctx, args)),
         Command::Workflow(command) => done(commands::workflow::run(ctx, command)),
+        Command::Model(command) => done(commands::model::run(ctx, command)),
         Command::Deploy(command) => done(commands::deploy::run(ctx, command)),
         Command::Export(args) => done(commands::bundle::export(ctx, args)),
         Command::Import(args) => done(commands::bundle::import(ctx, args)),

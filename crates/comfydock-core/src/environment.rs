@@ -9,7 +9,6 @@
 //! environments/NAME/.ready              written last by `create`: without it the folder is debris
 //! ```
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -587,53 +586,22 @@ pub fn uv_sync(
     Ok(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// Write `extra_model_paths.yaml` pointing ComfyUI at the workspace model root.
-pub fn write_extra_model_paths(workspace: &Workspace, env: &Environment) -> std::io::Result<()> {
-    let root = workspace.models_dir();
-    let mut text =
-        String::from("# Written by comfydock from the workspace model roots; edits are overwritten.\n");
-    text.push_str("comfydock_models:\n");
-    let _ = writeln!(text, "  base_path: {}", yaml_string(&root.to_string_lossy()));
-    text.push_str("  is_default: true\n");
-    for (key, dirs) in MODEL_FOLDERS {
-        if let [dir] = dirs {
-            let _ = writeln!(text, "  {key}: {dir}");
-        } else {
-            let _ = writeln!(text, "  {key}: |");
-            for dir in *dirs {
-                let _ = writeln!(text, "    {dir}");
-            }
-        }
-    }
-    write_atomic(&env.extra_model_paths(), text)
+/// The workspace's rendered model paths, kept in sync with the model roots by `comfydock model root`.
+pub fn workspace_model_paths(workspace: &Workspace) -> PathBuf {
+    workspace.metadata_dir().join("extra_model_paths.yaml")
 }
 
-/// ComfyUI folder keys and their folders under a models root (legacy names included).
-const MODEL_FOLDERS: &[(&str, &[&str])] = &[
-    ("checkpoints", &["checkpoints"]),
-    ("configs", &["configs"]),
-    ("loras", &["loras"]),
-    ("vae", &["vae"]),
-    ("text_encoders", &["text_encoders", "clip"]),
-    ("diffusion_models", &["diffusion_models", "unet"]),
-    ("clip_vision", &["clip_vision"]),
-    ("style_models", &["style_models"]),
-    ("embeddings", &["embeddings"]),
-    ("diffusers", &["diffusers"]),
-    ("vae_approx", &["vae_approx"]),
-    ("controlnet", &["controlnet", "t2i_adapter"]),
-    ("gligen", &["gligen"]),
-    ("upscale_models", &["upscale_models"]),
-    ("latent_upscale_models", &["latent_upscale_models"]),
-    ("hypernetworks", &["hypernetworks"]),
-    ("photomaker", &["photomaker"]),
-    ("classifiers", &["classifiers"]),
-    ("model_patches", &["model_patches"]),
-    ("audio_encoders", &["audio_encoders"]),
-];
-
-fn yaml_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// Give the environment the workspace's `extra_model_paths.yaml` (rendered from the model roots
+/// by the models layer). Without one, ComfyUI gets an empty file and uses its own `models/`.
+pub fn write_extra_model_paths(workspace: &Workspace, env: &Environment) -> std::io::Result<()> {
+    let text = match fs_err::read_to_string(workspace_model_paths(workspace)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "# No workspace model roots yet: run `comfydock model root list`.\n".to_owned()
+        }
+        Err(e) => return Err(e),
+    };
+    write_atomic(&env.extra_model_paths(), text)
 }
 
 fn init_cec_repo(git: &Git, env: &Environment) -> Result<(), EnvError> {
@@ -1025,7 +993,10 @@ pub fn create_from_files(
         fs_err::create_dir_all(&cec)?;
         write_atomic(&env.manifest_path(), &files.pyproject)?;
         write_atomic(&env.lock_path(), &files.lock)?;
-        write_atomic(&cec.join(".python-version"), format!("{}\n", files.python_version.trim()))?;
+        write_atomic(
+            &cec.join(".python-version"),
+            format!("{}\n", files.python_version.trim()),
+        )?;
         write_atomic(&cec.join(".gitignore"), ".venv/\n__pycache__/\n")?;
         let workflows = cec.join("workflows");
         fs_err::create_dir_all(&workflows)?;

@@ -19,6 +19,7 @@ pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
     environment::validate_name(&args.name)?;
     let _lock = ctx.lock(&workspace)?;
     let mut workspace = Workspace::open(workspace.root())?;
+    super::model::ensure_model_paths(&workspace)?;
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
     let options = CreateOptions {
@@ -146,14 +147,24 @@ pub fn status(ctx: &Context) -> CommandResult {
     let git = comfydock_core::git::Git::find()?;
     let mut status = environment::status(&git, &env)?;
     let workflows = comfydock_core::workflow_tracking::list(&env)?;
-    for w in workflows.iter().filter(|w| w.tracked && w.state != WorkflowState::Synced) {
+    for w in workflows
+        .iter()
+        .filter(|w| w.tracked && w.state != WorkflowState::Synced)
+    {
         status.issues.push(environment::StatusIssue {
-            what: format!("tracked workflow `{}` is {} since the last commit", w.name, state_word(w.state)),
+            what: format!(
+                "tracked workflow `{}` is {} since the last commit",
+                w.name,
+                state_word(w.state)
+            ),
             fix: format!("comfydock -e {} commit -m MESSAGE", env.name),
         });
     }
-    let untracked: Vec<&str> =
-        workflows.iter().filter(|w| !w.tracked && w.state == WorkflowState::New).map(|w| w.name.as_str()).collect();
+    let untracked: Vec<&str> = workflows
+        .iter()
+        .filter(|w| !w.tracked && w.state == WorkflowState::New)
+        .map(|w| w.name.as_str())
+        .collect();
     if ctx.printer.json_mode() {
         ctx.printer.json(&json!({
             "name": status.name,
@@ -183,7 +194,8 @@ pub fn status(ctx: &Context) -> CommandResult {
         ctx.printer.data("Everything matches .cec");
     }
     for issue in &status.issues {
-        ctx.printer.data(format!("  - {}\n    fix: {}", issue.what, issue.fix));
+        ctx.printer
+            .data(format!("  - {}\n    fix: {}", issue.what, issue.fix));
     }
     if !untracked.is_empty() {
         ctx.printer.hint(format!(

@@ -13,6 +13,9 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CommandResult {
         None => Workspace::locate(ctx.global.workspace.as_deref())?.0,
     };
     let (workspace, outcome) = Workspace::init(&root, args.force)?;
+    if outcome == InitOutcome::Created {
+        super::model::refresh_model_paths(&workspace)?;
+    }
     let root = workspace.root().display();
     if ctx.printer.json_mode() {
         let created = outcome == InitOutcome::Created;

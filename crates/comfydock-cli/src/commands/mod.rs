@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod environment;
 pub mod history;
 pub mod init;
+pub mod model;
 pub mod node;
 pub mod process;
 pub mod release;

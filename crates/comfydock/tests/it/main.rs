@@ -10,6 +10,7 @@ mod env_support;
 mod environments;
 mod init;
 mod lock;
+mod models;
 mod nodes;
 mod release;
 mod serve;
