@@ -160,7 +160,8 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
     let _ = writeln!(d, "FROM {} AS runtime", target.runtime_image);
     let _ = writeln!(d, "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]");
     let mut packages = vec!["ca-certificates", "libgl1", "libglib2.0-0"];
-    if models == ModelMode::Fetch {
+    // The fetcher checks sha256 with Python's hashlib; only blake3-only models need b3sum.
+    if models == ModelMode::Fetch && spec.models.iter().any(|m| m.sha256.is_none()) {
         packages.push("b3sum");
     }
     apt_comment(&mut d);

