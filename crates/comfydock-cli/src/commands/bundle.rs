@@ -83,7 +83,8 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
         counts.registry_nodes,
         counts.git_nodes
     ));
-    ctx.printer.info(format!("  • {} models referenced", counts.models));
+    ctx.printer
+        .info(format!("  • {} models referenced", counts.models));
     ctx.printer.hint(format!(
         "share it; anyone can recreate this environment with `comfydock import {}`",
         report.path.display()
@@ -197,8 +198,10 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ));
     }
     ctx.printer.info("Next steps:");
-    ctx.printer.info(format!("  1. Set as active: comfydock use {name}"));
-    ctx.printer.info(format!("  2. Run ComfyUI:   comfydock -e {name} run"));
+    ctx.printer
+        .info(format!("  1. Set as active: comfydock use {name}"));
+    ctx.printer
+        .info(format!("  2. Run ComfyUI:   comfydock -e {name} run"));
     let missing: Vec<_> = report
         .models
         .iter()
@@ -239,7 +242,8 @@ impl IndexedModels {
     fn new(workspace: &Workspace, settings: &Settings) -> CommandResult<Self> {
         let url = |key: &str| -> CommandResult<url::Url> {
             let value = settings.value(key).unwrap_or_default();
-            url::Url::parse(&value).map_err(|e| CommandError::failed(format!("setting `{key}` = `{value}`: {e}")))
+            url::Url::parse(&value)
+                .map_err(|e| CommandError::failed(format!("setting `{key}` = `{value}`: {e}")))
         };
         let endpoints = Endpoints {
             huggingface: url("huggingface.endpoint")?,
@@ -275,11 +279,7 @@ impl ModelProvider for IndexedModels {
             .flatten()
             .find_map(|h| index.resolve(&ModelId::HashPrefix(h.to_ascii_lowercase())).ok())?;
         let folder = model.target.split('/').next().unwrap_or_default();
-        let mut present: Vec<_> = record
-            .locations
-            .iter()
-            .filter(|l| l.path().is_file())
-            .collect();
+        let mut present: Vec<_> = record.locations.iter().filter(|l| l.path().is_file()).collect();
         // Prefer the exact target, then the same folder.
         present.sort_by_key(|l| {
             (

@@ -172,7 +172,10 @@ pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
                 )));
             }
         }
-        let size = entry.header().size().map_err(|e| invalid(format!("entry `{name}`: {e}")))?;
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| invalid(format!("entry `{name}`: {e}")))?;
         total = total.saturating_add(size);
         if total > limits.max_total_bytes {
             return Err(invalid(format!(
@@ -258,8 +261,8 @@ pub fn verify_manifest(
     let text = unpacked
         .read(MANIFEST_NAME)
         .map_err(|_| invalid(format!("missing {MANIFEST_NAME}")))?;
-    let value: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| invalid(format!("{MANIFEST_NAME} is not JSON ({e})")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| invalid(format!("{MANIFEST_NAME} is not JSON ({e})")))?;
     let found = value
         .get("format_version")
         .and_then(serde_json::Value::as_u64)
@@ -271,11 +274,15 @@ pub fn verify_manifest(
             supported: FORMAT_VERSION,
         });
     }
-    let manifest: super::format::BundleManifest = serde_json::from_value(value)
-        .map_err(|e| invalid(format!("{MANIFEST_NAME} is malformed ({e})")))?;
+    let manifest: super::format::BundleManifest =
+        serde_json::from_value(value).map_err(|e| invalid(format!("{MANIFEST_NAME} is malformed ({e})")))?;
     for (name, expected) in &manifest.files {
         match unpacked.files.get(name) {
-            None => return Err(invalid(format!("missing file `{name}` listed in {MANIFEST_NAME}"))),
+            None => {
+                return Err(invalid(format!(
+                    "missing file `{name}` listed in {MANIFEST_NAME}"
+                )));
+            }
             Some(actual) if actual != expected => {
                 return Err(invalid(format!(
                     "checksum mismatch for `{name}`: expected sha256 {}, found {}",

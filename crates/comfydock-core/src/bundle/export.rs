@@ -55,7 +55,9 @@ pub fn export(
         for wf in workflows.iter().filter(|w| w.tracked) {
             match wf.state {
                 WorkflowState::Modified => dirty.push(format!("workflow `{}` (changed in ComfyUI)", wf.name)),
-                WorkflowState::New => dirty.push(format!("workflow `{}` (tracked, never committed)", wf.name)),
+                WorkflowState::New => {
+                    dirty.push(format!("workflow `{}` (tracked, never committed)", wf.name))
+                }
                 WorkflowState::Deleted | WorkflowState::Synced => {}
             }
         }
@@ -141,7 +143,10 @@ pub fn export(
             .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         {
             workflow_count += 1;
-            entries.insert(format!("workflows/{}", file.rel), BundleEntry::file(fs_err::read(&file.path)?));
+            entries.insert(
+                format!("workflows/{}", file.rel),
+                BundleEntry::file(fs_err::read(&file.path)?),
+            );
         }
     }
 
@@ -239,8 +244,13 @@ pub fn export(
         .tempfile_in(&parent)
         .map_err(write_err)?;
     let mtime = u64::try_from(commit_time).unwrap_or(0);
-    archive::write(std::io::BufWriter::new(tmp.as_file_mut()), &manifest_json, &entries, mtime)
-        .map_err(write_err)?;
+    archive::write(
+        std::io::BufWriter::new(tmp.as_file_mut()),
+        &manifest_json,
+        &entries,
+        mtime,
+    )
+    .map_err(write_err)?;
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(out).map_err(|e| write_err(e.error))?;
     let size = fs_err::metadata(out).map_err(write_err)?.len();
@@ -332,7 +342,10 @@ fn likely_secret(rel: &str) -> Option<&'static str> {
     if name.starts_with("id_rsa") || name.starts_with("id_ed25519") || name.starts_with("id_ecdsa") {
         return Some("an SSH private key");
     }
-    if [".pem", ".key", ".p12", ".pfx"].iter().any(|ext| name.ends_with(ext)) {
+    if [".pem", ".key", ".p12", ".pfx"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+    {
         return Some("a private key or certificate");
     }
     if name == ".netrc" || name == "credentials.json" || name == ".pypirc" {
@@ -368,7 +381,11 @@ mod tests {
         fs_err::write(root.join("__pycache__/a.pyc"), "x").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
-        let names: Vec<String> = walk_files(root, true).unwrap().into_iter().map(|f| f.rel).collect();
+        let names: Vec<String> = walk_files(root, true)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
         assert_eq!(names, [".gitignore", "__init__.py"]);
     }
 }

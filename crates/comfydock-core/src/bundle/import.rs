@@ -205,11 +205,15 @@ pub fn import(
     } else {
         let cpu = TorchBackend::cpu();
         if !manifest.covers_backend(&cpu) {
-            return Err(EnvError::BackendNotLocked {
-                name: options.name.clone(),
-                backend: options.backend.to_string(),
-            }
-            .into());
+            return Err(BundleError::NoBackend {
+                path: bundle.path.clone(),
+                wanted: options.backend.to_string(),
+                covered: manifest
+                    .torch_backends()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            });
         }
         warnings.push(format!(
             "the lock does not cover torch backend `{}`; using `cpu`",
@@ -271,13 +275,10 @@ pub fn import(
         backend,
         pyproject: bundle.pyproject.clone(),
         lock: bundle.files.read("uv.lock")?,
-        python_version: bundle
-            .files
-            .read(".python-version")
-            .map_or_else(
-                |_| bundle.manifest.python.clone(),
-                |b| String::from_utf8_lossy(&b).trim().to_owned(),
-            ),
+        python_version: bundle.files.read(".python-version").map_or_else(
+            |_| bundle.manifest.python.clone(),
+            |b| String::from_utf8_lossy(&b).trim().to_owned(),
+        ),
         workflows: bundle
             .files
             .under("workflows")
@@ -380,14 +381,8 @@ pub fn import(
         }
         Ok(())
     };
-    let created = environment::create_from_files(
-        workspace,
-        settings,
-        tools,
-        &files,
-        &mut populate,
-        reporter,
-    )?;
+    let created =
+        environment::create_from_files(workspace, settings, tools, &files, &mut populate, reporter)?;
 
     // Downloads: after the environment exists; a failure is listed, not fatal.
     for (i, model) in to_download.iter().enumerate() {

@@ -72,6 +72,14 @@ pub enum BundleError {
         needed: u64,
         available: u64,
     },
+    #[error(
+        "Bundle `{path}` is locked for torch backends {covered:?}; this machine needs `{wanted}` (or `cpu`)"
+    )]
+    NoBackend {
+        path: PathBuf,
+        wanted: String,
+        covered: Vec<String>,
+    },
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error(transparent)]
@@ -92,14 +100,16 @@ impl Hinted for BundleError {
                 "fix them (see `comfydock -e {env} status` and `comfydock -e {env} workflow list`), or pass `--allow-issues`"
             )),
             Self::DevNodeTooLarge { .. } => Some(
-                "add build outputs and data to the node's .gitignore, or pass `--allow-large-dev-nodes`".into(),
+                "add build outputs and data to the node's .gitignore, or pass `--allow-large-dev-nodes`"
+                    .into(),
             ),
-            Self::NewerFormat { .. } => {
-                Some("upgrade comfydock, then import again".into())
-            }
+            Self::NewerFormat { .. } => Some("upgrade comfydock, then import again".into()),
             Self::Invalid { .. } => Some(
                 "the bundle is damaged or not a comfydock export; ask for a fresh `comfydock export`".into(),
             ),
+            Self::NoBackend { wanted, .. } => Some(format!(
+                "ask for a bundle whose environment locks `{wanted}` (`torch_backends` in `[tool.comfydock]`, then `comfydock sync` and `comfydock export`)"
+            )),
             Self::Env(e) => e.hint(),
             Self::Manifest(e) => e.hint(),
             Self::Git(e) => e.hint(),

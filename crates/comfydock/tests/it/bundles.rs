@@ -95,7 +95,9 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     // A registry node, a git node and a dev node living in custom_nodes (with ignored files).
     let repo = NodeRepo::create("ComfyUI-Foo");
     repo.release(
-        &NodeContent::new().node_class("FooNode").requirements("node-dep-b"),
+        &NodeContent::new()
+            .node_class("FooNode")
+            .requirements("node-dep-b"),
         "v1.0.0",
     );
     let dev = env_a.join("ComfyUI/custom_nodes/MyDevNode");
@@ -108,7 +110,16 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     let git_spec = format!("{}@v1.0.0", repo.url());
     run_ok(
         &a.ctx,
-        &["-e", "a", "node", "add", "My-Node@1.0.0", &git_spec, "--dev", dev.to_str().unwrap()],
+        &[
+            "-e",
+            "a",
+            "node",
+            "add",
+            "My-Node@1.0.0",
+            &git_spec,
+            "--dev",
+            dev.to_str().unwrap(),
+        ],
     );
 
     // Two workflows and two models served by the file server.
@@ -125,8 +136,16 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     let detail_sha = sha256_of(&a.ctx, &blobs.join("detail"));
     let live = env_a.join("ComfyUI/user/default/workflows");
     fs_err::create_dir_all(&live).unwrap();
-    fs_err::write(live.join("txt2img.json"), workflow("CheckpointLoaderSimple", "sd15.safetensors")).unwrap();
-    fs_err::write(live.join("lora.json"), workflow("LoraLoaderModelOnly", "detail.safetensors")).unwrap();
+    fs_err::write(
+        live.join("txt2img.json"),
+        workflow("CheckpointLoaderSimple", "sd15.safetensors"),
+    )
+    .unwrap();
+    fs_err::write(
+        live.join("lora.json"),
+        workflow("LoraLoaderModelOnly", "detail.safetensors"),
+    )
+    .unwrap();
     run_ok(&a.ctx, &["-e", "a", "workflow", "track", "--all"]);
     // The model references `workflow resolve` records, written here by hand.
     let manifest_path = env_a.join(".cec/pyproject.toml");
@@ -159,7 +178,10 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     let err = stderr(&out);
     assert!(err.contains("Exported"), "{err}");
     assert!(err.contains("2 workflows"), "{err}");
-    assert!(err.contains("3 custom nodes (1 development, 1 registry, 1 git)"), "{err}");
+    assert!(
+        err.contains("3 custom nodes (1 development, 1 registry, 1 git)"),
+        "{err}"
+    );
     assert!(err.contains("2 models referenced"), "{err}");
     assert!(err.contains("`.env`"), "secret warning: {err}");
     let again = a.ctx.path().join("again.tar.gz");
@@ -169,7 +191,13 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     // Import into workspace B, required models only.
     let out = run_ok(
         &t.b,
-        &["--yes", "import", bundle.to_str().unwrap(), "--models", "required"],
+        &[
+            "--yes",
+            "import",
+            bundle.to_str().unwrap(),
+            "--models",
+            "required",
+        ],
     );
     let err = stderr(&out);
     assert!(err.contains("Import summary"), "{err}");
@@ -182,39 +210,46 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
             "{file} differs"
         );
     }
-    assert_eq!(
-        git_head(&t.b, &env_b.join("ComfyUI")),
-        a.repo.commit("v0.3.40")
-    );
+    assert_eq!(git_head(&t.b, &env_b.join("ComfyUI")), a.repo.commit("v0.3.40"));
     // Nodes: registry and git installed and verified, dev sources from the bundle without ignored files.
     let nodes = env_b.join("ComfyUI/custom_nodes");
     assert!(nodes.join("MyDevNode/__init__.py").is_file());
-    assert!(!nodes.join("MyDevNode/build/big.bin").exists(), ".gitignore respected");
+    assert!(
+        !nodes.join("MyDevNode/build/big.bin").exists(),
+        ".gitignore respected"
+    );
     let out = run_ok(&t.b, &["-e", "a", "--json", "node", "list"]);
     let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let states: BTreeMap<String, String> = listed
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["key"].as_str().unwrap().to_owned(), n["state"].as_str().unwrap().to_owned()))
+        .map(|n| {
+            (
+                n["key"].as_str().unwrap().to_owned(),
+                n["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(states.len(), 3, "{states:?}");
     assert!(states.values().all(|s| s == "installed"), "{states:?}");
     // Python packages of every node are installed from the lock.
     let python = env_b.join(".venv/bin/python");
-    let out = t
-        .b
-        .std_command(&python)
-        .args(["-c", "import node_dep_a, node_dep_b, tinynum"])
-        .output()
-        .unwrap();
+    let out =
+        t.b.std_command(&python)
+            .args(["-c", "import node_dep_a, node_dep_b, tinynum"])
+            .output()
+            .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     // Workflows are in ComfyUI's user folder.
     let live_b = env_b.join("ComfyUI/user/default/workflows");
     assert!(live_b.join("txt2img.json").is_file() && live_b.join("lora.json").is_file());
     // Only the required model was downloaded, verified.
     let models_b = t.b.workspace.join("models");
-    assert_eq!(fs_err::read(models_b.join("checkpoints/sd15.safetensors")).unwrap(), sd15);
+    assert_eq!(
+        fs_err::read(models_b.join("checkpoints/sd15.safetensors")).unwrap(),
+        sd15
+    );
     assert!(!models_b.join("loras/detail.safetensors").exists());
     // Status is clean in B.
     let out = run_ok(&t.b, &["-e", "a", "--json", "status"]);
@@ -222,13 +257,92 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     assert_eq!(status["clean"], true, "{status}");
 
     // Importing again: the name is taken, so it becomes `a-1`; `skip` downloads nothing, and the
-    // checkpoint is found locally by hash.
-    let out = run_ok(&t.b, &["--yes", "import", bundle.to_str().unwrap(), "--models", "skip"]);
+    // checkpoint is found locally by hash. The git node's repository is gone now: that node
+    // fails, the import does not, and the failure is listed.
+    let moved = repo.path().with_file_name("ComfyUI-Foo-moved");
+    fs_err::rename(repo.path(), &moved).unwrap();
+    fs_err::remove_dir_all(t.b.workspace.join("cache/git/nodes")).unwrap();
+    let out = run_ok(
+        &t.b,
+        &["--yes", "import", bundle.to_str().unwrap(), "--models", "skip"],
+    );
+    fs_err::rename(&moved, repo.path()).unwrap();
     let err = stderr(&out);
     assert!(err.contains("importing as `a-1`"), "{err}");
     assert!(err.contains("1 found locally, 0 downloaded, 1 skipped"), "{err}");
+    assert!(err.contains("node `comfyui-foo` failed"), "{err}");
+    assert!(err.contains("Custom nodes: 2/3 installed"), "{err}");
     assert!(t.b_env("a-1").join(".ready").is_file());
+    assert!(
+        t.b_env("a-1")
+            .join("ComfyUI/custom_nodes/MyDevNode/__init__.py")
+            .is_file()
+    );
     assert!(!models_b.join("loras/detail.safetensors").exists());
+
+    // A model that cannot be referenced (no hash) is an issue: refused, unless --allow-issues.
+    let mut manifest = fs_err::read_to_string(&manifest_path).unwrap();
+    manifest.push_str("\n[tool.comfydock.models.mystery]\ntarget = \"vae/mystery.safetensors\"\n");
+    fs_err::write(&manifest_path, manifest).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Unhashed model"]);
+    let out = a
+        .ctx
+        .command()
+        .args(["-e", "a", "export", "-o", again.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("model `models.mystery` cannot be referenced"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-issues"), "{err}");
+    let out = run_ok(
+        &a.ctx,
+        &[
+            "-e",
+            "a",
+            "export",
+            "--allow-issues",
+            "-o",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(stderr(&out).contains("mystery"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_failed_environment_creation_removes_the_partial_environment() {
+    let sb = EnvSandbox::new();
+    let dir = sb.ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = sb
+        .ctx
+        .std_command("python3")
+        .args(["-c", MAKE_BUNDLES])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Valid bundle, but its ComfyUI commit does not exist in the source repository.
+    let out = sb
+        .ctx
+        .command()
+        .args(["--yes", "import"])
+        .arg(dir.join("unknown-commit.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("Failed to create environment `evil`"), "{err}");
+    assert!(
+        err.contains(&"0".repeat(40)),
+        "the unknown commit is named: {err}"
+    );
+    assert!(!sb.env_dir("evil").exists(), "partial environment left behind");
+    let out = run_ok(&sb.ctx, &["--json", "list"]);
+    assert_eq!(stdout(&out).trim(), "[]");
 }
 
 /// Every file under `dir` with its size.
@@ -251,7 +365,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, u64> {
 const MAKE_BUNDLES: &str = r#"
 import gzip, hashlib, io, json, sys, tarfile
 out = sys.argv[1]
-base = {"pyproject.toml": b"[project]\nname = 'x'\n", "uv.lock": b"version = 1\n"}
+pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nref = 'v0.3.40'\ncommit = '" + "0" * 40 + "'\n"
+base = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin).encode(), "uv.lock": b"version = 1\n"}
 def digest(files):
     return {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()}
 def manifest(listed, version=1):
@@ -279,6 +394,7 @@ def bundle(name, extra=None, files=base, listed=None, version=1):
         t.close()
     with open(f"{out}/{name}.tar.gz", "wb") as f:
         f.write(gzip.compress(buf.getvalue(), mtime=0))
+bundle("unknown-commit")
 bundle("traversal", lambda t, b: (add(t, "../escape.txt", b"x"), t.close()))
 bundle("absolute", lambda t, b: (add(t, "/tmp/abs.txt", b"x"), t.close()))
 bundle("symlink", lambda t, b: (add(t, "workflows/link.json", type=tarfile.SYMTYPE, linkname="/etc/passwd"), t.close()))
