@@ -58,6 +58,29 @@ pub enum ApiDefinitionError {
     UnknownReference { workflow: String, reference: String },
     #[error("`[tool.comfydock.api.{workflow}]` gives the name `{name}` to two inputs")]
     DuplicateName { workflow: String, name: String },
+    #[error(
+        "workflow `{workflow}` uses node type `{class_type}` (node {node_id}), which the ComfyUI backend does not have"
+    )]
+    UnknownNode {
+        workflow: String,
+        node_id: String,
+        class_type: String,
+    },
+}
+
+impl comfydock_core::Hinted for ApiDefinitionError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ApiDefinitionError::UnknownNode { .. } => Some(
+                "install the custom node into the environment (`comfydock node add ...`) and restart ComfyUI"
+                    .to_owned(),
+            ),
+            ApiDefinitionError::UnknownReference { .. } | ApiDefinitionError::DuplicateName { .. } => {
+                Some("fix `[tool.comfydock.api]` in the environment's .cec/pyproject.toml".to_owned())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The type and constraints of a parameter.
@@ -265,6 +288,13 @@ impl WorkflowApi {
             let mut nodes: Vec<_> = api.nodes().collect();
             nodes.sort_by_key(|n| (n.id().parse::<u64>().unwrap_or(u64::MAX), n.id().to_owned()));
             for node in nodes {
+                if object_info.get(node.class_type()).is_none() {
+                    return Err(ApiDefinitionError::UnknownNode {
+                        workflow: name.to_owned(),
+                        node_id: node.id().to_owned(),
+                        class_type: node.class_type().to_owned(),
+                    });
+                }
                 let def = &object_info[node.class_type()];
                 for (input, value) in node.inputs() {
                     let ApiInput::Value(value) = value else { continue };
@@ -770,6 +800,28 @@ mod tests {
         assert_eq!(width.default, json!(768));
         assert_eq!(width.node_id, "1");
         assert_eq!(api.prompt["2"]["inputs"]["images"], json!(["1", 0]));
+    }
+
+    #[test]
+    fn unknown_node_types_are_refused_at_startup() {
+        let mut workflow = txt2img();
+        workflow["20"] = json!({"class_type": "IPAdapterApply", "inputs": {"weight": 1.0}});
+        let error = WorkflowApi::derive(
+            "txt2img",
+            &workflow,
+            &comfydock_test::comfyui_server::object_info(),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, ApiDefinitionError::UnknownNode { ref class_type, .. } if class_type == "IPAdapterApply"),
+            "{error}"
+        );
+        assert!(
+            comfydock_core::Hinted::hint(&error)
+                .unwrap()
+                .contains("comfydock node add")
+        );
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl comfydock_core::Hinted for ServeError {
                 "pick another address with `--listen` (is something on {addr}?)"
             )),
             ServeError::Store(error) => comfydock_core::Hinted::hint(error),
+            ServeError::Definition(error) => comfydock_core::Hinted::hint(error),
             _ => None,
         }
     }
