@@ -164,6 +164,11 @@ fn matches(path: &Path, blake3: &str, size: Option<u64>) -> Result<bool, DeployE
     if size.is_some_and(|s| s != len) {
         return Ok(false);
     }
+    Ok(file_blake3(path)?.eq_ignore_ascii_case(blake3))
+}
+
+/// The blake3 (lower-case hex) of a file's whole content, comfydock's model identity.
+pub fn file_blake3(path: &Path) -> std::io::Result<String> {
     let mut file = fs_err::File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1024 * 1024];
@@ -174,5 +179,5 @@ fn matches(path: &Path, blake3: &str, size: Option<u64>) -> Result<bool, DeployE
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().to_hex().as_str().eq_ignore_ascii_case(blake3))
+    Ok(hasher.finalize().to_hex().to_string())
 }

@@ -595,3 +595,76 @@ fn fetcher_downloads_verified_models_and_refuses_bad_ones() {
         stderr(&out)
     );
 }
+
+/// `--models bake`: the model is verified and staged into the context, listed for `b3sum --check`
+/// in a dedicated stage, and copied into the runtime; a tampered source is refused.
+#[test]
+fn bake_stages_verified_models_into_the_context() {
+    use comfydock_core::deploy::output::file_blake3;
+
+    let ds = DeploySandbox::new();
+    let model = ds.sb.ctx.workspace.join("models/checkpoints/tiny.safetensors");
+    fs_err::create_dir_all(model.parent().unwrap()).unwrap();
+    fs_err::write(&model, b"tiny model weights").unwrap();
+    let hash = file_blake3(&model).unwrap();
+    let manifest_path = ds.cec("pyproject.toml");
+    let mut text = fs_err::read_to_string(&manifest_path).unwrap();
+    text.push_str(&format!(
+        "\n[tool.comfydock.models.tiny]\nhash = \"blake3:{hash}\"\nsize = 18\npath = \"checkpoints/tiny.safetensors\"\n"
+    ));
+    fs_err::write(&manifest_path, text).unwrap();
+    ds.ok(&["-e", "studio", "commit", "-m", "model"]);
+
+    let out = ds.out_dir("bake");
+    ds.ok(&[
+        "-e",
+        "studio",
+        "deploy",
+        "docker",
+        "--gpu",
+        "cpu",
+        "--models",
+        "bake",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs_err::read(out.join("models/checkpoints/tiny.safetensors")).unwrap(),
+        b"tiny model weights"
+    );
+    assert_eq!(
+        fs_err::read_to_string(out.join("models.b3")).unwrap(),
+        format!("{hash}  checkpoints/tiny.safetensors\n")
+    );
+    let stages = stages(&out);
+    let models_stage = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some("models"))
+        .unwrap();
+    assert!(commands(models_stage).contains(&"b3sum --check /models.b3".to_owned()));
+    let runtime = stages.last().unwrap();
+    assert!(runtime.instructions.iter().any(|i| i.keyword == "COPY"
+        && i.flag("from") == Some("models")
+        && i.args.ends_with("/opt/comfyui/models/")));
+    let ignore = fs_err::read_to_string(out.join(".dockerignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "!models/"), "{ignore}");
+
+    // A changed source file is refused, and the staged copy is not replaced by it.
+    fs_err::remove_file(out.join("models/checkpoints/tiny.safetensors")).unwrap();
+    fs_err::write(&model, b"tiny model weightz").unwrap();
+    let bad = ds.run(&[
+        "-e",
+        "studio",
+        "deploy",
+        "docker",
+        "--gpu",
+        "cpu",
+        "--models",
+        "bake",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("cannot be baked"), "{}", stderr(&bad));
+    assert!(!out.join("models/checkpoints/tiny.safetensors").exists());
+}
