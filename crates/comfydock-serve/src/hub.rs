@@ -51,9 +51,10 @@ impl EventHub {
         self.queued.notify_waiters();
     }
 
-    /// Completes when a job is queued (idle workers wait on it next to their poll timer).
-    pub async fn wait_for_job(&self) {
-        self.queued.notified().await;
+    /// A future that completes at the next [`EventHub::job_queued`]. Call `enable()` on it
+    /// (pinned) before looking at the queue, so an enqueue in between is not missed.
+    pub fn queued_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.queued.notified()
     }
 
     /// Registers a running job; the token fires when it is cancelled.

@@ -119,7 +119,9 @@ impl Worker {
                 }
                 continue;
             }
-            let waiting = self.hub.wait_for_job();
+            let waiting = self.hub.queued_signal();
+            tokio::pin!(waiting);
+            waiting.as_mut().enable();
             match self
                 .store
                 .claim(self.owner.clone(), workflows.clone(), self.config.lease)
@@ -131,7 +133,7 @@ impl Worker {
                 }
                 Ok(None) => {
                     tokio::select! {
-                        () = waiting => {}
+                        () = &mut waiting => {}
                         () = tokio::time::sleep(self.config.poll) => {}
                         () = shutdown.cancelled() => break,
                     }
