@@ -31,14 +31,7 @@ impl TwoWorkspaces {
         a.ctx
             .env("COMFYDOCK_REGISTRY_URL", registry.url())
             .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
-        let mut b = context();
-        b.env("COMFYDOCK_COMFYUI_REPO", a.repo.url())
-            .env("COMFYDOCK_TORCH_INDEX_URL", a.index.torch_index_url())
-            .env("UV_INDEX_URL", a.index.simple_url())
-            .env("UV_PYTHON_PREFERENCE", "only-system")
-            .env("COMFYDOCK_REGISTRY_URL", registry.url())
-            .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
-        b.init_workspace();
+        let b = other_workspace(&a, &registry);
         Self {
             a,
             b,
@@ -46,9 +39,26 @@ impl TwoWorkspaces {
         }
     }
 
+    fn other_workspace(&self) -> TestContext {
+        other_workspace(&self.a, &self._registry)
+    }
+
     fn b_env(&self, name: &str) -> PathBuf {
         self.b.workspace.join("environments").join(name)
     }
+}
+
+/// Another initialised workspace on this machine using A's stand-ins.
+fn other_workspace(a: &EnvSandbox, registry: &RegistryServer) -> TestContext {
+    let mut b = context();
+    b.env("COMFYDOCK_COMFYUI_REPO", a.repo.url())
+        .env("COMFYDOCK_TORCH_INDEX_URL", a.index.torch_index_url())
+        .env("UV_INDEX_URL", a.index.simple_url())
+        .env("UV_PYTHON_PREFERENCE", "only-system")
+        .env("COMFYDOCK_REGISTRY_URL", registry.url())
+        .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
+    b.init_workspace();
+    b
 }
 
 fn run_ok(ctx: &TestContext, args: &[&str]) -> std::process::Output {
@@ -279,6 +289,51 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
             .is_file()
     );
     assert!(!models_b.join("loras/detail.safetensors").exists());
+
+    // Workspace C has the checkpoint under another folder and name: found by hash, nothing is
+    // downloaded, and the workflow's widget value is rewritten to the local path (seed 001).
+    let c = t.other_workspace();
+    let local = c.workspace.join("models/checkpoints/mine/local-sd15.safetensors");
+    fs_err::create_dir_all(local.parent().unwrap()).unwrap();
+    fs_err::write(&local, &sd15).unwrap();
+    run_ok(&c, &["model", "scan", "--sha256"]);
+    let out = run_ok(
+        &c,
+        &[
+            "--yes",
+            "import",
+            bundle.to_str().unwrap(),
+            "--models",
+            "all",
+            "--name",
+            "c",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(err.contains("1 found locally, 1 downloaded"), "{err}");
+    assert!(
+        err.contains("substituted in `txt2img` node 1: sd15.safetensors → mine/local-sd15.safetensors"),
+        "{err}"
+    );
+    let env_c = c.workspace.join("environments/c");
+    let live_c: serde_json::Value = serde_json::from_str(
+        &fs_err::read_to_string(env_c.join("ComfyUI/user/default/workflows/txt2img.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        live_c["nodes"][0]["widgets_values"][0],
+        "mine/local-sd15.safetensors"
+    );
+    assert!(!c.workspace.join("models/checkpoints/sd15.safetensors").exists());
+    assert_eq!(
+        fs_err::read(c.workspace.join("models/loras/detail.safetensors")).unwrap(),
+        detail
+    );
+    // The committed copy keeps the bundle's workflow; the change is the user's to commit.
+    assert_eq!(
+        fs_err::read(env_c.join(".cec/workflows/txt2img.json")).unwrap(),
+        fs_err::read(env_a.join(".cec/workflows/txt2img.json")).unwrap()
+    );
 
     // A model that cannot be referenced (no hash) is an issue: refused, unless --allow-issues.
     let mut manifest = fs_err::read_to_string(&manifest_path).unwrap();
