@@ -646,9 +646,55 @@ pub fn search(ctx: &NodeContext<'_>, query: &str, limit: usize) -> Result<Search
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let mut index = ctx.index()?;
-    let mut known_repos: Vec<(String, String)> = registry
+    let known: Vec<(String, String)> = registry
         .iter()
-        .filter_map(|n| Some((normalize_repo_url(n.repository.as_deref()?), n.id.clone())))
+        .filter_map(|n| Some((n.repository.clone()?, n.id.clone())))
+        .collect();
+    import_manager_map(ctx, &client, &mut index, &known)?;
+    for node in &registry {
+        if let Some(version) = &node.latest_version
+            && let Ok(classes) = client.comfy_nodes(&node.id, version)
+        {
+            index.record(&node.id, ClaimSource::Registry, Some(version), &classes)?;
+        }
+    }
+    let classes = index.search(query, limit * 5)?;
+    Ok(SearchResults {
+        registry,
+        classes,
+        registry_error,
+        offline: client.offline(),
+    })
+}
+
+/// Refresh the node index for this environment: rescan its installed nodes and import
+/// ComfyUI-Manager's class map (cached for [`super::registry::CACHE_TTL`]). Returns the number of
+/// class claims now recorded from installed nodes. For workflow resolution before a lookup.
+pub fn refresh_index(ctx: &NodeContext<'_>) -> Result<usize, NodeError> {
+    let client = ctx.registry()?;
+    let mut index = ctx.index()?;
+    let mut count = 0;
+    for e in entry::read_all(&ctx.env.manifest()?) {
+        let classes = super::index::scan_node_folder(&install::node_dir(ctx.env, &e));
+        let version = e.version.clone().or_else(|| e.commit.clone());
+        index.record(&e.key, ClaimSource::Installed, version.as_deref(), &classes)?;
+        count += classes.len();
+    }
+    import_manager_map(ctx, &client, &mut index, &[])?;
+    Ok(count)
+}
+
+/// Import `extension-node-map.json` from `manager_data.url`; repositories of this environment's
+/// nodes and of `known` (repository, package) pairs are recorded under their package.
+fn import_manager_map(
+    ctx: &NodeContext<'_>,
+    client: &super::registry::RegistryClient,
+    index: &mut super::index::NodeIndex,
+    known: &[(String, String)],
+) -> Result<(), NodeError> {
+    let mut known_repos: Vec<(String, String)> = known
+        .iter()
+        .map(|(repo, package)| (normalize_repo_url(repo), package.clone()))
         .collect();
     if let Ok(manifest) = ctx.env.manifest() {
         for e in entry::read_all(&manifest) {
@@ -669,30 +715,18 @@ pub fn search(ctx: &NodeContext<'_>, query: &str, limit: usize) -> Result<Search
             .find(|(r, _)| *r == wanted)
             .map(|(_, p)| p.clone())
     };
-    if let Some(base) = ctx.settings.value("manager_data.url") {
-        let url = format!("{}/extension-node-map.json", base.trim_end_matches('/'));
-        match client.get_json(&url, Freshness::Cached) {
-            Ok(Some(map)) => {
-                index.import_extension_map(&map, &package_of_repo)?;
-            }
-            Ok(None) => {}
-            Err(e) => ctx.reporter.warning(&format!("could not read {url}: {e}")),
+    let Some(base) = ctx.settings.value("manager_data.url") else {
+        return Ok(());
+    };
+    let url = format!("{}/extension-node-map.json", base.trim_end_matches('/'));
+    match client.get_json(&url, Freshness::Cached) {
+        Ok(Some(map)) => {
+            index.import_extension_map(&map, &package_of_repo)?;
         }
+        Ok(None) => {}
+        Err(e) => ctx.reporter.warning(&format!("could not read {url}: {e}")),
     }
-    for node in &registry {
-        if let Some(version) = &node.latest_version
-            && let Ok(classes) = client.comfy_nodes(&node.id, version)
-        {
-            index.record(&node.id, ClaimSource::Registry, Some(version), &classes)?;
-        }
-    }
-    let classes = index.search(query, limit * 5)?;
-    Ok(SearchResults {
-        registry,
-        classes,
-        registry_error,
-        offline: client.offline(),
-    })
+    Ok(())
 }
 
 /// The installed marker of a node folder (for tools that inspect `custom_nodes`).
