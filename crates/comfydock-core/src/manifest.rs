@@ -363,6 +363,15 @@ impl Manifest {
             .unwrap_or(serde_json::Value::Null)
     }
 
+    /// Replace the whole `[tool.comfydock.workflows."name"]` entry (resolution results).
+    pub fn set_workflow_entry(&mut self, name: &str, entry: toml_edit::Table) {
+        let workflows = self.doc["tool"]["comfydock"]["workflows"].or_insert(toml_edit::table());
+        if let Some(table) = workflows.as_table_mut() {
+            table.set_implicit(true);
+            table.insert(name, Item::Table(entry));
+        }
+    }
+
     /// Mark a workflow as tracked (`[tool.comfydock.workflows."name"] tracked = true`), or drop
     /// its entry when `tracked` is false.
     pub fn set_workflow_tracked(&mut self, name: &str, tracked: bool) {

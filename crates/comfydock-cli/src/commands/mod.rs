@@ -23,6 +23,7 @@ pub mod model;
 pub mod node;
 pub mod process;
 pub mod release;
+pub mod resolve;
 pub mod serve;
 pub mod workflow;
 

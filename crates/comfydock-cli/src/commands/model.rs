@@ -425,7 +425,7 @@ fn endpoints(ctx: &Context, workspace: &Workspace) -> CommandResult<Endpoints> {
     Ok(Endpoints { huggingface: parse("huggingface.endpoint")?, civitai: parse("civitai.url")? })
 }
 
-fn downloader(ctx: &Context, workspace: &Workspace, jobs: usize) -> CommandResult<Downloader> {
+pub(super) fn downloader(ctx: &Context, workspace: &Workspace, jobs: usize) -> CommandResult<Downloader> {
     let settings = ctx.settings(workspace);
     let tokens = Tokens { huggingface: settings.value("tokens.huggingface"), civitai: settings.value("tokens.civitai") };
     Ok(Downloader::new(endpoints(ctx, workspace)?, tokens)?.with_concurrency(jobs.max(1)))
@@ -435,10 +435,15 @@ fn runtime() -> CommandResult<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+/// Where downloads go: the first (default) model root.
+pub(super) fn default_root(workspace: &Workspace) -> CommandResult<ModelRoot> {
+    let roots = load_roots(workspace)?;
+    Ok(roots.default_root().cloned().unwrap_or_else(|| ModelRoot::standard(workspace.models_dir())))
+}
+
 fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> CommandResult {
     let _lock = ctx.lock(workspace)?;
-    let roots = load_roots(workspace)?;
-    let root = roots.default_root().cloned().unwrap_or_else(|| ModelRoot::standard(workspace.models_dir()));
+    let root = default_root(workspace)?;
     let expected = match (&args.sha256, &args.blake3) {
         (Some(h), _) => Some(ExpectedHash::Sha256(h.clone())),
         (_, Some(h)) => Some(ExpectedHash::Blake3(h.clone())),

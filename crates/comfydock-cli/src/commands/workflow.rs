@@ -60,6 +60,17 @@ pub enum WorkflowCommand {
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
     },
+    /// Map custom nodes to packages and models to the index; with --install, add and download what is missing
+    Resolve {
+        /// Workflow name
+        name: String,
+        /// Pick the best-ranked package when several provide a node type (and say why)
+        #[arg(long)]
+        auto: bool,
+        /// Add missing nodes and download missing models
+        #[arg(long)]
+        install: bool,
+    },
     /// Semantic diff of a workflow: ComfyUI's file against its committed copy
     Diff {
         /// Workflow name
@@ -107,6 +118,7 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
         WorkflowCommand::Untrack { name } => untrack(ctx, name),
         WorkflowCommand::Restore { name, rev } => restore(ctx, name, rev.as_deref()),
         WorkflowCommand::Diff { name, rev } => diff(ctx, name, rev.as_deref()),
+        WorkflowCommand::Resolve { name, auto, install } => super::resolve::resolve(ctx, name, *auto, *install),
     }
 }
 

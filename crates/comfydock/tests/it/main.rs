@@ -13,5 +13,6 @@ mod lock;
 mod models;
 mod nodes;
 mod release;
+mod resolve;
 mod serve;
 mod workflows;

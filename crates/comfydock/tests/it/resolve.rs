@@ -1,0 +1,89 @@
+//! `workflow resolve --auto --install`: a workflow needing a registry node and a model that only the
+//! local file server has ends installed, downloaded, indexed and recorded (issue 6 acceptance).
+
+use comfydock_test::file_server::FileServer;
+use comfydock_test::registry::{NodePackage, RegistryServer};
+
+use crate::common::{stderr, stdout};
+use crate::env_support::EnvSandbox;
+
+fn workflow(model_url: &str, sha256: &str, seed: u64) -> String {
+    format!(
+        r#"{{"last_node_id": 2, "last_link_id": 0,
+ "nodes": [
+  {{"id": 1, "type": "PackNode", "title": "Pack", "pos": [0, 0], "size": [200, 80], "flags": {{}}, "order": 0, "mode": 0,
+   "inputs": [], "outputs": [], "properties": {{"cnr_id": "test-pack", "ver": "1.0.0"}}, "widgets_values": [{seed}, "fixed"]}},
+  {{"id": 2, "type": "CheckpointLoaderSimple", "pos": [0, 200], "size": [300, 100], "flags": {{}}, "order": 1, "mode": 0,
+   "inputs": [], "outputs": [{{"name": "MODEL", "type": "MODEL", "links": null}}],
+   "properties": {{"models": [{{"name": "dream.safetensors", "url": "{model_url}", "directory": "checkpoints", "hash": "{sha256}", "hash_type": "SHA256"}}]}},
+   "widgets_values": ["dream.safetensors"]}}
+ ],
+ "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#
+    )
+}
+
+#[test]
+fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
+    let mut sb = EnvSandbox::new();
+    let registry = RegistryServer::start();
+    registry.publish(NodePackage::new("test-pack", "1.0.0").node_class("PackNode").requirements("node-dep-b"));
+    let files = FileServer::start();
+    let model: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let sha = comfydock_test::archive::sha256_hex(&model);
+    files.add("/models/dream.safetensors", model.clone());
+    sb.ctx
+        .env("COMFYDOCK_REGISTRY_URL", registry.url())
+        .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
+    sb.create("a", "v0.3.40");
+    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows/flow.json");
+    fs_err::create_dir_all(live.parent().unwrap()).unwrap();
+    fs_err::write(&live, workflow(&files.url_for("/models/dream.safetensors"), &sha, 42)).unwrap();
+
+    let run = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
+    assert!(run(&["workflow", "track", "flow"]).status.success());
+
+    // Without --install the gaps are reported and the command fails with the fix.
+    let out = run(&["workflow", "resolve", "flow", "--auto"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("PackNode  → test-pack (missing"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("workflow resolve flow --auto --install"), "{}", stderr(&out));
+
+    let out = run(&["--json", "workflow", "resolve", "flow", "--auto", "--install"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["nodes"][0]["package"], "test-pack");
+    assert_eq!(report["nodes"][0]["installed"], true);
+    assert_eq!(report["models"][0]["how"], "downloaded and verified");
+
+    // The node is installed, its requirement importable; the model downloaded and indexed.
+    let nodes: serde_json::Value = serde_json::from_str(&stdout(&run(&["--json", "node", "list"]))).unwrap();
+    assert!(nodes.to_string().contains("test-pack"), "{nodes}");
+    assert!(sb.python("a", "import node_dep_b").is_ok());
+    assert_eq!(fs_err::read(sb.ctx.workspace.join("models/checkpoints/dream.safetensors")).unwrap(), model);
+    let found: serde_json::Value = serde_json::from_str(&stdout(&run(&["--json", "model", "find", "dream"]))).unwrap();
+    assert_eq!(found[0]["sha256"], sha);
+
+    // Recorded in the manifest: nodes, and models by hash with criticality and sources.
+    let manifest = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    let parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
+    let entry = &parsed["tool"]["comfydock"]["workflows"]["flow"];
+    assert_eq!(entry["nodes"].as_array().unwrap().get(0).and_then(|v| v.as_str()), Some("test-pack"), "{manifest}");
+    let blake3 = found[0]["blake3"].as_str().unwrap();
+    assert_eq!(entry["models"][blake3]["criticality"].as_str(), Some("required"), "{manifest}");
+    assert!(entry["models"][blake3]["sources"].to_string().contains("/models/dream.safetensors"));
+
+    let out = run(&["commit", "-m", "Resolve flow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&run(&["--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+
+    // A widget change shows up by node and value.
+    fs_err::write(&live, workflow(&files.url_for("/models/dream.safetensors"), &sha, 7)).unwrap();
+    let out = run(&["workflow", "diff", "flow"]);
+    assert!(stdout(&out).contains("node 1 \"Pack\" (PackNode)") && stdout(&out).contains("42 -> 7"), "{}", stdout(&out));
+
+    // A second resolve is a no-op that keeps everything resolved.
+    let out = run(&["workflow", "resolve", "flow"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("already installed"), "{}", stdout(&out));
+}
