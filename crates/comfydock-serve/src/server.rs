@@ -112,7 +112,9 @@ impl comfydock_core::Hinted for ServeError {
             )),
             ServeError::Store(error) => comfydock_core::Hinted::hint(error),
             ServeError::Definition(error) => comfydock_core::Hinted::hint(error),
-            _ => None,
+            ServeError::NoBackends => {
+                Some("pass `--comfyui http://127.0.0.1:8188` or `--spawn 1`".to_owned())
+            }
         }
     }
 }
