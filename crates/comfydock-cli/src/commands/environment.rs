@@ -175,6 +175,7 @@ pub fn status(ctx: &Context) -> CommandResult {
             "torch_backend": status.torch_backend,
             "uncommitted": status.uncommitted,
             "running_pid": status.running_pid,
+            "nodes": status.nodes,
             "issues": status.issues,
         }));
         return Ok(());
@@ -251,6 +252,9 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
         ctx.printer.data(format!(
             "{would}re-lock: pyproject.toml changed since uv.lock was written"
         ));
+    }
+    for change in &report.nodes_changed {
+        ctx.printer.data(format!("{would}node: {change}"));
     }
     for change in &report.packages_changed {
         ctx.printer.data(format!("  {change}"));
