@@ -101,6 +101,11 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     environment::validate_name(&wanted)?;
     let (count, bytes) = bundle.model_totals();
     if !ctx.printer.json_mode() {
+        if bundle.comfygit.is_some() {
+            ctx.printer.warn(
+                "this is a comfygit export: no lock, checksums or dev-node sources; mapping what is clear",
+            );
+        }
         ctx.printer.info("Import summary:");
         ctx.printer.info(format!(
             "  Source:  {} (exported {})",
@@ -190,6 +195,12 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
             model.target,
             model.detail.as_deref().unwrap_or_default()
         ));
+    }
+    if !report.unmapped.is_empty() {
+        ctx.printer.warn("not mapped from the comfygit export:");
+        for line in &report.unmapped {
+            ctx.printer.info(format!("  • {line}"));
+        }
     }
     for sub in &report.substitutions {
         ctx.printer.info(format!(

@@ -53,13 +53,12 @@ pub fn export(
     let mut dirty: Vec<String> = environment::uncommitted(git, env)?;
     if let Ok(workflows) = workflow_tracking::list(env) {
         for wf in workflows.iter().filter(|w| w.tracked) {
-            match wf.state {
-                WorkflowState::Modified => dirty.push(format!("workflow `{}` (changed in ComfyUI)", wf.name)),
-                WorkflowState::New => {
-                    dirty.push(format!("workflow `{}` (tracked, never committed)", wf.name))
-                }
-                WorkflowState::Deleted | WorkflowState::Synced => {}
-            }
+            let why = match wf.state {
+                WorkflowState::Modified => "changed in ComfyUI",
+                WorkflowState::New => "tracked, never committed",
+                WorkflowState::Deleted | WorkflowState::Synced => continue,
+            };
+            dirty.push(format!("workflow `{}` ({why})", wf.name));
         }
     }
     if !dirty.is_empty() {

@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use super::BundleError;
 use super::archive::{self, Limits, Unpacked};
-use super::format::{BundleManifest, ModelRef, current_platform, current_version, is_newer_version};
+use super::comfygit::{self, ComfygitPlan};
+use super::format::{
+    BundleManifest, ComfyUiRecord, Counts, ModelRef, current_platform, current_version, is_newer_version,
+};
 use super::substitution::{self, Substitution};
 use crate::environment::{self, Created, EnvError, ImportFiles, Tools};
 use crate::manifest::Manifest;
@@ -25,7 +28,10 @@ use crate::workspace::Workspace;
 #[derive(Debug)]
 pub struct OpenedBundle {
     pub path: PathBuf,
+    /// For a comfygit export, a manifest synthesised from its `pyproject.toml` (format version 0).
     pub manifest: BundleManifest,
+    /// `Some` for a comfygit export: what maps and what does not.
+    pub comfygit: Option<ComfygitPlan>,
     files: Unpacked,
     pyproject: Vec<u8>,
 }
@@ -35,11 +41,42 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
     let files = archive::read(bundle, limits)?;
     if !files.files.contains_key(super::format::MANIFEST_NAME)
         && let Ok(text) = files.read("pyproject.toml")
-        && super::comfygit::is_comfygit(&String::from_utf8_lossy(&text))
+        && comfygit::is_comfygit(&String::from_utf8_lossy(&text))
     {
-        return Err(BundleError::Invalid {
+        let plan = comfygit::plan(&String::from_utf8_lossy(&text));
+        let manifest = BundleManifest {
+            format_version: 0,
+            comfydock_version: String::new(),
+            created_at: "unknown (comfygit export)".into(),
+            environment_name: plan.environment_name.clone(),
+            platform: String::new(),
+            python: plan.python.clone().unwrap_or_default(),
+            comfyui: ComfyUiRecord {
+                reference: plan
+                    .comfyui
+                    .clone()
+                    .unwrap_or_else(|| "the newest release".into()),
+                commit: plan.comfyui.clone().unwrap_or_default(),
+            },
+            torch_backend: String::new(),
+            torch_backends: Vec::new(),
+            cec_commit: String::new(),
+            counts: Counts {
+                workflows: files.under("workflows").len(),
+                registry_nodes: plan.registry_nodes,
+                git_nodes: plan.git_nodes,
+                dev_nodes: 0,
+                models: 0,
+            },
+            models: Vec::new(),
+            files: files.files.clone(),
+        };
+        return Ok(OpenedBundle {
             path: bundle.to_path_buf(),
-            reason: super::comfygit::UNSUPPORTED.into(),
+            manifest,
+            comfygit: Some(plan),
+            files,
+            pyproject: text,
         });
     }
     let manifest = archive::verify_manifest(bundle, &files)?;
@@ -53,6 +90,7 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
     Ok(OpenedBundle {
         path: bundle.to_path_buf(),
         manifest,
+        comfygit: None,
         files,
         pyproject,
     })
@@ -185,6 +223,8 @@ pub struct ImportReport {
     pub models: Vec<ModelOutcome>,
     pub substitutions: Vec<Substitution>,
     pub warnings: Vec<String>,
+    /// What a comfygit export carried that could not be mapped, and why.
+    pub unmapped: Vec<String>,
 }
 
 /// Create environment `options.name` from `bundle`.
@@ -197,6 +237,9 @@ pub fn import(
     models: &dyn ModelProvider,
     reporter: &dyn Reporter,
 ) -> Result<ImportReport, BundleError> {
+    if let Some(plan) = &bundle.comfygit {
+        return import_comfygit(workspace, settings, tools, bundle, plan, options, reporter);
+    }
     let mut warnings = Vec::new();
     let pyproject_text = String::from_utf8_lossy(&bundle.pyproject).into_owned();
     let manifest = Manifest::parse(Path::new("pyproject.toml"), &pyproject_text)?;
@@ -411,6 +454,7 @@ pub fn import(
         models: outcomes,
         substitutions,
         warnings,
+        unmapped: Vec::new(),
     })
 }
 
@@ -418,4 +462,89 @@ fn is_json(name: &str) -> bool {
     Path::new(name)
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Create an environment from a comfygit export: ComfyUI and Python as recorded, nodes added at
+/// their versions/commits one by one (a failure is listed), workflows tracked and committed.
+fn import_comfygit(
+    workspace: &Workspace,
+    settings: &Settings,
+    tools: &Tools,
+    bundle: &OpenedBundle,
+    plan: &ComfygitPlan,
+    options: &ImportOptions,
+    reporter: &dyn Reporter,
+) -> Result<ImportReport, BundleError> {
+    let created = environment::create(
+        workspace,
+        settings,
+        tools,
+        &environment::CreateOptions {
+            name: options.name.clone(),
+            comfyui: plan.comfyui.clone(),
+            python: plan.python.clone(),
+            backend: environment::BackendChoice::Explicit(options.backend.clone()),
+        },
+        reporter,
+    )?;
+    let env = environment::Environment::at(workspace, &created.name);
+    let ctx = NodeContext {
+        workspace,
+        settings,
+        tools,
+        env: &env,
+        reporter,
+    };
+    let mut installed = Vec::new();
+    let mut failed = Vec::new();
+    let result = (|| -> Result<Vec<String>, BundleError> {
+        for spec in &plan.node_specs {
+            reporter.status("Adding", &format!("node {spec}"));
+            let outcome = crate::nodes::NodeSpec::parse(spec)
+                .and_then(|parsed| crate::nodes::ops::add(&ctx, &[parsed], false));
+            match outcome {
+                Ok(_) => installed.push(spec.clone()),
+                Err(e) => {
+                    reporter.warning(&format!("node {spec} failed: {e}"));
+                    failed.push((spec.clone(), e.to_string()));
+                }
+            }
+        }
+        let live = workflow_tracking::comfyui_workflows_dir(&env);
+        let mut workflows = Vec::new();
+        for rel in bundle.files.under("workflows") {
+            if !is_json(&rel) {
+                continue;
+            }
+            let to = live.join(&rel);
+            fs_err::create_dir_all(to.parent().unwrap_or(&live))?;
+            fs_err::copy(bundle.files.path(&format!("workflows/{rel}")), &to)?;
+            workflows.push(rel.trim_end_matches(".json").to_owned());
+        }
+        workflow_tracking::track(&env, &workflows, false)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        workflow_tracking::copy_tracked_into_cec(&env).map_err(|e| std::io::Error::other(e.to_string()))?;
+        environment::commit_all(&tools.git, &env, "Import comfygit export")?;
+        Ok(workflows)
+    })();
+    let workflows = match result {
+        Ok(w) => w,
+        Err(e) => {
+            // Catastrophic: nothing half-imported stays behind.
+            let _ = fs_err::remove_file(env.root.join(".ready"));
+            let _ = fs_err::remove_dir_all(&env.root);
+            return Err(e);
+        }
+    };
+    Ok(ImportReport {
+        created,
+        workflows,
+        dev_nodes: Vec::new(),
+        nodes_installed: installed,
+        nodes_failed: failed,
+        models: Vec::new(),
+        substitutions: Vec::new(),
+        warnings: Vec::new(),
+        unmapped: plan.unmapped.clone(),
+    })
 }

@@ -512,3 +512,119 @@ fn malicious_and_broken_bundles_are_rejected_without_touching_the_workspace() {
     }
     assert!(!ctx.path().join("escape.txt").exists());
 }
+
+const MAKE_COMFYGIT: &str = r#"
+import gzip, io, sys, tarfile
+out, python, commit, git_url, git_commit = sys.argv[1:6]
+pyproject = f"""[project]
+name = "comfygit-env-from-cg"
+version = "0.1.0"
+requires-python = ">={python}"
+dependencies = []
+
+[tool.uv]
+constraint-dependencies = ["numpy<2"]
+
+[tool.comfygit]
+schema_version = 2
+comfyui_version = "v0.3.40"
+comfyui_version_type = "release"
+comfyui_commit_sha = "{commit}"
+python_version = "{python}"
+
+[tool.comfygit.nodes.my-node]
+name = "My Node"
+registry_id = "my-node"
+version = "1.0.0"
+source = "registry"
+
+[tool.comfygit.nodes.ComfyUI-Foo]
+name = "ComfyUI-Foo"
+repository = "{git_url}"
+version = "{git_commit}"
+source = "git"
+
+[tool.comfygit.nodes.Mine]
+name = "Mine"
+version = "dev"
+source = "development"
+
+[tool.comfygit.models]
+0b222b1d568748dc = {{ filename = "x.safetensors", relative_path = "checkpoints/x.safetensors", sources = ["https://example.invalid/x"] }}
+"""
+files = {"pyproject.toml": pyproject.encode(), ".python-version": f"{python}\n".encode(),
+         "workflows/one.json": b'{"nodes": [], "links": []}'}
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    for name, data in files.items():
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+with open(out, "wb") as f:
+    f.write(gzip.compress(buf.getvalue()))
+"#;
+
+#[test]
+fn a_comfygit_export_is_mapped_where_clear_and_the_rest_is_listed() {
+    let t = TwoWorkspaces::new();
+    let repo = NodeRepo::create("ComfyUI-Foo");
+    let git_commit = repo.release(&NodeContent::new().node_class("FooNode"), "v1.0.0");
+    let out =
+        t.b.std_command("python3")
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .output()
+            .unwrap();
+    let python = stdout(&out).trim().to_owned();
+    let bundle = t.b.path().join("cg.tar.gz");
+    let out =
+        t.b.std_command("python3")
+            .args(["-c", MAKE_COMFYGIT])
+            .arg(&bundle)
+            .args([&python, &t.a.repo.commit("v0.3.40"), &repo.url(), &git_commit])
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = run_ok(&t.b, &["--yes", "import", bundle.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(err.contains("this is a comfygit export"), "{err}");
+    assert!(err.contains("Imported environment `from-cg`"), "{err}");
+    assert!(err.contains("not mapped from the comfygit export"), "{err}");
+    assert!(err.contains("dev node `Mine`"), "{err}");
+    assert!(err.contains("model `checkpoints/x.safetensors`"), "{err}");
+    assert!(err.contains("numpy<2"), "{err}");
+
+    let env = t.b_env("from-cg");
+    assert_eq!(git_head(&t.b, &env.join("ComfyUI")), t.a.repo.commit("v0.3.40"));
+    let out = run_ok(&t.b, &["-e", "from-cg", "--json", "node", "list"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut nodes: Vec<(String, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["key"].as_str().unwrap().to_owned(),
+                n["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        [
+            ("comfyui-foo".to_owned(), "installed".to_owned()),
+            ("my-node".to_owned(), "installed".to_owned())
+        ]
+    );
+    let manifest = fs_err::read_to_string(env.join(".cec/pyproject.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("commit = \"{git_commit}\"")),
+        "{manifest}"
+    );
+    assert!(env.join(".cec/workflows/one.json").is_file());
+    assert!(env.join("ComfyUI/user/default/workflows/one.json").is_file());
+    let out = run_ok(&t.b, &["-e", "from-cg", "--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+}
