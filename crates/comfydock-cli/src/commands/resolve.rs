@@ -102,7 +102,10 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
     let node_ctx = NodeContext { workspace: &workspace, settings: &settings, tools: &tools, env: &env, reporter: &ctx.reporter };
     let previous = previous_choices(&env, &name);
 
-    // Nodes.
+    // Nodes: refresh the index (installed nodes, ComfyUI-Manager's class map) before looking up.
+    if let Err(err) = ops::refresh_index(&node_ctx) {
+        ctx.printer.warn(format!("could not refresh the node index: {err}"));
+    }
     let installed = ops::list(&env)?;
     let index = node_ctx.index()?;
     let mut node_results = Vec::new();

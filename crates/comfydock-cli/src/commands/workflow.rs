@@ -126,13 +126,16 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
     let doc = load(path)?;
     // With `-e ENV`, built-ins come from that environment's ComfyUI checkout as well.
     let mut options = AnalysisOptions::default();
-    if ctx.global.env.is_some() {
-        let env = selected(ctx)?;
-        options.builtins = comfydock_core::comfyui_builtins::builtin_nodes(&env);
+    let env = if ctx.global.env.is_some() { Some(selected(ctx)?) } else { None };
+    if let Some(env) = &env {
+        options.builtins = comfydock_core::comfyui_builtins::builtin_nodes(env);
     }
     let analysis = analyze(&doc, &options).map_err(|e| workflow_error(path, &e))?;
+    let claims = index_claims(ctx, env.as_ref(), &analysis);
     if ctx.printer.json_mode() {
-        ctx.printer.json(&analysis);
+        let mut value = serde_json::to_value(&analysis).unwrap_or_default();
+        value["index_packages"] = serde_json::to_value(&claims).unwrap_or_default();
+        ctx.printer.json(&value);
         return Ok(());
     }
     ctx.printer.data(format!(
@@ -163,6 +166,13 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
                 }
             })
             .collect();
+        let mut packages: Vec<String> = packages;
+        if packages.is_empty() {
+            packages = claims
+                .get(&t.node_type)
+                .map(|c| c.iter().map(|c| format!("{} (node index: {:?})", c.package, c.source).to_lowercase()).collect())
+                .unwrap_or_default();
+        }
         let packages = if packages.is_empty() {
             "package unknown".to_owned()
         } else {
@@ -173,6 +183,15 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
             t.node_type,
             t.node_ids.join(", ")
         ));
+    }
+    if !analysis.legacy_node_versions.is_empty() {
+        let packs: Vec<String> = analysis
+            .legacy_node_versions
+            .iter()
+            .filter(|(pack, _)| pack.as_str() != "comfy-core")
+            .map(|(pack, ver)| format!("{pack}@{}", &ver[..ver.len().min(12)]))
+            .collect();
+        ctx.printer.data(format!("Packs named in extra.node_versions: {}", packs.join(", ")));
     }
     ctx.printer.data(format!("Models ({}):", analysis.models.len()));
     for m in &analysis.models {
@@ -193,6 +212,46 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
         }
     }
     Ok(())
+}
+
+/// Packages the node index knows for each custom node type without a package hint. With an
+/// environment the index is refreshed first (installed nodes, ComfyUI-Manager's map); without one
+/// the workspace index is read as it is. Outside a workspace there is no index.
+fn index_claims(
+    ctx: &Context,
+    env: Option<&environment::Environment>,
+    analysis: &comfydock_workflow::Analysis,
+) -> std::collections::BTreeMap<String, Vec<comfydock_core::nodes::index::Claim>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(workspace) = ctx.workspace() else {
+        return out;
+    };
+    if let Some(env) = env {
+        let settings = ctx.settings(&workspace);
+        if let Ok(tools) = environment::tools(&workspace, &settings, &ctx.reporter) {
+            let node_ctx = comfydock_core::nodes::NodeContext {
+                workspace: &workspace,
+                settings: &settings,
+                tools: &tools,
+                env,
+                reporter: &ctx.reporter,
+            };
+            if let Err(err) = comfydock_core::nodes::ops::refresh_index(&node_ctx) {
+                ctx.printer.warn(format!("could not refresh the node index: {err}"));
+            }
+        }
+    }
+    let Ok(index) = comfydock_core::nodes::index::NodeIndex::open(&workspace.metadata_dir().join("node_index.db")) else {
+        return out;
+    };
+    for t in analysis.custom_node_types().filter(|t| t.packages.is_empty()) {
+        if let Ok(claims) = index.lookup(&t.node_type)
+            && !claims.is_empty()
+        {
+            out.insert(t.node_type.clone(), claims);
+        }
+    }
+    out
 }
 
 fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> CommandResult {

@@ -281,3 +281,30 @@ fn analyze_with_an_environment_uses_its_comfyui_builtins() {
     );
     assert_eq!(categories(&["-e", "next"]), "builtin");
 }
+
+#[test]
+fn analyze_maps_unhinted_custom_types_through_the_node_index() {
+    let mut sb = EnvSandbox::new();
+    let registry = comfydock_test::registry::RegistryServer::start();
+    registry.add_extension_map_entry(
+        "https://github.com/kijai/ComfyUI-KJNodes",
+        &["ImageResizeKJ", "GetLatentRangeFromBatch"],
+        "KJNodes",
+    );
+    sb.ctx
+        .env("COMFYDOCK_REGISTRY_URL", registry.url())
+        .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
+    sb.create("a", "v0.3.40");
+    // Like the KJNodes example: no cnr_id/aux_id on nodes, only legacy extra.node_versions.
+    let text = fs_err::read_to_string(fixture("simple_ui.json"))
+        .unwrap()
+        .replace("\"CLIPTextEncode\"", "\"ImageResizeKJ\"")
+        .replace("\"extra\": {", "\"extra\": {\"node_versions\": {\"comfy-core\": \"0.3.13\", \"ComfyUI-KJNodes\": \"a8aeef670b3f288303f956bf94385cb87978ea93\"}, ");
+    let file = sb.ctx.path().join("kj.json");
+    fs_err::write(&file, text).unwrap();
+    let out = sb.ctx.command().args(["-e", "a", "workflow", "analyze"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ImageResizeKJ  (https://github.com/kijai/comfyui-kjnodes (node index: manager)"), "{text}");
+    assert!(text.contains("Packs named in extra.node_versions: ComfyUI-KJNodes@a8aeef670b3f"), "{text}");
+}
