@@ -9,11 +9,9 @@ use comfydock_core::bundle::format::ModelRef;
 use comfydock_core::bundle::import::{self, ImportOptions, ModelProvider, ModelStrategy};
 use comfydock_core::environment;
 use comfydock_core::reporter::Reporter;
-use comfydock_core::settings::Settings;
 use comfydock_core::torch_backend;
 use comfydock_core::workspace::Workspace;
 use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash};
-use comfydock_models::endpoints::{Endpoints, Tokens};
 use comfydock_models::index::ModelIndex;
 use comfydock_models::query::ModelId;
 use comfydock_models::roots::ModelRoot;
@@ -143,7 +141,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     }
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let models = IndexedModels::new(&workspace, &settings)?;
+    let models = IndexedModels::new(ctx, &workspace)?;
     let options = ImportOptions {
         name,
         models: args.models,
@@ -225,7 +223,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
                 "  • Model `{}` ({}) is missing: place it under {} and run `comfydock -e {name} status`",
                 model.target,
                 model.criticality,
-                workspace.models_dir().join(&model.target).display()
+                models.root.path.join(&model.target).display()
             ));
         }
         if !report.nodes_failed.is_empty() {
@@ -244,34 +242,21 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
 /// Model files through the workspace model index and verified downloads.
 struct IndexedModels {
     index_path: PathBuf,
-    root: PathBuf,
+    root: ModelRoot,
     downloader: Downloader,
     runtime: tokio::runtime::Runtime,
 }
 
 impl IndexedModels {
-    fn new(workspace: &Workspace, settings: &Settings) -> CommandResult<Self> {
-        let url = |key: &str| -> CommandResult<url::Url> {
-            let value = settings.value(key).unwrap_or_default();
-            url::Url::parse(&value)
-                .map_err(|e| CommandError::failed(format!("setting `{key}` = `{value}`: {e}")))
-        };
-        let endpoints = Endpoints {
-            huggingface: url("huggingface.endpoint")?,
-            civitai: url("civitai.url")?,
-        };
-        let tokens = Tokens {
-            huggingface: settings.value("tokens.huggingface"),
-            civitai: settings.value("tokens.civitai"),
-        };
-        let downloader = Downloader::new(endpoints, tokens)
-            .map_err(|e| CommandError::failed(format!("cannot start downloads: {e}")))?;
+    /// Downloads go to the default model root, with the same endpoints and tokens as
+    /// `comfydock model download`.
+    fn new(ctx: &Context, workspace: &Workspace) -> CommandResult<Self> {
         let runtime = comfydock_serve::server::runtime()
             .map_err(|e| CommandError::failed(format!("cannot start the async runtime: {e}")))?;
         Ok(Self {
             index_path: workspace.metadata_dir().join("model_index.db"),
-            root: workspace.models_dir(),
-            downloader,
+            root: super::model::default_root(workspace)?,
+            downloader: super::model::downloader(ctx, workspace, 1)?,
             runtime,
         })
     }
@@ -307,7 +292,6 @@ impl ModelProvider for IndexedModels {
             .clone()
             .map(ExpectedHash::Blake3)
             .or_else(|| model.sha256.clone().map(ExpectedHash::Sha256));
-        let root = ModelRoot::standard(&self.root);
         let mut last_error = String::from("no download source");
         for url in &model.sources {
             let request = DownloadRequest {
@@ -316,7 +300,7 @@ impl ModelProvider for IndexedModels {
                 expected: expected.clone(),
             };
             let result = self.runtime.block_on(self.downloader.download(
-                &root,
+                &self.root,
                 &request,
                 0,
                 &comfydock_core::reporter::NoReporter,
@@ -334,7 +318,7 @@ impl ModelProvider for IndexedModels {
     }
 
     fn free_space(&self) -> Option<u64> {
-        let mut dir = self.root.clone();
+        let mut dir = self.root.path.clone();
         while !dir.exists() {
             dir = dir.parent()?.to_path_buf();
         }
@@ -342,7 +326,7 @@ impl ModelProvider for IndexedModels {
     }
 
     fn root(&self) -> PathBuf {
-        self.root.clone()
+        self.root.path.clone()
     }
 }
 
