@@ -236,9 +236,21 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
         args.dry_run,
         &ctx.reporter,
     )?;
+    // Folders the user put in custom_nodes: reported by `status`; `--prune` moves them to the trash.
+    let trashed = if args.prune && !args.dry_run {
+        let entries = comfydock_core::nodes::entry::read_all(&env.manifest()?);
+        comfydock_core::nodes::install::trash_unmanaged(&workspace, &env, &entries)?
+    } else {
+        Vec::new()
+    };
     if ctx.printer.json_mode() {
-        ctx.printer.json(&report);
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        value["trashed"] = json!(trashed.iter().map(|(name, path)| json!({"name": name, "path": path})).collect::<Vec<_>>());
+        ctx.printer.json(&value);
         return Ok(());
+    }
+    for (name, path) in &trashed {
+        ctx.printer.status("Trashed", format!("unmanaged node folder `{name}` → {}", path.display()));
     }
     let would = if args.dry_run { "Would " } else { "" };
     if let Some((from, to)) = &report.comfyui_moved {

@@ -424,3 +424,30 @@ pub fn apply(ctx: &NodeContext<'_>, entries: &[NodeEntry], dry_run: bool) -> Res
 fn is_link(dir: &Path) -> bool {
     fs_err::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink())
 }
+
+/// Move folders in `custom_nodes` that comfydock did not install (and the manifest does not list)
+/// into the workspace trash, `<workspace>/trash/<env>/<unix time>/<name>`: `sync --prune`
+/// removes them from ComfyUI without deleting anything the user made. Returns (name, new path).
+pub fn trash_unmanaged(
+    workspace: &crate::workspace::Workspace,
+    env: &Environment,
+    entries: &[NodeEntry],
+) -> Result<Vec<(String, PathBuf)>, NodeError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let trash = workspace.root().join("trash").join(&env.name).join(stamp.to_string());
+    let mut moved = Vec::new();
+    for item in drift(env, entries) {
+        let NodeDrift::Unmanaged { name } = item else { continue };
+        let source = [custom_nodes(env).join(&name), custom_nodes(env).join(DISABLED_DIR).join(&name)]
+            .into_iter()
+            .find(|p| fs_err::symlink_metadata(p).is_ok());
+        let Some(source) = source else { continue };
+        fs_err::create_dir_all(&trash)?;
+        let target = trash.join(&name);
+        fs_err::rename(&source, &target)?;
+        moved.push((name, target));
+    }
+    Ok(moved)
+}

@@ -489,3 +489,39 @@ fn delete_asks_unless_yes_and_never_touches_models() {
     let yaml = sb.ctx.workspace.join("environments");
     assert!(yaml.is_dir());
 }
+
+#[test]
+fn prune_moves_unmanaged_node_folders_to_the_trash_never_deleting_them() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let mine = sb.env_dir("a").join("ComfyUI/custom_nodes/my-hack");
+    fs_err::create_dir_all(&mine).unwrap();
+    fs_err::write(mine.join("__init__.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
+
+    let out = sb.ctx.command().args(["-e", "a", "--json", "status"]).output().unwrap();
+    assert!(stdout(&out).contains("my-hack"), "status reports the folder: {}", stdout(&out));
+    sb.ctx.command().args(["-e", "a", "sync"]).assert().success();
+    assert!(mine.join("__init__.py").is_file(), "a plain sync keeps it");
+
+    let out = sb.ctx.command().args(["-e", "a", "sync", "--prune"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!mine.exists());
+    let trash = sb.ctx.workspace.join("trash/a");
+    let kept: Vec<_> = walk(&trash).into_iter().filter(|p| p.ends_with("my-hack/__init__.py")).collect();
+    assert_eq!(kept.len(), 1, "moved into the workspace trash: {:?}", walk(&trash));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs_err::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
