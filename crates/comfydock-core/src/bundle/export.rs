@@ -10,7 +10,6 @@ use super::archive::{self, BundleEntry};
 use super::format::{
     BundleManifest, ComfyUiRecord, Counts, FORMAT_VERSION, ModelRef, current_platform, current_version,
 };
-use crate::deploy::spec::DeploySpec;
 use crate::environment::{self, Environment};
 use crate::git::Git;
 use crate::nodes::{NodeSource, entry, install};
@@ -83,46 +82,20 @@ pub fn export(
     let lock = fs_err::read(env.lock_path())?;
     let python_version = fs_err::read(cec.join(".python-version"))
         .unwrap_or_else(|_| format!("{}\n", manifest.python().unwrap_or_default()).into_bytes());
-    let spec = DeploySpec::from_manifest(
-        &env.name,
-        &manifest,
-        String::from_utf8_lossy(&pyproject).into_owned(),
-        String::from_utf8_lossy(&lock).into_owned(),
-        "",
-        &[],
-    )
-    .map_err(|e| BundleError::Issues {
-        env: env.name.clone(),
-        issues: vec![e.to_string()],
-    })?;
+    let pin = manifest.comfyui()?;
+    let collected = super::models::collect(&manifest, &env.name);
     let mut warnings = Vec::new();
-    if !spec.skipped_models.is_empty() {
-        let issues: Vec<String> = spec
-            .skipped_models
-            .iter()
-            .map(|s| format!("model `{}` cannot be referenced: {}", s.entry, s.reason))
-            .collect();
+    if !collected.issues.is_empty() {
         if options.allow_issues {
-            warnings.extend(issues);
+            warnings.extend(collected.issues);
         } else {
             return Err(BundleError::Issues {
                 env: env.name.clone(),
-                issues,
+                issues: collected.issues,
             });
         }
     }
-    let models: Vec<ModelRef> = spec
-        .models
-        .iter()
-        .map(|m| ModelRef {
-            blake3: m.blake3.clone(),
-            sha256: m.sha256.clone(),
-            size: m.size,
-            target: m.target.clone(),
-            sources: m.sources.clone(),
-            criticality: m.criticality.clone().unwrap_or_else(|| "required".into()),
-        })
-        .collect();
+    let models: Vec<ModelRef> = collected.models;
     for m in models.iter().filter(|m| m.sources.is_empty()) {
         warnings.push(format!(
             "model `{}` has no download source; importers must already have it",
@@ -216,11 +189,15 @@ pub fn export(
         platform: current_platform(),
         python: manifest.python().unwrap_or_default(),
         comfyui: ComfyUiRecord {
-            reference: spec.comfyui.reference.clone(),
-            commit: spec.comfyui.commit.clone(),
+            reference: pin.reference.clone(),
+            commit: pin.commit.clone(),
         },
         torch_backend: env.backend().to_string(),
-        torch_backends: spec.backends.iter().map(ToString::to_string).collect(),
+        torch_backends: manifest
+            .torch_backends()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         cec_commit: cec_commit.trim().to_owned(),
         counts,
         models,

@@ -23,6 +23,7 @@ pub mod comfygit;
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod models;
 pub mod substitution;
 
 use std::path::PathBuf;

@@ -78,9 +78,9 @@ fn sha256_of(ctx: &TestContext, path: &Path) -> String {
     stdout(&out).split_whitespace().next().unwrap().to_owned()
 }
 
-fn workflow(loader: &str, value: &str) -> String {
+fn workflow(loader: &str, value: &str, properties: &str) -> String {
     format!(
-        r#"{{"last_node_id": 1, "last_link_id": 0, "nodes": [{{"id": 1, "type": "{loader}", "pos": [0, 0], "size": [300, 100], "flags": {{}}, "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {{}}, "widgets_values": ["{value}"]}}], "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#
+        r#"{{"last_node_id": 1, "last_link_id": 0, "nodes": [{{"id": 1, "type": "{loader}", "pos": [0, 0], "size": [300, 100], "flags": {{}}, "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {{{properties}}}, "widgets_values": ["{value}"]}}], "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#
     )
 }
 
@@ -148,12 +148,19 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     fs_err::create_dir_all(&live).unwrap();
     fs_err::write(
         live.join("txt2img.json"),
-        workflow("CheckpointLoaderSimple", "sd15.safetensors"),
+        workflow("CheckpointLoaderSimple", "sd15.safetensors", ""),
     )
     .unwrap();
     fs_err::write(
         live.join("lora.json"),
-        workflow("LoraLoaderModelOnly", "detail.safetensors"),
+        workflow(
+            "LoraLoaderModelOnly",
+            "detail.safetensors",
+            &format!(
+                r#""models": [{{"name": "detail.safetensors", "directory": "loras", "url": "{}"}}]"#,
+                files.url_for("/m/detail.safetensors")
+            ),
+        ),
     )
     .unwrap();
     run_ok(&a.ctx, &["-e", "a", "workflow", "track", "--all"]);
@@ -289,6 +296,37 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
             .is_file()
     );
     assert!(!models_b.join("loras/detail.safetensors").exists());
+    // The skipped model is fetched later by `workflow resolve --install` (URL from the workflow).
+    let out =
+        t.b.command()
+            .args(["-e", "a-1", "workflow", "resolve", "lora", "--auto", "--install"])
+            .output()
+            .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        fs_err::read(models_b.join("loras/detail.safetensors")).unwrap(),
+        detail
+    );
+    // What `workflow resolve` recorded travels in the next export's manifest.json.
+    run_ok(&t.b, &["-e", "a-1", "commit", "-m", "Resolved lora"]);
+    let from_b = t.b.path().join("from-b.tar.gz");
+    run_ok(&t.b, &["-e", "a-1", "export", "-o", from_b.to_str().unwrap()]);
+    let out =
+        t.b.std_command("tar")
+            .arg("-xzOf")
+            .arg(&from_b)
+            .arg("manifest.json")
+            .output()
+            .unwrap();
+    let bundle_manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lora = bundle_manifest["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["target"] == "loras/detail.safetensors")
+        .unwrap_or_else(|| panic!("{bundle_manifest}"));
+    assert_eq!(lora["blake3"].as_str().unwrap().len(), 64, "{lora}");
+    assert_eq!(lora["sources"][0], files.url_for("/m/detail.safetensors"));
 
     // Workspace C has the checkpoint under another folder and name: found by hash, nothing is
     // downloaded, and the workflow's widget value is rewritten to the local path (seed 001).
