@@ -265,7 +265,7 @@ name = "nofolder.safetensors"
         assert!(
             got.issues
                 .iter()
-                .any(|i| i.contains("nofolder") && i.contains("no target"))
+                .any(|i| i.contains("workflows.other.models.") && i.contains("no target"))
         );
     }
 
