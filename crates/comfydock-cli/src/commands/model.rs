@@ -50,7 +50,13 @@ pub enum ModelCommand {
         id: String,
     },
     /// Compute and store sha256 (for Civitai/Hugging Face lookups)
-    Hash(SelectArgs),
+    Hash {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The hash to compute: sha256 (blake3 is always known)
+        #[arg(long, default_value_t = true)]
+        sha256: bool,
+    },
     /// Models stored more than once, and different models sharing a file name
     Duplicates,
     /// Re-hash models and report any that changed or vanished
@@ -107,9 +113,6 @@ pub struct SelectArgs {
     /// Every indexed model
     #[arg(long, conflicts_with = "id")]
     pub all: bool,
-    /// Only compute sha256 (the only hash this command computes on demand)
-    #[arg(long, hide = true, default_value_t = true)]
-    pub sha256: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +187,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             }
             Ok(())
         }
-        ModelCommand::Hash(select) => {
+        ModelCommand::Hash { select, sha256: _ } => {
             let _lock = ctx.lock(&workspace)?;
             let mut index = open_index(&workspace)?;
             let models = selected_models(&index, select)?;

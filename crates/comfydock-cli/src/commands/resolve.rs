@@ -64,7 +64,10 @@ struct ResolveReport {
 /// Pinned model entry stored in the manifest.
 #[derive(Debug, Serialize)]
 struct ModelPin {
+    /// The file name as the workflow writes it.
     name: String,
+    /// Where it goes under a models root (`folder/name`), as deploy and import expect.
+    relative_path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     folder: Option<String>,
     criticality: String,
@@ -372,6 +375,10 @@ fn pin(record: &ModelRecord, reference: &ModelReference) -> ModelPin {
     }
     ModelPin {
         name: reference.relative_path.clone(),
+        relative_path: match &reference.folder {
+            Some(folder) => format!("{folder}/{}", reference.relative_path),
+            None => reference.relative_path.clone(),
+        },
         folder: reference.folder.clone(),
         criticality: format!("{:?}", reference.criticality).to_ascii_lowercase(),
         size: record.size,

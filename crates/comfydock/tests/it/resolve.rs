@@ -71,6 +71,7 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     let blake3 = found[0]["blake3"].as_str().unwrap();
     assert_eq!(entry["models"][blake3]["criticality"].as_str(), Some("required"), "{manifest}");
     assert!(entry["models"][blake3]["sources"].to_string().contains("/models/dream.safetensors"));
+    assert_eq!(entry["models"][blake3]["relative_path"].as_str(), Some("checkpoints/dream.safetensors"));
 
     let out = run(&["commit", "-m", "Resolve flow"]);
     assert!(out.status.success(), "{}", stderr(&out));
