@@ -81,12 +81,34 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
     }
     let manifest = archive::verify_manifest(bundle, &files)?;
     let pyproject = files.read("pyproject.toml")?;
-    Manifest::parse(Path::new("pyproject.toml"), &String::from_utf8_lossy(&pyproject)).map_err(|e| {
-        BundleError::Invalid {
-            path: bundle.to_path_buf(),
-            reason: format!("pyproject.toml does not parse ({e})"),
+    let invalid = |reason: String| BundleError::Invalid {
+        path: bundle.to_path_buf(),
+        reason,
+    };
+    let parsed = Manifest::parse(Path::new("pyproject.toml"), &String::from_utf8_lossy(&pyproject))
+        .map_err(|e| invalid(format!("pyproject.toml does not parse ({e})")))?;
+    // Names and targets become paths on this machine: plain names only.
+    for node in entry::read_all(&parsed) {
+        let plain = !node.name.is_empty()
+            && node.name != "."
+            && node.name != ".."
+            && !node.name.contains(['/', '\\', ':'])
+            && !node.name.chars().any(char::is_control);
+        if !plain {
+            return Err(invalid(format!(
+                "node `{}` has an unsafe folder name `{}`",
+                node.key, node.name
+            )));
         }
-    })?;
+    }
+    for model in &manifest.models {
+        if super::models::clean_target(&model.target).as_deref() != Some(model.target.as_str()) {
+            return Err(invalid(format!(
+                "model target `{}` is not a path under models/",
+                model.target
+            )));
+        }
+    }
     Ok(OpenedBundle {
         path: bundle.to_path_buf(),
         manifest,

@@ -195,7 +195,7 @@ fn read_entry(
 
 /// `models/checkpoints/x.safetensors` or `checkpoints\x.safetensors` → `checkpoints/x.safetensors`;
 /// anything that escapes the models folder or names no folder is rejected.
-fn clean_target(raw: &str) -> Option<String> {
+pub(crate) fn clean_target(raw: &str) -> Option<String> {
     let normalized = raw.replace('\\', "/");
     if normalized.starts_with('/') {
         return None;

@@ -503,6 +503,8 @@ bundle("checksum", listed={"pyproject.toml": b"[project]\nname = 'y'\n", "uv.loc
 bundle("missing", listed=dict(base, **{"workflows/a.json": b"{}"}))
 bundle("unlisted", lambda t, b: (add(t, "workflows/extra.json", b"{}"), t.close()))
 bundle("newer", version=99)
+evil = dict(base, **{"pyproject.toml": base["pyproject.toml"] + b"\n[tool.comfydock.nodes.x]\nsource = 'dev'\nname = '../../escape'\n"})
+bundle("nodename", files=evil)
 with open(f"{out}/garbage.tar.gz", "wb") as f:
     f.write(b"this is not a bundle")
 "#;
@@ -532,6 +534,7 @@ fn malicious_and_broken_bundles_are_rejected_without_touching_the_workspace() {
         ("missing", "missing file `workflows/a.json`"),
         ("unlisted", "not listed in manifest.json"),
         ("newer", "format version 99"),
+        ("nodename", "unsafe folder name `../../escape`"),
         ("garbage", "Invalid bundle"),
     ];
     for (name, expected) in cases {
