@@ -15,8 +15,13 @@
 //! [`archive::read`] validates a bundle completely (entry types, paths, caps, checksums, format
 //! version) in a temporary folder before anything in the workspace is touched.
 //!
+//! Model references come from the manifest's catalog and `workflow resolve` resolutions
+//! ([`models::collect`]). A model found locally by hash under another path has the workflows'
+//! widget values rewritten ([`substitution`]). comfygit exports are mapped where clear
+//! ([`comfygit::plan`]) and the rest is listed.
+//!
 //! CLI entry points: `export` → [`export::export`]; `import` → [`import::open`] (validate and
-//! summarise), then [`import::import`] with a [`import::ModelProvider`].
+//! summarise), [`import::free_name`], then [`import::import`] with a [`import::ModelProvider`].
 
 pub mod archive;
 pub mod comfygit;

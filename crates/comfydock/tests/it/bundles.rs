@@ -462,23 +462,23 @@ pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nr
 base = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin).encode(), "uv.lock": b"version = 1\n"}
 def digest(files):
     return {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()}
-def manifest(listed, version=1):
+def manifest(listed, version=1, models=()):
     return json.dumps({"format_version": version, "comfydock_version": "0.1.0",
         "created_at": "2026-01-01T00:00:00Z", "environment_name": "evil", "platform": "linux-x86_64",
         "python": "3.12", "comfyui": {"reference": "v0.3.40", "commit": "0" * 40},
         "torch_backend": "cpu", "torch_backends": ["cpu"], "cec_commit": "0" * 40,
         "counts": {"workflows": 0, "registry_nodes": 0, "git_nodes": 0, "dev_nodes": 0, "models": 0},
-        "models": [], "files": digest(listed)}).encode()
+        "models": list(models), "files": digest(listed)}).encode()
 def add(t, name, data=b"", **kw):
     info = tarfile.TarInfo(name)
     info.size = len(data)
     for k, v in kw.items():
         setattr(info, k, v)
     t.addfile(info, io.BytesIO(data) if data else None)
-def bundle(name, extra=None, files=base, listed=None, version=1):
+def bundle(name, extra=None, files=base, listed=None, version=1, models=()):
     buf = io.BytesIO()
     t = tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT)
-    add(t, "manifest.json", manifest(files if listed is None else listed, version))
+    add(t, "manifest.json", manifest(files if listed is None else listed, version, models))
     for n, d in files.items():
         add(t, n, d)
     if extra:
@@ -505,6 +505,9 @@ bundle("unlisted", lambda t, b: (add(t, "workflows/extra.json", b"{}"), t.close(
 bundle("newer", version=99)
 evil = dict(base, **{"pyproject.toml": base["pyproject.toml"] + b"\n[tool.comfydock.nodes.x]\nsource = 'dev'\nname = '../../escape'\n"})
 bundle("nodename", files=evil)
+huge = {"blake3": "a" * 64, "sha256": None, "size": 10 ** 18, "target": "checkpoints/huge.safetensors",
+        "sources": ["http://127.0.0.1:9/huge"], "criticality": "required"}
+bundle("huge-model", models=[huge])
 with open(f"{out}/garbage.tar.gz", "wb") as f:
     f.write(b"this is not a bundle")
 "#;
@@ -668,4 +671,33 @@ fn a_comfygit_export_is_mapped_where_clear_and_the_rest_is_listed() {
     let out = run_ok(&t.b, &["-e", "from-cg", "--json", "status"]);
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(status["clean"], true, "{status}");
+}
+
+#[test]
+fn models_that_do_not_fit_stop_the_import_before_anything_is_created() {
+    let ctx = context();
+    ctx.init_workspace();
+    let dir = ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MAKE_BUNDLES])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ctx
+        .command()
+        .args(["--yes", "import", "--models", "all"])
+        .arg(dir.join("huge-model.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("Not enough disk space"), "{err}");
+    assert!(err.contains("need 1000000000000000000 bytes"), "{err}");
+    let environments: Vec<_> = fs_err::read_dir(ctx.workspace.join("environments"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(environments.is_empty(), "{environments:?}");
 }
