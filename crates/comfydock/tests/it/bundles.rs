@@ -1,6 +1,7 @@
 //! `export` / `import` between two workspaces on one machine, against the stand-ins (issue 7).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use comfydock_test::context::TestContext;
@@ -15,7 +16,7 @@ use crate::env_support::EnvSandbox;
 struct TwoWorkspaces {
     a: EnvSandbox,
     b: TestContext,
-    _registry: RegistryServer,
+    registry: RegistryServer,
 }
 
 impl TwoWorkspaces {
@@ -32,15 +33,11 @@ impl TwoWorkspaces {
             .env("COMFYDOCK_REGISTRY_URL", registry.url())
             .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
         let b = other_workspace(&a, &registry);
-        Self {
-            a,
-            b,
-            _registry: registry,
-        }
+        Self { a, b, registry }
     }
 
     fn other_workspace(&self) -> TestContext {
-        other_workspace(&self.a, &self._registry)
+        other_workspace(&self.a, &self.registry)
     }
 
     fn b_env(&self, name: &str) -> PathBuf {
@@ -167,13 +164,15 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     // The model references `workflow resolve` records, written here by hand.
     let manifest_path = env_a.join(".cec/pyproject.toml");
     let mut manifest = fs_err::read_to_string(&manifest_path).unwrap();
-    manifest.push_str(&format!(
+    write!(
+        manifest,
         "\n[tool.comfydock.models.sd15]\nsha256 = \"{sd15_sha}\"\nsize = {}\ntarget = \"checkpoints/sd15.safetensors\"\nsources = [\"{}\"]\ncriticality = \"required\"\n\n[tool.comfydock.models.detail]\nsha256 = \"{detail_sha}\"\nsize = {}\ntarget = \"loras/detail.safetensors\"\nsources = [\"{}\"]\ncriticality = \"optional\"\n",
         sd15.len(),
         files.url_for("/m/sd15.safetensors"),
         detail.len(),
         files.url_for("/m/detail.safetensors"),
-    ));
+    )
+    .unwrap();
     fs_err::write(&manifest_path, manifest).unwrap();
 
     // Uncommitted changes are refused, naming the fix.
@@ -270,8 +269,8 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
     assert!(!models_b.join("loras/detail.safetensors").exists());
     // Status is clean in B.
     let out = run_ok(&t.b, &["-e", "a", "--json", "status"]);
-    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(status["clean"], true, "{status}");
+    let b_status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(b_status["clean"], true, "{b_status}");
 
     // Importing again: the name is taken, so it becomes `a-1`; `skip` downloads nothing, and the
     // checkpoint is found locally by hash. The git node's repository is gone now: that node
