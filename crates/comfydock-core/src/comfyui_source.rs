@@ -182,21 +182,7 @@ impl ComfyUiMirror {
     }
 
     fn rev_parse(&self, reference: &str) -> Option<String> {
-        if reference.starts_with('-') {
-            return None;
-        }
-        // Branches live under refs/heads in a mirror; tags and shas resolve directly.
-        self.git
-            .run(
-                Some(&self.path),
-                [
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    &format!("{reference}^{{commit}}"),
-                ],
-            )
-            .ok()
+        self.git.resolve_commit(&self.path, reference)
     }
 
     fn release_tag_at(&self, commit: &str) -> Result<Option<String>, SourceError> {

@@ -80,6 +80,15 @@ impl Git {
         Ok(run_checked(&mut cmd)?.stdout)
     }
 
+    /// The full commit `reference` (a tag, branch or sha) names in the repository at `dir`, or
+    /// `None`. A reference starting with `-` is never passed to git (it would read as an option).
+    pub fn resolve_commit(&self, dir: &Path, reference: &str) -> Option<String> {
+        if reference.starts_with('-') {
+            return None;
+        }
+        self.run(Some(dir), ["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")]).ok()
+    }
+
     /// `git --version`, e.g. `2.47.3`.
     pub fn version(&self) -> Result<String, GitError> {
         let out = self.run(None, ["--version"])?;

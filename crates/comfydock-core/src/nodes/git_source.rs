@@ -106,20 +106,7 @@ impl NodeMirror {
     }
 
     fn rev_parse(&self, reference: &str) -> Option<String> {
-        if reference.starts_with('-') {
-            return None;
-        }
-        self.git
-            .run(
-                Some(&self.path),
-                [
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    &format!("{reference}^{{commit}}"),
-                ],
-            )
-            .ok()
+        self.git.resolve_commit(&self.path, reference)
     }
 
     /// Whether `commit` is in the mirror.
