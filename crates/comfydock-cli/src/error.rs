@@ -89,7 +89,10 @@ impl CommandError {
     pub fn context_failed(message: impl Into<String>, source: impl Into<CommandError>) -> Self {
         let source = source.into();
         Self {
-            error: Box::new(Contextual { message: message.into(), source: source.error }),
+            error: Box::new(Contextual {
+                message: message.into(),
+                source: source.error,
+            }),
             hints: source.hints,
             status: source.status,
         }

@@ -86,7 +86,16 @@ impl Git {
         if reference.starts_with('-') {
             return None;
         }
-        self.run(Some(dir), ["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")]).ok()
+        self.run(
+            Some(dir),
+            [
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{reference}^{{commit}}"),
+            ],
+        )
+        .ok()
     }
 
     /// `git --version`, e.g. `2.47.3`.

@@ -9,16 +9,16 @@
 
 pub mod archive;
 pub mod comfyui_repo;
+pub mod comfyui_server;
 pub mod context;
 pub mod file_server;
 pub mod git;
+pub mod git_server;
 pub mod http;
-pub mod tools;
-pub mod wheel_index;
-pub mod registry;
 pub mod node_repo;
 pub mod node_source;
-pub mod comfyui_server;
 pub mod postgres;
-pub mod git_server;
+pub mod registry;
 pub mod standins;
+pub mod tools;
+pub mod wheel_index;

@@ -174,13 +174,25 @@ fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
     let out = &common.out;
     output::write_context(out, "docker", &files)?;
     if p.models == ModelMode::Bake {
+        // Every indexed location of the model's hash, then the default root's `<target>`.
         let models_dir = p.workspace.models_dir();
-        output::stage_models(
-            &p.spec,
-            &output::models_root_locator(&models_dir),
-            out,
-            &ctx.reporter,
-        )?;
+        let by_root = output::models_root_locator(&models_dir);
+        let index =
+            comfydock_models::index::ModelIndex::open(&p.workspace.metadata_dir().join("model_index.db"))?;
+        let indexed = index.list()?;
+        let locate = |pin: &comfydock_core::deploy::spec::ModelPin| -> Vec<PathBuf> {
+            let mut found: Vec<PathBuf> = indexed
+                .iter()
+                .filter(|r| {
+                    pin.blake3.as_deref() == Some(r.blake3.as_str())
+                        || (pin.sha256.is_some() && pin.sha256.as_deref() == r.sha256.as_deref())
+                })
+                .flat_map(|r| r.locations.iter().map(comfydock_models::index::Location::path))
+                .collect();
+            found.extend(by_root(pin));
+            found
+        };
+        output::stage_models(&p.spec, &locate, out, &ctx.reporter)?;
     }
     p.record("docker", out, BuildResult::Generated, None, None)?;
     ctx.printer.status(

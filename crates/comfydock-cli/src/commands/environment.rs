@@ -245,12 +245,20 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
     };
     if ctx.printer.json_mode() {
         let mut value = serde_json::to_value(&report).unwrap_or_default();
-        value["trashed"] = json!(trashed.iter().map(|(name, path)| json!({"name": name, "path": path})).collect::<Vec<_>>());
+        value["trashed"] = json!(
+            trashed
+                .iter()
+                .map(|(name, path)| json!({"name": name, "path": path}))
+                .collect::<Vec<_>>()
+        );
         ctx.printer.json(&value);
         return Ok(());
     }
     for (name, path) in &trashed {
-        ctx.printer.status("Trashed", format!("unmanaged node folder `{name}` → {}", path.display()));
+        ctx.printer.status(
+            "Trashed",
+            format!("unmanaged node folder `{name}` → {}", path.display()),
+        );
     }
     let would = if args.dry_run { "Would " } else { "" };
     if let Some((from, to)) = &report.comfyui_moved {

@@ -139,11 +139,16 @@ fn roots_file(workspace: &Workspace) -> PathBuf {
 }
 
 fn load_roots(workspace: &Workspace) -> CommandResult<ModelRoots> {
-    Ok(ModelRoots::load_or_default(&roots_file(workspace), &workspace.models_dir())?)
+    Ok(ModelRoots::load_or_default(
+        &roots_file(workspace),
+        &workspace.models_dir(),
+    )?)
 }
 
 fn open_index(workspace: &Workspace) -> CommandResult<ModelIndex> {
-    Ok(ModelIndex::open(&workspace.metadata_dir().join("model_index.db"))?)
+    Ok(ModelIndex::open(
+        &workspace.metadata_dir().join("model_index.db"),
+    )?)
 }
 
 /// Render the workspace's `extra_model_paths.yaml` from the roots and give it to every environment.
@@ -174,7 +179,10 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             Ok(())
         }
         ModelCommand::Find { query, folder } => {
-            let query = FindQuery { text: Some(query.clone()), folder: folder.clone() };
+            let query = FindQuery {
+                text: Some(query.clone()),
+                folder: folder.clone(),
+            };
             print_models(ctx, &open_index(&workspace)?.find(&query)?);
             Ok(())
         }
@@ -199,7 +207,8 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                     ctx.printer.data(format!("{}  sha256 {sha256}", &blake3[..16]));
                 }
                 for issue in &report.errors {
-                    ctx.printer.warn(format!("{}: {}", issue.path.display(), issue.message));
+                    ctx.printer
+                        .warn(format!("{}: {}", issue.path.display(), issue.message));
                 }
             }
             Ok(())
@@ -211,13 +220,15 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 return Ok(());
             }
             for model in &report.same_content {
-                ctx.printer.data(format!("same content ({}):", &model.blake3[..16]));
+                ctx.printer
+                    .data(format!("same content ({}):", &model.blake3[..16]));
                 for l in &model.locations {
                     ctx.printer.data(format!("  {}", l.path().display()));
                 }
             }
             for clash in &report.same_name {
-                ctx.printer.data(format!("same name `{}`, different content:", clash.file_name));
+                ctx.printer
+                    .data(format!("same name `{}`, different content:", clash.file_name));
                 for m in &clash.models {
                     ctx.printer.data(format!("  {}", &m.blake3[..16]));
                 }
@@ -235,10 +246,13 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                     ctx.printer.data(format!(
                         "{}  {}  {}",
                         &entry.blake3[..16],
-                        serde_json::to_value(&entry.status).ok().and_then(|v| v.get("status").cloned()).map_or_else(
-                            || format!("{:?}", entry.status),
-                            |s| s.as_str().unwrap_or_default().to_owned()
-                        ),
+                        serde_json::to_value(&entry.status)
+                            .ok()
+                            .and_then(|v| v.get("status").cloned())
+                            .map_or_else(
+                                || format!("{:?}", entry.status),
+                                |s| s.as_str().unwrap_or_default().to_owned()
+                            ),
                         entry.path.display()
                     ));
                 }
@@ -264,7 +278,8 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                     ctx.printer.data(serde_json::to_string(found).unwrap_or_default());
                 }
                 for blake3 in &search.not_found {
-                    ctx.printer.data(format!("{}  no source found", &blake3[..16.min(blake3.len())]));
+                    ctx.printer
+                        .data(format!("{}  no source found", &blake3[..16.min(blake3.len())]));
                 }
             }
             Ok(())
@@ -276,9 +291,11 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             let kind = endpoints(ctx, &workspace)?.classify(url);
             let added = index.add_source(model.id, url, kind)?;
             if ctx.printer.json_mode() {
-                ctx.printer.json(&json!({ "blake3": model.blake3, "url": url, "added": added }));
+                ctx.printer
+                    .json(&json!({ "blake3": model.blake3, "url": url, "added": added }));
             } else if added {
-                ctx.printer.status("Added", format!("source {url} to {}", &model.blake3[..16]));
+                ctx.printer
+                    .status("Added", format!("source {url} to {}", &model.blake3[..16]));
             } else {
                 ctx.printer.info("That source was already recorded");
             }
@@ -307,18 +324,29 @@ fn root(ctx: &Context, workspace: &Workspace, command: &RootCommand) -> CommandR
         RootCommand::Add { path, default } => {
             let path = std::path::absolute(path)?;
             roots.add(ModelRoot::standard(&path), *default)?;
-            ctx.printer.status("Added", format!("model root {}", path.display()));
+            ctx.printer
+                .status("Added", format!("model root {}", path.display()));
             ctx.printer.hint("index it with `comfydock model scan`");
         }
         RootCommand::Remove { path } => {
             let path = std::path::absolute(path)?;
             let removed = roots.remove(&path)?;
             open_index(workspace)?.forget_root(&removed)?;
-            ctx.printer.status("Removed", format!("model root {} (files untouched)", path.display()));
+            ctx.printer.status(
+                "Removed",
+                format!("model root {} (files untouched)", path.display()),
+            );
         }
         RootCommand::Import { file } => {
             for imported in import_extra_model_paths(file)? {
-                ctx.printer.status("Adopted", format!("{} (section `{}`)", imported.root.path.display(), imported.section));
+                ctx.printer.status(
+                    "Adopted",
+                    format!(
+                        "{} (section `{}`)",
+                        imported.root.path.display(),
+                        imported.section
+                    ),
+                );
                 roots.add(imported.root, imported.is_default)?;
             }
         }
@@ -345,12 +373,22 @@ fn scan(ctx: &Context, workspace: &Workspace, only: Option<&Path>, sha256: bool)
         let only = std::path::absolute(only)?;
         roots.retain(|r| r.path == only);
         if roots.is_empty() {
-            return Err(CommandError::failed(format!("`{}` is not a model root", only.display()))
-                .with_hint(format!("add it with `comfydock model root add {}`", only.display())));
+            return Err(
+                CommandError::failed(format!("`{}` is not a model root", only.display())).with_hint(format!(
+                    "add it with `comfydock model root add {}`",
+                    only.display()
+                )),
+            );
         }
     }
     let reporter = ScanProgress::new(ctx.printer);
-    let summary = open_index(workspace)?.scan(&roots, ScanOptions { compute_sha256: sha256 }, &reporter)?;
+    let summary = open_index(workspace)?.scan(
+        &roots,
+        ScanOptions {
+            compute_sha256: sha256,
+        },
+        &reporter,
+    )?;
     reporter.finish();
     if ctx.printer.json_mode() {
         ctx.printer.json(&summary);
@@ -370,7 +408,8 @@ fn scan(ctx: &Context, workspace: &Workspace, only: Option<&Path>, sha256: bool)
         ),
     );
     for issue in &summary.errors {
-        ctx.printer.warn(format!("{}: {}", issue.path.display(), issue.message));
+        ctx.printer
+            .warn(format!("{}: {}", issue.path.display(), issue.message));
     }
     Ok(())
 }
@@ -383,7 +422,10 @@ struct ScanProgress {
 
 impl ScanProgress {
     fn new(printer: Printer) -> Self {
-        Self { printer, bar: Mutex::new(None) }
+        Self {
+            printer,
+            bar: Mutex::new(None),
+        }
     }
 
     fn finish(&self) {
@@ -425,23 +467,34 @@ fn endpoints(ctx: &Context, workspace: &Workspace) -> CommandResult<Endpoints> {
                 .with_hint(format!("fix it with `comfydock config set {key} URL`"))
         })
     };
-    Ok(Endpoints { huggingface: parse("huggingface.endpoint")?, civitai: parse("civitai.url")? })
+    Ok(Endpoints {
+        huggingface: parse("huggingface.endpoint")?,
+        civitai: parse("civitai.url")?,
+    })
 }
 
 pub(super) fn downloader(ctx: &Context, workspace: &Workspace, jobs: usize) -> CommandResult<Downloader> {
     let settings = ctx.settings(workspace);
-    let tokens = Tokens { huggingface: settings.value("tokens.huggingface"), civitai: settings.value("tokens.civitai") };
+    let tokens = Tokens {
+        huggingface: settings.value("tokens.huggingface"),
+        civitai: settings.value("tokens.civitai"),
+    };
     Ok(Downloader::new(endpoints(ctx, workspace)?, tokens)?.with_concurrency(jobs.max(1)))
 }
 
 fn runtime() -> CommandResult<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Where downloads go: the first (default) model root.
 pub(super) fn default_root(workspace: &Workspace) -> CommandResult<ModelRoot> {
     let roots = load_roots(workspace)?;
-    Ok(roots.default_root().cloned().unwrap_or_else(|| ModelRoot::standard(workspace.models_dir())))
+    Ok(roots
+        .default_root()
+        .cloned()
+        .unwrap_or_else(|| ModelRoot::standard(workspace.models_dir())))
 }
 
 fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> CommandResult {
@@ -455,7 +508,11 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
     let requests: Vec<DownloadRequest> = args
         .urls
         .iter()
-        .map(|url| DownloadRequest { url: url.clone(), to: args.to.clone(), expected: expected.clone() })
+        .map(|url| DownloadRequest {
+            url: url.clone(),
+            to: args.to.clone(),
+            expected: expected.clone(),
+        })
         .collect();
     let client = downloader(ctx, workspace, args.jobs)?;
     let reporter = DownloadProgress::new(ctx.printer);
@@ -470,14 +527,23 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
                 if !ctx.printer.json_mode() {
                     ctx.printer.status(
                         "Downloaded",
-                        format!("{} ({} bytes, blake3 {})", downloaded.path.display(), downloaded.size, &downloaded.blake3[..16]),
+                        format!(
+                            "{} ({} bytes, blake3 {})",
+                            downloaded.path.display(),
+                            downloaded.size,
+                            &downloaded.blake3[..16]
+                        ),
                     );
                 }
                 succeeded.push(downloaded);
             }
             Err(err) => {
                 let err = CommandError::from(err);
-                ctx.printer.warn(format!("{}: {}", comfydock_models::endpoints::redact_url(&request.url), err.render().trim()));
+                ctx.printer.warn(format!(
+                    "{}: {}",
+                    comfydock_models::endpoints::redact_url(&request.url),
+                    err.render().trim()
+                ));
                 failures.push(request.url.clone());
             }
         }
@@ -488,8 +554,12 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(CommandError::failed(format!("{} of {} downloads failed", failures.len(), requests.len()))
-            .with_hint("re-run the same command: partial downloads resume from their .part files"))
+        Err(CommandError::failed(format!(
+            "{} of {} downloads failed",
+            failures.len(),
+            requests.len()
+        ))
+        .with_hint("re-run the same command: partial downloads resume from their .part files"))
     }
 }
 
@@ -503,21 +573,30 @@ struct DownloadProgress {
 impl DownloadProgress {
     fn new(printer: Printer) -> Self {
         let bars = printer.show_progress().then(indicatif::MultiProgress::new);
-        Self { printer, bars, active: Mutex::new(std::collections::BTreeMap::new()) }
+        Self {
+            printer,
+            bars,
+            active: Mutex::new(std::collections::BTreeMap::new()),
+        }
     }
 }
 
 impl DownloadReporter for DownloadProgress {
     fn started(&self, id: usize, name: &str, total: Option<u64>, resumed_from: u64) {
         if resumed_from > 0 {
-            self.printer.info(format!("Resuming {name} from byte {resumed_from}"));
+            self.printer
+                .info(format!("Resuming {name} from byte {resumed_from}"));
         }
         if let Some(bars) = &self.bars {
-            let bar = bars.add(ProgressBar::new(total.unwrap_or(0)).with_style(
-                ProgressStyle::with_template("{msg:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+            let bar = bars.add(
+                ProgressBar::new(total.unwrap_or(0)).with_style(
+                    ProgressStyle::with_template(
+                        "{msg:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                    )
                     .expect("valid template")
                     .progress_chars("=> "),
-            ));
+                ),
+            );
             bar.set_message(name.to_owned());
             bar.set_position(resumed_from);
             self.active.lock().expect("progress lock").insert(id, bar);
@@ -550,14 +629,24 @@ fn print_models(ctx: &Context, models: &[ModelRecord]) {
         ctx.printer.info("No models indexed; run `comfydock model scan`");
     }
     for model in models {
-        let place = model.locations.first().map_or_else(|| "(no location)".into(), |l| l.relative_path.clone());
-        ctx.printer.data(format!("{}  {:>12}  {place}", &model.blake3[..16], model.size));
+        let place = model
+            .locations
+            .first()
+            .map_or_else(|| "(no location)".into(), |l| l.relative_path.clone());
+        ctx.printer
+            .data(format!("{}  {:>12}  {place}", &model.blake3[..16], model.size));
     }
 }
 
 fn print_model_detail(printer: Printer, model: &ModelRecord) {
     printer.data(format!("blake3  {}", model.blake3));
-    printer.data(format!("sha256  {}", model.sha256.as_deref().unwrap_or("(not computed: `comfydock model hash ID`)")));
+    printer.data(format!(
+        "sha256  {}",
+        model
+            .sha256
+            .as_deref()
+            .unwrap_or("(not computed: `comfydock model hash ID`)")
+    ));
     printer.data(format!("size    {}", model.size));
     for l in &model.locations {
         printer.data(format!("at      {}", l.path().display()));

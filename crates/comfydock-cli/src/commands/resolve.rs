@@ -14,7 +14,9 @@ use comfydock_core::workflow_tracking as tracking;
 use comfydock_core::workspace::Workspace;
 use comfydock_models::download::{DownloadRequest, ExpectedHash};
 use comfydock_models::index::{ModelIndex, ModelRecord};
-use comfydock_workflow::{AnalysisOptions, Criticality, ModelReference, NodeCategory, WorkflowDocument, analyze};
+use comfydock_workflow::{
+    AnalysisOptions, Criticality, ModelReference, NodeCategory, WorkflowDocument, analyze,
+};
 use serde::Serialize;
 
 use super::Context;
@@ -96,29 +98,55 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
     let bytes = fs_err::read(&live)?;
     let doc = WorkflowDocument::parse_bytes(&bytes)
         .map_err(|e| CommandError::failed(format!("`{}`: {e}", live.display())))?;
-    let options = AnalysisOptions { builtins: comfydock_core::comfyui_builtins::builtin_nodes(&env), ..Default::default() };
+    let options = AnalysisOptions {
+        builtins: comfydock_core::comfyui_builtins::builtin_nodes(&env),
+        ..Default::default()
+    };
     let analysis =
         analyze(&doc, &options).map_err(|e| CommandError::failed(format!("`{}`: {e}", live.display())))?;
 
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let node_ctx = NodeContext { workspace: &workspace, settings: &settings, tools: &tools, env: &env, reporter: &ctx.reporter };
+    let node_ctx = NodeContext {
+        workspace: &workspace,
+        settings: &settings,
+        tools: &tools,
+        env: &env,
+        reporter: &ctx.reporter,
+    };
     let previous = previous_choices(&env, &name);
 
     // Nodes: refresh the index (installed nodes, ComfyUI-Manager's class map) before looking up.
     if let Err(err) = ops::refresh_index(&node_ctx) {
-        ctx.printer.warn(format!("could not refresh the node index: {err}"));
+        ctx.printer
+            .warn(format!("could not refresh the node index: {err}"));
     }
     let installed = ops::list(&env)?;
     let index = node_ctx.index()?;
     let mut node_results = Vec::new();
-    for usage in analysis.node_types.iter().filter(|t| t.category == NodeCategory::Custom) {
+    for usage in analysis
+        .node_types
+        .iter()
+        .filter(|t| t.category == NodeCategory::Custom)
+    {
         let mut candidates: Vec<Candidate> = Vec::new();
         for hint in &usage.packages {
             if let Some(id) = &hint.cnr_id {
-                push_candidate(&mut candidates, id.to_ascii_lowercase(), hint.ver.clone(), 0, "properties.cnr_id");
+                push_candidate(
+                    &mut candidates,
+                    id.to_ascii_lowercase(),
+                    hint.ver.clone(),
+                    0,
+                    "properties.cnr_id",
+                );
             } else if let Some(aux) = &hint.aux_id {
-                push_candidate(&mut candidates, format!("https://github.com/{aux}"), hint.ver.clone(), 0, "properties.aux_id");
+                push_candidate(
+                    &mut candidates,
+                    format!("https://github.com/{aux}"),
+                    hint.ver.clone(),
+                    0,
+                    "properties.aux_id",
+                );
             }
         }
         let claims = index.lookup(&usage.node_type)?;
@@ -128,14 +156,31 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
                 ClaimSource::Registry => "the registry lists it",
                 ClaimSource::Manager => "ComfyUI-Manager's node map lists it",
             };
-            push_candidate(&mut candidates, claim.package.clone(), claim.version.clone(), claim.rank, why);
+            push_candidate(
+                &mut candidates,
+                claim.package.clone(),
+                claim.version.clone(),
+                claim.rank,
+                why,
+            );
         }
-        let installed_package = candidates.iter().find(|c| is_installed(&installed, &c.package)).map(|c| c.package.clone())
-            .or_else(|| claims.iter().find(|c| c.source == ClaimSource::Installed).map(|c| c.package.clone()));
+        let installed_package = candidates
+            .iter()
+            .find(|c| is_installed(&installed, &c.package))
+            .map(|c| c.package.clone())
+            .or_else(|| {
+                claims
+                    .iter()
+                    .find(|c| c.source == ClaimSource::Installed)
+                    .map(|c| c.package.clone())
+            });
         let (package, why) = if let Some(pkg) = installed_package {
             (Some(pkg), "already installed".to_owned())
         } else if let Some(choice) = previous.get(&usage.node_type) {
-            (Some(choice.clone()), "chosen earlier (saved in pyproject.toml)".to_owned())
+            (
+                Some(choice.clone()),
+                "chosen earlier (saved in pyproject.toml)".to_owned(),
+            )
         } else {
             match distinct(&candidates).len() {
                 0 => (None, "no package known for this node type".to_owned()),
@@ -144,7 +189,13 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
             }
         };
         let installed_now = package.as_deref().is_some_and(|p| is_installed(&installed, p));
-        node_results.push(NodeResolution { node_type: usage.node_type.clone(), package, installed: installed_now, why, candidates });
+        node_results.push(NodeResolution {
+            node_type: usage.node_type.clone(),
+            package,
+            installed: installed_now,
+            why,
+            candidates,
+        });
     }
 
     let mut nodes_installed = Vec::new();
@@ -157,8 +208,14 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
                 continue;
             }
             seen.push(package.clone());
-            let version = n.candidates.iter().find(|c| &c.package == package).and_then(|c| c.version.clone());
-            let spec_text = match version.filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()) && v.contains('.')) {
+            let version = n
+                .candidates
+                .iter()
+                .find(|c| &c.package == package)
+                .and_then(|c| c.version.clone());
+            let spec_text = match version
+                .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()) && v.contains('.'))
+            {
                 Some(v) => format!("{package}@{v}"),
                 None => package.clone(),
             };
@@ -167,7 +224,12 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
         if !specs.is_empty() {
             let report = ops::add(&node_ctx, &specs, false)?;
             for changed in &report.nodes {
-                nodes_installed.push(serde_json::to_value(changed).ok().and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_owned)).unwrap_or_default());
+                nodes_installed.push(
+                    serde_json::to_value(changed)
+                        .ok()
+                        .and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_owned))
+                        .unwrap_or_default(),
+                );
             }
             for n in &mut node_results {
                 if n.package.is_some() {
@@ -198,7 +260,14 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
                 None => reference.relative_path.clone(),
             };
             let expected = reference.hash.clone().map(ExpectedHash::Sha256);
-            downloads.push((model_results.len(), DownloadRequest { url: url.clone(), to: Some(to), expected }));
+            downloads.push((
+                model_results.len(),
+                DownloadRequest {
+                    url: url.clone(),
+                    to: Some(to),
+                    expected,
+                },
+            ));
         }
         model_results.push(ModelResolution {
             name: reference.relative_path.clone(),
@@ -215,16 +284,28 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
         let requests: Vec<DownloadRequest> = downloads.iter().map(|(_, r)| r.clone()).collect();
         let root = super::model::default_root(&workspace)?;
         let client = super::model::downloader(ctx, &workspace, 4)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let results = runtime.block_on(client.download_all(&root, &requests, &comfydock_core::reporter::NoReporter));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let results =
+            runtime.block_on(client.download_all(&root, &requests, &comfydock_core::reporter::NoReporter));
         for ((slot, request), result) in downloads.iter().zip(results) {
             let downloaded = result.map_err(|e| {
-                CommandError::context_failed(format!("Failed to download `{}`", comfydock_models::endpoints::redact_url(&request.url)), e)
+                CommandError::context_failed(
+                    format!(
+                        "Failed to download `{}`",
+                        comfydock_models::endpoints::redact_url(&request.url)
+                    ),
+                    e,
+                )
             })?;
             models_index.record_download(&downloaded)?;
             ctx.printer.status("Downloaded", downloaded.path.display());
             models_downloaded.push(downloaded.relative_path.clone());
-            let record = models_index.list()?.into_iter().find(|r| r.blake3 == downloaded.blake3);
+            let record = models_index
+                .list()?
+                .into_iter()
+                .find(|r| r.blake3 == downloaded.blake3);
             if let Some(record) = record {
                 let reference = &analysis.models[model_index_of(&model_results, *slot)];
                 pins.insert(record.blake3.clone(), pin(&record, reference));
@@ -243,9 +324,16 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
             n.dedup();
             n
         },
-        node_choices: node_results.iter().filter_map(|n| n.package.clone().map(|p| (n.node_type.clone(), p))).collect(),
+        node_choices: node_results
+            .iter()
+            .filter_map(|n| n.package.clone().map(|p| (n.node_type.clone(), p)))
+            .collect(),
         models: pins,
-        unresolved_models: model_results.iter().filter(|m| m.blake3.is_none()).map(|m| m.name.clone()).collect(),
+        unresolved_models: model_results
+            .iter()
+            .filter(|m| m.blake3.is_none())
+            .map(|m| m.name.clone())
+            .collect(),
     };
     let table = toml_edit::ser::to_document(&entry)
         .map_err(|e| CommandError::failed(format!("Failed to record the resolution: {e}")))?
@@ -255,7 +343,13 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
     manifest.set_workflow_entry(&name, table);
     manifest.save()?;
 
-    let report = ResolveReport { workflow: name.clone(), nodes: node_results, models: model_results, nodes_installed, models_downloaded };
+    let report = ResolveReport {
+        workflow: name.clone(),
+        nodes: node_results,
+        models: model_results,
+        nodes_installed,
+        models_downloaded,
+    };
     print_report(ctx, &env, &report);
     let missing_nodes = report.nodes.iter().filter(|n| !n.installed).count();
     let missing_required = report
@@ -278,7 +372,12 @@ fn model_index_of(results: &[ModelResolution], slot: usize) -> usize {
 
 fn push_candidate(list: &mut Vec<Candidate>, package: String, version: Option<String>, rank: i64, why: &str) {
     if !list.iter().any(|c| c.package == package) {
-        list.push(Candidate { package, version, rank, why: why.to_owned() });
+        list.push(Candidate {
+            package,
+            version,
+            rank,
+            why: why.to_owned(),
+        });
     }
     list.sort_by_key(|c| c.rank);
 }
@@ -290,27 +389,49 @@ fn distinct(candidates: &[Candidate]) -> Vec<&str> {
 }
 
 fn is_installed(installed: &[ops::ListedNode], package: &str) -> bool {
-    let normalized = package.trim_end_matches(".git").trim_end_matches('/').to_ascii_lowercase();
+    let normalized = package
+        .trim_end_matches(".git")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
     installed.iter().any(|n| {
         n.entry.key.eq_ignore_ascii_case(package)
             || n.entry.name.eq_ignore_ascii_case(package)
-            || n.entry.url.as_deref().or(n.entry.repository.as_deref()).is_some_and(|u| {
-                u.trim_end_matches(".git").trim_end_matches('/').to_ascii_lowercase() == normalized
-            })
+            || n.entry
+                .url
+                .as_deref()
+                .or(n.entry.repository.as_deref())
+                .is_some_and(|u| {
+                    u.trim_end_matches(".git")
+                        .trim_end_matches('/')
+                        .to_ascii_lowercase()
+                        == normalized
+                })
     })
 }
 
 /// Several packages claim a node type: ask on a terminal, or pick the best-ranked with `--auto`.
-fn choose(ctx: &Context, node_type: &str, candidates: &[Candidate], auto: bool) -> CommandResult<(Option<String>, String)> {
+fn choose(
+    ctx: &Context,
+    node_type: &str,
+    candidates: &[Candidate],
+    auto: bool,
+) -> CommandResult<(Option<String>, String)> {
     if auto {
         let best = &candidates[0];
-        let why = format!("--auto picked the best-ranked of {} candidates ({})", candidates.len(), best.why);
-        ctx.printer.info(format!("`{node_type}` → {}: {why}", best.package));
+        let why = format!(
+            "--auto picked the best-ranked of {} candidates ({})",
+            candidates.len(),
+            best.why
+        );
+        ctx.printer
+            .info(format!("`{node_type}` → {}: {why}", best.package));
         return Ok((Some(best.package.clone()), why));
     }
     if !std::io::stdin().is_terminal() {
-        return Err(CommandError::usage(format!("Several packages provide `{node_type}` and there is no terminal to ask on"))
-            .with_hint("pass `--auto` to take the best-ranked candidate"));
+        return Err(CommandError::usage(format!(
+            "Several packages provide `{node_type}` and there is no terminal to ask on"
+        ))
+        .with_hint("pass `--auto` to take the best-ranked candidate"));
     }
     let mut err = std::io::stderr();
     let _ = writeln!(err, "Several packages provide `{node_type}`:");
@@ -334,22 +455,36 @@ fn previous_choices(env: &Environment, name: &str) -> BTreeMap<String, String> {
         .ok()
         .map(|m| m.tool_section("workflows"))
         .and_then(|w| w.get(name)?.get("node_choices")?.as_object().cloned())
-        .map(|o| o.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_owned()))).collect())
+        .map(|o| {
+            o.into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The resolution chain: declared hash, exact path, folder-aware path, file name, file name ignoring case.
-fn find_model<'a>(records: &'a [ModelRecord], reference: &ModelReference) -> Option<(&'a ModelRecord, &'static str)> {
+fn find_model<'a>(
+    records: &'a [ModelRecord],
+    reference: &ModelReference,
+) -> Option<(&'a ModelRecord, &'static str)> {
     if let Some(hash) = &reference.hash {
         let hash = hash.to_ascii_lowercase();
-        if let Some(r) = records.iter().find(|r| r.sha256.as_deref() == Some(hash.as_str()) || r.blake3 == hash) {
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.sha256.as_deref() == Some(hash.as_str()) || r.blake3 == hash)
+        {
             return Some((r, "matched by declared hash"));
         }
     }
     let wanted = reference.relative_path.replace('\\', "/");
     let full = reference.folder.as_ref().map(|f| format!("{f}/{wanted}"));
     let file_name = wanted.rsplit('/').next().unwrap_or(&wanted).to_owned();
-    let locations = || records.iter().flat_map(|r| r.locations.iter().map(move |l| (r, l)));
+    let locations = || {
+        records
+            .iter()
+            .flat_map(|r| r.locations.iter().map(move |l| (r, l)))
+    };
     if let Some(full) = &full
         && let Some((r, _)) = locations().find(|(_, l)| &l.relative_path == full)
     {
@@ -363,7 +498,9 @@ fn find_model<'a>(records: &'a [ModelRecord], reference: &ModelReference) -> Opt
     if let Some((r, _)) = locations().find(|(_, l)| l.file_name() == file_name) {
         return Some((r, "same file name"));
     }
-    locations().find(|(_, l)| l.file_name().eq_ignore_ascii_case(&file_name)).map(|(r, _)| (r, "same file name (ignoring case)"))
+    locations()
+        .find(|(_, l)| l.file_name().eq_ignore_ascii_case(&file_name))
+        .map(|(r, _)| (r, "same file name (ignoring case)"))
 }
 
 fn pin(record: &ModelRecord, reference: &ModelReference) -> ModelPin {
@@ -392,7 +529,8 @@ fn print_report(ctx: &Context, env: &Environment, report: &ResolveReport) {
         ctx.printer.json(report);
         return;
     }
-    ctx.printer.data(format!("Workflow `{}` in `{}`", report.workflow, env.name));
+    ctx.printer
+        .data(format!("Workflow `{}` in `{}`", report.workflow, env.name));
     for n in &report.nodes {
         let state = if n.installed { "installed" } else { "missing" };
         ctx.printer.data(format!(
@@ -403,7 +541,15 @@ fn print_report(ctx: &Context, env: &Environment, report: &ResolveReport) {
         ));
     }
     for m in &report.models {
-        let state = m.blake3.as_deref().map_or_else(|| "unresolved".to_owned(), |b| b[..16.min(b.len())].to_owned());
-        ctx.printer.data(format!("  model {}  [{}] {state} ({})", m.name, m.folder.as_deref().unwrap_or("?"), m.how));
+        let state = m
+            .blake3
+            .as_deref()
+            .map_or_else(|| "unresolved".to_owned(), |b| b[..16.min(b.len())].to_owned());
+        ctx.printer.data(format!(
+            "  model {}  [{}] {state} ({})",
+            m.name,
+            m.folder.as_deref().unwrap_or("?"),
+            m.how
+        ));
     }
 }

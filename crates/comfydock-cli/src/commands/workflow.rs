@@ -118,7 +118,9 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
         WorkflowCommand::Untrack { name } => untrack(ctx, name),
         WorkflowCommand::Restore { name, rev } => restore(ctx, name, rev.as_deref()),
         WorkflowCommand::Diff { name, rev } => diff(ctx, name, rev.as_deref()),
-        WorkflowCommand::Resolve { name, auto, install } => super::resolve::resolve(ctx, name, *auto, *install),
+        WorkflowCommand::Resolve { name, auto, install } => {
+            super::resolve::resolve(ctx, name, *auto, *install)
+        }
     }
 }
 
@@ -126,7 +128,11 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
     let doc = load(path)?;
     // With `-e ENV`, built-ins come from that environment's ComfyUI checkout as well.
     let mut options = AnalysisOptions::default();
-    let env = if ctx.global.env.is_some() { Some(selected(ctx)?) } else { None };
+    let env = if ctx.global.env.is_some() {
+        Some(selected(ctx)?)
+    } else {
+        None
+    };
     if let Some(env) = &env {
         options.builtins = comfydock_core::comfyui_builtins::builtin_nodes(env);
     }
@@ -170,7 +176,11 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
         if packages.is_empty() {
             packages = claims
                 .get(&t.node_type)
-                .map(|c| c.iter().map(|c| format!("{} (node index: {:?})", c.package, c.source).to_lowercase()).collect())
+                .map(|c| {
+                    c.iter()
+                        .map(|c| format!("{} (node index: {:?})", c.package, c.source).to_lowercase())
+                        .collect()
+                })
                 .unwrap_or_default();
         }
         let packages = if packages.is_empty() {
@@ -191,7 +201,10 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
             .filter(|(pack, _)| pack.as_str() != "comfy-core")
             .map(|(pack, ver)| format!("{pack}@{}", &ver[..ver.len().min(12)]))
             .collect();
-        ctx.printer.data(format!("Packs named in extra.node_versions: {}", packs.join(", ")));
+        ctx.printer.data(format!(
+            "Packs named in extra.node_versions: {}",
+            packs.join(", ")
+        ));
     }
     ctx.printer.data(format!("Models ({}):", analysis.models.len()));
     for m in &analysis.models {
@@ -237,11 +250,14 @@ fn index_claims(
                 reporter: &ctx.reporter,
             };
             if let Err(err) = comfydock_core::nodes::ops::refresh_index(&node_ctx) {
-                ctx.printer.warn(format!("could not refresh the node index: {err}"));
+                ctx.printer
+                    .warn(format!("could not refresh the node index: {err}"));
             }
         }
     }
-    let Ok(index) = comfydock_core::nodes::index::NodeIndex::open(&workspace.metadata_dir().join("node_index.db")) else {
+    let Ok(index) =
+        comfydock_core::nodes::index::NodeIndex::open(&workspace.metadata_dir().join("node_index.db"))
+    else {
         return out;
     };
     for t in analysis.custom_node_types().filter(|t| t.packages.is_empty()) {

@@ -436,13 +436,22 @@ pub fn trash_unmanaged(
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let trash = workspace.root().join("trash").join(&env.name).join(stamp.to_string());
+    let trash = workspace
+        .root()
+        .join("trash")
+        .join(&env.name)
+        .join(stamp.to_string());
     let mut moved = Vec::new();
     for item in drift(env, entries) {
-        let NodeDrift::Unmanaged { name } = item else { continue };
-        let source = [custom_nodes(env).join(&name), custom_nodes(env).join(DISABLED_DIR).join(&name)]
-            .into_iter()
-            .find(|p| fs_err::symlink_metadata(p).is_ok());
+        let NodeDrift::Unmanaged { name } = item else {
+            continue;
+        };
+        let source = [
+            custom_nodes(env).join(&name),
+            custom_nodes(env).join(DISABLED_DIR).join(&name),
+        ]
+        .into_iter()
+        .find(|p| fs_err::symlink_metadata(p).is_ok());
         let Some(source) = source else { continue };
         fs_err::create_dir_all(&trash)?;
         let target = trash.join(&name);

@@ -9,8 +9,10 @@ fn help_lists_every_command_with_a_description() {
     let out = ctx.command().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = stdout(&out);
-    let commands: Vec<String> =
-        comfydock_cli::Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).collect();
+    let commands: Vec<String> = comfydock_cli::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
     assert!(commands.len() >= 25, "{commands:?}");
     for command in &commands {
         let line = text

@@ -1,6 +1,7 @@
 //! `deploy docker | k8s | history` against real environments built from the stand-ins (issue 8).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use comfydock_core::deploy::dockerfile_syntax::{self, Instruction, Stage};
@@ -609,9 +610,10 @@ fn bake_stages_verified_models_into_the_context() {
     let hash = file_blake3(&model).unwrap();
     let manifest_path = ds.cec("pyproject.toml");
     let mut text = fs_err::read_to_string(&manifest_path).unwrap();
-    text.push_str(&format!(
+    let _ = write!(
+        text,
         "\n[tool.comfydock.models.tiny]\nhash = \"blake3:{hash}\"\nsize = 18\npath = \"checkpoints/tiny.safetensors\"\n"
-    ));
+    );
     fs_err::write(&manifest_path, text).unwrap();
     ds.ok(&["-e", "studio", "commit", "-m", "model"]);
 

@@ -498,17 +498,39 @@ fn prune_moves_unmanaged_node_folders_to_the_trash_never_deleting_them() {
     fs_err::create_dir_all(&mine).unwrap();
     fs_err::write(mine.join("__init__.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
 
-    let out = sb.ctx.command().args(["-e", "a", "--json", "status"]).output().unwrap();
-    assert!(stdout(&out).contains("my-hack"), "status reports the folder: {}", stdout(&out));
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("my-hack"),
+        "status reports the folder: {}",
+        stdout(&out)
+    );
     sb.ctx.command().args(["-e", "a", "sync"]).assert().success();
     assert!(mine.join("__init__.py").is_file(), "a plain sync keeps it");
 
-    let out = sb.ctx.command().args(["-e", "a", "sync", "--prune"]).output().unwrap();
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "sync", "--prune"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!mine.exists());
     let trash = sb.ctx.workspace.join("trash/a");
-    let kept: Vec<_> = walk(&trash).into_iter().filter(|p| p.ends_with("my-hack/__init__.py")).collect();
-    assert_eq!(kept.len(), 1, "moved into the workspace trash: {:?}", walk(&trash));
+    let kept: Vec<_> = walk(&trash)
+        .into_iter()
+        .filter(|p| p.ends_with("my-hack/__init__.py"))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "moved into the workspace trash: {:?}",
+        walk(&trash)
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

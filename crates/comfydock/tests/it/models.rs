@@ -32,7 +32,11 @@ fn scan_is_incremental_and_queries_find_models() {
     let models = ctx.workspace.join("models");
     fs_err::create_dir_all(models.join("checkpoints")).unwrap();
     fs_err::create_dir_all(models.join("loras")).unwrap();
-    fs_err::write(models.join("checkpoints/dream.safetensors"), pseudo_random(300_000, 1)).unwrap();
+    fs_err::write(
+        models.join("checkpoints/dream.safetensors"),
+        pseudo_random(300_000, 1),
+    )
+    .unwrap();
     fs_err::write(models.join("loras/style.safetensors"), pseudo_random(50_000, 2)).unwrap();
     fs_err::write(models.join("loras/readme.txt"), "not a model").unwrap();
     fs_err::write(models.join("loras/empty.safetensors"), "").unwrap();
@@ -41,19 +45,42 @@ fn scan_is_incremental_and_queries_find_models() {
     assert_eq!(first["files_hashed"], 2, "{first}");
     assert_eq!(first["bytes_read"], 350_000);
     let again = json(&ctx.command().args(["--json", "model", "scan"]).output().unwrap());
-    assert_eq!((again["files_hashed"].as_u64(), again["bytes_read"].as_u64()), (Some(0), Some(0)), "{again}");
+    assert_eq!(
+        (again["files_hashed"].as_u64(), again["bytes_read"].as_u64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
 
     let listed = json(&ctx.command().args(["--json", "model", "list"]).output().unwrap());
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    let found = json(&ctx.command().args(["--json", "model", "find", "dream"]).output().unwrap());
+    let found = json(
+        &ctx.command()
+            .args(["--json", "model", "find", "dream"])
+            .output()
+            .unwrap(),
+    );
     let blake3 = found[0]["blake3"].as_str().unwrap().to_owned();
     assert_eq!(found[0]["locations"][0]["folder"], "checkpoints");
-    let shown = json(&ctx.command().args(["--json", "model", "show", &blake3[..10]]).output().unwrap());
+    let shown = json(
+        &ctx.command()
+            .args(["--json", "model", "show", &blake3[..10]])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(shown["size"], 300_000);
 
-    let hashed = ctx.command().args(["model", "hash", &blake3[..10]]).output().unwrap();
+    let hashed = ctx
+        .command()
+        .args(["model", "hash", &blake3[..10]])
+        .output()
+        .unwrap();
     assert!(hashed.status.success(), "{}", stderr(&hashed));
-    let shown = json(&ctx.command().args(["--json", "model", "show", &blake3[..10]]).output().unwrap());
+    let shown = json(
+        &ctx.command()
+            .args(["--json", "model", "show", &blake3[..10]])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(shown["sha256"], sha256_hex(&pseudo_random(300_000, 1)));
 
     // Changed content on disk: verify reports it and fails.
@@ -61,13 +88,29 @@ fn scan_is_incremental_and_queries_find_models() {
     let out = ctx.command().args(["model", "verify", "--all"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let rescan = json(&ctx.command().args(["--json", "model", "scan"]).output().unwrap());
-    assert_eq!(rescan["files_hashed"], 1, "only the touched file is read: {rescan}");
+    assert_eq!(
+        rescan["files_hashed"], 1,
+        "only the touched file is read: {rescan}"
+    );
 
     fs_err::remove_file(models.join("checkpoints/dream.safetensors")).unwrap();
     let rescan = json(&ctx.command().args(["--json", "model", "scan"]).output().unwrap());
-    assert_eq!(rescan["locations_removed"].as_array().unwrap().len(), 1, "{rescan}");
-    let shown = json(&ctx.command().args(["--json", "model", "show", &blake3[..10]]).output().unwrap());
-    assert_eq!(shown["sha256"], sha256_hex(&pseudo_random(300_000, 1)), "hashes survive a vanished file");
+    assert_eq!(
+        rescan["locations_removed"].as_array().unwrap().len(),
+        1,
+        "{rescan}"
+    );
+    let shown = json(
+        &ctx.command()
+            .args(["--json", "model", "show", &blake3[..10]])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        shown["sha256"],
+        sha256_hex(&pseudo_random(300_000, 1)),
+        "hashes survive a vanished file"
+    );
     assert!(shown["locations"].as_array().unwrap().is_empty());
 }
 
@@ -77,13 +120,26 @@ fn roots_drive_every_environments_extra_model_paths() {
     ctx.init_workspace();
     let yaml = ctx.workspace.join(".metadata/extra_model_paths.yaml");
     let text = fs_err::read_to_string(&yaml).unwrap();
-    assert!(text.contains(ctx.workspace.join("models").to_str().unwrap()), "{text}");
+    assert!(
+        text.contains(ctx.workspace.join("models").to_str().unwrap()),
+        "{text}"
+    );
 
     let library = ctx.path().join("library");
     fs_err::create_dir_all(library.join("checkpoints")).unwrap();
-    let out = ctx.command().args(["model", "root", "add"]).arg(&library).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["model", "root", "add"])
+        .arg(&library)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let roots = json(&ctx.command().args(["--json", "model", "root", "list"]).output().unwrap());
+    let roots = json(
+        &ctx.command()
+            .args(["--json", "model", "root", "list"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(roots.as_array().unwrap().len(), 2);
     let text = fs_err::read_to_string(&yaml).unwrap();
     assert!(text.contains(library.to_str().unwrap()), "{text}");
@@ -92,16 +148,40 @@ fn roots_drive_every_environments_extra_model_paths() {
     let a1111 = ctx.path().join("a1111");
     fs_err::create_dir_all(a1111.join("models/Stable-diffusion")).unwrap();
     let existing = ctx.path().join("extra_model_paths.yaml");
-    fs_err::write(&existing, format!("a111:\n    base_path: {}\n    checkpoints: models/Stable-diffusion\n", a1111.display())).unwrap();
-    let out = ctx.command().args(["model", "root", "import"]).arg(&existing).output().unwrap();
+    fs_err::write(
+        &existing,
+        format!(
+            "a111:\n    base_path: {}\n    checkpoints: models/Stable-diffusion\n",
+            a1111.display()
+        ),
+    )
+    .unwrap();
+    let out = ctx
+        .command()
+        .args(["model", "root", "import"])
+        .arg(&existing)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = fs_err::read_to_string(&yaml).unwrap();
     assert!(text.contains("Stable-diffusion"), "{text}");
 
-    let out = ctx.command().args(["model", "root", "remove"]).arg(&library).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["model", "root", "remove"])
+        .arg(&library)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!fs_err::read_to_string(&yaml).unwrap().contains(library.to_str().unwrap()));
-    assert!(library.join("checkpoints").is_dir(), "removing a root never touches files");
+    assert!(
+        !fs_err::read_to_string(&yaml)
+            .unwrap()
+            .contains(library.to_str().unwrap())
+    );
+    assert!(
+        library.join("checkpoints").is_dir(),
+        "removing a root never touches files"
+    );
 }
 
 #[test]
@@ -122,7 +202,15 @@ fn download_verifies_resumes_and_indexes_with_its_source() {
     let mut first = ctx
         .std_command(env!("CARGO_BIN_EXE_comfydock"))
         .env("COMFYDOCK_HOME", &ctx.workspace)
-        .args(["model", "download", &url, "--to", "checkpoints/", "--sha256", &sha])
+        .args([
+            "model",
+            "download",
+            &url,
+            "--to",
+            "checkpoints/",
+            "--sha256",
+            &sha,
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -134,29 +222,76 @@ fn download_verifies_resumes_and_indexes_with_its_source() {
     first.kill().unwrap();
     first.wait().unwrap();
     assert!(part.is_file(), "a .part stays for resume");
-    assert!(!ctx.workspace.join("models/checkpoints/dream.safetensors").exists());
+    assert!(
+        !ctx.workspace
+            .join("models/checkpoints/dream.safetensors")
+            .exists()
+    );
     server.clear_faults("/files/dream.safetensors");
 
-    let out = ctx.command().args(["--json", "model", "download", &url, "--to", "checkpoints/", "--sha256", &sha]).output().unwrap();
+    let out = ctx
+        .command()
+        .args([
+            "--json",
+            "model",
+            "download",
+            &url,
+            "--to",
+            "checkpoints/",
+            "--sha256",
+            &sha,
+        ])
+        .output()
+        .unwrap();
     let report = json(&out);
     assert_eq!(report["downloaded"][0]["size"], 400_000);
-    assert!(report["downloaded"][0]["resumed_from"].as_u64().unwrap() > 0, "{report}");
-    assert!(server.ranges_for("/files/dream.safetensors").iter().any(|r| r.starts_with("bytes=")), "server saw a Range request");
-    assert_eq!(fs_err::read(ctx.workspace.join("models/checkpoints/dream.safetensors")).unwrap(), body);
-    let found = json(&ctx.command().args(["--json", "model", "find", "dream"]).output().unwrap());
+    assert!(
+        report["downloaded"][0]["resumed_from"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        server
+            .ranges_for("/files/dream.safetensors")
+            .iter()
+            .any(|r| r.starts_with("bytes=")),
+        "server saw a Range request"
+    );
+    assert_eq!(
+        fs_err::read(ctx.workspace.join("models/checkpoints/dream.safetensors")).unwrap(),
+        body
+    );
+    let found = json(
+        &ctx.command()
+            .args(["--json", "model", "find", "dream"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(found[0]["sources"][0]["url"], url);
 
     // Wrong bytes: nothing at the final path, nothing indexed.
     server.add("/files/bad.safetensors", pseudo_random(10_000, 8));
     let bad = server.url_for("/files/bad.safetensors");
-    let out = ctx.command().args(["model", "download", &bad, "--to", "loras/", "--sha256", &sha]).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["model", "download", &bad, "--to", "loras/", "--sha256", &sha])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(!ctx.workspace.join("models/loras/bad.safetensors").exists());
-    let found = json(&ctx.command().args(["--json", "model", "find", "bad"]).output().unwrap());
+    let found = json(
+        &ctx.command()
+            .args(["--json", "model", "find", "bad"])
+            .output()
+            .unwrap(),
+    );
     assert!(found.as_array().unwrap().is_empty());
 
     // `..` in --to is refused before any request.
-    let out = ctx.command().args(["model", "download", &url, "--to", "../outside/"]).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["model", "download", &url, "--to", "../outside/"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -167,14 +302,34 @@ fn the_hugging_face_token_never_follows_a_redirect_to_another_host() {
     let cdn = FileServer::start();
     let body = pseudo_random(20_000, 9);
     cdn.add("/blob/vae.safetensors", body.clone());
-    hf.redirect("/org/repo/resolve/main/vae.safetensors", 302, &cdn.localhost_url_for("/blob/vae.safetensors"));
-    ctx.env("HF_ENDPOINT", hf.url()).env("HF_TOKEN", "hf_secret_token_value_1234");
+    hf.redirect(
+        "/org/repo/resolve/main/vae.safetensors",
+        302,
+        &cdn.localhost_url_for("/blob/vae.safetensors"),
+    );
+    ctx.env("HF_ENDPOINT", hf.url())
+        .env("HF_TOKEN", "hf_secret_token_value_1234");
     ctx.init_workspace();
     let url = hf.url_for("/org/repo/blob/main/vae.safetensors");
-    let out = ctx.command().args(["model", "download", &url, "--to", "vae/"]).output().unwrap();
+    let out = ctx
+        .command()
+        .args(["model", "download", &url, "--to", "vae/"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hf_secret_token_value_1234"));
-    assert!(hf.authorized_requests().iter().any(|(_, path)| path.contains("/resolve/")), "the HF host gets the token");
-    assert!(!cdn.authorization_seen_on_host("localhost"), "the redirect target must not see the token");
-    assert_eq!(fs_err::read(ctx.workspace.join("models/vae/vae.safetensors")).unwrap(), body);
+    assert!(
+        hf.authorized_requests()
+            .iter()
+            .any(|(_, path)| path.contains("/resolve/")),
+        "the HF host gets the token"
+    );
+    assert!(
+        !cdn.authorization_seen_on_host("localhost"),
+        "the redirect target must not see the token"
+    );
+    assert_eq!(
+        fs_err::read(ctx.workspace.join("models/vae/vae.safetensors")).unwrap(),
+        body
+    );
 }

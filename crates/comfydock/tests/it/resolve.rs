@@ -26,9 +26,15 @@ fn workflow(model_url: &str, sha256: &str, seed: u64) -> String {
 fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     let mut sb = EnvSandbox::new();
     let registry = RegistryServer::start();
-    registry.publish(NodePackage::new("test-pack", "1.0.0").node_class("PackNode").requirements("node-dep-b"));
+    registry.publish(
+        NodePackage::new("test-pack", "1.0.0")
+            .node_class("PackNode")
+            .requirements("node-dep-b"),
+    );
     let files = FileServer::start();
-    let model: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let model: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
+        .collect();
     let sha = comfydock_test::archive::sha256_hex(&model);
     files.add("/models/dream.safetensors", model.clone());
     sb.ctx
@@ -37,7 +43,11 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     sb.create("a", "v0.3.40");
     let live = sb.env_dir("a").join("ComfyUI/user/default/workflows/flow.json");
     fs_err::create_dir_all(live.parent().unwrap()).unwrap();
-    fs_err::write(&live, workflow(&files.url_for("/models/dream.safetensors"), &sha, 42)).unwrap();
+    fs_err::write(
+        &live,
+        workflow(&files.url_for("/models/dream.safetensors"), &sha, 42),
+    )
+    .unwrap();
 
     let run = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
     assert!(run(&["workflow", "track", "flow"]).status.success());
@@ -45,8 +55,16 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     // Without --install the gaps are reported and the command fails with the fix.
     let out = run(&["workflow", "resolve", "flow", "--auto"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stdout(&out).contains("PackNode  → test-pack (missing"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("workflow resolve flow --auto --install"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("PackNode  → test-pack (missing"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("workflow resolve flow --auto --install"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = run(&["--json", "workflow", "resolve", "flow", "--auto", "--install"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
@@ -59,19 +77,38 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     let nodes: serde_json::Value = serde_json::from_str(&stdout(&run(&["--json", "node", "list"]))).unwrap();
     assert!(nodes.to_string().contains("test-pack"), "{nodes}");
     assert!(sb.python("a", "import node_dep_b").is_ok());
-    assert_eq!(fs_err::read(sb.ctx.workspace.join("models/checkpoints/dream.safetensors")).unwrap(), model);
-    let found: serde_json::Value = serde_json::from_str(&stdout(&run(&["--json", "model", "find", "dream"]))).unwrap();
+    assert_eq!(
+        fs_err::read(sb.ctx.workspace.join("models/checkpoints/dream.safetensors")).unwrap(),
+        model
+    );
+    let found: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["--json", "model", "find", "dream"]))).unwrap();
     assert_eq!(found[0]["sha256"], sha);
 
     // Recorded in the manifest: nodes, and models by hash with criticality and sources.
     let manifest = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
     let parsed: toml_edit::DocumentMut = manifest.parse().unwrap();
     let entry = &parsed["tool"]["comfydock"]["workflows"]["flow"];
-    assert_eq!(entry["nodes"].as_array().unwrap().get(0).and_then(|v| v.as_str()), Some("test-pack"), "{manifest}");
+    assert_eq!(
+        entry["nodes"].as_array().unwrap().get(0).and_then(|v| v.as_str()),
+        Some("test-pack"),
+        "{manifest}"
+    );
     let blake3 = found[0]["blake3"].as_str().unwrap();
-    assert_eq!(entry["models"][blake3]["criticality"].as_str(), Some("required"), "{manifest}");
-    assert!(entry["models"][blake3]["sources"].to_string().contains("/models/dream.safetensors"));
-    assert_eq!(entry["models"][blake3]["relative_path"].as_str(), Some("checkpoints/dream.safetensors"));
+    assert_eq!(
+        entry["models"][blake3]["criticality"].as_str(),
+        Some("required"),
+        "{manifest}"
+    );
+    assert!(
+        entry["models"][blake3]["sources"]
+            .to_string()
+            .contains("/models/dream.safetensors")
+    );
+    assert_eq!(
+        entry["models"][blake3]["relative_path"].as_str(),
+        Some("checkpoints/dream.safetensors")
+    );
 
     let out = run(&["commit", "-m", "Resolve flow"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -79,9 +116,17 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     assert_eq!(status["clean"], true, "{status}");
 
     // A widget change shows up by node and value.
-    fs_err::write(&live, workflow(&files.url_for("/models/dream.safetensors"), &sha, 7)).unwrap();
+    fs_err::write(
+        &live,
+        workflow(&files.url_for("/models/dream.safetensors"), &sha, 7),
+    )
+    .unwrap();
     let out = run(&["workflow", "diff", "flow"]);
-    assert!(stdout(&out).contains("node 1 \"Pack\" (PackNode)") && stdout(&out).contains("42 -> 7"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("node 1 \"Pack\" (PackNode)") && stdout(&out).contains("42 -> 7"),
+        "{}",
+        stdout(&out)
+    );
 
     // A second resolve is a no-op that keeps everything resolved.
     let out = run(&["workflow", "resolve", "flow"]);

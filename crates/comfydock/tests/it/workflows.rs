@@ -302,9 +302,21 @@ fn analyze_maps_unhinted_custom_types_through_the_node_index() {
         .replace("\"extra\": {", "\"extra\": {\"node_versions\": {\"comfy-core\": \"0.3.13\", \"ComfyUI-KJNodes\": \"a8aeef670b3f288303f956bf94385cb87978ea93\"}, ");
     let file = sb.ctx.path().join("kj.json");
     fs_err::write(&file, text).unwrap();
-    let out = sb.ctx.command().args(["-e", "a", "workflow", "analyze"]).arg(&file).output().unwrap();
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "workflow", "analyze"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("ImageResizeKJ  (https://github.com/kijai/comfyui-kjnodes (node index: manager)"), "{text}");
-    assert!(text.contains("Packs named in extra.node_versions: ComfyUI-KJNodes@a8aeef670b3f"), "{text}");
+    assert!(
+        text.contains("ImageResizeKJ  (https://github.com/kijai/comfyui-kjnodes (node index: manager)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Packs named in extra.node_versions: ComfyUI-KJNodes@a8aeef670b3f"),
+        "{text}"
+    );
 }
