@@ -88,6 +88,7 @@ pub fn run(ctx: &Context, command: &DeployCommand) -> CommandResult {
 /// The spec, target and options both generators start from.
 struct Prepared {
     workspace: Workspace,
+    env: environment::Environment,
     spec: DeploySpec,
     target: Target,
     models: ModelMode,
@@ -127,6 +128,7 @@ fn prepare(ctx: &Context, common: &CommonArgs) -> CommandResult<Prepared> {
     let tag = common.tag.clone().unwrap_or_else(|| spec.default_tag());
     Ok(Prepared {
         workspace,
+        env,
         spec,
         target,
         models,
@@ -173,6 +175,7 @@ fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
     );
     let out = &common.out;
     output::write_context(out, "docker", &files)?;
+    output::stage_dev_nodes(&p.spec, &p.env, out)?;
     if p.models == ModelMode::Bake {
         // Every indexed location of the model's hash, then the default root's `<target>`.
         let models_dir = p.workspace.models_dir();

@@ -251,17 +251,17 @@ pub fn default_file_name(git: &Git, env: &Environment) -> String {
     }
 }
 
-struct WalkedFile {
-    path: PathBuf,
+pub(crate) struct WalkedFile {
+    pub(crate) path: PathBuf,
     /// Relative path with `/` separators.
-    rel: String,
-    size: u64,
-    executable: bool,
+    pub(crate) rel: String,
+    pub(crate) size: u64,
+    pub(crate) executable: bool,
 }
 
 /// Regular files under `dir`, sorted; with `gitignore`, `.gitignore` rules apply and `.git`,
 /// `__pycache__` and `*.pyc` are left out. Symbolic links are never followed or packed.
-fn walk_files(dir: &Path, gitignore: bool) -> Result<Vec<WalkedFile>, BundleError> {
+pub(crate) fn walk_files(dir: &Path, gitignore: bool) -> Result<Vec<WalkedFile>, BundleError> {
     let mut out = Vec::new();
     if !dir.is_dir() {
         return Ok(out);

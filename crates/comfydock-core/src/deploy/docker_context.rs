@@ -56,6 +56,7 @@ fn dockerignore(models: ModelMode) -> String {
         "!entrypoint.sh",
         "!fetch_models.py",
         "!models.json",
+        "!dev_nodes/",
     ];
     if models == ModelMode::Bake {
         lines.extend(["!models.b3", "!models/"]);

@@ -273,7 +273,15 @@ fn render_node(d: &mut String, node: &NodeEntry) {
                 None,
             );
         }
-        NodeSource::Dev => {}
+        NodeSource::Dev => {
+            // The dev folder's sources are copied into the context by `deploy docker`.
+            let _ = writeln!(
+                d,
+                "# node {} (dev folder, sources copied into the build context)",
+                node.key
+            );
+            let _ = writeln!(d, "COPY [\"dev_nodes/{}\", \"{dest}\"]", node.name);
+        }
     }
 }
 

@@ -181,3 +181,46 @@ pub fn file_blake3(path: &Path) -> std::io::Result<String> {
     }
     Ok(hasher.finalize().to_hex().to_string())
 }
+
+/// Copy every dev node's sources into `<dir>/dev_nodes/<name>/` (`.gitignore` respected; `.git`,
+/// `__pycache__` and links left out) for the Dockerfile's `COPY`. Returns the number of files.
+pub fn stage_dev_nodes(
+    spec: &DeploySpec,
+    env: &crate::environment::Environment,
+    dir: &Path,
+) -> Result<usize, DeployError> {
+    let staged = dir.join("dev_nodes");
+    if staged.exists() {
+        fs_err::remove_dir_all(&staged)?;
+    }
+    let mut count = 0;
+    for node in spec
+        .nodes
+        .iter()
+        .filter(|n| n.source == crate::nodes::NodeSource::Dev)
+    {
+        let source = node
+            .path
+            .as_deref()
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .or_else(|| fs_err::canonicalize(crate::nodes::install::node_dir(env, node)).ok())
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| DeployError::UnpinnedNode {
+                node: node.key.clone(),
+                env: spec.environment.clone(),
+                reason: "its dev folder is missing on this machine".to_owned(),
+            })?;
+        let files = crate::bundle::export::walk_files(&source, true)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for file in files {
+            let target = staged.join(&node.name).join(&file.rel);
+            if let Some(parent) = target.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            fs_err::copy(&file.path, &target)?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}

@@ -228,7 +228,6 @@ impl DeploySpec {
                 || node.name.chars().any(char::is_control);
             let problem = match node.source {
                 _ if bad_name => Some("its folder name is not a plain folder name"),
-                NodeSource::Dev => Some("it is a dev folder on this machine, not a published version"),
                 NodeSource::Registry if node.url.is_none() => Some("it has no archive URL"),
                 NodeSource::Registry if node.sha256.as_deref().is_none_or(|s| !is_hex(s, 64)) => {
                     Some("it has no sha256 of its archive")

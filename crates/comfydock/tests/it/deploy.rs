@@ -670,3 +670,41 @@ fn bake_stages_verified_models_into_the_context() {
     assert!(stderr(&bad).contains("cannot be baked"), "{}", stderr(&bad));
     assert!(!out.join("models/checkpoints/tiny.safetensors").exists());
 }
+
+#[test]
+fn dev_nodes_are_copied_into_the_context_respecting_gitignore() {
+    let ds = DeploySandbox::new();
+    let dev = ds.sb.ctx.path().join("my-dev-node");
+    NodeContent::new()
+        .node_class("DevThing")
+        .write_to(&dev, "my-dev-node");
+    fs_err::write(dev.join(".gitignore"), "secret.env\n").unwrap();
+    fs_err::write(dev.join("secret.env"), "TOKEN=do-not-ship\n").unwrap();
+    ds.ok(&["-e", "studio", "node", "add", "--dev", dev.to_str().unwrap()]);
+    ds.ok(&["-e", "studio", "commit", "-m", "dev node"]);
+
+    let out = ds.out_dir("ctx-dev");
+    ds.ok(&[
+        "-e",
+        "studio",
+        "deploy",
+        "docker",
+        "--gpu",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let staged = out.join("dev_nodes/my-dev-node");
+    assert!(staged.join("__init__.py").is_file(), "dev sources are staged");
+    assert!(!staged.join("secret.env").exists(), ".gitignore is respected");
+    let dockerfile = fs_err::read_to_string(out.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("COPY [\"dev_nodes/my-dev-node\", \"/opt/comfyui/custom_nodes/my-dev-node\"]"),
+        "{dockerfile}"
+    );
+    assert!(
+        fs_err::read_to_string(out.join(".dockerignore"))
+            .unwrap()
+            .contains("!dev_nodes/")
+    );
+}
