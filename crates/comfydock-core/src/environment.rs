@@ -39,6 +39,8 @@ pub enum EnvError {
     Running { name: String, pid: u32 },
     #[error("The lock of `{name}` does not cover the `{backend}` torch backend")]
     BackendNotLocked { name: String, backend: String },
+    #[error("Interrupted; the partial environment was removed")]
+    Interrupted,
     #[error("Failed to create environment `{name}`")]
     Create {
         name: String,
@@ -386,14 +388,21 @@ pub fn create(
         return Err(EnvError::Exists(options.name.clone()));
     }
     fs_err::create_dir_all(&env.root)?;
-    match create_inner(workspace, settings, tools, options, &env, reporter) {
-        Ok(created) => Ok(created),
-        Err(err) => {
+    // Ctrl-C or SIGTERM must not kill us half-way: the flag lets the running child (uv, git)
+    // fail on its own signal, or the next phase stop, and the partial folder is removed below.
+    let interrupt = Interrupt::watch();
+    let result = create_inner(workspace, settings, tools, options, &env, reporter, &interrupt);
+    match result {
+        Ok(created) if !interrupt.happened() => Ok(created),
+        outcome => {
             let _ = fs_err::remove_dir_all(&env.root);
-            Err(EnvError::Create {
-                name: options.name.clone(),
-                source: Box::new(err),
-            })
+            match outcome {
+                Err(err) if !interrupt.happened() => Err(EnvError::Create {
+                    name: options.name.clone(),
+                    source: Box::new(err),
+                }),
+                _ => Err(EnvError::Interrupted),
+            }
         }
     }
 }
@@ -405,7 +414,15 @@ fn create_inner(
     options: &CreateOptions,
     env: &Environment,
     reporter: &dyn Reporter,
+    interrupt: &Interrupt,
 ) -> Result<Created, EnvError> {
+    let phase = |name: &str| {
+        if interrupt.happened() {
+            return Err(EnvError::Interrupted);
+        }
+        reporter.phase(name);
+        Ok(())
+    };
     let (backend, reason) = match &options.backend {
         BackendChoice::Explicit(b) => (b.clone(), "chosen with --torch-backend".to_owned()),
         BackendChoice::Auto => {
@@ -414,19 +431,19 @@ fn create_inner(
         }
     };
 
-    reporter.phase("Resolving ComfyUI");
+    phase("Resolving ComfyUI")?;
     let repo = settings.value("comfyui.repo").unwrap_or_default();
     let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
     let mirror_cloned = !mirror.path().join("HEAD").is_file();
     let resolved = mirror.resolve(options.comfyui.as_deref(), reporter)?;
-    reporter.phase(&format!(
+    phase(&format!(
         "Checking out ComfyUI {} ({})",
         resolved.reference,
         &resolved.commit[..12]
-    ));
+    ))?;
     mirror.checkout(&resolved.commit, &env.comfyui())?;
 
-    reporter.phase("Writing .cec");
+    phase("Writing .cec")?;
     let python = match &options.python {
         Some(p) => p.clone(),
         None => find_python_version(&tools.uv)?,
@@ -469,13 +486,13 @@ fn create_inner(
         sync_stamp: None,
     })?;
 
-    reporter.phase("Resolving Python dependencies");
+    phase("Resolving Python dependencies")?;
     uv_lock(tools, env)?;
-    reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
+    phase(&format!("Installing Python packages (torch backend {backend})"))?;
     uv_sync(tools, env, &backend, SyncMode::Inexact)?;
     write_extra_model_paths(workspace, env)?;
 
-    reporter.phase("Committing .cec");
+    phase("Committing .cec")?;
     init_cec_repo(&tools.git, env)?;
     commit_all(&tools.git, env, &format!("Create environment {}", options.name))?;
     let stamp = env.fingerprint()?;
@@ -1084,5 +1101,36 @@ mod tests {
         assert_eq!(extras, ["extra-pkg==1.0"]);
         assert!(changes.contains(&"+ new-pkg==3".to_owned()));
         assert!(changes.contains(&"- tinynum==1.26.4".to_owned()));
+    }
+}
+
+/// SIGINT/SIGTERM observed while a multi-step operation runs; the handlers are removed on drop.
+pub struct Interrupt {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Interrupt {
+    /// Start watching for Ctrl-C and SIGTERM.
+    pub fn watch() -> Self {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .filter_map(|signal| signal_hook::flag::register(signal, std::sync::Arc::clone(&flag)).ok())
+            .collect();
+        Self { flag, ids }
+    }
+
+    /// Whether a signal arrived.
+    pub fn happened(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
     }
 }
