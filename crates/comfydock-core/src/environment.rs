@@ -1071,6 +1071,37 @@ pub fn create_from_files(
     })
 }
 
+/// SIGINT/SIGTERM observed while a multi-step operation runs; the handlers are removed on drop.
+pub struct Interrupt {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Interrupt {
+    /// Start watching for Ctrl-C and SIGTERM.
+    pub fn watch() -> Self {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .filter_map(|signal| signal_hook::flag::register(signal, std::sync::Arc::clone(&flag)).ok())
+            .collect();
+        Self { flag, ids }
+    }
+
+    /// Whether a signal arrived.
+    pub fn happened(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1101,36 +1132,5 @@ mod tests {
         assert_eq!(extras, ["extra-pkg==1.0"]);
         assert!(changes.contains(&"+ new-pkg==3".to_owned()));
         assert!(changes.contains(&"- tinynum==1.26.4".to_owned()));
-    }
-}
-
-/// SIGINT/SIGTERM observed while a multi-step operation runs; the handlers are removed on drop.
-pub struct Interrupt {
-    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ids: Vec<signal_hook::SigId>,
-}
-
-impl Interrupt {
-    /// Start watching for Ctrl-C and SIGTERM.
-    pub fn watch() -> Self {
-        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
-            .into_iter()
-            .filter_map(|signal| signal_hook::flag::register(signal, std::sync::Arc::clone(&flag)).ok())
-            .collect();
-        Self { flag, ids }
-    }
-
-    /// Whether a signal arrived.
-    pub fn happened(&self) -> bool {
-        self.flag.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for Interrupt {
-    fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
     }
 }
