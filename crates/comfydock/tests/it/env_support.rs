@@ -37,6 +37,30 @@ impl EnvSandbox {
         assert!(out.status.success(), "create {name} failed:\n{}", stderr(&out));
     }
 
+    /// Start `create NAME --comfyui v0.3.40` in the background and return once it has written
+    /// `.cec/pyproject.toml` (it is then resolving or installing Python packages).
+    pub fn spawn_create_until_cec(&self, name: &str) -> std::process::Child {
+        let child = self
+            .ctx
+            .std_command(env!("CARGO_BIN_EXE_comfydock"))
+            .env("COMFYDOCK_HOME", &self.ctx.workspace)
+            .env("COMFYDOCK_COMFYUI_REPO", self.repo.url())
+            .env("COMFYDOCK_TORCH_INDEX_URL", self.index.torch_index_url())
+            .env("UV_INDEX_URL", self.index.simple_url())
+            .args(["create", name, "--comfyui", "v0.3.40", "--torch-backend", "cpu"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let cec = self.env_dir(name).join(".cec/pyproject.toml");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+        while !cec.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(cec.exists(), "create never reached the .cec phase");
+        child
+    }
+
     pub fn env_dir(&self, name: &str) -> std::path::PathBuf {
         self.ctx.workspace.join("environments").join(name)
     }

@@ -374,25 +374,8 @@ fn a_failed_comfyui_update_changes_nothing() {
 #[test]
 fn sigkill_during_create_leaves_no_half_environment() {
     let sb = EnvSandbox::new();
-    let mut child = sb
-        .ctx
-        .std_command(env!("CARGO_BIN_EXE_comfydock"))
-        .env("COMFYDOCK_HOME", &sb.ctx.workspace)
-        .env("COMFYDOCK_COMFYUI_REPO", sb.repo.url())
-        .env("COMFYDOCK_TORCH_INDEX_URL", sb.index.torch_index_url())
-        .env("UV_INDEX_URL", sb.index.simple_url())
-        .args(["create", "half", "--comfyui", "v0.3.40", "--torch-backend", "cpu"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it once it is resolving or installing Python packages.
-    let cec = sb.env_dir("half").join(".cec/pyproject.toml");
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while !cec.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(cec.exists(), "create never reached the .cec phase");
+    let mut child = sb.spawn_create_until_cec("half");
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -553,24 +536,7 @@ fn ctrl_c_during_create_removes_the_partial_environment_at_once() {
     let sb = EnvSandbox::new();
     // Slow wheel downloads keep `create` in its install phase long enough to interrupt it.
     sb.index.delay_downloads(Some(Duration::from_millis(400)));
-    let child = sb
-        .ctx
-        .std_command(env!("CARGO_BIN_EXE_comfydock"))
-        .env("COMFYDOCK_HOME", &sb.ctx.workspace)
-        .env("COMFYDOCK_COMFYUI_REPO", sb.repo.url())
-        .env("COMFYDOCK_TORCH_INDEX_URL", sb.index.torch_index_url())
-        .env("UV_INDEX_URL", sb.index.simple_url())
-        .args(["create", "half", "--comfyui", "v0.3.40", "--torch-backend", "cpu"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let cec = sb.env_dir("half").join(".cec/pyproject.toml");
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while !cec.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(cec.exists(), "create never reached the .cec phase");
+    let child = sb.spawn_create_until_cec("half");
     // Only comfydock gets the signal here (a terminal would signal uv too): it must finish the
     // running step, stop, and clean up by itself.
     let status = std::process::Command::new("kill")
