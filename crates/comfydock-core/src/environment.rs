@@ -9,7 +9,7 @@
 //! environments/NAME/.ready              written last by `create`: without it the folder is debris
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -962,11 +962,6 @@ pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter
     )?
     .with_cache_dir(workspace.cache_dir().join("uv"));
     Ok(Tools { git, uv })
-}
-
-/// Absolute path helper for messages.
-pub fn display(path: &Path) -> String {
-    path.display().to_string()
 }
 
 /// What an imported environment is made of (`comfydock import`): its name, this machine's

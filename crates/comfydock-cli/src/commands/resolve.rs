@@ -299,15 +299,12 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
                     e,
                 )
             })?;
-            models_index.record_download(&downloaded)?;
+            let model_id = models_index.record_download(&downloaded)?;
             ctx.printer.status("Downloaded", downloaded.path.display());
             models_downloaded.push(downloaded.relative_path.clone());
-            let record = models_index
-                .list()?
-                .into_iter()
-                .find(|r| r.blake3 == downloaded.blake3);
-            if let Some(record) = record {
-                let reference = &analysis.models[model_index_of(&model_results, *slot)];
+            // `slot` indexes both `model_results` and `analysis.models` (one result per reference).
+            if let Some(record) = models_index.model(model_id)? {
+                let reference = &analysis.models[*slot];
                 pins.insert(record.blake3.clone(), pin(&record, reference));
                 model_results[*slot].blake3 = Some(record.blake3.clone());
                 model_results[*slot].how = "downloaded and verified".into();
@@ -364,10 +361,6 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
         .with_hint(format!("run `comfydock -e {} workflow resolve {name} --auto --install`", env.name)));
     }
     Ok(())
-}
-
-fn model_index_of(results: &[ModelResolution], slot: usize) -> usize {
-    slot.min(results.len().saturating_sub(1))
 }
 
 fn push_candidate(list: &mut Vec<Candidate>, package: String, version: Option<String>, rank: i64, why: &str) {
