@@ -442,6 +442,7 @@ fn create_inner(
         &resolved.commit[..12]
     ))?;
     mirror.checkout(&resolved.commit, &env.comfyui())?;
+    crate::comfyui_process::create_data_directories(env)?;
 
     phase("Writing .cec")?;
     let python = match &options.python {
@@ -1030,6 +1031,7 @@ pub fn create_from_files(
             &resolved.commit[..12.min(resolved.commit.len())]
         ));
         mirror.checkout(&resolved.commit, &env.comfyui())?;
+        crate::comfyui_process::create_data_directories(&env)?;
         env.save_state(&LocalState {
             torch_backend: Some(backend.to_string()),
             sync_stamp: None,

@@ -12,6 +12,7 @@
 //! `main.py` is a pure-stdlib server answering `/system_stats`, `/object_info` and more (see the
 //! docstring of `fixtures/comfyui/main.py`); it imports every package its `requirements.txt` names,
 //! so it only starts in a correctly provisioned environment (or with `COMFYUI_STANDIN_SKIP_IMPORTS=1`).
+//! Like the real one it rejects a `--user-directory` that does not exist (argparse, exit code 2).
 //!
 //! Clone it from [`ComfyUiRepo::url`] (`file://`), or over HTTP to count fetches:
 //! `GitHttpServer::start().serve("comfyanonymous/ComfyUI", repo.path())` (see [`crate::git_server`]).
@@ -31,6 +32,13 @@ pub const EXIT_CODE_ENV: &str = "COMFYUI_STANDIN_EXIT_CODE";
 pub const STARTUP_DELAY_ENV: &str = "COMFYUI_STANDIN_STARTUP_DELAY";
 /// Environment variable (`1`) making the stand-in skip importing its requirements.
 pub const SKIP_IMPORTS_ENV: &str = "COMFYUI_STANDIN_SKIP_IMPORTS";
+/// Environment variable naming modules (comma-separated) the stand-in imports at startup without
+/// declaring them, as real ComfyUI v0.3.77 imports `requests`: a missing one ends it with
+/// Python's own `ModuleNotFoundError` traceback and exit code 1.
+pub const IMPORT_ENV: &str = "COMFYUI_STANDIN_IMPORT";
+/// Environment variable: on SIGTERM/SIGINT the stand-in's main thread exits at once (a zombie
+/// thread-group leader) while another thread keeps the port bound this many seconds longer.
+pub const SHUTDOWN_DELAY_ENV: &str = "COMFYUI_STANDIN_SHUTDOWN_DELAY";
 
 const MAIN_PY: &str = include_str!("../fixtures/comfyui/main.py");
 const NODES_PY: &str = include_str!("../fixtures/comfyui/nodes.py");

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use comfydock_test::comfyui_repo::{
-    ComfyUiRepo, EXIT_CODE_ENV, LATEST_TAG, RELEASE_TAGS, SKIP_IMPORTS_ENV, STARTUP_DELAY_ENV,
+    ComfyUiRepo, EXIT_CODE_ENV, IMPORT_ENV, LATEST_TAG, RELEASE_TAGS, SKIP_IMPORTS_ENV, STARTUP_DELAY_ENV,
     requirements_for,
 };
 use comfydock_test::git::git;
@@ -191,6 +191,24 @@ fn main_py_serves_system_stats_and_object_info_then_exits_0_on_sigterm() {
     .unwrap();
     let user_dir = tmp.path().join("user");
 
+    // Like ComfyUI's argparse check: a user directory that does not exist is a usage error.
+    let out = Command::new(&python)
+        .arg(comfy.join("main.py"))
+        .args(["--port", "0", "--user-directory"])
+        .arg(&user_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!(
+            "argument --user-directory: The path '{}' does not exist.",
+            user_dir.display()
+        )),
+        "{text}"
+    );
+    fs_err::create_dir_all(&user_dir).unwrap();
+
     let mut running = Running::start(
         &python,
         &comfy,
@@ -224,7 +242,6 @@ fn main_py_serves_system_stats_and_object_info_then_exits_0_on_sigterm() {
         "{argv:?}"
     );
     assert_eq!(stats["devices"][0]["type"], "cpu");
-    assert!(user_dir.is_dir(), "--user-directory is created");
 
     let info = get(&format!("{url}/api/object_info"), &[]).unwrap().json();
     assert_eq!(info["KSampler"]["python_module"], "nodes");
@@ -316,6 +333,23 @@ fn main_py_exit_code_control_and_missing_requirements() {
         String::from_utf8_lossy(&out.stderr).contains("ModuleNotFoundError"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An undeclared import that is not installed dies as Python reports it.
+    let out = Command::new(&python)
+        .arg(repo.path().join("main.py"))
+        .args(["--port", "0"])
+        .env(SKIP_IMPORTS_ENV, "1")
+        .env(IMPORT_ENV, "json, comfydock_no_such_module")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.starts_with("Traceback (most recent call last):"), "{text}");
+    assert_eq!(
+        text.trim_end().lines().last(),
+        Some("ModuleNotFoundError: No module named 'comfydock_no_such_module'"),
+        "{text}"
     );
 
     // A busy port: exit code 1 and a message naming the address, like ComfyUI's bind error.

@@ -65,7 +65,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
             env.name, args.listen, args.port
         ),
     );
-    let code = comfyui_process::run_foreground(&env, &options)?;
+    let code = comfyui_process::run_foreground(&env, &options, &mut std::io::stderr())?;
     Ok(match code {
         0 => ExitStatus::Success,
         code => ExitStatus::External(u8::try_from(code.clamp(1, 255)).unwrap_or(1)),
@@ -75,16 +75,41 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
 pub fn stop(ctx: &Context) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
-    let record = comfyui_process::stop(&env, Duration::from_secs(10))?;
+    let grace = Duration::from_secs(10);
+    let stopped = comfyui_process::stop(&env, grace)?;
     if ctx.printer.json_mode() {
-        ctx.printer.json(&record);
-    } else {
-        ctx.printer.status(
-            "Stopped",
-            format!("ComfyUI of `{}` (pid {})", env.name, record.pid),
-        );
+        ctx.printer.json(&stopped);
+        return Ok(());
+    }
+    if stopped.killed {
+        ctx.printer.warn(format!(
+            "ComfyUI of `{}` did not exit within {} s of SIGTERM; it was killed (SIGKILL)",
+            env.name,
+            grace.as_secs()
+        ));
+    }
+    ctx.printer.status(
+        "Stopped",
+        format!("ComfyUI of `{}` (pid {})", env.name, stopped.record.pid),
+    );
+    if !stopped.port_free {
+        ctx.printer.warn(format!(
+            "port {} on {} is still in use by another process",
+            stopped.record.port, stopped.record.host
+        ));
     }
     Ok(())
+}
+
+/// After the log: why ComfyUI died, if a module it imports is missing.
+fn hint_startup_failure(ctx: &Context, env: &environment::Environment, log: &std::path::Path) {
+    if let Some(missing) = comfyui_process::startup_failure(env, log) {
+        ctx.printer.hint(format!(
+            "ComfyUI stopped because Python module `{}` is not installed; {}",
+            missing.module,
+            comfyui_process::add_package_hint(&env.name, &missing)
+        ));
+    }
 }
 
 pub fn logs(ctx: &Context, args: &LogsArgs) -> CommandResult {
@@ -124,9 +149,10 @@ pub fn logs(ctx: &Context, args: &LogsArgs) -> CommandResult {
                 }
             }
             if env.running_pid().is_none() {
-                return Ok(());
+                break;
             }
         }
     }
+    hint_startup_failure(ctx, &env, &path);
     Ok(())
 }

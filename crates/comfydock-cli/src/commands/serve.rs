@@ -282,6 +282,7 @@ fn spawn_backends(
 ) -> CommandResult<(Spawned, Vec<String>)> {
     let workspace = ctx.workspace()?;
     environment::write_extra_model_paths(&workspace, env)?;
+    comfyui_process::create_data_directories(env)?;
     let mut spawned = Spawned(Vec::new());
     let mut urls = Vec::new();
     for index in 0..count {

@@ -257,6 +257,13 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
             .output()
             .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // The folders `run` points ComfyUI at exist (ComfyUI refuses a missing --user-directory).
+    for dir in ["user", "input", "output"] {
+        assert!(
+            env_b.join("ComfyUI").join(dir).is_dir(),
+            "ComfyUI/{dir} after import"
+        );
+    }
     // Workflows are in ComfyUI's user folder.
     let live_b = env_b.join("ComfyUI/user/default/workflows");
     assert!(live_b.join("txt2img.json").is_file() && live_b.join("lora.json").is_file());

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use comfydock_test::comfyui_repo::EXIT_CODE_ENV;
+use comfydock_test::comfyui_repo::{EXIT_CODE_ENV, IMPORT_ENV, SHUTDOWN_DELAY_ENV};
 
 use crate::common::{stderr, stdout};
 use crate::env_support::{EnvSandbox, free_port, http_get};
@@ -142,6 +142,213 @@ fn run_in_background_logs_stop_and_foreground_exit_code() {
         .env(EXIT_CODE_ENV, "3");
     let out = fg.output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn stop_returns_once_the_port_is_free_and_run_right_after_succeeds() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let comfyui = sb.env_dir("a").join("ComfyUI");
+    assert!(comfyui.join("user").is_dir(), "create makes ComfyUI/user");
+    // ComfyUI exits 2 when --user-directory does not exist: `run` makes it again.
+    fs_err::remove_dir_all(comfyui.join("user")).unwrap();
+    let port = free_port().to_string();
+    // On SIGTERM this ComfyUI's main thread exits first while another thread keeps the port
+    // bound for a while, as real ComfyUI does while it tears down.
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--background", "--no-sync", "--port", &port])
+        .env(SHUTDOWN_DELAY_ENV, "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(comfyui.join("user").is_dir());
+
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "--json", "stop"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stopped: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(stopped["killed"], false, "{stopped}");
+    assert_eq!(stopped["port_free"], true, "{stopped}");
+    assert!(!sb.env_dir("a").join(".run.json").exists());
+    let pid = stopped["pid"].as_u64().unwrap();
+    let live_threads: Vec<_> = fs_err::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(|task| fs_err::read_to_string(task.unwrap().path().join("stat")).ok())
+        .filter(|stat| !stat.contains(") Z ") && !stat.contains(") X "))
+        .collect();
+    assert!(
+        live_threads.is_empty(),
+        "threads left after stop: {live_threads:?}"
+    );
+
+    // At once on the same port.
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--background", "--no-sync", "--port", &port])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.ctx.command().args(["-e", "a", "stop"]).assert().success();
+}
+
+/// /proc/PID/stat field 22: the start time `run --background` records.
+fn process_start(pid: u32) -> String {
+    let stat = fs_err::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.split_whitespace().nth(19).unwrap().to_owned()
+}
+
+#[test]
+fn a_run_record_whose_pid_is_another_process_is_stale_and_never_signalled() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let mut unrelated = sb.ctx.std_command("sleep").arg("60").spawn().unwrap();
+    let pid = unrelated.id();
+    let record_path = sb.env_dir("a").join(".run.json");
+    let write_record = |process_start: Option<String>| {
+        let record = serde_json::json!({
+            "pid": pid,
+            "port": free_port(),
+            "host": "127.0.0.1",
+            "log": sb.ctx.path().join("comfyui.log"),
+            "started_at": "2025-01-01T00:00:00Z",
+            "process_start": process_start,
+        });
+        fs_err::write(&record_path, record.to_string()).unwrap();
+    };
+    let running_pid = || {
+        let out = sb
+            .ctx
+            .command()
+            .args(["-e", "a", "--json", "status"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        status["running_pid"].clone()
+    };
+    let real_start = process_start(pid);
+    let wrong_start = format!("{real_start}1");
+
+    for start in [Some(wrong_start.clone()), None] {
+        // The pid is alive, but it is not the process the record was written for.
+        write_record(start.clone());
+        assert_eq!(running_pid(), serde_json::Value::Null, "start {start:?}");
+        assert!(!record_path.exists(), "a stale record is removed");
+
+        write_record(start.clone());
+        let out = sb.ctx.command().args(["-e", "a", "stop"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("`a` is not running"), "{}", stderr(&out));
+        assert!(!record_path.exists(), "a stale record is removed");
+        assert!(
+            unrelated.try_wait().unwrap().is_none(),
+            "the unrelated process was signalled"
+        );
+    }
+
+    // The same record with the right start time does name a running process.
+    write_record(Some(real_start));
+    assert_eq!(running_pid(), serde_json::json!(pid));
+    sb.ctx.command().args(["-e", "a", "stop"]).assert().success();
+    let status = unrelated.wait().unwrap();
+    assert!(!status.success(), "stop ends the recorded process: {status:?}");
+}
+
+#[test]
+fn a_missing_module_at_startup_is_reported_with_the_package_to_add() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+
+    // Foreground: ComfyUI's traceback passes through, then the error names the package.
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--no-sync", "--port", &free_port().to_string()])
+        .env(IMPORT_ENV, "cv2")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ModuleNotFoundError: No module named 'cv2'"),
+        "{err}"
+    );
+    assert!(err.contains("Python module `cv2` is not installed"), "{err}");
+    assert!(err.contains("`comfydock -e a py add opencv-python`"), "{err}");
+
+    // Background: read from the log while waiting for it to listen.
+    let out = sb
+        .ctx
+        .command()
+        .args([
+            "-e",
+            "a",
+            "run",
+            "--background",
+            "--no-sync",
+            "--port",
+            &free_port().to_string(),
+        ])
+        .env(IMPORT_ENV, "requests")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Python module `requests` is not installed"), "{err}");
+    assert!(err.contains("`comfydock -e a py add requests`"), "{err}");
+
+    // `logs` shows the traceback and ends with the same advice.
+    let out = sb.ctx.command().args(["-e", "a", "logs"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim_end().lines().last(),
+        Some("ModuleNotFoundError: No module named 'requests'"),
+        "{}",
+        stdout(&out)
+    );
+    let hint = stderr(&out);
+    assert!(hint.contains("hint:"), "{hint}");
+    assert!(hint.contains("`comfydock -e a py add requests`"), "{hint}");
+
+    // A dotted import names the package of its top-level module.
+    let out = sb
+        .ctx
+        .command()
+        .args([
+            "-e",
+            "a",
+            "run",
+            "--background",
+            "--no-sync",
+            "--port",
+            &free_port().to_string(),
+        ])
+        .env(IMPORT_ENV, "yaml.constructor")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("py add pyyaml"), "{}", stderr(&out));
+
+    // A ComfyUI that started fine gets no such hint.
+    let port = free_port().to_string();
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "run", "--background", "--no-sync", "--port", &port])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.ctx.command().args(["-e", "a", "logs"]).output().unwrap();
+    assert!(!stderr(&out).contains("py add"), "{}", stderr(&out));
+    sb.ctx.command().args(["-e", "a", "stop"]).assert().success();
 }
 
 #[test]
