@@ -46,6 +46,7 @@ pub struct TestContext {
     pub uv_cache: PathBuf,
     bin: PathBuf,
     extra_env: Vec<(OsString, OsString)>,
+    removed_env: Vec<OsString>,
 }
 
 impl TestContext {
@@ -65,6 +66,7 @@ impl TestContext {
             uv_cache,
             bin: bin.into(),
             extra_env: Vec::new(),
+            removed_env: Vec::new(),
             root,
         }
     }
@@ -72,6 +74,15 @@ impl TestContext {
     /// Set an environment variable for every command of this context.
     pub fn env(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> &mut Self {
         self.extra_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Leave `key` unset for every command of this context, overriding the hermetic default (the
+    /// real-world tier unsets `UV_INDEX_URL` so uv uses its default index, the real one).
+    pub fn env_remove(&mut self, key: impl Into<OsString>) -> &mut Self {
+        let key = key.into();
+        self.extra_env.retain(|(k, _)| *k != key);
+        self.removed_env.push(key);
         self
     }
 
@@ -132,6 +143,7 @@ impl TestContext {
         {
             env.push(("PYENV_ROOT".into(), real_home.join(".pyenv").into()));
         }
+        env.retain(|(k, _)| !self.removed_env.contains(k));
         env.extend(self.extra_env.iter().cloned());
         env
     }

@@ -121,6 +121,8 @@ pub struct Response {
     pub truncate_after: Option<usize>,
     /// Slow link: write the body in chunks of this many bytes with this pause after each.
     pub throttle: Option<(usize, Duration)>,
+    /// Stream this file as the body instead of `body` (large files such as real wheels).
+    pub body_file: Option<std::path::PathBuf>,
 }
 
 impl Response {
@@ -132,7 +134,15 @@ impl Response {
             body: Vec::new(),
             truncate_after: None,
             throttle: None,
+            body_file: None,
         }
+    }
+
+    /// `200 OK` streaming a file from disk (read while sending, never held in memory).
+    pub fn file(path: impl Into<std::path::PathBuf>) -> Self {
+        let mut response = Response::status(200).header("Content-Type", "application/octet-stream");
+        response.body_file = Some(path.into());
+        response
     }
 
     /// `200 OK` with these bytes.
@@ -263,7 +273,16 @@ impl HttpServer {
     ///
     /// Panics if the socket cannot be bound (test support: failing loudly is the point).
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a stand-in server on 127.0.0.1:0");
+        Self::start_on(0, handler)
+    }
+
+    /// Binds `127.0.0.1:port` (0 for any free port) and serves every request with `handler`. A
+    /// fixed port is for servers whose URL must stay the same across runs (uv caches per index URL).
+    ///
+    /// Panics if the socket cannot be bound, naming the port.
+    pub fn start_on(port: u16, handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("bind a stand-in server on 127.0.0.1:{port}: {e}"));
         let addr = listener.local_addr().expect("local address of a bound listener");
         let log = RequestLog::default();
         let stopping = Arc::new(AtomicBool::new(false));
@@ -505,13 +524,23 @@ fn write_response(
     for (name, value) in &response.headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }
-    let _ = write!(head, "Content-Length: {}\r\n", response.body.len());
+    let file = match &response.body_file {
+        Some(path) => Some(fs_err::File::open(path)?),
+        None => None,
+    };
+    let length = match &file {
+        Some(file) => file.metadata()?.len(),
+        None => response.body.len() as u64,
+    };
+    let _ = write!(head, "Content-Length: {length}\r\n");
     if close {
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
     writer.write_all(head.as_bytes())?;
-    if request.method != "HEAD" {
+    if let Some(mut file) = file.filter(|_| request.method != "HEAD") {
+        io::copy(&mut file, writer)?;
+    } else if request.method != "HEAD" {
         let end = response
             .truncate_after
             .map_or(response.body.len(), |n| n.min(response.body.len()));

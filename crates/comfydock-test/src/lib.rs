@@ -8,6 +8,7 @@
 //! clearest possible error.
 
 pub mod archive;
+pub mod comfyui_contract;
 pub mod comfyui_repo;
 pub mod comfyui_server;
 pub mod context;
@@ -18,6 +19,8 @@ pub mod http;
 pub mod node_repo;
 pub mod node_source;
 pub mod postgres;
+pub mod real_torch_index;
+pub mod realworld;
 pub mod registry;
 pub mod standins;
 pub mod tools;
