@@ -6,6 +6,10 @@
 //! `/nodes/{id}/versions`, `/nodes/{id}/versions/{v}`, `/nodes/{id}/install[?version=]` (recorded),
 //! `/nodes/{id}/versions/{v}/comfy-nodes`, `/comfy-nodes/{name}/node`, `POST /bulk/nodes/versions`;
 //! zips at `{url}/cdn/{id}/{version}/node.zip` (the `downloadUrl`).
+//!
+//! Documents, status codes and error bodies follow the registry's OpenAPI document (checked by
+//! `tests/registry_contract.rs`): only documented fields are sent, and error bodies are
+//! `ErrorResponse` (`error`, `message`) or `Error` (`message`) as each path documents.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -230,6 +234,8 @@ struct RegistryState {
     extension_map_extra: serde_json::Map<String, Value>,
     model_list: Vec<Value>,
     publish_count: usize,
+    /// Most nodes one page of `/nodes` or `/nodes/search` holds, whatever `limit` asks.
+    max_page_size: Option<usize>,
 }
 
 /// A running Registry stand-in on `127.0.0.1:PORT`; stops when dropped.
@@ -281,6 +287,13 @@ impl RegistryServer {
             .and_then(|v| v.iter_mut().find(|p| p.package.version == version))
             .unwrap_or_else(|| panic!("{id}@{version} is not published"));
         published.zip = bytes;
+    }
+
+    /// Serves at most `size` nodes per page of `/nodes` and `/nodes/search`, whatever `limit` the
+    /// client asks for (the answer's `limit` says so), as a registry capping its page size does.
+    pub fn cap_page_size(&self, size: usize) {
+        assert!(size >= 1, "a page holds at least one node");
+        self.state().max_page_size = Some(size);
     }
 
     /// Adds an extra `extension-node-map.json` entry (e.g. for a git-only pack or ComfyUI itself).
@@ -372,10 +385,6 @@ fn node_version_json(base: &str, published: &Published) -> Value {
         "deprecated": p.deprecated,
         "status": "NodeVersionStatusActive",
         "status_reason": "",
-        "comfy_node_extract_status": "success",
-        "supported_os": [],
-        "supported_accelerators": [],
-        "tags": [],
     })
 }
 
@@ -391,27 +400,23 @@ fn node_json(base: &str, versions: &[Published]) -> Value {
         "name": p.display_name,
         "description": p.description,
         "author": "Comfydock Test",
-        "license": "{\"file\": \"LICENSE\"}",
+        "license": "LICENSE",
         "icon": "",
-        "banner_url": "",
         "category": "",
         "repository": p.repository,
         "tags": [],
         "latest_version": node_version_json(base, latest),
         "rating": 0,
         "downloads": 0,
-        "publisher": {"id": PUBLISHER_ID, "name": "Comfydock Test"},
+        "publisher": {"id": PUBLISHER_ID, "name": "Comfydock Test", "status": "PublisherStatusActive"},
         "status": "NodeStatusActive",
         "status_detail": "",
-        "created_at": versions[0].created_at,
-        "supported_os": [],
-        "supported_accelerators": [],
     })
 }
 
 fn comfy_node_json(class: &str, id: &str) -> Value {
     json!({
-        "comfy_node_name": class,
+        "comfy_node_id": class,
         "category": id,
         "description": "",
         "input_types": "{\"required\": {\"value\": [\"INT\", {\"default\": 0}]}}",
@@ -421,12 +426,26 @@ fn comfy_node_json(class: &str, id: &str) -> Value {
         "function": "run",
         "deprecated": false,
         "experimental": false,
-        "policy": "ComfyNodePolicyActive",
     })
 }
 
+/// An `ErrorResponse` body (`error` and `message`, both required).
 fn error(status: u16, message: &str) -> Response {
     Response::status(status).with_json(&json!({"error": message, "message": message}))
+}
+
+/// An `Error` body (`message`), which some paths document instead of `ErrorResponse`.
+fn error_message(status: u16, message: &str) -> Response {
+    Response::status(status).with_json(&json!({"message": message}))
+}
+
+/// `x.y.z`, the pattern `/install` documents for `version`.
+fn is_plain_semver(version: &str) -> bool {
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn page_params(request: &Request) -> (usize, usize) {
@@ -445,6 +464,7 @@ fn page_params(request: &Request) -> (usize, usize) {
 
 fn node_page(base: &str, matching: &[&Vec<Published>], page: usize, limit: usize) -> Value {
     let total = matching.len();
+    // The OpenAPI `limit` is "maximum number of nodes per page": the one served.
     let nodes: Vec<Value> = matching
         .iter()
         .skip((page - 1) * limit)
@@ -469,11 +489,13 @@ fn handle(state: &Mutex<RegistryState>, request: &Request) -> Response {
     match segments.as_slice() {
         ["nodes"] => {
             let (page, limit) = page_params(request);
+            let limit = state.max_page_size.map_or(limit, |max| limit.min(max));
             let all: Vec<&Vec<Published>> = state.nodes.values().collect();
             Response::json(&node_page(&base, &all, page, limit))
         }
         ["nodes", "search"] => {
             let (page, limit) = page_params(request);
+            let limit = state.max_page_size.map_or(limit, |max| limit.min(max));
             let needle = request.query("search").unwrap_or_default().to_lowercase();
             let matching: Vec<&Vec<Published>> = state
                 .nodes
@@ -499,14 +521,17 @@ fn handle(state: &Mutex<RegistryState>, request: &Request) -> Response {
                     sorted.iter().map(|p| node_version_json(&base, p)).collect(),
                 ))
             }
-            None => error(404, "Node not found"),
+            None => error_message(404, "Node not found"),
         },
         ["nodes", id, "versions", version] => match find(&state, id, Some(version)) {
             Some(p) => Response::json(&node_version_json(&base, p)),
-            None => error(404, "Node version not found"),
+            None => error_message(404, "Node version not found"),
         },
         ["nodes", id, "install"] => {
             let version = request.query("version");
+            if let Some(v) = version.as_deref().filter(|v| !is_plain_semver(v)) {
+                return error(400, &format!("Invalid version format: {v}"));
+            }
             let found = find(&state, id, version.as_deref()).map(|p| node_version_json(&base, p));
             match found {
                 Some(doc) => {
@@ -518,13 +543,17 @@ fn handle(state: &Mutex<RegistryState>, request: &Request) -> Response {
         }
         ["nodes", id, "versions", version, "comfy-nodes"] => match find(&state, id, Some(version)) {
             Some(p) => {
-                let nodes: Vec<Value> = p
-                    .package
-                    .node_classes
+                let (page, limit) = page_params(request);
+                let classes = &p.package.node_classes;
+                let nodes: Vec<Value> = classes
                     .iter()
+                    .skip((page - 1) * limit)
+                    .take(limit)
                     .map(|c| comfy_node_json(c, id))
                     .collect();
-                Response::json(&json!({"comfy_nodes": nodes, "totalNumberOfPages": 1}))
+                Response::json(
+                    &json!({"comfy_nodes": nodes, "totalNumberOfPages": classes.len().div_ceil(limit)}),
+                )
             }
             None => error(404, "Node version not found"),
         },
@@ -770,7 +799,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| c["comfy_node_name"].as_str().unwrap())
+            .map(|c| c["comfy_node_id"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["MyNodeA", "MyNodeB"]);
         let bulk = request(

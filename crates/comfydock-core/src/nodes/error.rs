@@ -34,6 +34,8 @@ pub enum NodeError {
     InvalidSpec { spec: String, reason: String },
     #[error("Node `{id}` is not in the registry at `{registry}`")]
     UnknownNode { id: String, registry: String },
+    #[error("Node `{id}` has no installable version in the registry at `{registry}`")]
+    NoInstallableVersion { id: String, registry: String },
     #[error("Node `{id}` has no version `{version}` in the registry")]
     UnknownVersion {
         id: String,
@@ -185,6 +187,9 @@ impl Hinted for NodeError {
             )),
             Self::UnknownNode { id, .. } => Some(format!(
                 "search the registry with `comfydock node search {id}`, or add it from git with `comfydock node add GIT_URL`"
+            )),
+            Self::NoInstallableVersion { id, .. } => Some(format!(
+                "the registry lists no active version with a download for `{id}`; see its versions with `comfydock node info {id}`, or add it from git with `comfydock node add GIT_URL`"
             )),
             Self::UnknownVersion { id, available, .. } => Some(format!(
                 "available versions: {}; e.g. `comfydock node add {id}@{}`",

@@ -5,6 +5,13 @@
 //! `/nodes/search` and `/nodes/{id}/versions/{v}/comfy-nodes` (never `/install`, which records an
 //! install). When the registry cannot be reached, cached answers of any age are used and
 //! [`RegistryClient::offline`] turns true so callers can say so.
+//!
+//! The registry's OpenAPI document marks no field of `Node`, `NodeVersion` or the search page as
+//! required, so every field is read as optional: a node without `id` is the id asked for, a
+//! version without `version` is skipped, one without `downloadUrl` is listed but not installable,
+//! and search follows `totalPages` when a page holds fewer nodes than asked for. Listing a
+//! version's comfy-nodes is newer than the pinned OpenAPI document; it is best effort (callers
+//! ignore its failures).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +25,9 @@ use super::error::NodeError;
 
 /// How long a cached answer is used without asking the registry again (search, info).
 pub const CACHE_TTL: Duration = Duration::from_mins(15);
+
+/// The most pages one listing follows (a guard against a registry that never ends a listing).
+const MAX_PAGES: u64 = 50;
 
 /// How to use the cache for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,9 +123,14 @@ pub struct RegistryNode {
 }
 
 impl RegistryNode {
-    fn from_json(v: &Value) -> Option<Self> {
+    /// A node document; `None` without an `id` (search results), unless `asked_id` says which
+    /// node it is (`/nodes/{id}`).
+    fn from_json(v: &Value, asked_id: Option<&str>) -> Option<Self> {
+        if !v.is_object() {
+            return None;
+        }
         Some(Self {
-            id: v["id"].as_str()?.to_owned(),
+            id: v["id"].as_str().or(asked_id)?.to_owned(),
             name: v["name"].as_str().unwrap_or_default().to_owned(),
             description: v["description"].as_str().unwrap_or_default().to_owned(),
             repository: v["repository"]
@@ -127,27 +142,44 @@ impl RegistryNode {
     }
 }
 
+/// The `status` of a version that may be installed (an absent status counts as active).
+pub const ACTIVE_VERSION_STATUS: &str = "NodeVersionStatusActive";
+
 /// One published version of a node.
 #[derive(Debug, Clone, Serialize)]
 pub struct RegistryVersion {
     pub version: String,
-    pub download_url: String,
+    /// Where the zip is; `None` when the registry does not say (the version cannot be installed).
+    pub download_url: Option<String>,
     pub deprecated: bool,
+    /// `NodeVersionStatus…` as the registry gives it (`None` when absent).
+    pub status: Option<String>,
     pub dependencies: Vec<String>,
 }
 
 impl RegistryVersion {
     fn from_json(v: &Value) -> Option<Self> {
         Some(Self {
-            version: v["version"].as_str()?.to_owned(),
-            download_url: v["downloadUrl"].as_str()?.to_owned(),
+            version: v["version"].as_str().filter(|s| !s.is_empty())?.to_owned(),
+            download_url: v["downloadUrl"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             deprecated: v["deprecated"].as_bool().unwrap_or(false),
+            status: v["status"].as_str().map(str::to_owned),
             dependencies: v["dependencies"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
         })
     }
+}
+
+/// The version [`RegistryClient::pick_version`] chose, with where to download it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickedVersion {
+    pub version: String,
+    pub download_url: String,
 }
 
 /// The registry API with its cache.
@@ -235,9 +267,9 @@ impl RegistryClient {
                 id: id.to_owned(),
                 registry: self.base.clone(),
             })?;
-        RegistryNode::from_json(&doc).ok_or_else(|| NodeError::RegistryDocument {
+        RegistryNode::from_json(&doc, Some(id)).ok_or_else(|| NodeError::RegistryDocument {
             url: format!("{}{path}", self.base),
-            reason: "no `id`".into(),
+            reason: "expected a node object".into(),
         })
     }
 
@@ -259,44 +291,74 @@ impl RegistryClient {
         Ok(versions)
     }
 
-    /// The version to install: `wanted`, or the newest non-deprecated one.
-    pub fn pick_version(&self, id: &str, wanted: Option<&str>) -> Result<RegistryVersion, NodeError> {
+    /// The version to install: `wanted`, or the newest active non-deprecated one (the newest
+    /// active one if all are deprecated). The version must have a `downloadUrl`.
+    pub fn pick_version(&self, id: &str, wanted: Option<&str>) -> Result<PickedVersion, NodeError> {
         let versions = self.versions(id, Freshness::Revalidate)?;
-        let found = match wanted {
-            Some(w) => versions.iter().find(|v| v.version == w),
-            None => versions
+        let active = || {
+            versions
                 .iter()
-                .find(|v| !v.deprecated)
-                .or_else(|| versions.first()),
+                .filter(|v| v.status.as_deref().is_none_or(|s| s == ACTIVE_VERSION_STATUS))
         };
-        found.cloned().ok_or_else(|| match wanted {
-            Some(w) => NodeError::UnknownVersion {
-                id: id.to_owned(),
-                version: w.to_owned(),
-                available: versions.iter().take(5).map(|v| v.version.clone()).collect(),
-            },
-            None => NodeError::UnknownNode {
-                id: id.to_owned(),
-                registry: self.base.clone(),
-            },
+        let found = if let Some(w) = wanted {
+            versions.iter().find(|v| v.version == w)
+        } else {
+            active().find(|v| !v.deprecated).or_else(|| active().next())
+        };
+        let Some(found) = found else {
+            return Err(match wanted {
+                Some(w) => NodeError::UnknownVersion {
+                    id: id.to_owned(),
+                    version: w.to_owned(),
+                    available: versions.iter().take(5).map(|v| v.version.clone()).collect(),
+                },
+                None => NodeError::NoInstallableVersion {
+                    id: id.to_owned(),
+                    registry: self.base.clone(),
+                },
+            });
+        };
+        let Some(download_url) = found.download_url.clone() else {
+            return Err(NodeError::RegistryDocument {
+                url: format!("{}/nodes/{id}/versions", self.base),
+                reason: format!("version {} has no `downloadUrl`", found.version),
+            });
+        };
+        Ok(PickedVersion {
+            version: found.version.clone(),
+            download_url,
         })
     }
 
-    /// `GET /nodes/search?search=QUERY`.
+    /// `GET /nodes/search?search=QUERY`: up to `limit` nodes, following further pages while the
+    /// registry serves fewer nodes per page than asked for and says more pages exist.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<RegistryNode>, NodeError> {
         let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
-        let path = format!("/nodes/search?search={encoded}&limit={limit}");
-        let doc = self.get_json(&path, Freshness::Cached)?.unwrap_or(Value::Null);
-        Ok(doc["nodes"]
-            .as_array()
-            .map(|a| a.iter().filter_map(RegistryNode::from_json).collect())
-            .unwrap_or_default())
+        let mut nodes = Vec::new();
+        let mut listed = 0_u64;
+        for page in 1..=MAX_PAGES {
+            let path = format!("/nodes/search?search={encoded}&page={page}&limit={limit}");
+            let doc = self.get_json(&path, Freshness::Cached)?.unwrap_or(Value::Null);
+            let page_nodes = doc["nodes"].as_array().map(Vec::as_slice).unwrap_or_default();
+            listed += page_nodes.len() as u64;
+            nodes.extend(page_nodes.iter().filter_map(|n| RegistryNode::from_json(n, None)));
+            let more = match (doc["totalPages"].as_u64(), doc["total"].as_u64()) {
+                (Some(pages), _) => page < pages,
+                (None, Some(total)) => listed < total,
+                (None, None) => false,
+            };
+            if nodes.len() >= limit || page_nodes.is_empty() || !more {
+                break;
+            }
+        }
+        nodes.truncate(limit);
+        Ok(nodes)
     }
 
     /// Node class names of one version (`/nodes/{id}/versions/{v}/comfy-nodes`, all pages).
     pub fn comfy_nodes(&self, id: &str, version: &str) -> Result<Vec<String>, NodeError> {
         let mut names = Vec::new();
-        for page in 1..=50 {
+        for page in 1..=MAX_PAGES {
             let path = format!("/nodes/{id}/versions/{version}/comfy-nodes?page={page}&limit=100");
             let Some(doc) = self.get_json(&path, Freshness::Cached)? else {
                 break;
@@ -309,7 +371,7 @@ impl RegistryClient {
                     .map(str::to_owned)
             }));
             let pages = doc["totalNumberOfPages"].as_u64().unwrap_or(1);
-            if list.is_empty() || u64::try_from(page).unwrap_or(u64::MAX) >= pages {
+            if list.is_empty() || page >= pages {
                 break;
             }
         }
