@@ -297,7 +297,11 @@ fn to_legacy_layout(text: &str, comfyui: &[String], extra: &str) -> String {
     let end = start + text[start..].find("]\n").expect("end of group") + 2;
     let mut deps: Vec<String> = comfyui.to_vec();
     deps.push(extra.to_owned());
-    let deps = deps.iter().map(|d| format!("    \"{d}\",\n")).collect::<String>();
+    let deps: String = deps
+        .iter()
+        .map(|d| format!("    \"{d}\",\n"))
+        .collect::<Vec<_>>()
+        .concat();
     let legacy = format!("{}{}", &text[..start], &text[end..])
         .replace("dependencies = []\n", &format!("dependencies = [\n{deps}]\n"))
         .replace("schema_version = 2\n", "schema_version = 1\n");
