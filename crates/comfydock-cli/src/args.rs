@@ -101,6 +101,9 @@ pub enum Command {
     /// Add, remove, update and inspect custom nodes
     #[command(subcommand)]
     Node(crate::commands::node::NodeCommand),
+    /// Your own Python packages and constraints, kept apart from ComfyUI's and the nodes'
+    #[command(subcommand)]
+    Py(crate::commands::python::PyCommand),
     /// Release manager for multi-package template and asset monorepos
     Release(crate::commands::release::ReleaseArgs),
     /// Model roots, the content-addressed model index and verified downloads

@@ -210,6 +210,17 @@ impl ComfyUiMirror {
         }
     }
 
+    /// The text of `path` at `commit`, or `None` if the mirror lacks the commit or the file.
+    pub fn read_file(&self, commit: &str, path: &str) -> Option<String> {
+        if commit.starts_with('-') || !self.path.join("HEAD").is_file() {
+            return None;
+        }
+        self.git
+            .run_bytes(Some(&self.path), ["show", &format!("{commit}:{path}")])
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// Check out `commit` into `dest` (a new folder) from the mirror, without network.
     pub fn checkout(&self, commit: &str, dest: &Path) -> Result<(), SourceError> {
         self.git.run(

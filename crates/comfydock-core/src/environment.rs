@@ -107,6 +107,16 @@ impl Hinted for EnvError {
     }
 }
 
+impl EnvError {
+    /// uv's stderr when a uv command failed (the resolver's explanation of a failed lock).
+    pub fn uv_stderr(&self) -> Option<&str> {
+        match self {
+            Self::Uv(UvError::Process(p)) => Some(p.stderr()),
+            _ => None,
+        }
+    }
+}
+
 /// Check a new environment's name.
 pub fn validate_name(name: &str) -> Result<(), EnvError> {
     let invalid = |reason| {
@@ -891,7 +901,20 @@ pub fn delete(workspace: &mut Workspace, env: &Environment) -> Result<(), EnvErr
     Ok(())
 }
 
-/// Move ComfyUI to another ref, re-lock with its requirements and sync — all or nothing.
+/// What `comfyui update` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComfyUiUpdate {
+    pub from: ComfyUiPin,
+    pub to: ComfyUiPin,
+    /// The user's own packages, kept as they were.
+    pub packages: Vec<String>,
+    /// The manifest was moved from the legacy layout first (what went where).
+    pub migrated: Option<crate::python_deps::layout::LegacySplit>,
+}
+
+/// Move ComfyUI to another ref, replace ComfyUI's dependency group with its requirements,
+/// re-lock and sync — all or nothing. The user's packages are kept; a legacy manifest is moved
+/// to the split layout, judging by the OLD commit's `requirements.txt` what was ComfyUI's.
 pub fn update_comfyui(
     workspace: &Workspace,
     settings: &Settings,
@@ -899,7 +922,8 @@ pub fn update_comfyui(
     env: &Environment,
     reference: Option<&str>,
     reporter: &dyn Reporter,
-) -> Result<(ComfyUiPin, ComfyUiPin), EnvError> {
+) -> Result<ComfyUiUpdate, EnvError> {
+    use crate::python_deps::layout;
     let mut manifest = env.manifest()?;
     let old = manifest.comfyui()?;
     let repo = settings.value("comfyui.repo").unwrap_or_default();
@@ -918,6 +942,10 @@ pub fn update_comfyui(
     tx.track(&env.lock_path())?;
     tx.track(&env.state_path())?;
     let result = (|| {
+        // Read before the checkout moves: it may be the only copy of the old requirements.
+        let old_requirements = (manifest.layout() == manifest::Layout::Legacy)
+            .then(|| layout::comfyui_requirements_at(&mirror, env, &old.commit))
+            .flatten();
         reporter.phase(&format!(
             "Checking out ComfyUI {} ({})",
             new.reference,
@@ -926,8 +954,23 @@ pub fn update_comfyui(
         mirror.move_checkout(&env.comfyui(), &new.commit)?;
         let text = fs_err::read_to_string(env.comfyui().join("requirements.txt")).unwrap_or_default();
         let requirements = manifest::parse_requirements(&text);
+        let migrated = layout::migrate(&mut manifest, old_requirements.as_ref());
+        if let Some(split) = &migrated {
+            reporter.status(
+                "Migrated",
+                "pyproject.toml: ComfyUI's requirements moved to the `comfyui` dependency group",
+            );
+            if split.guessed {
+                reporter.warning(&format!(
+                    "ComfyUI's requirements at {} could not be read; kept {} as your packages (remove any you do not want with `comfydock -e {} py remove NAME`)",
+                    &old.commit[..12.min(old.commit.len())],
+                    split.user.join(", "),
+                    env.name
+                ));
+            }
+        }
         manifest.set_comfyui(&new);
-        manifest.set_dependencies(&requirements.dependencies);
+        manifest.set_dependency_group(manifest::COMFYUI_GROUP, &requirements.dependencies);
         manifest.save()?;
         reporter.phase("Resolving Python dependencies");
         uv_lock(tools, env)?;
@@ -936,12 +979,17 @@ pub fn update_comfyui(
         let mut state = env.state();
         state.sync_stamp = Some(env.fingerprint()?);
         env.save_state(&state)?;
-        Ok::<(), EnvError>(())
+        Ok::<_, EnvError>(migrated)
     })();
     match result {
-        Ok(()) => {
+        Ok(migrated) => {
             tx.commit();
-            Ok((old, new))
+            Ok(ComfyUiUpdate {
+                from: old,
+                to: new,
+                packages: manifest.dependencies(),
+                migrated,
+            })
         }
         Err(err) => {
             tx.rollback()?;

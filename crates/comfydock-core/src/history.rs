@@ -77,11 +77,13 @@ pub struct EnvDiff {
     pub to: String,
     pub comfyui: Option<Change<String>>,
     pub python: Option<Change<String>>,
-    /// `[project] dependencies` by package name.
+    /// `[project] dependencies` by package name (the user's own packages; ComfyUI's too in
+    /// legacy manifests).
     pub requirements: Vec<NamedChange>,
     /// Locked package versions from `uv.lock`.
     pub locked: Vec<NamedChange>,
-    /// Dependency groups (one per custom node) by name.
+    /// Dependency groups by name: `comfyui` (ComfyUI's requirements), one per custom node, and
+    /// the user's own.
     pub node_groups: Vec<NamedChange>,
     /// `[tool.comfydock.nodes]`, `[tool.comfydock.models]`, `[tool.comfydock.workflows]` by key.
     pub nodes: Vec<NamedChange>,

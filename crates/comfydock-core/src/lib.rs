@@ -14,6 +14,7 @@ pub mod hint;
 pub mod history;
 pub mod manifest;
 pub mod nodes;
+pub mod python_deps;
 pub mod reporter;
 pub mod settings;
 pub mod subprocess;

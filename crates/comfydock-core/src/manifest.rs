@@ -13,7 +13,25 @@ use crate::atomic_file::write_atomic;
 use crate::torch_backend::{TORCH_PACKAGES, TorchBackend};
 
 /// `[tool.comfydock] schema_version` written by this build.
-pub const MANIFEST_SCHEMA_VERSION: i64 = 1;
+///
+/// - 1: ComfyUI's `requirements.txt` in `[project].dependencies` (no place for the user's own
+///   packages; read as [`Layout::Legacy`]).
+/// - 2: ComfyUI's requirements in the [`COMFYUI_GROUP`] dependency group; `[project].dependencies`
+///   holds only the user's own packages ([`Layout::Split`]).
+pub const MANIFEST_SCHEMA_VERSION: i64 = 2;
+
+/// The PEP 735 dependency group holding ComfyUI's `requirements.txt` (torch excluded).
+pub const COMFYUI_GROUP: &str = "comfyui";
+
+/// Where a manifest keeps ComfyUI's requirements, decided by its `schema_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Schema 1: ComfyUI's requirements and the user's packages mixed in `[project].dependencies`.
+    Legacy,
+    /// Schema 2: ComfyUI's in the `comfyui` group, the user's in `[project].dependencies`.
+    Split,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -25,6 +43,8 @@ pub enum ManifestError {
     },
     #[error("`{path}` has no `{field}`")]
     Missing { path: PathBuf, field: &'static str },
+    #[error("`{path}` has schema version {found}; this comfydock reads up to {MANIFEST_SCHEMA_VERSION}")]
+    NewerSchema { path: PathBuf, found: i64 },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -35,6 +55,9 @@ impl Hinted for ManifestError {
             Self::Parse { .. } => {
                 Some("fix the TOML by hand, or restore it with `comfydock rollback`".into())
             }
+            Self::NewerSchema { .. } => Some(
+                "it was written by a newer comfydock; upgrade comfydock to work with this environment".into(),
+            ),
             _ => None,
         }
     }
@@ -131,13 +154,9 @@ pub fn render_new(spec: &NewManifest<'_>) -> String {
     );
     let _ = writeln!(
         out,
-        "# ComfyUI's requirements.txt (torch comes from the backend extras below)"
+        "# Your own Python packages (`comfydock py add`); ComfyUI's are the `{COMFYUI_GROUP}` group below"
     );
-    let _ = writeln!(
-        out,
-        "dependencies = {}",
-        toml_array_multiline(&spec.requirements.dependencies)
-    );
+    let _ = writeln!(out, "dependencies = []");
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -148,7 +167,20 @@ pub fn render_new(spec: &NewManifest<'_>) -> String {
         let _ = writeln!(out, "{} = {}", backend.extra(), inline_array(&torch));
     }
     let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "# `{COMFYUI_GROUP}`: ComfyUI's requirements.txt (torch comes from the backend extras above);"
+    );
+    let _ = writeln!(
+        out,
+        "# every other group belongs to one custom node or is your own."
+    );
     let _ = writeln!(out, "[dependency-groups]");
+    let _ = writeln!(
+        out,
+        "{COMFYUI_GROUP} = {}",
+        toml_array_multiline(&spec.requirements.dependencies)
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "[tool.uv]");
     let conflicts: Vec<String> = spec
@@ -243,10 +275,41 @@ impl Manifest {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Self {
+        let manifest = Self {
             path: path.to_path_buf(),
             doc,
-        })
+        };
+        let found = manifest.schema_version();
+        if found > MANIFEST_SCHEMA_VERSION {
+            return Err(ManifestError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// `[tool.comfydock] schema_version`; a manifest without one is schema 1.
+    pub fn schema_version(&self) -> i64 {
+        self.comfydock()
+            .and_then(|t| t.get("schema_version"))
+            .and_then(Item::as_integer)
+            .unwrap_or(1)
+    }
+
+    /// Where this manifest keeps ComfyUI's requirements.
+    pub fn layout(&self) -> Layout {
+        if self.schema_version() >= 2 {
+            Layout::Split
+        } else {
+            Layout::Legacy
+        }
+    }
+
+    /// Write `[tool.comfydock] schema_version`.
+    pub fn set_schema_version(&mut self, version: i64) {
+        let table = self.doc["tool"]["comfydock"].or_insert(toml_edit::table());
+        table["schema_version"] = toml_edit::value(version);
     }
 
     pub fn path(&self) -> &Path {
@@ -313,14 +376,7 @@ impl Manifest {
 
     /// Replace `[project] dependencies`, one per line, keeping the comment above it.
     pub fn set_dependencies(&mut self, dependencies: &[String]) {
-        let mut array = Array::new();
-        for dep in dependencies {
-            let mut value = Value::from(dep.as_str());
-            value.decor_mut().set_prefix("\n    ");
-            array.push_formatted(value);
-        }
-        array.set_trailing(if dependencies.is_empty() { "" } else { "\n" });
-        array.set_trailing_comma(!dependencies.is_empty());
+        let array = multiline_array(dependencies);
         let project = self.doc["project"].or_insert(toml_edit::table());
         match project.get_mut("dependencies") {
             Some(item) if item.is_value() => {
@@ -332,6 +388,18 @@ impl Manifest {
                 *item = Item::Value(value);
             }
             _ => project["dependencies"] = Item::Value(Value::Array(array)),
+        }
+    }
+
+    /// Replace the comment lines above `[project] dependencies` (`comment` ends with a newline).
+    pub fn set_dependencies_comment(&mut self, comment: &str) {
+        if let Some(mut key) = self
+            .doc
+            .get_mut("project")
+            .and_then(Item::as_table_mut)
+            .and_then(|p| p.key_mut("dependencies"))
+        {
+            key.leaf_decor_mut().set_prefix(comment);
         }
     }
 
@@ -430,19 +498,60 @@ impl Manifest {
             .is_some_and(|nodes| nodes.remove(key).is_some())
     }
 
-    /// Replace one `[dependency-groups]` entry, one requirement per line.
+    /// Replace one `[dependency-groups]` entry, one requirement per line (an existing entry
+    /// keeps its place and the comment above it).
     pub fn set_dependency_group(&mut self, name: &str, requirements: &[String]) {
-        let mut array = Array::new();
-        for dep in requirements {
-            let mut value = Value::from(dep.as_str());
-            value.decor_mut().set_prefix("\n    ");
-            array.push_formatted(value);
-        }
-        array.set_trailing(if requirements.is_empty() { "" } else { "\n" });
-        array.set_trailing_comma(!requirements.is_empty());
+        let array = multiline_array(requirements);
         let groups = self.doc["dependency-groups"].or_insert(toml_edit::table());
         if let Some(groups) = groups.as_table_like_mut() {
-            groups.insert(name, Item::Value(Value::Array(array)));
+            match groups.get_mut(name) {
+                Some(item) if item.is_value() => {
+                    let decor = item.as_value().map(|v| v.decor().clone());
+                    let mut value = Value::Array(array);
+                    if let Some(decor) = decor {
+                        *value.decor_mut() = decor;
+                    }
+                    *item = Item::Value(value);
+                }
+                _ => {
+                    groups.insert(name, Item::Value(Value::Array(array)));
+                }
+            }
+        }
+    }
+
+    /// One `[dependency-groups]` entry, if present.
+    pub fn dependency_group(&self, name: &str) -> Option<Vec<String>> {
+        self.doc
+            .get("dependency-groups")
+            .and_then(Item::as_table_like)
+            .and_then(|t| t.get(name))
+            .map(|v| string_array(Some(v)))
+    }
+
+    /// `[tool.uv] constraint-dependencies`: bounds on versions the lock may pick, never installs.
+    pub fn constraints(&self) -> Vec<String> {
+        string_array(
+            self.doc
+                .get("tool")
+                .and_then(|t| t.get("uv"))
+                .and_then(|t| t.get("constraint-dependencies")),
+        )
+    }
+
+    /// Replace `[tool.uv] constraint-dependencies` (removed when empty).
+    pub fn set_constraints(&mut self, constraints: &[String]) {
+        let uv = self.doc["tool"]["uv"].or_insert(toml_edit::table());
+        let Some(uv) = uv.as_table_like_mut() else {
+            return;
+        };
+        if constraints.is_empty() {
+            uv.remove("constraint-dependencies");
+        } else {
+            uv.insert(
+                "constraint-dependencies",
+                Item::Value(Value::Array(multiline_array(constraints))),
+            );
         }
     }
 
@@ -462,6 +571,19 @@ impl Manifest {
             .and_then(Item::as_str)
             .map(str::to_owned)
     }
+}
+
+/// A TOML array with one string per line and a trailing comma (`[]` when empty).
+fn multiline_array(items: &[String]) -> Array {
+    let mut array = Array::new();
+    for item in items {
+        let mut value = Value::from(item.as_str());
+        value.decor_mut().set_prefix("\n    ");
+        array.push_formatted(value);
+    }
+    array.set_trailing(if items.is_empty() { "" } else { "\n" });
+    array.set_trailing_comma(!items.is_empty());
+    array
 }
 
 fn string_array(item: Option<&Item>) -> Vec<String> {
@@ -567,7 +689,16 @@ mod tests {
         let manifest = Manifest::parse(Path::new("p"), &text).unwrap();
         assert_eq!(manifest.comfyui().unwrap().reference, "v0.3.40");
         assert_eq!(manifest.python().as_deref(), Some("3.11"));
-        assert_eq!(manifest.dependencies(), ["TinyNum<2", "comfy_tiny_a"]);
+        assert!(
+            manifest.dependencies().is_empty(),
+            "the user's packages start empty"
+        );
+        assert_eq!(
+            manifest.dependency_group(COMFYUI_GROUP).unwrap(),
+            ["TinyNum<2", "comfy_tiny_a"]
+        );
+        assert_eq!(manifest.schema_version(), MANIFEST_SCHEMA_VERSION);
+        assert_eq!(manifest.layout(), Layout::Split);
         assert_eq!(manifest.torch_backends().len(), 2);
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         let extras = &parsed["project"]["optional-dependencies"];
@@ -589,12 +720,43 @@ mod tests {
             commit: "b".repeat(40),
         });
         let text = manifest.render();
-        assert!(text.contains("# ComfyUI's requirements.txt"), "{text}");
+        assert!(text.contains("# Your own Python packages"), "{text}");
         assert!(
             text.contains("dependencies = [\n    \"a>=1\",\n    \"b\",\n]"),
             "{text}"
         );
         assert_eq!(manifest.comfyui().unwrap().reference, "v0.3.41");
+    }
+
+    #[test]
+    fn constraints_round_trip_and_vanish_when_empty() {
+        let mut manifest = Manifest::parse(Path::new("p"), &sample()).unwrap();
+        assert!(manifest.constraints().is_empty());
+        manifest.set_constraints(&["tinynum<2".into()]);
+        let text = manifest.render();
+        assert!(
+            text.contains("constraint-dependencies = [\n    \"tinynum<2\",\n]"),
+            "{text}"
+        );
+        let mut reparsed = Manifest::parse(Path::new("p"), &text).unwrap();
+        assert_eq!(reparsed.constraints(), ["tinynum<2"]);
+        reparsed.set_constraints(&[]);
+        assert!(!reparsed.render().contains("constraint-dependencies"));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_a_missing_one_is_legacy() {
+        let newer = sample().replace(
+            &format!("schema_version = {MANIFEST_SCHEMA_VERSION}"),
+            &format!("schema_version = {}", MANIFEST_SCHEMA_VERSION + 1),
+        );
+        let err = Manifest::parse(Path::new("p"), &newer).unwrap_err();
+        assert!(
+            matches!(err, ManifestError::NewerSchema { found, .. } if found == MANIFEST_SCHEMA_VERSION + 1)
+        );
+        assert!(err.hint().unwrap().contains("upgrade comfydock"));
+        let bare = Manifest::parse(Path::new("p"), "[project]\nname = \"x\"\n").unwrap();
+        assert_eq!(bare.layout(), Layout::Legacy);
     }
 
     #[test]

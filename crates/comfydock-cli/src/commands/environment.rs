@@ -307,7 +307,7 @@ pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
     let _lock = ctx.lock(&workspace)?;
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let (old, new) = environment::update_comfyui(
+    let update = environment::update_comfyui(
         &workspace,
         &settings,
         &tools,
@@ -316,9 +316,10 @@ pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
         &ctx.reporter,
     )?;
     if ctx.printer.json_mode() {
-        ctx.printer.json(&json!({ "from": old, "to": new }));
+        ctx.printer.json(&update);
         return Ok(());
     }
+    let (old, new) = (&update.from, &update.to);
     ctx.printer.status(
         "Updated",
         format!(
@@ -329,6 +330,10 @@ pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
             &new.commit[..12]
         ),
     );
+    if !update.packages.is_empty() {
+        ctx.printer
+            .info(format!("kept your packages: {}", update.packages.join(", ")));
+    }
     ctx.printer.hint(format!(
         "commit it with `comfydock -e {} commit -m \"ComfyUI {}\"`; undo with `comfydock -e {} rollback`",
         env.name, new.reference, env.name

@@ -102,7 +102,7 @@ fn print_diff(ctx: &Context, diff: &EnvDiff) {
     let sections: [(&str, &Vec<NamedChange>); 7] = [
         ("Requirements", &diff.requirements),
         ("Locked packages", &diff.locked),
-        ("Node dependency groups", &diff.node_groups),
+        ("Dependency groups", &diff.node_groups),
         ("Nodes", &diff.nodes),
         ("Models", &diff.models),
         ("Workflows", &diff.workflows),

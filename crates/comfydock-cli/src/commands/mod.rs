@@ -22,6 +22,7 @@ pub mod init;
 pub mod model;
 pub mod node;
 pub mod process;
+pub mod python;
 pub mod release;
 pub mod resolve;
 pub mod serve;

@@ -442,7 +442,7 @@ fn check_nodes(ctx: &Context, name: Option<&str>, all: bool) -> CommandResult {
             "{missing} import(s) are provided by nothing in the environment"
         ))
         .with_hint(format!(
-            "add the missing packages to the node's requirements, or to the environment with `comfydock -e {} node add ...`",
+            "add the missing packages to the node's requirements, or to the environment with `comfydock -e {} py add PACKAGE`",
             env.name
         )));
     }

@@ -85,8 +85,14 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
         path: bundle.to_path_buf(),
         reason,
     };
-    let parsed = Manifest::parse(Path::new("pyproject.toml"), &String::from_utf8_lossy(&pyproject))
-        .map_err(|e| invalid(format!("pyproject.toml does not parse ({e})")))?;
+    let parsed =
+        Manifest::parse(Path::new("pyproject.toml"), &String::from_utf8_lossy(&pyproject)).map_err(|e| {
+            match e {
+                // A bundle from a newer comfydock is not broken: say to upgrade.
+                newer @ crate::manifest::ManifestError::NewerSchema { .. } => BundleError::Manifest(newer),
+                e => invalid(format!("pyproject.toml does not parse ({e})")),
+            }
+        })?;
     // Names and targets become paths on this machine: plain names only.
     for node in entry::read_all(&parsed) {
         let plain = !node.name.is_empty()

@@ -16,6 +16,7 @@ use crate::environment::Environment;
 use crate::git::Git;
 use crate::manifest::{ComfyUiPin, Manifest};
 use crate::nodes::{NodeEntry, NodeSource, entry};
+use crate::python_deps::layout::{self, GroupOwner};
 use crate::torch_backend::TorchBackend;
 
 /// One model a deployment needs: its identity, where ComfyUI expects it, where to get it.
@@ -129,10 +130,8 @@ impl DeploySpec {
             path: manifest.path().to_path_buf(),
             field: "tool.comfydock.python".into(),
         })?;
-        let all_nodes: Vec<NodeEntry> = entry::read_all(manifest)
-            .into_iter()
-            .filter(|n| n.enabled)
-            .collect();
+        let every_node = entry::read_all(manifest);
+        let all_nodes: Vec<NodeEntry> = every_node.iter().filter(|n| n.enabled).cloned().collect();
         let (catalog, mut skipped_models) = read_models(manifest);
         let resolutions = read_workflows(manifest);
         let groups_present: BTreeSet<String> =
@@ -184,9 +183,15 @@ impl DeploySpec {
                     }
                 }
             }
-            let groups = nodes
-                .keys()
-                .filter(|k| groups_present.contains(*k))
+            // ComfyUI's group and the user's own groups always; node groups only for the
+            // nodes the workflows need.
+            let needed: BTreeSet<String> = nodes.values().map(NodeEntry::group).collect();
+            let groups = groups_present
+                .iter()
+                .filter(|g| match layout::group_owner(manifest, &every_node, g) {
+                    GroupOwner::Node(_) => needed.contains(*g),
+                    GroupOwner::ComfyUi | GroupOwner::User => true,
+                })
                 .cloned()
                 .collect();
             (

@@ -752,3 +752,29 @@ fn lint(program: &str, args: &[&std::ffi::OsStr]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn narrowing_keeps_comfyuis_group_and_the_users_groups() {
+    let text = pyproject()
+        .replace("schema_version = 1", "schema_version = 2")
+        .replace("dependencies = [\"tinynum<2\"]", "dependencies = [\"tinyyaml\"]")
+        .replace(
+            "[dependency-groups]\n",
+            "[dependency-groups]\ncomfyui = [\"tinynum<2\"]\nmine = [\"shared-dep\"]\n",
+        );
+    let manifest = Manifest::parse(Path::new("pyproject.toml"), &text).unwrap();
+    let spec = DeploySpec::from_manifest(
+        "studio",
+        &manifest,
+        text.clone(),
+        LOCK.to_owned(),
+        "https://github.com/comfyanonymous/ComfyUI",
+        &["portrait".to_owned()],
+    )
+    .unwrap();
+    // `comfyui-foo` (a node the workflow does not need) stays out; ComfyUI's and the user's stay in.
+    assert_eq!(
+        spec.groups.as_deref(),
+        Some(&["comfyui".to_owned(), "mine".to_owned(), "my-node".to_owned()][..])
+    );
+}

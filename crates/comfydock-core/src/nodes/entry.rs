@@ -14,7 +14,9 @@
 //! enabled = false                          # only when disabled
 //! ```
 //!
-//! Each node's Python requirements live in `[dependency-groups]` under the same key.
+//! Each node's Python requirements live in `[dependency-groups]` under the same key; a key that
+//! would take a reserved group name (`comfyui`, ComfyUI's own requirements) gets the group
+//! `node-<key>` instead (see [`node_group_name`]).
 
 use serde::Serialize;
 use toml_edit::{Item, Table, value};
@@ -95,8 +97,8 @@ impl NodeEntry {
     }
 
     /// The dependency group holding this node's requirements.
-    pub fn group(&self) -> &str {
-        &self.key
+    pub fn group(&self) -> String {
+        node_group_name(&self.key)
     }
 
     /// A short human description of what is pinned: `1.0.0`, `v1.0.0 (abc123def456)`, `dev /path`.
@@ -164,6 +166,34 @@ impl NodeEntry {
     }
 }
 
+/// The dependency group of the node with manifest key `key`: the key itself, unless it would
+/// collide with ComfyUI's own group; then `node-<key>`.
+pub fn node_group_name(key: &str) -> String {
+    if normalize_group_name(key) == crate::manifest::COMFYUI_GROUP {
+        format!("node-{key}")
+    } else {
+        key.to_owned()
+    }
+}
+
+/// PEP 735 group name normalisation (as uv compares them): lowercase, runs of `-_.` become `-`.
+pub fn normalize_group_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut separator = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            separator = true;
+            continue;
+        }
+        if separator && !out.is_empty() {
+            out.push('-');
+        }
+        separator = false;
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// Every node entry of a manifest (unreadable entries are skipped).
 pub fn read_all(manifest: &Manifest) -> Vec<NodeEntry> {
     manifest
@@ -176,7 +206,7 @@ pub fn read_all(manifest: &Manifest) -> Vec<NodeEntry> {
 /// Write (insert or replace) an entry and its dependency group.
 pub fn write(manifest: &mut Manifest, entry: &NodeEntry, requirements: &[String]) {
     manifest.set_node_table(&entry.key, entry.to_table());
-    manifest.set_dependency_group(entry.group(), requirements);
+    manifest.set_dependency_group(&entry.group(), requirements);
 }
 
 /// Write only the entry (its group is unchanged).
@@ -187,7 +217,7 @@ pub fn write_entry(manifest: &mut Manifest, entry: &NodeEntry) {
 /// Remove an entry and its dependency group.
 pub fn remove(manifest: &mut Manifest, entry: &NodeEntry) {
     manifest.remove_node_table(&entry.key);
-    manifest.remove_dependency_group(entry.group());
+    manifest.remove_dependency_group(&entry.group());
 }
 
 #[cfg(test)]
@@ -223,5 +253,19 @@ mod tests {
         remove(&mut reparsed, &entry);
         assert_eq!(read_all(&reparsed), vec![git]);
         assert!(reparsed.dependency_groups().iter().all(|(g, _)| g != "my-node"));
+    }
+
+    #[test]
+    fn a_node_never_takes_comfyuis_group() {
+        assert_eq!(node_group_name("my-node"), "my-node");
+        for key in ["comfyui", "ComfyUI", "comfy_ui", "comfy.ui"] {
+            let expected = if key.eq_ignore_ascii_case("comfyui") {
+                format!("node-{key}")
+            } else {
+                key.to_owned()
+            };
+            assert_eq!(node_group_name(key), expected);
+        }
+        assert_eq!(normalize_group_name("My__Group.x"), "my-group-x");
     }
 }

@@ -19,6 +19,19 @@ impl std::fmt::Display for ResolverOutput {
 
 impl std::error::Error for ResolverOutput {}
 
+impl ResolverOutput {
+    /// uv's stderr without its interpreter line and blank lines: the resolver's explanation.
+    pub fn from_uv_stderr(stderr: &str) -> Self {
+        Self(
+            stderr
+                .lines()
+                .filter(|l| !l.starts_with("Using ") && !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    }
+}
+
 /// One side of a dependency conflict: a requirement and who asked for it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConflictSide {
@@ -98,6 +111,10 @@ pub enum NodeError {
         env: String,
         known: Vec<String>,
     },
+    #[error(
+        "Node `{key}` needs the dependency group `{group}`, which `{env}` already uses for other packages"
+    )]
+    GroupTaken { key: String, group: String, env: String },
     #[error("`{path}` already exists and is not managed by comfydock")]
     FolderExists { path: PathBuf, key: String },
     #[error("Dev node folder `{0}` does not exist")]
@@ -147,7 +164,8 @@ pub enum NodeError {
     Io(#[from] std::io::Error),
 }
 
-fn conflict_message(sides: &[ConflictSide]) -> String {
+/// "Dependency conflict: `a` (from X) and `b` (from Y) cannot both be installed".
+pub(crate) fn conflict_message(sides: &[ConflictSide]) -> String {
     match sides {
         [a, b, ..] => format!(
             "Dependency conflict: `{}` (from {}) and `{}` (from {}) cannot both be installed",
@@ -220,6 +238,9 @@ impl Hinted for NodeError {
             Self::NotAdded { env, known, .. } => Some(format!(
                 "nodes of `{env}`: {}; see `comfydock -e {env} node list`",
                 known.join(", ")
+            )),
+            Self::GroupTaken { group, env, .. } => Some(format!(
+                "see what is in it with `comfydock -e {env} py list`; move those packages with `comfydock -e {env} py remove NAME --group {group}` and `comfydock -e {env} py add REQ --group OTHER`"
             )),
             Self::FolderExists { path, key } => Some(format!(
                 "move `{}` away, or track it as a dev node with `comfydock node add --dev {}` (key `{key}`)",

@@ -20,7 +20,7 @@ use super::resolution;
 use super::spec::{NodeSpec, key_for, repo_name};
 use crate::environment::{self, EnvError, SyncMode};
 use crate::manifest::{FileTransaction, Manifest};
-use crate::uv::UvError;
+use crate::python_deps::layout;
 
 /// What happened to a node's `install.py`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,6 +78,18 @@ pub fn add(
             || prepared.iter().any(|q| q.entry.key == p.entry.key)
         {
             return Err(NodeError::AlreadyAdded {
+                key: p.entry.key,
+                env: ctx.env.name.clone(),
+            });
+        }
+        let group = entry::normalize_group_name(&p.entry.group());
+        if manifest
+            .dependency_groups()
+            .iter()
+            .any(|(g, _)| entry::normalize_group_name(g) == group)
+        {
+            return Err(NodeError::GroupTaken {
+                group: p.entry.group(),
                 key: p.entry.key,
                 env: ctx.env.name.clone(),
             });
@@ -329,7 +341,7 @@ fn apply_changes(
 
     ctx.reporter.phase("Resolving Python dependencies");
     if let Err(err) = environment::uv_lock(ctx.tools, env) {
-        let resolver = uv_stderr(&err).map(str::to_owned);
+        let resolver = err.uv_stderr().map(str::to_owned);
         tx.rollback()?;
         return Err(lock_error(ctx, &manifest, add, err, resolver));
     }
@@ -419,13 +431,6 @@ fn apply_changes(
     }
 }
 
-fn uv_stderr(err: &EnvError) -> Option<&str> {
-    match err {
-        EnvError::Uv(UvError::Process(p)) => Some(p.stderr()),
-        _ => None,
-    }
-}
-
 /// Turn a failed `uv lock` into a conflict naming both sides, when uv says there is no solution.
 fn lock_error(
     ctx: &NodeContext<'_>,
@@ -438,16 +443,9 @@ fn lock_error(
         return err.into();
     };
     let entries = entry::read_all(manifest);
-    let node_of_group = |group: &str| entries.iter().find(|e| e.group() == group).map(|e| e.key.clone());
-    let sides = resolution::conflict_sides(&stderr, &node_of_group);
-    // uv's interpreter line is noise here; keep its explanation.
-    let resolver = ResolverOutput(
-        stderr
-            .lines()
-            .filter(|l| !l.starts_with("Using ") && !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
+    let origin_of_group = |group: &str| layout::group_origin(manifest, &entries, group);
+    let sides = resolution::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest));
+    let resolver = ResolverOutput::from_uv_stderr(&stderr);
     if sides.is_empty() {
         NodeError::Unresolvable {
             nodes: add
@@ -565,7 +563,7 @@ pub fn list(env: &environment::Environment) -> Result<Vec<ListedNode>, NodeError
             };
             let requirements = groups
                 .iter()
-                .find(|(g, _)| g == e.group())
+                .find(|(g, _)| *g == e.group())
                 .map(|(_, r)| r.clone())
                 .unwrap_or_default();
             ListedNode {

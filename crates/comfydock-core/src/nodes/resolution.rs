@@ -23,16 +23,17 @@ static EXTRA_DEPENDS: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The sides of a resolver failure, in the order uv mentions them, one per origin.
-/// `node_of_group` maps a dependency group name to the node it belongs to.
-pub fn conflict_sides(stderr: &str, node_of_group: &dyn Fn(&str) -> Option<String>) -> Vec<ConflictSide> {
+/// `origin_of_group` names who a dependency group belongs to (`node `x``, `ComfyUI's
+/// requirements`); `project_origin` names `[project].dependencies`.
+pub fn conflict_sides(
+    stderr: &str,
+    origin_of_group: &dyn Fn(&str) -> String,
+    project_origin: &str,
+) -> Vec<ConflictSide> {
     let text = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut found: Vec<(usize, ConflictSide)> = Vec::new();
     for c in GROUP_DEPENDS.captures_iter(&text) {
-        let group = &c[2];
-        let origin = match node_of_group(group) {
-            Some(node) => format!("node `{node}`"),
-            None => format!("dependency group `{group}`"),
-        };
+        let origin = origin_of_group(&c[2]);
         found.push((
             c.get(0).map_or(0, |m| m.start()),
             ConflictSide {
@@ -45,7 +46,7 @@ pub fn conflict_sides(stderr: &str, node_of_group: &dyn Fn(&str) -> Option<Strin
         found.push((
             c.get(0).map_or(0, |m| m.start()),
             ConflictSide {
-                origin: "ComfyUI's requirements".into(),
+                origin: project_origin.to_owned(),
                 requirement: c[1].trim().to_owned(),
             },
         ));
@@ -111,14 +112,13 @@ mod tests {
     const WITH_COMFYUI: &str = "  cause: Because your project depends on shared-dep<2 and x:node-two depends on shared-dep>=2, we can conclude that your project and x:node-two are incompatible.
          And because your project requires your project and x:node-two, we can conclude that your project's requirements are unsatisfiable.";
 
-    #[allow(clippy::unnecessary_wraps)]
-    fn node(group: &str) -> Option<String> {
-        Some(format!("{group}-pack"))
+    fn node(group: &str) -> String {
+        format!("node `{group}-pack`")
     }
 
     #[test]
     fn two_nodes() {
-        let sides = conflict_sides(TWO_NODES, &node);
+        let sides = conflict_sides(TWO_NODES, &node, "ComfyUI's requirements");
         assert_eq!(
             sides,
             [
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn node_and_comfyui() {
-        let sides = conflict_sides(WITH_COMFYUI, &node);
+        let sides = conflict_sides(WITH_COMFYUI, &node, "ComfyUI's requirements");
         assert_eq!(sides[0].origin, "ComfyUI's requirements");
         assert_eq!(sides[0].requirement, "shared-dep<2");
         assert_eq!(sides[1].requirement, "shared-dep>=2");

@@ -398,7 +398,11 @@ fn workflow_deploys_only_what_it_needs_and_unknown_workflows_fail_clearly() {
         "{cmds:#?}"
     );
     let sync = cmds.iter().find(|c| c.starts_with("uv sync")).unwrap();
-    assert!(sync.ends_with("--no-default-groups --group my-node"), "{sync}");
+    // ComfyUI's own requirements are a group too: a narrowed build must still install them.
+    assert!(
+        sync.ends_with("--no-default-groups --group comfyui --group my-node"),
+        "{sync}"
+    );
     let models: serde_json::Value =
         serde_json::from_str(&fs_err::read_to_string(out.join("models.json")).unwrap()).unwrap();
     assert_eq!(models["models"][0]["size"], 11);

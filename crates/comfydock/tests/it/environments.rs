@@ -379,11 +379,11 @@ fn edit_sync_commit_rollback_log_diff() {
     let original_manifest = fs_err::read(cec.join("pyproject.toml")).unwrap();
     let original_lock = fs_err::read(cec.join("uv.lock")).unwrap();
 
-    // A manual edit adding a dependency.
+    // A manual edit adding a dependency of the user's own.
     let text = String::from_utf8(original_manifest.clone()).unwrap();
     let edited = text.replacen(
-        "dependencies = [\n",
-        "dependencies = [\n    \"node-dep-a==1.1.0\",\n",
+        "dependencies = []\n",
+        "dependencies = [\n    \"node-dep-a==1.1.0\",\n]\n",
         1,
     );
     assert_ne!(text, edited);

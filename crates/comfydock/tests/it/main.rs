@@ -12,6 +12,7 @@ mod init;
 mod lock;
 mod models;
 mod nodes;
+mod python_deps;
 mod release;
 mod resolve;
 mod serve;
