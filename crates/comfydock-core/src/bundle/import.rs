@@ -88,18 +88,16 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
     let parsed = Manifest::parse(Path::new("pyproject.toml"), &String::from_utf8_lossy(&pyproject))
         .map_err(|e| invalid(format!("pyproject.toml does not parse ({e})")))?;
     // Names and targets become paths on this machine: plain names only.
-    for node in entry::read_all(&parsed) {
-        let plain = !node.name.is_empty()
-            && node.name != "."
-            && node.name != ".."
-            && !node.name.contains(['/', '\\', ':'])
-            && !node.name.chars().any(char::is_control);
-        if !plain {
-            return Err(invalid(format!(
-                "node `{}` has an unsafe folder name `{}`",
-                node.key, node.name
-            )));
-        }
+    if let Some((key, err)) = entry::unsafe_entries(&parsed).into_iter().next() {
+        return Err(invalid(format!(
+            "node `{key}` has an unsafe folder name `{}`: {}",
+            err.value, err.reason
+        )));
+    }
+    if let Some(name) = workflow_tracking::unsafe_tracked(&parsed).into_iter().next() {
+        return Err(invalid(format!(
+            "workflow name `{name}` is not a plain relative name"
+        )));
     }
     for model in &manifest.models {
         if super::models::clean_target(&model.target).as_deref() != Some(model.target.as_str()) {

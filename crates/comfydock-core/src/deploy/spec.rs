@@ -457,7 +457,7 @@ fn clean_target(raw: &str) -> Option<String> {
         && !trimmed.starts_with('/')
         && parts
             .iter()
-            .all(|p| *p != ".." && *p != "." && p.chars().all(|c| !c.is_control() && c != '"' && c != '\''));
+            .all(|p| crate::path_part::is_plain(p) && !p.contains('\''));
     safe.then(|| parts.join("/"))
 }
 
