@@ -574,6 +574,17 @@ pub fn uv_sync(
     backend: &TorchBackend,
     mode: SyncMode,
 ) -> Result<String, EnvError> {
+    uv_sync_checked(tools, env, backend, mode, true)
+}
+
+/// [`uv_sync`]; without `allow_builds`, uv builds nothing from source (`--no-build`).
+fn uv_sync_checked(
+    tools: &Tools,
+    env: &Environment,
+    backend: &TorchBackend,
+    mode: SyncMode,
+    allow_builds: bool,
+) -> Result<String, EnvError> {
     let manifest = env.manifest()?;
     if !manifest.covers_backend(backend) {
         return Err(EnvError::BackendNotLocked {
@@ -589,6 +600,9 @@ pub fn uv_sync(
         .arg(backend.extra())
         .arg("--project")
         .arg(&cec);
+    if !allow_builds {
+        cmd.arg("--no-build");
+    }
     match mode {
         SyncMode::Inexact => {
             cmd.arg("--inexact");
@@ -971,6 +985,9 @@ pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter
 pub struct ImportFiles {
     pub name: String,
     pub backend: TorchBackend,
+    /// Whether uv may build packages from source (`--run-install-scripts`); without it, uv
+    /// runs with `--no-build` so no code from the files runs.
+    pub allow_builds: bool,
     /// `pyproject.toml`, byte for byte.
     pub pyproject: Vec<u8>,
     /// `uv.lock`, byte for byte.
@@ -1038,7 +1055,7 @@ pub fn create_from_files(
         })?;
         populate(&env)?;
         reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
-        uv_sync(tools, &env, backend, SyncMode::Inexact)?;
+        uv_sync_checked(tools, &env, backend, SyncMode::Inexact, files.allow_builds)?;
         write_extra_model_paths(workspace, &env)?;
         reporter.phase("Committing .cec");
         init_cec_repo(&tools.git, &env)?;

@@ -32,6 +32,8 @@ pub struct OpenedBundle {
     pub manifest: BundleManifest,
     /// `Some` for a comfygit export: what maps and what does not.
     pub comfygit: Option<ComfygitPlan>,
+    /// Packages the lock would build from source (running their code); see [`super::builds`].
+    pub builds: Vec<super::builds::BuildSource>,
     files: Unpacked,
     pyproject: Vec<u8>,
 }
@@ -75,6 +77,7 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
             path: bundle.to_path_buf(),
             manifest,
             comfygit: Some(plan),
+            builds: Vec::new(),
             files,
             pyproject: text,
         });
@@ -107,10 +110,16 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
             )));
         }
     }
+    let lock = files.read("uv.lock").unwrap_or_default();
+    let builds = super::builds::build_sources(
+        &String::from_utf8_lossy(&pyproject),
+        &String::from_utf8_lossy(&lock),
+    );
     Ok(OpenedBundle {
         path: bundle.to_path_buf(),
         manifest,
         comfygit: None,
+        builds,
         files,
         pyproject,
     })
@@ -135,6 +144,18 @@ impl OpenedBundle {
             ));
         }
         out
+    }
+
+    /// Refuse a bundle whose packages would be built from source, unless the user allowed it
+    /// (`--run-install-scripts`).
+    pub fn check_build_consent(&self, allow_builds: bool) -> Result<(), BundleError> {
+        if allow_builds || self.builds.is_empty() {
+            return Ok(());
+        }
+        Err(BundleError::BuildNeedsConsent {
+            path: self.path.clone(),
+            sources: self.builds.clone(),
+        })
     }
 
     /// Dev node folder names carried by the bundle.
@@ -217,6 +238,8 @@ pub struct ImportOptions {
     pub models: ModelStrategy,
     /// The backend this machine wants (falls back to `cpu` when the lock does not cover it).
     pub backend: TorchBackend,
+    /// `--run-install-scripts`: let uv build [`OpenedBundle::builds`] (running their code).
+    pub allow_builds: bool,
 }
 
 /// One model and what happened to it.
@@ -260,6 +283,7 @@ pub fn import(
     if let Some(plan) = &bundle.comfygit {
         return import_comfygit(workspace, settings, tools, bundle, plan, options, reporter);
     }
+    bundle.check_build_consent(options.allow_builds)?;
     let mut warnings = Vec::new();
     let pyproject_text = String::from_utf8_lossy(&bundle.pyproject).into_owned();
     let manifest = Manifest::parse(Path::new("pyproject.toml"), &pyproject_text)?;
@@ -336,6 +360,7 @@ pub fn import(
     let files = ImportFiles {
         name: options.name.clone(),
         backend,
+        allow_builds: options.allow_builds,
         pyproject: bundle.pyproject.clone(),
         lock: bundle.files.read("uv.lock")?,
         python_version: bundle.files.read(".python-version").map_or_else(

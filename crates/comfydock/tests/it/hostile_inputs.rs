@@ -63,8 +63,8 @@ const MAKE_HOSTILE_BUNDLES: &str = r#"
 import gzip, hashlib, io, json, sys, tarfile
 out, esc = sys.argv[1], sys.argv[2]
 pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nref = 'v0.3.40'\ncommit = '" + "0" * 40 + "'\n"
-def bundle(name, extra_toml):
-    files = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin + extra_toml).encode(), "uv.lock": b"version = 1\n"}
+def bundle(name, extra_toml, lock="version = 1\n", extra_files={}):
+    files = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin + extra_toml).encode(), "uv.lock": lock.encode(), **extra_files}
     manifest = json.dumps({"format_version": 1, "comfydock_version": "0.1.0",
         "created_at": "2026-01-01T00:00:00Z", "environment_name": "evil", "platform": "linux-x86_64",
         "python": "3.12", "comfyui": {"reference": "v0.3.40", "commit": "0" * 40},
@@ -87,6 +87,16 @@ bundle("node-name", f"\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = '../
 bundle("node-name-backslash", f"\n[tool.comfydock.nodes.fine]\nsource = 'dev'\nname = '..\\\\..\\\\{esc}'\n")
 bundle("node-key-colon", f"\n[tool.comfydock.nodes.\"C:{esc}\"]\n{reg}version = '1.0.0'\n")
 bundle("workflow-name", f"\n[tool.comfydock.workflows.\"../../../../{esc}\"]\ntracked = true\n")
+# A dev node with an in-tree PEP 517 backend that would write a marker next to the workspace.
+backend = f"import pathlib\ndef _mark(*a, **k):\n    next(p for p in pathlib.Path(__file__).parents if p.name.startswith('comfydock-test-')).joinpath('{esc}-built').write_text('ran')\n    raise SystemExit(1)\nbuild_wheel = build_editable = prepare_metadata_for_build_wheel = get_requires_for_build_wheel = _mark\n"
+node_pyproject = "[project]\nname = 'evil'\nversion = '1.0'\n[build-system]\nrequires = []\nbuild-backend = 'backend'\nbackend-path = ['.']\n"
+build_lock = "version = 1\nrequires-python = '>=3.10'\n\n[[package]]\nname = 'x'\nversion = '0.0.0'\nsource = { virtual = '.' }\ndependencies = [{ name = 'evil' }]\n\n[[package]]\nname = 'evil'\nversion = '1.0'\nsource = { directory = '../ComfyUI/custom_nodes/evil' }\n"
+bundle("build-backend",
+    "\n[tool.uv.sources]\nevil = { path = '../ComfyUI/custom_nodes/evil' }\n\n[tool.comfydock.nodes.evil]\nsource = 'dev'\nname = 'evil'\npath = 'custom_nodes/evil'\n",
+    lock=build_lock,
+    extra_files={"dev_nodes/evil/pyproject.toml": node_pyproject.encode(), "dev_nodes/evil/backend.py": backend.encode()})
+bundle("root-build-system", "\n[build-system]\nrequires = []\nbuild-backend = 'backend'\nbackend-path = ['workflows']\n",
+    extra_files={"workflows/backend.py": backend.encode()})
 "#;
 
 #[test]
@@ -118,6 +128,11 @@ fn hostile_bundles_are_refused_before_anything_is_written() {
         ("node-name-backslash", "path separator".to_owned()),
         ("node-key-colon", format!("unsafe folder name `C:{esc}`")),
         ("workflow-name", format!("workflow name `../../../../{esc}`")),
+        (
+            "build-backend",
+            "would build 2 package(s) from source, running their code: `evil` from path ../ComfyUI/custom_nodes/evil, `evil` from folder ../ComfyUI/custom_nodes/evil".to_owned(),
+        ),
+        ("root-build-system", "`the project` from pyproject.toml (`[build-system]`)".to_owned()),
     ];
     let before = snapshot(ctx.path(), None);
     for (name, expected) in cases {
@@ -141,7 +156,7 @@ fn hostile_bundles_are_refused_before_anything_is_written() {
         );
         assert!(err.contains("hint:"), "{name}: no hint in:\n{err}");
         assert_eq!(snapshot(ctx.path(), None), before, "{name} wrote something");
-        assert_eq!(escaped(&ctx), Vec::<PathBuf>::new(), "{name} escaped");
+        assert_eq!(escaped(&ctx), Vec::<PathBuf>::new(), "{name} escaped or ran code");
     }
 }
 
