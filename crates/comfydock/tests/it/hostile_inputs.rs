@@ -310,3 +310,62 @@ tracked = true
         "an archive folder was created for an unsafe version"
     );
 }
+
+#[test]
+fn the_lock_file_names_the_subcommand_never_its_arguments() {
+    use std::sync::{Arc, Mutex};
+    let ctx = context();
+    ctx.init_workspace();
+    // ComfyUI's repository hangs until released, so `create` holds the lock meanwhile.
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let handler_gate = gate.clone();
+    let server = HttpServer::start(move |_| {
+        drop(handler_gate.lock());
+        Response::not_found()
+    });
+    let secret = "hf_SECRETSECRETSECRET";
+    let mut holder = ctx
+        .std_command(env!("CARGO_BIN_EXE_comfydock"))
+        .env("COMFYDOCK_COMFYUI_REPO", format!("{}/comfyui.git", server.url()))
+        .args([
+            "-c",
+            &format!("tokens.huggingface={secret}"),
+            "create",
+            "e",
+            "--comfyui",
+            "v0.3.40",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock_path = ctx.workspace.join(".metadata/workspace.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    let mut text = String::new();
+    while text.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        text = fs_err::read_to_string(&lock_path).unwrap_or_default();
+    }
+    assert_eq!(text, format!("pid {} running `comfydock create`", holder.id()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs_err::metadata(&lock_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "lock file mode {mode:o}");
+    }
+    let waiter = ctx
+        .command()
+        .env("COMFYDOCK_LOCK_TIMEOUT", "0.2")
+        .args(["config", "set", "civitai.url", "http://127.0.0.1:4000"])
+        .output()
+        .unwrap();
+    assert_eq!(waiter.status.code(), Some(1));
+    let err = stderr(&waiter);
+    assert!(err.contains("running `comfydock create`"), "{err}");
+    assert!(!err.contains(secret), "the secret was shown to a waiter:\n{err}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    drop(held);
+    assert!(!fs_err::read_to_string(&lock_path).unwrap().contains(secret));
+}
