@@ -439,7 +439,7 @@ fn create_inner(
     phase(&format!(
         "Checking out ComfyUI {} ({})",
         resolved.reference,
-        &resolved.commit[..12]
+        crate::display_text::short_hash(&resolved.commit)
     ))?;
     mirror.checkout(&resolved.commit, &env.comfyui())?;
     crate::comfyui_process::create_data_directories(env)?;
@@ -719,7 +719,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
             what: format!(
                 "ComfyUI is at {} but .cec pins {} ({})",
                 actual.as_deref().map_or("nothing", |c| &c[..c.len().min(12)]),
-                &pin.commit[..12.min(pin.commit.len())],
+                crate::display_text::short_hash(&pin.commit),
                 pin.reference
             ),
             fix: sync.clone(),
@@ -809,7 +809,7 @@ pub fn sync(
             reporter.phase(&format!(
                 "Moving ComfyUI to {} ({})",
                 pin.reference,
-                &pin.commit[..12.min(pin.commit.len())]
+                crate::display_text::short_hash(&pin.commit)
             ));
             let repo = settings.value("comfyui.repo").unwrap_or_default();
             let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
@@ -935,7 +935,7 @@ pub fn update_comfyui(
         reporter.phase(&format!(
             "Checking out ComfyUI {} ({})",
             new.reference,
-            &new.commit[..12]
+            crate::display_text::short_hash(&new.commit)
         ));
         mirror.move_checkout(&env.comfyui(), &new.commit)?;
         let text = fs_err::read_to_string(env.comfyui().join("requirements.txt")).unwrap_or_default();
@@ -1045,7 +1045,7 @@ pub fn create_from_files(
         reporter.phase(&format!(
             "Checking out ComfyUI {} ({})",
             pin.reference,
-            &resolved.commit[..12.min(resolved.commit.len())]
+            crate::display_text::short_hash(&resolved.commit)
         ));
         mirror.checkout(&resolved.commit, &env.comfyui())?;
         crate::comfyui_process::create_data_directories(&env)?;

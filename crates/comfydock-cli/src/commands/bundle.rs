@@ -115,7 +115,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ctx.printer.info(format!(
             "  ComfyUI: {} ({})",
             m.comfyui.reference,
-            &m.comfyui.commit[..12.min(m.comfyui.commit.len())]
+            comfydock_core::display_text::short_hash(&m.comfyui.commit)
         ));
         ctx.printer.info(format!("  Python:  {}", m.python));
         ctx.printer.info(format!("  • {} workflows", m.counts.workflows));

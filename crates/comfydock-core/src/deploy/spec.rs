@@ -272,7 +272,7 @@ impl DeploySpec {
         let version = self
             .cec_commit
             .as_deref()
-            .map_or("dev", |c| &c[..12.min(c.len())]);
+            .map_or("dev", crate::display_text::short_hash);
         format!("comfydock-{name}:{version}")
     }
 }

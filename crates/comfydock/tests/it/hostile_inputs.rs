@@ -369,3 +369,25 @@ fn the_lock_file_names_the_subcommand_never_its_arguments() {
     drop(held);
     assert!(!fs_err::read_to_string(&lock_path).unwrap().contains(secret));
 }
+
+#[test]
+fn a_closed_pipe_ends_completions_quietly() {
+    let ctx = context();
+    let mut child = ctx
+        .std_command(env!("CARGO_BIN_EXE_comfydock"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the script is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_no_panic("completions bash | (closed)", &out);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert!(
+        matches!(out.status.code(), Some(0 | 141)),
+        "status {:?}",
+        out.status
+    );
+}
