@@ -72,10 +72,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Init(args) => done(commands::init::run(ctx, args)),
         Command::Config(command) => done(commands::config::run(ctx, command)),
         Command::Doctor => done(commands::doctor::run(ctx)),
-        Command::Completions(args) => {
-            commands::completions::run(args);
-            Ok(ExitStatus::Success)
-        }
+        Command::Completions(args) => Ok(commands::completions::run(args)),
         Command::Create(args) => done(env::create(ctx, args)),
         Command::List => done(env::list(ctx)),
         Command::Use { name } => done(env::use_env(ctx, name)),
