@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 mod args;
 mod commands;
@@ -27,8 +27,11 @@ pub fn main() -> ExitCode {
 }
 
 fn run_from_args() -> ExitStatus {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, subcommand_path(&matches))));
+    let (cli, command_line) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             let _ = err.print();
             return match err.kind() {
@@ -40,7 +43,6 @@ fn run_from_args() -> ExitStatus {
         }
     };
     logging::setup(cli.global.verbose, cli.global.quiet > 0);
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
     let json = cli.global.json;
     let result =
         commands::Context::new(cli.global, command_line).and_then(|ctx| dispatch(&ctx, &cli.command));
@@ -70,10 +72,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Init(args) => done(commands::init::run(ctx, args)),
         Command::Config(command) => done(commands::config::run(ctx, command)),
         Command::Doctor => done(commands::doctor::run(ctx)),
-        Command::Completions(args) => {
-            commands::completions::run(args);
-            Ok(ExitStatus::Success)
-        }
+        Command::Completions(args) => Ok(commands::completions::run(args)),
         Command::Create(args) => done(env::create(ctx, args)),
         Command::List => done(env::list(ctx)),
         Command::Use { name } => done(env::use_env(ctx, name)),
@@ -98,4 +97,17 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Import(args) => done(commands::bundle::import(ctx, args)),
         Command::Serve(args) => done(commands::serve::run(ctx, args)),
     }
+}
+
+/// `comfydock node add`: the subcommand names only, never an argument value (values can hold
+/// secrets such as `-c tokens.huggingface=…`). Shown to whoever waits for the workspace lock.
+fn subcommand_path(matches: &clap::ArgMatches) -> String {
+    let mut path = String::from("comfydock");
+    let mut current = matches;
+    while let Some((name, sub)) = current.subcommand() {
+        path.push(' ');
+        path.push_str(name);
+        current = sub;
+    }
+    path
 }

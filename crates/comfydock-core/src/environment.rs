@@ -449,7 +449,7 @@ fn create_inner(
     phase(&format!(
         "Checking out ComfyUI {} ({})",
         resolved.reference,
-        &resolved.commit[..12]
+        crate::display_text::short_hash(&resolved.commit)
     ))?;
     mirror.checkout(&resolved.commit, &env.comfyui())?;
     crate::comfyui_process::create_data_directories(env)?;
@@ -584,6 +584,17 @@ pub fn uv_sync(
     backend: &TorchBackend,
     mode: SyncMode,
 ) -> Result<String, EnvError> {
+    uv_sync_checked(tools, env, backend, mode, true)
+}
+
+/// [`uv_sync`]; without `allow_builds`, uv builds nothing from source (`--no-build`).
+fn uv_sync_checked(
+    tools: &Tools,
+    env: &Environment,
+    backend: &TorchBackend,
+    mode: SyncMode,
+    allow_builds: bool,
+) -> Result<String, EnvError> {
     let manifest = env.manifest()?;
     if !manifest.covers_backend(backend) {
         return Err(EnvError::BackendNotLocked {
@@ -599,6 +610,9 @@ pub fn uv_sync(
         .arg(backend.extra())
         .arg("--project")
         .arg(&cec);
+    if !allow_builds {
+        cmd.arg("--no-build");
+    }
     match mode {
         SyncMode::Inexact => {
             cmd.arg("--inexact");
@@ -715,7 +729,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
             what: format!(
                 "ComfyUI is at {} but .cec pins {} ({})",
                 actual.as_deref().map_or("nothing", |c| &c[..c.len().min(12)]),
-                &pin.commit[..12.min(pin.commit.len())],
+                crate::display_text::short_hash(&pin.commit),
                 pin.reference
             ),
             fix: sync.clone(),
@@ -805,7 +819,7 @@ pub fn sync(
             reporter.phase(&format!(
                 "Moving ComfyUI to {} ({})",
                 pin.reference,
-                &pin.commit[..12.min(pin.commit.len())]
+                crate::display_text::short_hash(&pin.commit)
             ));
             let repo = settings.value("comfyui.repo").unwrap_or_default();
             let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
@@ -949,7 +963,7 @@ pub fn update_comfyui(
         reporter.phase(&format!(
             "Checking out ComfyUI {} ({})",
             new.reference,
-            &new.commit[..12]
+            crate::display_text::short_hash(&new.commit)
         ));
         mirror.move_checkout(&env.comfyui(), &new.commit)?;
         let text = fs_err::read_to_string(env.comfyui().join("requirements.txt")).unwrap_or_default();
@@ -1019,6 +1033,9 @@ pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter
 pub struct ImportFiles {
     pub name: String,
     pub backend: TorchBackend,
+    /// Whether uv may build packages from source (`--run-install-scripts`); without it, uv
+    /// runs with `--no-build` so no code from the files runs.
+    pub allow_builds: bool,
     /// `pyproject.toml`, byte for byte.
     pub pyproject: Vec<u8>,
     /// `uv.lock`, byte for byte.
@@ -1076,7 +1093,7 @@ pub fn create_from_files(
         reporter.phase(&format!(
             "Checking out ComfyUI {} ({})",
             pin.reference,
-            &resolved.commit[..12.min(resolved.commit.len())]
+            crate::display_text::short_hash(&resolved.commit)
         ));
         mirror.checkout(&resolved.commit, &env.comfyui())?;
         crate::comfyui_process::create_data_directories(&env)?;
@@ -1086,7 +1103,7 @@ pub fn create_from_files(
         })?;
         populate(&env)?;
         reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
-        uv_sync(tools, &env, backend, SyncMode::Inexact)?;
+        uv_sync_checked(tools, &env, backend, SyncMode::Inexact, files.allow_builds)?;
         write_extra_model_paths(workspace, &env)?;
         reporter.phase("Committing .cec");
         init_cec_repo(&tools.git, &env)?;

@@ -66,7 +66,7 @@ pub fn rollback(git: &Git, env: &Environment, rev: &str, force: bool) -> Result<
     // Make the index and work tree exactly `target`'s tree (files it lacks are removed).
     git.run(Some(&cec), ["read-tree", "--reset", "-u", &target])?;
     git.run(Some(&cec), ["clean", "-fdq"])?;
-    let short = &target[..12.min(target.len())];
+    let short = crate::display_text::short_hash(&target);
     commit_all(git, env, &format!("Rollback to {short}"))
 }
 
@@ -259,7 +259,7 @@ pub fn diff(git: &Git, env: &Environment, from: Option<&str>, to: Option<&str>) 
 }
 
 fn short(commit: &str) -> &str {
-    &commit[..12.min(commit.len())]
+    crate::display_text::short_hash(commit)
 }
 
 fn by_name(requirements: &[String]) -> BTreeMap<String, String> {

@@ -73,17 +73,9 @@ fn file_for(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.json"))
 }
 
+/// Workflow names become paths: plain names separated by `/` ([`crate::path_part`]).
 fn check_name(name: &str) -> Result<(), TrackingError> {
-    let bad = name.is_empty()
-        || name.starts_with('/')
-        || name
-            .split(['/', '\\'])
-            .any(|part| part.is_empty() || part == ".." || part == ".");
-    if bad {
-        Err(TrackingError::InvalidName(name.to_owned()))
-    } else {
-        Ok(())
-    }
+    crate::path_part::check_relative(name).map_err(|_| TrackingError::InvalidName(name.to_owned()))
 }
 
 /// `portraits/flux.json` → `portraits/flux`; also accepts names given with `.json`.
@@ -137,8 +129,23 @@ fn is_ignored(matcher: &ignore::gitignore::Gitignore, name: &str) -> bool {
         .is_ignore()
 }
 
-/// Tracked workflow names from the manifest.
+/// Tracked workflow names from the manifest. Names that are not plain relative names (they
+/// would become paths outside the workflows folders) are left out; see [`unsafe_tracked`].
 pub fn tracked(manifest: &Manifest) -> BTreeSet<String> {
+    let mut names = tracked_as_written(manifest);
+    names.retain(|n| check_name(n).is_ok());
+    names
+}
+
+/// Tracked names in the manifest that [`tracked`] leaves out because they are unsafe.
+pub fn unsafe_tracked(manifest: &Manifest) -> Vec<String> {
+    tracked_as_written(manifest)
+        .into_iter()
+        .filter(|n| check_name(n).is_err())
+        .collect()
+}
+
+fn tracked_as_written(manifest: &Manifest) -> BTreeSet<String> {
     manifest
         .tool_section("workflows")
         .as_object()
@@ -230,7 +237,7 @@ pub fn track(env: &Environment, names: &[String], all: bool) -> Result<Vec<Strin
         let matcher = ignore_matcher(env)?;
         available
             .iter()
-            .filter(|n| !is_ignored(&matcher, n))
+            .filter(|n| !is_ignored(&matcher, n) && check_name(n).is_ok())
             .cloned()
             .collect()
     } else {

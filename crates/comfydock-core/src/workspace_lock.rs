@@ -1,7 +1,8 @@
 //! The workspace lock: an OS file lock that serialises mutating commands.
 //!
-//! The holder writes its pid and command line into the lock file so that a waiter can say who
-//! holds it. The OS releases the lock when the holder exits, even on SIGKILL.
+//! The holder writes its pid and subcommand (never its arguments, which may hold secrets) into
+//! the lock file, readable by the owner only, so that a waiter can say who holds it. The OS
+//! releases the lock when the holder exits, even on SIGKILL.
 
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -55,6 +56,8 @@ pub struct WorkspaceLock {
 
 impl WorkspaceLock {
     /// Take the lock at `path`, waiting up to `timeout` while another process holds it.
+    /// `command` names the holder to waiters (the subcommand, e.g. `comfydock node add`; never
+    /// its arguments).
     pub fn acquire(
         path: &Path,
         command: &str,
@@ -65,13 +68,17 @@ impl WorkspaceLock {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = fs_err::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(open_err)?;
+        let mut options = fs_err::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(open_err)?;
+        // A lock file created by an older build may still be world-readable.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
         let start = Instant::now();
         let mut announced = false;
         loop {

@@ -177,7 +177,7 @@ impl ModelIndex {
                     let candidates = self
                         .records(ids)?
                         .into_iter()
-                        .map(|model| model.blake3[..16].to_owned())
+                        .map(|model| comfydock_core::display_text::truncate(&model.blake3, 16).to_owned())
                         .collect();
                     return Err(LookupError::Ambiguous {
                         prefix: prefix.clone(),
@@ -373,7 +373,10 @@ type Sha256Outcome = Result<(String, u64), String>;
 
 /// Hash the first readable location whose content still matches the model.
 fn sha256_of(model: &ModelRecord) -> Sha256Outcome {
-    let mut last_error = format!("model {} has no location on disk", &model.blake3[..16]);
+    let mut last_error = format!(
+        "model {} has no location on disk",
+        comfydock_core::display_text::truncate(&model.blake3, 16)
+    );
     let mut read = 0;
     for location in &model.locations {
         match hash_file(&location.path(), HashKinds::Blake3AndSha256) {

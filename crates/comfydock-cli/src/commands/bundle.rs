@@ -45,6 +45,9 @@ pub struct ImportArgs {
     /// Which missing models to download: all, required, skip
     #[arg(long, value_name = "STRATEGY", default_value = "required")]
     pub models: ModelStrategy,
+    /// Let uv build the bundle's local, git and source-only packages (runs their code)
+    #[arg(long)]
+    pub run_install_scripts: bool,
 }
 
 pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
@@ -112,7 +115,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ctx.printer.info(format!(
             "  ComfyUI: {} ({})",
             m.comfyui.reference,
-            &m.comfyui.commit[..12.min(m.comfyui.commit.len())]
+            comfydock_core::display_text::short_hash(&m.comfyui.commit)
         ));
         ctx.printer.info(format!("  Python:  {}", m.python));
         ctx.printer.info(format!("  • {} workflows", m.counts.workflows));
@@ -125,10 +128,20 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ));
         ctx.printer
             .info(format!("  • {count} models ({} total)", human_size(bytes)));
+        if !bundle.builds.is_empty() {
+            ctx.printer.info(format!(
+                "  • {} packages built from source (their code runs):",
+                bundle.builds.len()
+            ));
+            for source in &bundle.builds {
+                ctx.printer.info(format!("      {source}"));
+            }
+        }
     }
     for warning in bundle.warnings() {
         ctx.printer.warn(warning);
     }
+    bundle.check_build_consent(args.run_install_scripts)?;
     let _lock = ctx.lock(&workspace)?;
     let workspace = Workspace::open(workspace.root())?;
     let (name, renamed) = import::free_name(&workspace, &wanted);
@@ -146,6 +159,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         name,
         models: args.models,
         backend: torch_backend::detect().backend,
+        allow_builds: args.run_install_scripts,
     };
     let report = import::import(
         &workspace,

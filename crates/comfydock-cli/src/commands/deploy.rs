@@ -328,7 +328,10 @@ fn history(ctx: &Context, all: bool) -> CommandResult {
             .info("No deployments yet; run `comfydock deploy docker --out DIR`");
     }
     for r in rows {
-        let commit = r.cec_commit.as_deref().map_or("-", |c| &c[..12.min(c.len())]);
+        let commit = r
+            .cec_commit
+            .as_deref()
+            .map_or("-", comfydock_core::display_text::short_hash);
         ctx.printer.data(format!(
             "{}  {:<10} {:<6} {:<12} {}  {}  {}",
             r.time,

@@ -46,7 +46,7 @@ pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
             "environment `{}`: ComfyUI {} ({}), Python {}",
             created.name,
             created.comfyui.reference,
-            &created.comfyui.commit[..12],
+            comfydock_core::display_text::short_hash(&created.comfyui.commit),
             created.python
         ),
     );
@@ -184,7 +184,7 @@ pub fn status(ctx: &Context) -> CommandResult {
         "Environment `{}`: ComfyUI {} ({}), torch backend {}{}",
         status.name,
         status.comfyui.reference,
-        &status.comfyui.expected_commit[..12.min(status.comfyui.expected_commit.len())],
+        comfydock_core::display_text::short_hash(&status.comfyui.expected_commit),
         status.torch_backend,
         status
             .running_pid
@@ -264,8 +264,9 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
     if let Some((from, to)) = &report.comfyui_moved {
         ctx.printer.data(format!(
             "{would}move ComfyUI {} -> {}",
-            from.as_deref().map_or("(none)", |c| &c[..12.min(c.len())]),
-            &to[..12.min(to.len())]
+            from.as_deref()
+                .map_or("(none)", comfydock_core::display_text::short_hash),
+            comfydock_core::display_text::short_hash(to)
         ));
     }
     if report.relocked {
@@ -325,9 +326,9 @@ pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
         format!(
             "ComfyUI {} ({}) -> {} ({})",
             old.reference,
-            &old.commit[..12],
+            comfydock_core::display_text::short_hash(&old.commit),
             new.reference,
-            &new.commit[..12]
+            comfydock_core::display_text::short_hash(&new.commit)
         ),
     );
     if !update.packages.is_empty() {

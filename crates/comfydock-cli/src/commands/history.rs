@@ -24,9 +24,14 @@ pub fn commit(ctx: &Context, args: &CommitArgs) -> CommandResult {
         ctx.printer.status("Copied", format!("workflow {name}"));
     }
     match commit {
-        Some(c) => ctx
-            .printer
-            .status("Committed", format!("{} {}", &c[..12], args.message)),
+        Some(c) => ctx.printer.status(
+            "Committed",
+            format!(
+                "{} {}",
+                comfydock_core::display_text::short_hash(&c),
+                args.message
+            ),
+        ),
         None => ctx
             .printer
             .info("Nothing to commit; .cec matches its last commit"),
@@ -68,9 +73,14 @@ pub fn rollback(ctx: &Context, args: &RollbackArgs) -> CommandResult {
         return Ok(());
     }
     match commit {
-        Some(c) => ctx
-            .printer
-            .status("Rolled back", format!("`{}` to {rev} as {}", env.name, &c[..12])),
+        Some(c) => ctx.printer.status(
+            "Rolled back",
+            format!(
+                "`{}` to {rev} as {}",
+                env.name,
+                comfydock_core::display_text::short_hash(&c)
+            ),
+        ),
         None => ctx.printer.info(format!("`{}` already matches {rev}", env.name)),
     }
     Ok(())

@@ -204,7 +204,10 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 ctx.printer.json(&report);
             } else {
                 for (blake3, sha256) in &report.hashes {
-                    ctx.printer.data(format!("{}  sha256 {sha256}", &blake3[..16]));
+                    ctx.printer.data(format!(
+                        "{}  sha256 {sha256}",
+                        comfydock_core::display_text::truncate(blake3, 16)
+                    ));
                 }
                 for issue in &report.errors {
                     ctx.printer
@@ -220,8 +223,10 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 return Ok(());
             }
             for model in &report.same_content {
-                ctx.printer
-                    .data(format!("same content ({}):", &model.blake3[..16]));
+                ctx.printer.data(format!(
+                    "same content ({}):",
+                    comfydock_core::display_text::truncate(&model.blake3, 16)
+                ));
                 for l in &model.locations {
                     ctx.printer.data(format!("  {}", l.path().display()));
                 }
@@ -230,7 +235,10 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 ctx.printer
                     .data(format!("same name `{}`, different content:", clash.file_name));
                 for m in &clash.models {
-                    ctx.printer.data(format!("  {}", &m.blake3[..16]));
+                    ctx.printer.data(format!(
+                        "  {}",
+                        comfydock_core::display_text::truncate(&m.blake3, 16)
+                    ));
                 }
             }
             Ok(())
@@ -245,7 +253,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 for entry in &report.entries {
                     ctx.printer.data(format!(
                         "{}  {}  {}",
-                        &entry.blake3[..16],
+                        comfydock_core::display_text::truncate(&entry.blake3, 16),
                         serde_json::to_value(&entry.status)
                             .ok()
                             .and_then(|v| v.get("status").cloned())
@@ -294,8 +302,13 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 ctx.printer
                     .json(&json!({ "blake3": model.blake3, "url": url, "added": added }));
             } else if added {
-                ctx.printer
-                    .status("Added", format!("source {url} to {}", &model.blake3[..16]));
+                ctx.printer.status(
+                    "Added",
+                    format!(
+                        "source {url} to {}",
+                        comfydock_core::display_text::truncate(&model.blake3, 16)
+                    ),
+                );
             } else {
                 ctx.printer.info("That source was already recorded");
             }
@@ -531,7 +544,7 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
                             "{} ({} bytes, blake3 {})",
                             downloaded.path.display(),
                             downloaded.size,
-                            &downloaded.blake3[..16]
+                            comfydock_core::display_text::truncate(&downloaded.blake3, 16)
                         ),
                     );
                 }
@@ -633,8 +646,11 @@ fn print_models(ctx: &Context, models: &[ModelRecord]) {
             .locations
             .first()
             .map_or_else(|| "(no location)".into(), |l| l.relative_path.clone());
-        ctx.printer
-            .data(format!("{}  {:>12}  {place}", &model.blake3[..16], model.size));
+        ctx.printer.data(format!(
+            "{}  {:>12}  {place}",
+            comfydock_core::display_text::truncate(&model.blake3, 16),
+            model.size
+        ));
     }
 }
 

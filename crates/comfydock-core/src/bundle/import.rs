@@ -32,6 +32,8 @@ pub struct OpenedBundle {
     pub manifest: BundleManifest,
     /// `Some` for a comfygit export: what maps and what does not.
     pub comfygit: Option<ComfygitPlan>,
+    /// Packages the lock would build from source (running their code); see [`super::builds`].
+    pub builds: Vec<super::builds::BuildSource>,
     files: Unpacked,
     pyproject: Vec<u8>,
 }
@@ -75,6 +77,7 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
             path: bundle.to_path_buf(),
             manifest,
             comfygit: Some(plan),
+            builds: Vec::new(),
             files,
             pyproject: text,
         });
@@ -94,18 +97,16 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
             }
         })?;
     // Names and targets become paths on this machine: plain names only.
-    for node in entry::read_all(&parsed) {
-        let plain = !node.name.is_empty()
-            && node.name != "."
-            && node.name != ".."
-            && !node.name.contains(['/', '\\', ':'])
-            && !node.name.chars().any(char::is_control);
-        if !plain {
-            return Err(invalid(format!(
-                "node `{}` has an unsafe folder name `{}`",
-                node.key, node.name
-            )));
-        }
+    if let Some((key, err)) = entry::unsafe_entries(&parsed).into_iter().next() {
+        return Err(invalid(format!(
+            "node `{key}` has an unsafe folder name `{}`: {}",
+            err.value, err.reason
+        )));
+    }
+    if let Some(name) = workflow_tracking::unsafe_tracked(&parsed).into_iter().next() {
+        return Err(invalid(format!(
+            "workflow name `{name}` is not a plain relative name"
+        )));
     }
     for model in &manifest.models {
         if super::models::clean_target(&model.target).as_deref() != Some(model.target.as_str()) {
@@ -115,10 +116,16 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
             )));
         }
     }
+    let lock = files.read("uv.lock").unwrap_or_default();
+    let builds = super::builds::build_sources(
+        &String::from_utf8_lossy(&pyproject),
+        &String::from_utf8_lossy(&lock),
+    );
     Ok(OpenedBundle {
         path: bundle.to_path_buf(),
         manifest,
         comfygit: None,
+        builds,
         files,
         pyproject,
     })
@@ -143,6 +150,18 @@ impl OpenedBundle {
             ));
         }
         out
+    }
+
+    /// Refuse a bundle whose packages would be built from source, unless the user allowed it
+    /// (`--run-install-scripts`).
+    pub fn check_build_consent(&self, allow_builds: bool) -> Result<(), BundleError> {
+        if allow_builds || self.builds.is_empty() {
+            return Ok(());
+        }
+        Err(BundleError::BuildNeedsConsent {
+            path: self.path.clone(),
+            sources: self.builds.clone(),
+        })
     }
 
     /// Dev node folder names carried by the bundle.
@@ -225,6 +244,8 @@ pub struct ImportOptions {
     pub models: ModelStrategy,
     /// The backend this machine wants (falls back to `cpu` when the lock does not cover it).
     pub backend: TorchBackend,
+    /// `--run-install-scripts`: let uv build [`OpenedBundle::builds`] (running their code).
+    pub allow_builds: bool,
 }
 
 /// One model and what happened to it.
@@ -268,6 +289,7 @@ pub fn import(
     if let Some(plan) = &bundle.comfygit {
         return import_comfygit(workspace, settings, tools, bundle, plan, options, reporter);
     }
+    bundle.check_build_consent(options.allow_builds)?;
     let mut warnings = Vec::new();
     let pyproject_text = String::from_utf8_lossy(&bundle.pyproject).into_owned();
     let manifest = Manifest::parse(Path::new("pyproject.toml"), &pyproject_text)?;
@@ -344,6 +366,7 @@ pub fn import(
     let files = ImportFiles {
         name: options.name.clone(),
         backend,
+        allow_builds: options.allow_builds,
         pyproject: bundle.pyproject.clone(),
         lock: bundle.files.read("uv.lock")?,
         python_version: bundle.files.read(".python-version").map_or_else(

@@ -24,6 +24,7 @@
 //! summarise), [`import::free_name`], then [`import::import`] with a [`import::ModelProvider`].
 
 pub mod archive;
+pub mod builds;
 pub mod comfygit;
 pub mod export;
 pub mod format;
@@ -86,6 +87,15 @@ pub enum BundleError {
         wanted: String,
         covered: Vec<String>,
     },
+    #[error(
+        "Bundle `{path}` would build {} package(s) from source, running their code: {}",
+        sources.len(),
+        sources.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    BuildNeedsConsent {
+        path: PathBuf,
+        sources: Vec<builds::BuildSource>,
+    },
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error(transparent)]
@@ -115,6 +125,10 @@ impl Hinted for BundleError {
             ),
             Self::NoBackend { wanted, .. } => Some(format!(
                 "ask for a bundle whose environment locks `{wanted}` (`torch_backends` in `[tool.comfydock]`, then `comfydock sync` and `comfydock export`)"
+            )),
+            Self::BuildNeedsConsent { path, .. } => Some(format!(
+                "nothing was changed; if you trust the bundle's author, import it with `comfydock import {} --run-install-scripts`",
+                path.display()
             )),
             Self::Env(e) => e.hint(),
             Self::Manifest(e) => e.hint(),

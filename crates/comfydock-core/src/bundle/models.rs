@@ -203,10 +203,7 @@ pub(crate) fn clean_target(raw: &str) -> Option<String> {
     let trimmed = normalized.trim_start_matches("./");
     let trimmed = trimmed.strip_prefix("models/").unwrap_or(trimmed);
     let parts: Vec<&str> = trimmed.split('/').filter(|p| !p.is_empty()).collect();
-    let safe = parts.len() >= 2
-        && parts
-            .iter()
-            .all(|p| *p != ".." && *p != "." && !p.chars().any(char::is_control));
+    let safe = parts.len() >= 2 && parts.iter().all(|p| crate::path_part::is_plain(p));
     safe.then(|| parts.join("/"))
 }
 

@@ -277,7 +277,7 @@ impl DeploySpec {
         let version = self
             .cec_commit
             .as_deref()
-            .map_or("dev", |c| &c[..12.min(c.len())]);
+            .map_or("dev", crate::display_text::short_hash);
         format!("comfydock-{name}:{version}")
     }
 }
@@ -462,7 +462,7 @@ fn clean_target(raw: &str) -> Option<String> {
         && !trimmed.starts_with('/')
         && parts
             .iter()
-            .all(|p| *p != ".." && *p != "." && p.chars().all(|c| !c.is_control() && c != '"' && c != '\''));
+            .all(|p| crate::path_part::is_plain(p) && !p.contains('\''));
     safe.then(|| parts.join("/"))
 }
 

@@ -39,19 +39,23 @@ impl ArchiveStore {
         }
     }
 
-    /// Where the archive of `id@version` is cached.
-    pub fn archive_path(&self, id: &str, version: &str) -> PathBuf {
-        self.root.join("archives").join(id).join(format!("{version}.zip"))
+    /// Where the archive of `id@version` is cached; both must be plain names (they come from
+    /// manifests and registry answers).
+    pub fn archive_path(&self, id: &str, version: &str) -> Result<PathBuf, NodeError> {
+        crate::path_part::check(version)?;
+        let dir = crate::path_part::join(&self.root.join("archives"), id)?;
+        Ok(crate::path_part::join(&dir, &format!("{version}.zip"))?)
     }
 
-    /// Where the content with this hash is extracted.
+    /// Where the content with this hash is extracted (`sha256` is computed here, never read).
     pub fn store_path(&self, sha256: &str) -> PathBuf {
+        debug_assert!(sha256.bytes().all(|b| b.is_ascii_hexdigit()));
         self.root.join("store").join(sha256)
     }
 
     /// Whether `id@version` is in the cache (no verification).
     pub fn is_cached(&self, id: &str, version: &str) -> bool {
-        self.archive_path(id, version).is_file()
+        self.archive_path(id, version).is_ok_and(|p| p.is_file())
     }
 
     /// The archive of `id@version`, downloaded from `url` if not cached. The file is checked
@@ -65,7 +69,7 @@ impl ArchiveStore {
         url: &str,
         expected: Option<(&str, Option<u64>)>,
     ) -> Result<CachedArchive, NodeError> {
-        let path = self.archive_path(id, version);
+        let path = self.archive_path(id, version)?;
         let sidecar = sidecar_path(&path);
         let mut downloaded = false;
         if !path.is_file() {
@@ -291,6 +295,28 @@ mod tests {
         }
         w.finish().unwrap();
         file
+    }
+
+    #[test]
+    fn archive_paths_refuse_unsafe_ids_and_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArchiveStore::new(dir.path());
+        assert_eq!(
+            store.archive_path("my-node", "1.0.0").unwrap(),
+            dir.path().join("nodes/archives/my-node/1.0.0.zip")
+        );
+        for (id, version) in [
+            ("../../../../x", "1.0.0"),
+            ("my-node", "../../x"),
+            ("my-node", "a/b"),
+            ("", "1.0.0"),
+            ("/abs", "1"),
+            ("ok", ".."),
+        ] {
+            let err = store.archive_path(id, version).unwrap_err();
+            assert!(matches!(err, NodeError::UnsafeName(_)), "{id}@{version}: {err}");
+            assert!(!store.is_cached(id, version));
+        }
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl NodeEntry {
         match self.source {
             NodeSource::Registry => self.version.clone().unwrap_or_default(),
             NodeSource::Git => {
-                let commit = self.commit.as_deref().map_or("", |c| &c[..12.min(c.len())]);
+                let commit = self.commit.as_deref().map_or("", crate::display_text::short_hash);
                 match &self.reference {
                     Some(r) if r != commit => format!("{r} ({commit})"),
                     _ => commit.to_owned(),
@@ -114,6 +114,19 @@ impl NodeEntry {
             }
             NodeSource::Dev => format!("dev {}", self.path.as_deref().unwrap_or_default()),
         }
+    }
+
+    /// Check the strings that become paths (key, folder name, registry version) against the
+    /// plain-name rule of [`crate::path_part`].
+    pub fn check_names(&self) -> Result<(), crate::path_part::UnsafePathPart> {
+        crate::path_part::check(&self.key)?;
+        crate::path_part::check(&self.name)?;
+        if self.source == NodeSource::Registry
+            && let Some(version) = &self.version
+        {
+            crate::path_part::check(version)?;
+        }
+        Ok(())
     }
 
     fn from_table(key: &str, table: &Table) -> Option<Self> {
@@ -194,12 +207,35 @@ pub fn normalize_group_name(name: &str) -> String {
     out
 }
 
-/// Every node entry of a manifest (unreadable entries are skipped).
+/// Every node entry of a manifest. Unreadable entries are skipped, and so are entries whose
+/// key, folder name or version is not a plain name (they would become paths outside the
+/// environment); [`unsafe_entries`] lists those.
 pub fn read_all(manifest: &Manifest) -> Vec<NodeEntry> {
     manifest
         .node_tables()
         .iter()
         .filter_map(|(k, t)| NodeEntry::from_table(k, t))
+        .filter(|e| match e.check_names() {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(
+                    "ignoring node `{}` of `{}`: {err}",
+                    e.key,
+                    manifest.path().display()
+                );
+                false
+            }
+        })
+        .collect()
+}
+
+/// Entries of a manifest that [`read_all`] ignores because a name in them is unsafe.
+pub fn unsafe_entries(manifest: &Manifest) -> Vec<(String, crate::path_part::UnsafePathPart)> {
+    manifest
+        .node_tables()
+        .iter()
+        .filter_map(|(k, t)| NodeEntry::from_table(k, t))
+        .filter_map(|e| e.check_names().err().map(|err| (e.key, err)))
         .collect()
 }
 
@@ -267,5 +303,33 @@ mod tests {
             assert_eq!(node_group_name(key), expected);
         }
         assert_eq!(normalize_group_name("My__Group.x"), "my-group-x");
+    }
+
+    #[test]
+    fn entries_with_unsafe_names_are_never_read() {
+        let text = r#"
+[tool.comfydock.nodes."../../../../x"]
+source = "registry"
+version = "1.0.0"
+
+[tool.comfydock.nodes.evil-version]
+source = "registry"
+version = "../../x"
+
+[tool.comfydock.nodes.evil-name]
+source = "git"
+name = "a/../../b"
+commit = "ééééééééééééééé"
+
+[tool.comfydock.nodes.fine]
+source = "git"
+commit = "ééééééééééééééé"
+"#;
+        let manifest = Manifest::parse(Path::new("p"), text).unwrap();
+        let read = read_all(&manifest);
+        assert_eq!(read.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["fine"]);
+        assert_eq!(read[0].pinned(), "éééééééééééé");
+        let refused: Vec<String> = unsafe_entries(&manifest).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(refused, ["../../../../x", "evil-version", "evil-name"]);
     }
 }

@@ -155,6 +155,8 @@ pub enum NodeError {
         source: Box<rusqlite::Error>,
     },
     #[error(transparent)]
+    UnsafeName(#[from] crate::path_part::UnsafePathPart),
+    #[error(transparent)]
     Env(Box<EnvError>),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -217,6 +219,9 @@ impl Hinted for NodeError {
             Self::RegistryUnreachable { .. } | Self::RegistryStatus { .. } => Some(
                 "check your network and `comfydock config get registry.url`, then retry".into(),
             ),
+            Self::RegistryDocument { .. } => Some(
+                "nothing was installed; check `comfydock config get registry.url`, or add the node from git with `comfydock node add GIT_URL`".into(),
+            ),
             Self::Download { .. } => Some("check your network and retry".into()),
             Self::HashMismatch { path, .. } | Self::SizeMismatch { path, .. } => Some(format!(
                 "the cached file was changed or corrupted; delete `{}` and retry to download it again",
@@ -271,6 +276,7 @@ impl Hinted for NodeError {
                 "it is only a cache: delete `{}` and retry",
                 path.display()
             )),
+            Self::UnsafeName(e) => e.hint(),
             Self::Env(e) => e.hint(),
             Self::Manifest(e) => e.hint(),
             Self::Git(e) => e.hint(),

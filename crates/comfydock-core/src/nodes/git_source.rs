@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::Digest as _;
 
 use super::error::NodeError;
-use super::spec::repo_name;
+use super::spec::{key_for, repo_name};
 use crate::git::Git;
 
 /// The cached mirror of one node repository.
@@ -20,12 +20,10 @@ pub struct NodeMirror {
 
 impl NodeMirror {
     pub fn new(git: Git, cache_dir: &Path, url: &str) -> Self {
+        // Keyed by the URL's hash; the readable prefix is reduced to `[a-z0-9._-]`.
         let digest = hex::encode(sha2::Sha256::digest(url.as_bytes()));
-        let path =
-            cache_dir
-                .join("git")
-                .join("nodes")
-                .join(format!("{}-{}.git", repo_name(url), &digest[..12]));
+        let folder = format!("{}-{}.git", key_for(&repo_name(url)), &digest[..12]);
+        let path = cache_dir.join("git").join("nodes").join(folder);
         Self {
             git,
             url: url.to_owned(),

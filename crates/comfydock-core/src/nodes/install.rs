@@ -280,7 +280,7 @@ fn describe_installed(dir: &Path) -> String {
     match InstalledMarker::read(dir) {
         Some(m) => m
             .version
-            .or_else(|| m.commit.map(|c| c[..12.min(c.len())].to_owned()))
+            .or_else(|| m.commit.map(|c| crate::display_text::short_hash(&c).to_owned()))
             .unwrap_or_else(|| "an unknown state".into()),
         None => "a folder comfydock did not install".into(),
     }

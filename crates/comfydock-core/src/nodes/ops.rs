@@ -236,8 +236,23 @@ fn find(ctx: &NodeContext<'_>, entries: &[NodeEntry], name: &str) -> Result<Node
         })
 }
 
-/// Resolve a spec to an entry and its requirements, fetching into the workspace cache.
+/// Resolve a spec to an entry and its requirements, fetching into the workspace cache. The
+/// entry's names (which become folders) are plain names.
 fn prepare(
+    ctx: &NodeContext<'_>,
+    client: &super::registry::RegistryClient,
+    spec: &NodeSpec,
+    refresh: bool,
+) -> Result<Prepared, NodeError> {
+    if let NodeSpec::Git { url, .. } = spec {
+        crate::path_part::check(&repo_name(url))?;
+    }
+    let prepared = prepare_unchecked(ctx, client, spec, refresh)?;
+    prepared.entry.check_names()?;
+    Ok(prepared)
+}
+
+fn prepare_unchecked(
     ctx: &NodeContext<'_>,
     client: &super::registry::RegistryClient,
     spec: &NodeSpec,

@@ -267,10 +267,16 @@ impl RegistryClient {
                 id: id.to_owned(),
                 registry: self.base.clone(),
             })?;
-        RegistryNode::from_json(&doc, Some(id)).ok_or_else(|| NodeError::RegistryDocument {
+        let node = RegistryNode::from_json(&doc, Some(id)).ok_or_else(|| NodeError::RegistryDocument {
             url: format!("{}{path}", self.base),
             reason: "expected a node object".into(),
-        })
+        })?;
+        // The id becomes a folder name: refuse anything but a plain name.
+        crate::path_part::check(&node.id).map_err(|e| NodeError::RegistryDocument {
+            url: format!("{}{path}", self.base),
+            reason: e.to_string(),
+        })?;
+        Ok(node)
     }
 
     /// `GET /nodes/{id}/versions`, newest first as the registry returns them.
@@ -286,7 +292,12 @@ impl RegistryClient {
             url: format!("{}{path}", self.base),
             reason: "expected a list of versions".into(),
         })?;
-        let mut versions: Vec<RegistryVersion> = list.iter().filter_map(RegistryVersion::from_json).collect();
+        // Versions become file names: ones that are not plain names are never offered.
+        let mut versions: Vec<RegistryVersion> = list
+            .iter()
+            .filter_map(RegistryVersion::from_json)
+            .filter(|v| crate::path_part::is_plain(&v.version))
+            .collect();
         versions.sort_by_key(|v| std::cmp::Reverse(version_key(&v.version)));
         Ok(versions)
     }

@@ -8,6 +8,7 @@ mod deploy;
 mod doctor;
 mod env_support;
 mod environments;
+mod hostile_inputs;
 mod init;
 mod lock;
 mod models;

@@ -1,0 +1,47 @@
+//! Shortening strings for display without panicking.
+//!
+//! Hashes and commits usually are ASCII hex, but a manifest or bundle can hold anything; slicing
+//! bytes (`&s[..12]`) panics in the middle of a multi-byte character. These count characters.
+
+/// How many characters of a hash or commit are shown.
+pub const SHORT_HASH_CHARS: usize = 12;
+
+/// The first `max` characters of `s` (all of it when shorter).
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+/// A hash or commit shortened for display (its first [`SHORT_HASH_CHARS`] characters).
+pub fn short_hash(hash: &str) -> &str {
+    truncate(hash, SHORT_HASH_CHARS)
+}
+
+/// `s` cut to `max` characters with `…` at the end when it was longer.
+pub fn ellipsize(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out = truncate(s, max.saturating_sub(1)).to_owned();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_splits_a_character() {
+        assert_eq!(short_hash("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short_hash("abc"), "abc");
+        assert_eq!(short_hash(""), "");
+        assert_eq!(short_hash("ééééééééééééééé"), "éééééééééééé");
+        assert_eq!(short_hash("aaaaaaaaaaa😀tail"), "aaaaaaaaaaa😀");
+        assert_eq!(truncate("日本語", 2), "日本");
+        assert_eq!(ellipsize("日本語テキスト", 4), "日本語…");
+        assert_eq!(ellipsize("short", 10), "short");
+    }
+}

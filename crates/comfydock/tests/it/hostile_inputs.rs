@@ -1,0 +1,393 @@
+//! Hostile inputs (issue 18): bundles, registry answers and manifests written by someone else.
+//! Each table case proves that nothing is written outside the workspace, that the command fails
+//! with an `error:` naming the bad value and a `hint:`, and that nothing panics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use comfydock_test::context::TestContext;
+use comfydock_test::http::{HttpServer, Response};
+use comfydock_test::registry::{NodePackage, RegistryServer};
+use serde_json::json;
+
+use crate::common::{context, stderr, stdout};
+use crate::env_support::EnvSandbox;
+
+/// Every path under `dir` with its size, leaving out `skip` (a folder that may change).
+fn snapshot(dir: &Path, skip: Option<&Path>) -> BTreeMap<PathBuf, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs_err::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if Some(path.as_path()) == skip {
+                continue;
+            }
+            let meta = fs_err::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path.clone());
+            }
+            out.insert(path, meta.len());
+        }
+    }
+    out
+}
+
+/// A name unique to this sandbox, used as the target of every escape attempt.
+fn escape_name(ctx: &TestContext) -> String {
+    format!("escaped-{}", ctx.path().file_name().unwrap().to_string_lossy())
+}
+
+/// Whether an escape attempt left anything in the temp root or in its parent folder.
+fn escaped(ctx: &TestContext) -> Vec<PathBuf> {
+    let name = escape_name(ctx);
+    let mut found = Vec::new();
+    for dir in [ctx.path(), ctx.path().parent().unwrap()] {
+        for entry in fs_err::read_dir(dir).unwrap().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&name) {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+fn assert_no_panic(case: &str, out: &std::process::Output) {
+    let err = stderr(out);
+    assert!(!err.contains("panicked"), "{case}: panicked:\n{err}");
+    assert_ne!(out.status.code(), Some(101), "{case}: exit code of a panic");
+}
+
+/// Hand-made bundles: argv[1] is the output folder, argv[2] the escape name.
+const MAKE_HOSTILE_BUNDLES: &str = r#"
+import gzip, hashlib, io, json, sys, tarfile
+out, esc = sys.argv[1], sys.argv[2]
+pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nref = 'v0.3.40'\ncommit = '" + "0" * 40 + "'\n"
+def bundle(name, extra_toml, lock="version = 1\n", extra_files={}):
+    files = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin + extra_toml).encode(), "uv.lock": lock.encode(), **extra_files}
+    manifest = json.dumps({"format_version": 1, "comfydock_version": "0.1.0",
+        "created_at": "2026-01-01T00:00:00Z", "environment_name": "evil", "platform": "linux-x86_64",
+        "python": "3.12", "comfyui": {"reference": "v0.3.40", "commit": "0" * 40},
+        "torch_backend": "cpu", "torch_backends": ["cpu"], "cec_commit": "0" * 40,
+        "counts": {"workflows": 0, "registry_nodes": 1, "git_nodes": 0, "dev_nodes": 0, "models": 0},
+        "models": [], "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()}}).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for n, d in [("manifest.json", manifest)] + list(files.items()):
+            info = tarfile.TarInfo(n)
+            info.size = len(d)
+            t.addfile(info, io.BytesIO(d))
+    with open(f"{out}/{name}.tar.gz", "wb") as f:
+        f.write(gzip.compress(buf.getvalue(), mtime=0))
+reg = "source = 'registry'\nurl = 'http://127.0.0.1:9/x.zip'\n"
+bundle("node-key", f"\n[tool.comfydock.nodes.\"../../../../{esc}\"]\n{reg}version = '1.0.0'\n")
+bundle("node-key-deep", f"\n[tool.comfydock.nodes.\"../../../../../{esc}\"]\n{reg}version = '1.0.0'\n")
+bundle("node-version", f"\n[tool.comfydock.nodes.fine]\n{reg}version = '../../../../../{esc}'\n")
+bundle("node-name", f"\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = '../../../../{esc}'\nurl = 'file:///nonexistent'\n")
+bundle("node-name-backslash", f"\n[tool.comfydock.nodes.fine]\nsource = 'dev'\nname = '..\\\\..\\\\{esc}'\n")
+bundle("node-key-colon", f"\n[tool.comfydock.nodes.\"C:{esc}\"]\n{reg}version = '1.0.0'\n")
+bundle("workflow-name", f"\n[tool.comfydock.workflows.\"../../../../{esc}\"]\ntracked = true\n")
+# A dev node with an in-tree PEP 517 backend that would write a marker next to the workspace.
+backend = f"import pathlib\ndef _mark(*a, **k):\n    next(p for p in pathlib.Path(__file__).parents if p.name.startswith('comfydock-test-')).joinpath('{esc}-built').write_text('ran')\n    raise SystemExit(1)\nbuild_wheel = build_editable = prepare_metadata_for_build_wheel = get_requires_for_build_wheel = _mark\n"
+node_pyproject = "[project]\nname = 'evil'\nversion = '1.0'\n[build-system]\nrequires = []\nbuild-backend = 'backend'\nbackend-path = ['.']\n"
+build_lock = "version = 1\nrequires-python = '>=3.10'\n\n[[package]]\nname = 'x'\nversion = '0.0.0'\nsource = { virtual = '.' }\ndependencies = [{ name = 'evil' }]\n\n[[package]]\nname = 'evil'\nversion = '1.0'\nsource = { directory = '../ComfyUI/custom_nodes/evil' }\n"
+bundle("build-backend",
+    "\n[tool.uv.sources]\nevil = { path = '../ComfyUI/custom_nodes/evil' }\n\n[tool.comfydock.nodes.evil]\nsource = 'dev'\nname = 'evil'\npath = 'custom_nodes/evil'\n",
+    lock=build_lock,
+    extra_files={"dev_nodes/evil/pyproject.toml": node_pyproject.encode(), "dev_nodes/evil/backend.py": backend.encode()})
+bundle("root-build-system", "\n[build-system]\nrequires = []\nbuild-backend = 'backend'\nbackend-path = ['workflows']\n",
+    extra_files={"workflows/backend.py": backend.encode()})
+"#;
+
+#[test]
+fn hostile_bundles_are_refused_before_anything_is_written() {
+    let ctx = context();
+    ctx.init_workspace();
+    let dir = ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MAKE_HOSTILE_BUNDLES])
+        .arg(&dir)
+        .arg(escape_name(&ctx))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let esc = escape_name(&ctx);
+    let cases: &[(&str, String)] = &[
+        ("node-key", format!("unsafe folder name `../../../../{esc}`")),
+        (
+            "node-key-deep",
+            format!("unsafe folder name `../../../../../{esc}`"),
+        ),
+        (
+            "node-version",
+            format!("unsafe folder name `../../../../../{esc}`"),
+        ),
+        ("node-name", format!("unsafe folder name `../../../../{esc}`")),
+        ("node-name-backslash", "path separator".to_owned()),
+        ("node-key-colon", format!("unsafe folder name `C:{esc}`")),
+        ("workflow-name", format!("workflow name `../../../../{esc}`")),
+        (
+            "build-backend",
+            "would build 2 package(s) from source, running their code: `evil` from path ../ComfyUI/custom_nodes/evil, `evil` from folder ../ComfyUI/custom_nodes/evil".to_owned(),
+        ),
+        ("root-build-system", "`the project` from pyproject.toml (`[build-system]`)".to_owned()),
+    ];
+    let before = snapshot(ctx.path(), None);
+    for (name, expected) in cases {
+        let out = ctx
+            .command()
+            .args(["--yes", "import"])
+            .arg(dir.join(format!("{name}.tar.gz")))
+            .output()
+            .unwrap();
+        assert_no_panic(name, &out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name} was not refused:\n{}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected.as_str()),
+            "{name}: expected `{expected}` in:\n{err}"
+        );
+        assert!(err.contains("hint:"), "{name}: no hint in:\n{err}");
+        assert_eq!(snapshot(ctx.path(), None), before, "{name} wrote something");
+        assert_eq!(escaped(&ctx), Vec::<PathBuf>::new(), "{name} escaped or ran code");
+    }
+}
+
+/// A registry whose answers are scripted per path; any other `/nodes/…/versions` lists one
+/// good version whose archive is `zip_url` (so a hostile id would reach the download).
+fn hostile_registry(answers: BTreeMap<String, serde_json::Value>, zip_url: String) -> HttpServer {
+    HttpServer::start(move |request| {
+        let path = request.path();
+        match answers.get(&path) {
+            Some(answer) => Response::json(answer),
+            None if path.starts_with("/nodes/") && path.ends_with("/versions") => {
+                Response::json(&json!([{"version": "1.0.0", "downloadUrl": zip_url, "deprecated": false}]))
+            }
+            None => Response::not_found(),
+        }
+    })
+}
+
+#[test]
+fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic() {
+    let mut sb = EnvSandbox::new();
+    let esc = escape_name(&sb.ctx);
+    // A real archive, so that an unchecked id or version would be downloaded and written.
+    let zips = RegistryServer::start();
+    zips.publish(NodePackage::new("x", "1.0.0"));
+    let zip_url = zips.download_url("x", "1.0.0");
+    let zip_url = zip_url.as_str();
+    let version = |v: &str| json!([{"version": v, "downloadUrl": zip_url, "deprecated": false}]);
+    let node = |id: &str| json!({"id": id, "name": "evil", "description": ""});
+    let answers: BTreeMap<String, serde_json::Value> = [
+        // The id the registry answers with becomes the archive folder.
+        ("/nodes/evil-id".to_owned(), node(&format!("../../../../{esc}"))),
+        (
+            "/nodes/evil-id-deep".to_owned(),
+            node(&format!("../../../../../{esc}")),
+        ),
+        (
+            "/nodes/evil-id-slash".to_owned(),
+            node(&format!("a/../../../../../{esc}")),
+        ),
+        // The version becomes the archive file name.
+        ("/nodes/evil-version".to_owned(), node("evil-version")),
+        (
+            "/nodes/evil-version/versions".to_owned(),
+            version(&format!("../../../../../{esc}")),
+        ),
+        ("/nodes/evil-version-abs".to_owned(), node("evil-version-abs")),
+        (
+            "/nodes/evil-version-abs/versions".to_owned(),
+            version(&format!("/tmp/{esc}")),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let registry = hostile_registry(answers, zip_url.to_owned());
+    sb.ctx.env("COMFYDOCK_REGISTRY_URL", registry.url());
+    sb.create("e", "v0.3.40");
+    let env_dir = sb.env_dir("e");
+
+    let registry_cases = [
+        ("evil-id", "cannot be used as a file or folder name"),
+        ("evil-id-deep", "cannot be used as a file or folder name"),
+        ("evil-id-slash", "cannot be used as a file or folder name"),
+        ("evil-version", "is not in the registry"),
+        ("evil-version-abs", "is not in the registry"),
+    ];
+    let manifest_before = fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap();
+    for (id, expected) in registry_cases {
+        let before = snapshot(sb.ctx.path(), Some(&sb.ctx.workspace.join(".metadata")));
+        let out = sb
+            .ctx
+            .command()
+            .args(["-e", "e", "node", "add", id])
+            .output()
+            .unwrap();
+        assert_no_panic(id, &out);
+        assert_eq!(out.status.code(), Some(1), "{id} was added:\n{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{id}: expected `{expected}` in:\n{err}");
+        assert!(err.contains("hint:"), "{id}: no hint in:\n{err}");
+        assert_eq!(
+            snapshot(sb.ctx.path(), Some(&sb.ctx.workspace.join(".metadata"))),
+            before,
+            "{id} wrote something"
+        );
+        assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{id} escaped");
+        assert_eq!(
+            fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap(),
+            manifest_before
+        );
+    }
+
+    // A `.cec` pulled from a teammate: unsafe entries are ignored by every command, and
+    // non-ASCII hashes and commits are displayed without panicking.
+    let hostile_nodes = format!(
+        r#"
+[tool.comfydock.nodes."../../../../{esc}"]
+source = "registry"
+version = "1.0.0"
+url = "{zip_url}"
+
+[tool.comfydock.nodes.evil-version]
+source = "registry"
+version = "../../../../../{esc}"
+url = "{zip_url}"
+
+[tool.comfydock.nodes.unicode-commit]
+source = "git"
+url = "file:///nonexistent/repo"
+ref = "main"
+commit = "ééééééééééééééééééé"
+
+[tool.comfydock.nodes.unicode-hash]
+source = "registry"
+version = "1.0.0"
+url = "{zip_url}"
+sha256 = "ééééééééééééééééééé"
+
+[tool.comfydock.workflows."../../../../{esc}"]
+tracked = true
+"#
+    );
+    let mut manifest = String::from_utf8(manifest_before).unwrap();
+    manifest.push_str(&hostile_nodes);
+    fs_err::write(env_dir.join(".cec/pyproject.toml"), manifest).unwrap();
+    let commands: [&[&str]; 6] = [
+        &["--json", "-e", "e", "status"],
+        &["-e", "e", "status"],
+        &["-e", "e", "node", "list"],
+        &["--json", "-e", "e", "node", "list"],
+        &["-e", "e", "sync", "--dry-run"],
+        &["-e", "e", "sync"],
+    ];
+    for args in commands {
+        let case = args.join(" ");
+        let out = sb.ctx.command().args(args).output().unwrap();
+        assert_no_panic(&case, &out);
+        assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{case} escaped");
+        if args[0] == "--json" {
+            let text = stdout(&out);
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{case}: stdout is not JSON ({e}):\n{text}\n{}", stderr(&out)));
+        }
+    }
+    assert!(
+        !sb.ctx
+            .workspace
+            .join("cache/nodes/archives")
+            .join("evil-version")
+            .exists(),
+        "an archive folder was created for an unsafe version"
+    );
+}
+
+#[test]
+fn the_lock_file_names_the_subcommand_never_its_arguments() {
+    use std::sync::{Arc, Mutex};
+    let ctx = context();
+    ctx.init_workspace();
+    // ComfyUI's repository hangs until released, so `create` holds the lock meanwhile.
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let handler_gate = gate.clone();
+    let server = HttpServer::start(move |_| {
+        drop(handler_gate.lock());
+        Response::not_found()
+    });
+    let secret = "hf_SECRETSECRETSECRET";
+    let mut holder = ctx
+        .std_command(env!("CARGO_BIN_EXE_comfydock"))
+        .env("COMFYDOCK_COMFYUI_REPO", format!("{}/comfyui.git", server.url()))
+        .args([
+            "-c",
+            &format!("tokens.huggingface={secret}"),
+            "create",
+            "e",
+            "--comfyui",
+            "v0.3.40",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock_path = ctx.workspace.join(".metadata/workspace.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_mins(1);
+    let mut text = String::new();
+    while text.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        text = fs_err::read_to_string(&lock_path).unwrap_or_default();
+    }
+    assert_eq!(text, format!("pid {} running `comfydock create`", holder.id()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs_err::metadata(&lock_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "lock file mode {mode:o}");
+    }
+    let waiter = ctx
+        .command()
+        .env("COMFYDOCK_LOCK_TIMEOUT", "0.2")
+        .args(["config", "set", "civitai.url", "http://127.0.0.1:4000"])
+        .output()
+        .unwrap();
+    assert_eq!(waiter.status.code(), Some(1));
+    let err = stderr(&waiter);
+    assert!(err.contains("running `comfydock create`"), "{err}");
+    assert!(!err.contains(secret), "the secret was shown to a waiter:\n{err}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    drop(held);
+    assert!(!fs_err::read_to_string(&lock_path).unwrap().contains(secret));
+}
+
+#[test]
+fn a_closed_pipe_ends_completions_quietly() {
+    let ctx = context();
+    let mut child = ctx
+        .std_command(env!("CARGO_BIN_EXE_comfydock"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the script is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_no_panic("completions bash | (closed)", &out);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert!(
+        matches!(out.status.code(), Some(0 | 141)),
+        "status {:?}",
+        out.status
+    );
+}
