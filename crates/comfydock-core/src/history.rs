@@ -133,26 +133,36 @@ pub enum ChangeKind {
 struct Snapshot {
     manifest: Option<Manifest>,
     lock: Option<String>,
-    workflows: BTreeMap<String, String>,
+    /// Path relative to `.cec` → the file's exact bytes.
+    workflows: BTreeMap<String, Vec<u8>>,
 }
 
 impl Snapshot {
     fn at_rev(git: &Git, cec: &Path, rev: &str) -> Result<Self, EnvError> {
-        let show = |path: &str| git.run(Some(cec), ["show", &format!("{rev}:{path}")]).ok();
+        let text = |path: &str| {
+            git.read_blob(cec, rev, path)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+        };
         let manifest =
-            show("pyproject.toml").and_then(|t| Manifest::parse(Path::new("pyproject.toml"), &t).ok());
-        let files = git.run(
+            text("pyproject.toml").and_then(|t| Manifest::parse(Path::new("pyproject.toml"), &t).ok());
+        // NUL-separated so no name is quoted or trimmed.
+        let files = git.run_bytes(
             Some(cec),
-            ["ls-tree", "-r", "--name-only", rev, "--", "workflows"],
+            ["ls-tree", "-r", "-z", "--name-only", rev, "--", "workflows"],
         )?;
-        let workflows = files
-            .lines()
-            .filter(|f| !f.ends_with(".gitkeep"))
-            .map(|f| (f.to_owned(), show(f).unwrap_or_default()))
-            .collect();
+        let mut workflows = BTreeMap::new();
+        for name in files.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if name.ends_with(".gitkeep") {
+                continue;
+            }
+            let content = git.read_blob(cec, rev, &name)?;
+            workflows.insert(name, content);
+        }
         Ok(Self {
             manifest,
-            lock: show("uv.lock"),
+            lock: text("uv.lock"),
             workflows,
         })
     }
@@ -173,7 +183,7 @@ impl Snapshot {
     }
 }
 
-fn collect_files(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) -> std::io::Result<()> {
+fn collect_files(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
@@ -185,7 +195,7 @@ fn collect_files(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) ->
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            out.insert(rel, fs_err::read_to_string(&path).unwrap_or_default());
+            out.insert(rel, fs_err::read(&path)?);
         }
     }
     Ok(())
@@ -246,15 +256,8 @@ pub fn diff(git: &Git, env: &Environment, from: Option<&str>, to: Option<&str>) 
         &locked_versions(old.lock.as_deref().unwrap_or_default()),
         &locked_versions(new.lock.as_deref().unwrap_or_default()),
     );
-    out.workflow_files = diff_maps(&old.workflows, &new.workflows)
-        .into_iter()
-        .map(|mut c| {
-            // File contents are too long to show; say what happened.
-            c.old = c.old.map(|_| "present".into());
-            c.new = c.new.map(|_| "present".into());
-            c
-        })
-        .collect();
+    // File contents are too long to show; say what happened.
+    out.workflow_files = diff_maps_shown(&old.workflows, &new.workflows, |_| "present".into());
     Ok(out)
 }
 
@@ -299,20 +302,29 @@ fn locked_versions(lock: &str) -> BTreeMap<String, String> {
 }
 
 fn diff_maps(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<NamedChange> {
+    diff_maps_shown(old, new, Clone::clone)
+}
+
+/// Entries added, removed or changed between `old` and `new`, each side shown with `show`.
+fn diff_maps_shown<V: PartialEq>(
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+    show: impl Fn(&V) -> String,
+) -> Vec<NamedChange> {
     let mut out = Vec::new();
     for (name, value) in old {
         match new.get(name) {
             None => out.push(NamedChange {
                 name: name.clone(),
                 kind: ChangeKind::Removed,
-                old: Some(value.clone()),
+                old: Some(show(value)),
                 new: None,
             }),
             Some(v) if v != value => out.push(NamedChange {
                 name: name.clone(),
                 kind: ChangeKind::Changed,
-                old: Some(value.clone()),
-                new: Some(v.clone()),
+                old: Some(show(value)),
+                new: Some(show(v)),
             }),
             Some(_) => {}
         }
@@ -323,7 +335,7 @@ fn diff_maps(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> 
                 name: name.clone(),
                 kind: ChangeKind::Added,
                 old: None,
-                new: Some(value.clone()),
+                new: Some(show(value)),
             });
         }
     }
@@ -351,6 +363,59 @@ source = { registry = "http://x/simple" }
         let v = locked_versions(lock);
         assert_eq!(v.len(), 1);
         assert_eq!(v["tinynum"], "1.26.4");
+    }
+
+    /// An environment whose `.cec` holds `workflows/flux.json` (ending in a newline), committed.
+    fn env_with_committed_workflow(root: &Path) -> (Git, Environment) {
+        let git = Git::find().unwrap();
+        let env = Environment {
+            name: "a".into(),
+            root: root.to_owned(),
+        };
+        let cec = env.cec();
+        fs_err::create_dir_all(cec.join("workflows")).unwrap();
+        fs_err::write(cec.join("workflows/flux.json"), "{\n  \"nodes\": []\n}\n").unwrap();
+        git.run(Some(&cec), ["init", "--quiet", "--initial-branch=main"])
+            .unwrap();
+        git.run(Some(&cec), ["config", "user.email", "t@localhost"])
+            .unwrap();
+        git.run(Some(&cec), ["config", "user.name", "t"]).unwrap();
+        commit_all(&git, &env, "Track flux").unwrap().unwrap();
+        (git, env)
+    }
+
+    #[test]
+    fn unchanged_workflow_ending_in_newline_is_not_in_the_diff() {
+        let dir = tempfile::tempdir().unwrap();
+        let (git, env) = env_with_committed_workflow(dir.path());
+        let d = diff(&git, &env, None, None).unwrap();
+        assert_eq!(d.workflow_files, [], "{d:?}");
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn workflow_differing_only_in_its_final_newline_is_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (git, env) = env_with_committed_workflow(dir.path());
+        fs_err::write(env.cec().join("workflows/flux.json"), "{\n  \"nodes\": []\n}").unwrap();
+        let d = diff(&git, &env, None, None).unwrap();
+        assert_eq!(
+            d.workflow_files,
+            [NamedChange {
+                name: "workflows/flux.json".into(),
+                kind: ChangeKind::Changed,
+                old: Some("present".into()),
+                new: Some("present".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn revision_against_itself_has_no_workflow_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (git, env) = env_with_committed_workflow(dir.path());
+        let d = diff(&git, &env, Some("HEAD"), Some("HEAD")).unwrap();
+        assert!(d.is_empty(), "{d:?}");
     }
 
     #[test]

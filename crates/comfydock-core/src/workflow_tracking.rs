@@ -329,7 +329,7 @@ pub fn committed(
     let rel = format!("workflows/{name}.json");
     match rev {
         Some(rev) => git
-            .run_bytes(Some(&env.cec()), ["show", &format!("{rev}:{rel}")])
+            .read_blob(&env.cec(), rev, &rel)
             .map_err(|_| TrackingError::NotFound {
                 name,
                 dir: env.cec().join("workflows"),

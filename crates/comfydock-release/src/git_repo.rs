@@ -173,8 +173,9 @@ impl RepoGit {
         if self.run(["cat-file", "-e", &spec]).is_err() {
             return Ok(None);
         }
-        self.run(["show", &spec])
-            .map(Some)
+        self.git
+            .read_blob(&self.root, rev, &format!("./{path}"))
+            .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
             .map_err(|source| ReleaseError::ReadAtRevision {
                 rev: rev.to_owned(),
                 path: path.to_owned(),

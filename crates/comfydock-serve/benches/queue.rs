@@ -56,7 +56,11 @@ async fn direct_round_trip(client: &ComfyClient, prompt: &Value) -> Duration {
     let mut socket = client.connect(&client_id).await.unwrap();
     client.submit(prompt, &client_id, &prompt_id).await.unwrap();
     while let Some(Ok(message)) = next_message(&mut socket).await {
-        if message["type"] == "execution_success" && message["data"]["prompt_id"] == prompt_id.as_str() {
+        // ComfyUI writes the history after `execution_success`; `executing {node: null}` follows it.
+        if message["type"] == "executing"
+            && message["data"]["node"].is_null()
+            && message["data"]["prompt_id"] == prompt_id.as_str()
+        {
             break;
         }
     }

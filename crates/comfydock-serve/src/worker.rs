@@ -67,9 +67,13 @@ pub struct WorkerConfig {
     pub job_timeout: Duration,
     /// Where outputs are stored: `<outputs_dir>/<job id>/<file>`.
     pub outputs_dir: PathBuf,
-    /// `/view` attempts per file while ComfyUI has not written it yet.
+    /// `/view` attempts per file while ComfyUI has not written it yet; also the `/history/{id}`
+    /// attempts when a run's history is not there when expected.
     pub view_attempts: u32,
     pub view_retry_delay: Duration,
+    /// How long to wait after `execution_success` for `executing {node: null}` (which follows the
+    /// history entry) before reading the history anyway.
+    pub history_grace: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -82,6 +86,7 @@ impl Default for WorkerConfig {
             outputs_dir: PathBuf::from("outputs"),
             view_attempts: 20,
             view_retry_delay: Duration::from_millis(250),
+            history_grace: Duration::from_secs(30),
         }
     }
 }
@@ -296,7 +301,10 @@ impl Worker {
             json!({"backend": client.base(), "prompt_id": prompt_id}),
         )
         .await;
-        let deadline = tokio::time::Instant::now() + self.config.job_timeout;
+        let mut deadline = tokio::time::Instant::now() + self.config.job_timeout;
+        // ComfyUI sends `execution_success`, then writes `/history/{id}`, then sends
+        // `executing {node: null}`: only the last says the history is complete.
+        let mut succeeded = false;
         loop {
             let message = tokio::select! {
                 () = token.cancelled() => {
@@ -310,6 +318,9 @@ impl Worker {
                 message = tokio::time::timeout_at(deadline, next_message(&mut socket)) => message,
             };
             let message = match message {
+                // Succeeded, but `executing {node: null}` is overdue or the socket went away: the
+                // history is read with retries instead.
+                Err(_) | Ok(None | Some(Err(_))) if succeeded => break,
                 Err(_) => {
                     let _ = client.interrupt(&prompt_id).await;
                     return RunEnd::Failed(JobFailure::transient(
@@ -353,6 +364,8 @@ impl Worker {
                     )
                     .await;
                 }
+                // The history is complete now; it also says how a run ended whose outcome
+                // message this socket did not get.
                 "executing" if data["node"].is_null() => break,
                 "executing" => {
                     let node = data["node"].as_str().unwrap_or("");
@@ -364,7 +377,10 @@ impl Worker {
                     self.event(job.id, "node", json!({"node": node, "class_type": class}))
                         .await;
                 }
-                "execution_success" => break,
+                "execution_success" => {
+                    succeeded = true;
+                    deadline = deadline.min(tokio::time::Instant::now() + self.config.history_grace);
+                }
                 "execution_error" => {
                     let text = data["exception_message"]
                         .as_str()
@@ -398,8 +414,9 @@ impl Worker {
         self.collect_outputs(job.id, &prompt_id).await
     }
 
-    /// Reads the history entry and downloads every output file (retrying while ComfyUI has not
-    /// written it yet).
+    /// Reads the history entry (normally complete, since `executing {node: null}` came; retried
+    /// a bounded number of times otherwise) and downloads every output file (retrying while
+    /// ComfyUI has not written it yet).
     async fn collect_outputs(&self, job_id: Uuid, prompt_id: &str) -> RunEnd {
         let client = &self.backend.client;
         let mut entry = None;

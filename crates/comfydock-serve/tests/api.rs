@@ -230,6 +230,56 @@ async fn submit_stream_progress_download_every_output_kind_and_replay() {
     h.server.stop().await;
 }
 
+/// Output kinds of a finished job, sorted.
+fn output_kinds(job: &Value) -> Vec<String> {
+    let mut kinds: Vec<String> = job["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.sort_unstable();
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_written_after_execution_success_is_read_at_executing_null() {
+    // ComfyUI writes the history after `execution_success`; here well after. With a single
+    // history attempt, only waiting for `executing {node: null}` finds every output.
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        step_delay: Duration::ZERO,
+        history_delay: Duration::from_millis(500),
+        ..Script::default()
+    }));
+    let h = start(&[&comfy], |options| options.worker.view_attempts = 1).await;
+    let (status, job) = h.submit(json!({"params": {}})).await;
+    assert_eq!(status, 201, "{job}");
+    let job = h.wait_for(job["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(output_kinds(&job), ["audio", "gifs", "images", "images"], "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_retried_when_executing_null_is_overdue() {
+    // No grace for `executing {node: null}`: the bounded /history retries find the entry.
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        step_delay: Duration::ZERO,
+        history_delay: Duration::from_millis(200),
+        ..Script::default()
+    }));
+    let h = start(&[&comfy], |options| {
+        options.worker.history_grace = Duration::ZERO;
+        options.worker.view_attempts = 100;
+    })
+    .await;
+    let (status, job) = h.submit(json!({"params": {}})).await;
+    assert_eq!(status, 201, "{job}");
+    let job = h.wait_for(job["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(output_kinds(&job), ["audio", "gifs", "images", "images"], "{job}");
+    h.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_parameters_are_rejected_with_422_naming_each_field() {
     let comfy = ComfyUiServer::start();

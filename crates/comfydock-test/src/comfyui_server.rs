@@ -9,10 +9,12 @@
 //! missing upload files → `prompt_outputs_failed_validation` with `node_errors`), queued by `number`
 //! and executed one at a time following a [`Script`]: `execution_start`, `execution_cached`,
 //! `executing` per node, `progress` per sampler step, `executed` with outputs for output nodes
-//! (images, animated WEBP, video as `gifs`, audio), then `execution_success` and
-//! `executing {node: null}` — or `execution_error` / `execution_interrupted`. Output files are
-//! kept in memory and served by `/view`, optionally only some time after the success message
-//! (the "success before file on disk" race).
+//! (images, animated WEBP, video as `gifs`, audio), then `execution_success` (or
+//! `execution_error` / `execution_interrupted`). Like ComfyUI, the history entry is written only
+//! after that message has been sent, and then `executing {node: null}` tells the client the prompt
+//! is over and its history complete. Both gaps can be widened: the history by
+//! [`Script::history_delay`], output files on `/view` by [`Script::files_delay`] (the "success
+//! before file on disk" race).
 //!
 //! [`ComfyUiServer::kill`] drops every connection and running prompt at once, like a crashed
 //! process; [`ComfyUiServer::restart`] listens again on the same port with an empty queue and
@@ -53,6 +55,9 @@ pub struct Script {
     pub error: Option<ScriptError>,
     /// Output files appear on `/view` only this long after `execution_success`.
     pub files_delay: Duration,
+    /// `/history/{id}` gets the entry only this long after `execution_success` (or the error) was
+    /// sent; `executing {node: null}` follows the entry. ComfyUI has this gap too, just shorter.
+    pub history_delay: Duration,
 }
 
 impl Default for Script {
@@ -62,6 +67,7 @@ impl Default for Script {
             step_delay: Duration::from_millis(10),
             error: None,
             files_delay: Duration::ZERO,
+            history_delay: Duration::ZERO,
         }
     }
 }
@@ -638,7 +644,7 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
             let data = json!({"prompt_id": prompt_id, "node_id": id, "node_type": class, "executed": executed, "timestamp": now_ms()});
             send(instance, None, "execution_interrupted", data.clone());
             messages.push(json!(["execution_interrupted", data]));
-            record_history(instance, pending, &outputs, "error", messages);
+            finish(instance, pending, &script, &outputs, "error", messages).await;
             return "interrupted";
         }
         if failing_node.as_deref() == Some(id.as_str()) {
@@ -651,7 +657,7 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
             });
             send(instance, client, "execution_error", data.clone());
             messages.push(json!(["execution_error", data]));
-            record_history(instance, pending, &outputs, "error", messages);
+            finish(instance, pending, &script, &outputs, "error", messages).await;
             return "error";
         }
         if let Some((ui, node_files)) = node_outputs(&instance.shared, class, node) {
@@ -677,18 +683,32 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
         });
     }
     let data = json!({"prompt_id": prompt_id, "timestamp": now_ms()});
-    record_history(instance, pending, &outputs, "success", {
-        messages.push(json!(["execution_success", data.clone()]));
-        messages
-    });
-    send(instance, client, "execution_success", data);
+    send(instance, client, "execution_success", data.clone());
+    messages.push(json!(["execution_success", data]));
+    finish(instance, pending, &script, &outputs, "success", messages).await;
+    "success"
+}
+
+/// What ComfyUI does once the final message (`execution_success`, `execution_error` or
+/// `execution_interrupted`) is sent: write the history entry, then send `executing {node: null}`.
+async fn finish(
+    instance: &Instance,
+    pending: &Pending,
+    script: &Script,
+    outputs: &serde_json::Map<String, Value>,
+    status: &str,
+    messages: Vec<Value>,
+) {
+    if !script.history_delay.is_zero() {
+        tokio::time::sleep(script.history_delay).await;
+    }
+    record_history(instance, pending, outputs, status, messages);
     send(
         instance,
-        client,
+        pending.client_id.as_deref(),
         "executing",
-        json!({"node": null, "prompt_id": prompt_id}),
+        json!({"node": null, "prompt_id": pending.prompt_id}),
     );
-    "success"
 }
 
 fn record_history(

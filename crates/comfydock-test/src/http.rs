@@ -537,21 +537,40 @@ fn write_response(
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
-    writer.write_all(head.as_bytes())?;
-    if let Some(mut file) = file.filter(|_| request.method != "HEAD") {
-        io::copy(&mut file, writer)?;
-    } else if request.method != "HEAD" {
+    if let Some(mut file) = file {
+        // A large file streams after the head (the file-backed responses carry no fault injection).
+        writer.write_all(head.as_bytes())?;
+        if request.method != "HEAD" {
+            io::copy(&mut file, writer)?;
+        }
+        writer.flush()?;
+        return Ok(!close);
+    }
+    let body: &[u8] = if request.method == "HEAD" {
+        &[]
+    } else {
         let end = response
             .truncate_after
             .map_or(response.body.len(), |n| n.min(response.body.len()));
-        match response.throttle {
-            None => writer.write_all(&response.body[..end])?,
-            Some((chunk, pause)) => {
-                for piece in response.body[..end].chunks(chunk) {
-                    writer.write_all(piece)?;
-                    writer.flush()?;
-                    std::thread::sleep(pause);
-                }
+        &response.body[..end]
+    };
+    match response.throttle {
+        // Head and body in one write: the client receives the response whole, never a head
+        // whose body is still on its way. (With two writes and TCP_NODELAY the head leaves
+        // alone; a client that drops an unread body then cannot drain it and closes the
+        // connection, so whether a keep-alive connection survives would depend on scheduling.)
+        None => {
+            let mut whole = Vec::with_capacity(head.len() + body.len());
+            whole.extend_from_slice(head.as_bytes());
+            whole.extend_from_slice(body);
+            writer.write_all(&whole)?;
+        }
+        Some((chunk, pause)) => {
+            writer.write_all(head.as_bytes())?;
+            for piece in body.chunks(chunk) {
+                writer.write_all(piece)?;
+                writer.flush()?;
+                std::thread::sleep(pause);
             }
         }
     }
@@ -701,6 +720,22 @@ mod tests {
                 .header("X-Path", request.path())
                 .header("X-Query", request.query("q").unwrap_or_default())
         })
+    }
+
+    #[test]
+    fn a_response_arrives_whole_in_one_read() {
+        // One write per response: the first read of a keep-alive client already holds the body.
+        let server = HttpServer::start(|_| Response::status(503).body("busy, try again"));
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        for _ in 0..20 {
+            stream.write_all(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+            let mut buffer = [0u8; 4096];
+            let n = stream.read(&mut buffer).unwrap();
+            let text = String::from_utf8_lossy(&buffer[..n]);
+            assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+            assert!(text.ends_with("\r\n\r\nbusy, try again"), "{text}");
+        }
+        assert_eq!(server.connections_accepted(), 1);
     }
 
     #[test]

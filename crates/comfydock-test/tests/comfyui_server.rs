@@ -1,9 +1,188 @@
 //! The ComfyUI protocol stand-in answers like ComfyUI: validation errors, history, uploads, views.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use comfydock_test::comfyui_server::ComfyUiServer;
+use comfydock_test::comfyui_server::{ComfyUiServer, Script, ScriptError};
+use futures::StreamExt as _;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/ws?clientId=` and reads the greeting.
+async fn connect(base: &str, client_id: &str) -> Socket {
+    let url = format!("{}/ws?clientId={client_id}", base.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = next_json(&mut socket).await;
+    assert_eq!(hello["type"], "status", "{hello}");
+    socket
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// Reads the messages of `prompt_id` up to and including `executing {node: null}`, as `type` or
+/// `type:node` strings (`status` broadcasts left out).
+async fn read_run(socket: &mut Socket, prompt_id: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next_json(socket).await;
+        let kind = message["type"].as_str().unwrap().to_owned();
+        if kind == "status" || message["data"]["prompt_id"] != prompt_id {
+            continue;
+        }
+        let node = &message["data"]["node"];
+        if kind == "executing" && node.is_null() {
+            seen.push("executing:null".to_owned());
+            return seen;
+        }
+        seen.push(match node.as_str() {
+            Some(node) => format!("{kind}:{node}"),
+            None => kind,
+        });
+    }
+}
+
+async fn history(http: &reqwest::Client, base: &str, prompt_id: &str) -> Value {
+    http.get(format!("{base}/history/{prompt_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn queue_prompt(http: &reqwest::Client, base: &str, prompt: &Value, client_id: &str, prompt_id: &str) {
+    let response = http
+        .post(format!("{base}/prompt"))
+        .json(&json!({"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// LoadImage → ImageInvert → SaveImage.
+fn small_prompt() -> Value {
+    json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "inv"}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_prompt_follows_comfyui_message_order_and_history_is_complete_at_executing_null() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        steps: 2,
+        step_delay: Duration::ZERO,
+        ..Script::default()
+    }));
+    let http = reqwest::Client::new();
+    let base = comfy.url();
+    let mut socket = connect(&base, "c1").await;
+    queue_prompt(&http, &base, &prompt(2), "c1", "p-order").await;
+    let seen = read_run(&mut socket, "p-order").await;
+    assert_eq!(
+        seen,
+        [
+            "execution_start",
+            "execution_cached",
+            "executing:1",
+            "executing:2",
+            "progress:2",
+            "progress:2",
+            "executing:3",
+            "executed:3",
+            "execution_success",
+            "executing:null",
+        ]
+    );
+    // `executing {node: null}` comes after the history entry was written.
+    let entry = &history(&http, &base, "p-order").await["p-order"];
+    assert_eq!(entry["status"]["status_str"], "success");
+    assert!(
+        entry["outputs"]["3"]["images"][0]["filename"].is_string(),
+        "{entry}"
+    );
+    let messages: Vec<&str> = entry["status"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m[0].as_str().unwrap())
+        .collect();
+    assert_eq!(messages.last(), Some(&"execution_success"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_prompt_also_ends_with_executing_null_after_its_history() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        step_delay: Duration::ZERO,
+        error: Some(ScriptError {
+            node_id: Some("2".into()),
+            exception_type: "RuntimeError".into(),
+            exception_message: "boom".into(),
+        }),
+        ..Script::default()
+    }));
+    let http = reqwest::Client::new();
+    let base = comfy.url();
+    let mut socket = connect(&base, "c1").await;
+    queue_prompt(&http, &base, &small_prompt(), "c1", "p-fail").await;
+    let seen = read_run(&mut socket, "p-fail").await;
+    assert_eq!(
+        seen,
+        [
+            "execution_start",
+            "execution_cached",
+            "executing:1",
+            "executing:2",
+            "execution_error",
+            "executing:null",
+        ]
+    );
+    let entry = &history(&http, &base, "p-fail").await["p-fail"];
+    assert_eq!(entry["status"]["status_str"], "error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_not_there_yet_when_execution_success_arrives() {
+    // The history entry is held back far longer than this test runs, so what the client sees at
+    // `execution_success` does not depend on timing.
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        step_delay: Duration::ZERO,
+        history_delay: Duration::from_hours(1),
+        ..Script::default()
+    }));
+    let http = reqwest::Client::new();
+    let base = comfy.url();
+    let mut socket = connect(&base, "c1").await;
+    queue_prompt(&http, &base, &small_prompt(), "c1", "p-late").await;
+    loop {
+        let message = next_json(&mut socket).await;
+        assert!(
+            !(message["type"] == "executing" && message["data"]["node"].is_null()),
+            "executing null before the history entry: {message}"
+        );
+        if message["type"] == "execution_success" {
+            break;
+        }
+    }
+    assert_eq!(history(&http, &base, "p-late").await, json!({}));
+    assert_eq!(comfy.running().as_deref(), Some("p-late"));
+}
 
 fn prompt(steps: i64) -> Value {
     json!({

@@ -1,12 +1,14 @@
 //! Structural checks: dangling links, missing slots, type mismatches, cycles, duplicate ids and
-//! unknown node types. Every issue names the node (id, title, type) it concerns.
+//! unknown node types; given node definitions (`/object_info`), also the required inputs ComfyUI
+//! checks before it runs a prompt. Every issue names the node (id, title, type) it concerns.
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::builtins::{is_frontend_only, looks_like_subgraph_type};
+use crate::convert::convert_to_api;
 use crate::document::{
     ApiInput, ApiWorkflow, GraphView, NodeView, SUBGRAPH_INPUT_NODE_ID, SUBGRAPH_OUTPUT_NODE_ID,
     SubgraphView, UiWorkflow, WorkflowDocument,
@@ -47,6 +49,11 @@ pub enum IssueCode {
     UnknownNodeType,
     /// A node's type looks like a subgraph id but no definition has it.
     MissingSubgraphDefinition,
+    /// An input the node definition lists under `input.required` gets neither a link nor a value
+    /// (ComfyUI's `required_input_missing`).
+    RequiredInputMissing,
+    /// Required inputs could not be checked (the workflow could not be turned into a prompt).
+    RequiredInputsUnchecked,
 }
 
 /// One validation finding.
@@ -61,6 +68,8 @@ pub struct ValidationIssue {
     pub node_type: Option<String>,
     /// Subgraph definition (name or id) the node lives in; `None` for the top level.
     pub subgraph: Option<String>,
+    /// The input concerned, for issues about one input (e.g. a missing required input).
+    pub input_name: Option<String>,
 }
 
 /// Inputs to [`validate`].
@@ -68,6 +77,9 @@ pub struct ValidationIssue {
 pub struct ValidationOptions<'a> {
     /// Known node types (from a node index or object_info); when `None`, unknown types are not reported.
     pub known_node_types: Option<&'a HashSet<String>>,
+    /// Node definitions (a saved `GET /object_info`); when given, every node of the prompt must
+    /// supply each input of its definition's `input.required`, as ComfyUI demands.
+    pub node_definitions: Option<&'a Value>,
 }
 
 /// The node types an object_info document defines (its top-level keys).
@@ -80,10 +92,31 @@ pub fn node_types_from_object_info(object_info: &Value) -> HashSet<String> {
 
 /// Validates a document of either format.
 pub fn validate(document: &WorkflowDocument, options: &ValidationOptions<'_>) -> Vec<ValidationIssue> {
-    match document {
+    let mut issues = match document {
         WorkflowDocument::Ui(ui) => validate_ui(ui, *options),
         WorkflowDocument::Api(api) => validate_api(api, *options),
+    };
+    if let Some(definitions) = options.node_definitions {
+        let mut scope = Scope {
+            name: None,
+            issues: &mut issues,
+        };
+        match document {
+            // The prompt the frontend would queue: muted and virtual nodes gone, links through
+            // bypassed nodes and reroutes resolved, widget values named.
+            WorkflowDocument::Ui(ui) => match convert_to_api(ui, definitions) {
+                Ok(conversion) => check_required_inputs(&conversion.prompt, definitions, &mut scope),
+                Err(err) => scope.report(
+                    Severity::Warning,
+                    IssueCode::RequiredInputsUnchecked,
+                    None,
+                    &format!("required inputs were not checked: {err}"),
+                ),
+            },
+            WorkflowDocument::Api(api) => check_required_inputs(api.as_map(), definitions, &mut scope),
+        }
     }
+    issues
 }
 
 struct Scope<'a> {
@@ -119,7 +152,23 @@ impl Scope<'_> {
             node_title: who.and_then(|w| w.title.map(str::to_owned)),
             node_type: who.and_then(|w| w.node_type.map(str::to_owned)),
             subgraph: self.name.clone(),
+            input_name: None,
         });
+    }
+
+    /// Like [`Scope::report`], for an issue about the input `input_name` of a node.
+    fn report_input(
+        &mut self,
+        severity: Severity,
+        code: IssueCode,
+        who: Who<'_>,
+        input_name: &str,
+        detail: &str,
+    ) {
+        self.report(severity, code, Some(who), detail);
+        if let Some(issue) = self.issues.last_mut() {
+            issue.input_name = Some(input_name.to_owned());
+        }
     }
 }
 
@@ -361,6 +410,99 @@ fn validate_graph(
         let detail = format!("nodes {} depend on each other in a loop", cycle.join(", "));
         scope.report(Severity::Error, IssueCode::Cycle, first, &detail);
     }
+}
+
+/// V3 inputs whose rows are all optional (`name.1.x` keys, possibly none at all).
+const INPUT_TYPES_WITHOUT_OWN_KEY: &[&str] = &["COMFY_AUTOGROW_V3", "COMFY_DYNAMICGROUP_V3"];
+
+/// Reports every `input.required` entry of a node definition that a prompt node does not supply.
+///
+/// ComfyUI validates only what an output node depends on, so a node no output needs is reported as a
+/// warning (ComfyUI skips it); for all other nodes a missing required input stops the prompt.
+fn check_required_inputs(prompt: &Map<String, Value>, definitions: &Value, scope: &mut Scope<'_>) {
+    let needed = nodes_outputs_depend_on(prompt, definitions);
+    for (id, entry) in prompt {
+        let Some(class_type) = entry.get("class_type").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(required) = definitions
+            .get(class_type)
+            .and_then(|d| d.get("input"))
+            .and_then(|i| i.get("required"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        let inputs = entry.get("inputs").and_then(Value::as_object);
+        let supplied = |name: &str| {
+            inputs.is_some_and(|inputs| {
+                inputs.contains_key(name)
+                    || inputs
+                        .keys()
+                        .any(|k| k.strip_prefix(name).is_some_and(|rest| rest.starts_with('.')))
+            })
+        };
+        let me = Who {
+            id,
+            title: entry
+                .get("_meta")
+                .and_then(|m| m.get("title"))
+                .and_then(Value::as_str),
+            node_type: Some(class_type),
+        };
+        for (name, spec) in required {
+            let input_type = spec.get(0).and_then(Value::as_str).unwrap_or_default();
+            if supplied(name) || INPUT_TYPES_WITHOUT_OWN_KEY.contains(&input_type) {
+                continue;
+            }
+            let (severity, detail) = if needed.contains(id.as_str()) {
+                (Severity::Error, format!("required input '{name}' is missing"))
+            } else {
+                (
+                    Severity::Warning,
+                    format!(
+                        "required input '{name}' is missing (no output needs this node, so ComfyUI skips it)"
+                    ),
+                )
+            };
+            scope.report_input(severity, IssueCode::RequiredInputMissing, me, name, &detail);
+        }
+    }
+}
+
+/// Ids of output nodes (`output_node: true` in their definition) and of every node they depend on
+/// through links.
+fn nodes_outputs_depend_on<'a>(prompt: &'a Map<String, Value>, definitions: &Value) -> HashSet<&'a str> {
+    let mut pending: Vec<&str> = prompt
+        .iter()
+        .filter(|(_, entry)| {
+            entry
+                .get("class_type")
+                .and_then(Value::as_str)
+                .and_then(|c| definitions.get(c))
+                .and_then(|d| d.get("output_node"))
+                .and_then(Value::as_bool)
+                == Some(true)
+        })
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let mut seen = HashSet::new();
+    while let Some(id) = pending.pop() {
+        let Some((key, entry)) = prompt.get_key_value(id) else {
+            continue;
+        };
+        if !seen.insert(key.as_str()) {
+            continue;
+        }
+        let inputs = entry.get("inputs").and_then(Value::as_object);
+        for value in inputs.into_iter().flat_map(|i| i.values()) {
+            if let [Value::String(origin), Value::Number(_)] = value.as_array().map_or(&[][..], Vec::as_slice)
+            {
+                pending.push(origin);
+            }
+        }
+    }
+    seen
 }
 
 /// Nodes that sit on a cycle, grouped into strongly connected parts (iterative Tarjan).

@@ -164,9 +164,17 @@ fn exercise(document: &WorkflowDocument, object_info: &Value) {
         document,
         &ValidationOptions {
             known_node_types: Some(&known),
+            node_definitions: None,
         },
     );
     let _ = validate(document, &ValidationOptions::default());
+    let _ = validate(
+        document,
+        &ValidationOptions {
+            known_node_types: None,
+            node_definitions: Some(object_info),
+        },
+    );
     let _ = content_hash(document);
     let _ = diff(document, document);
     if let Some(ui) = document.as_ui() {

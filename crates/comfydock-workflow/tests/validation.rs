@@ -128,6 +128,7 @@ fn unknown_types_only_when_known_types_are_given() {
         &document,
         &ValidationOptions {
             known_node_types: Some(&known),
+            node_definitions: None,
         },
     );
     assert_eq!(issues.len(), 1, "{issues:?}");
@@ -139,6 +140,7 @@ fn unknown_types_only_when_known_types_are_given() {
         &api,
         &ValidationOptions {
             known_node_types: Some(&known),
+            node_definitions: None,
         },
     );
     let unknown: Vec<&str> = issues.iter().filter_map(|i| i.node_type.as_deref()).collect();
@@ -210,6 +212,7 @@ fn object_info_keys_serve_as_known_types() {
         &document,
         &ValidationOptions {
             known_node_types: Some(&known),
+            node_definitions: None,
         },
     );
     let unknown: Vec<(&str, &str)> = issues
@@ -217,4 +220,277 @@ fn object_info_keys_serve_as_known_types() {
         .map(|i| (i.node_id.as_deref().unwrap(), i.node_type.as_deref().unwrap()))
         .collect();
     assert_eq!(unknown, [("13", "FooModelLoader")]);
+}
+
+/// Node definitions as `GET /object_info` returns them, for the nodes of the required-input tests.
+fn image_object_info() -> Value {
+    let int = |default: i64| json!(["INT", {"default": default, "min": 0, "max": 16384}]);
+    json!({
+        "EmptyImage": {
+            "input": {"required": {
+                "width": int(512), "height": int(512), "batch_size": int(1), "color": int(0)
+            }},
+            "input_order": {"required": ["width", "height", "batch_size", "color"]},
+            "output": ["IMAGE"], "output_name": ["IMAGE"], "output_node": false,
+            "name": "EmptyImage", "display_name": "EmptyImage", "python_module": "nodes"
+        },
+        "ImageInvert": {
+            "input": {"required": {"image": ["IMAGE"]}},
+            "input_order": {"required": ["image"]},
+            "output": ["IMAGE"], "output_name": ["IMAGE"], "output_node": false,
+            "name": "ImageInvert", "display_name": "Invert Image", "python_module": "nodes"
+        },
+        "VAEDecode": {
+            "input": {"required": {"samples": ["LATENT"], "vae": ["VAE"]}},
+            "input_order": {"required": ["samples", "vae"]},
+            "output": ["IMAGE"], "output_name": ["IMAGE"], "output_node": false,
+            "name": "VAEDecode", "display_name": "VAE Decode", "python_module": "nodes"
+        },
+        "SaveImage": {
+            "input": {
+                "required": {
+                    "images": ["IMAGE", {"tooltip": "The images to save."}],
+                    "filename_prefix": ["STRING", {"default": "ComfyUI"}]
+                },
+                "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}
+            },
+            "input_order": {"required": ["images", "filename_prefix"], "hidden": ["prompt", "extra_pnginfo"]},
+            "output": [], "output_name": [], "output_node": true,
+            "name": "SaveImage", "display_name": "Save Image", "python_module": "nodes"
+        }
+    })
+}
+
+/// UI format: EmptyImage (1) → ImageInvert (2) → SaveImage (3), as an older frontend saves it
+/// (no sockets for widgets).
+fn invert_ui() -> Value {
+    json!({
+        "last_node_id": 3, "last_link_id": 2, "version": 0.4,
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "pos": [0, 0], "size": [300, 130], "mode": 0, "order": 0,
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1], "slot_index": 0}],
+             "widgets_values": [64, 64, 1, 0]},
+            {"id": 2, "type": "ImageInvert", "pos": [350, 0], "size": [200, 30], "mode": 0, "order": 1,
+             "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2], "slot_index": 0}]},
+            {"id": 3, "type": "SaveImage", "pos": [600, 0], "size": [300, 300], "mode": 0, "order": 2,
+             "inputs": [{"name": "images", "type": "IMAGE", "link": 2}],
+             "widgets_values": ["inverted"]}
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
+        "groups": [], "config": {}, "extra": {}
+    })
+}
+
+/// The same graph as an API prompt.
+fn invert_api() -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "inverted"},
+              "_meta": {"title": "Save Image"}}
+    })
+}
+
+fn issues_with_definitions(value: Value) -> Vec<comfydock_workflow::ValidationIssue> {
+    let object_info = image_object_info();
+    let known = comfydock_workflow::node_types_from_object_info(&object_info);
+    validate(
+        &WorkflowDocument::from_value(value).unwrap(),
+        &ValidationOptions {
+            known_node_types: Some(&known),
+            node_definitions: Some(&object_info),
+        },
+    )
+}
+
+/// (code, severity, node id, node type, input name) of each issue.
+fn required_summary(
+    issues: &[comfydock_workflow::ValidationIssue],
+) -> Vec<(IssueCode, Severity, &str, &str, &str)> {
+    issues
+        .iter()
+        .map(|i| {
+            (
+                i.code,
+                i.severity,
+                i.node_id.as_deref().unwrap_or_default(),
+                i.node_type.as_deref().unwrap_or_default(),
+                i.input_name.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ui_workflow_with_every_required_input_is_valid() {
+    assert_eq!(issues_with_definitions(invert_ui()), []);
+}
+
+#[test]
+fn ui_workflow_with_widget_sockets_and_values_is_valid() {
+    // Newer frontends give every widget a socket; an unlinked widget socket takes its value.
+    let mut wf = invert_ui();
+    wf["nodes"][2]["inputs"] = json!([
+        {"name": "images", "type": "IMAGE", "link": 2},
+        {"name": "filename_prefix", "type": "STRING", "widget": {"name": "filename_prefix"}, "link": null}
+    ]);
+    assert_eq!(issues_with_definitions(wf), []);
+}
+
+#[test]
+fn ui_save_image_without_images_is_required_input_missing() {
+    let mut wf = invert_ui();
+    wf["nodes"][2]["inputs"][0]["link"] = Value::Null;
+    wf["nodes"][1]["outputs"][0]["links"] = json!([]);
+    wf["links"] = json!([[1, 1, 0, 2, 0, "IMAGE"]]);
+    let issues = issues_with_definitions(wf);
+    assert_eq!(
+        required_summary(&issues),
+        [(
+            IssueCode::RequiredInputMissing,
+            Severity::Error,
+            "3",
+            "SaveImage",
+            "images"
+        )]
+    );
+    assert_eq!(
+        issues[0].message,
+        "node 3 'Save Image' (SaveImage): required input 'images' is missing"
+    );
+    let json = serde_json::to_value(&issues).unwrap();
+    assert_eq!(json[0]["code"], "required_input_missing");
+    assert_eq!(json[0]["input_name"], "images");
+}
+
+#[test]
+fn ui_input_missing_its_slot_and_widget_value_is_reported() {
+    // No `images` slot at all, and no value for the `filename_prefix` widget.
+    let mut wf = invert_ui();
+    wf["nodes"][2]["inputs"] = json!([]);
+    wf["nodes"][2]["widgets_values"] = json!([]);
+    wf["nodes"][1]["outputs"][0]["links"] = json!([]);
+    wf["links"] = json!([[1, 1, 0, 2, 0, "IMAGE"]]);
+    let issues = issues_with_definitions(wf);
+    assert_eq!(
+        required_summary(&issues),
+        [
+            (
+                IssueCode::RequiredInputMissing,
+                Severity::Error,
+                "3",
+                "SaveImage",
+                "images"
+            ),
+            (
+                IssueCode::RequiredInputMissing,
+                Severity::Error,
+                "3",
+                "SaveImage",
+                "filename_prefix"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn ui_link_from_a_muted_node_leaves_the_input_missing() {
+    // The frontend drops links from muted nodes, so ComfyUI sees SaveImage without images.
+    let mut wf = invert_ui();
+    wf["nodes"][1]["mode"] = json!(2);
+    let issues = issues_with_definitions(wf);
+    assert_eq!(
+        required_summary(&issues),
+        [(
+            IssueCode::RequiredInputMissing,
+            Severity::Error,
+            "3",
+            "SaveImage",
+            "images"
+        )]
+    );
+}
+
+#[test]
+fn ui_link_through_a_bypassed_node_supplies_the_input() {
+    let mut wf = invert_ui();
+    wf["nodes"][1]["mode"] = json!(4);
+    assert_eq!(issues_with_definitions(wf), []);
+}
+
+#[test]
+fn api_prompt_with_every_required_input_is_valid() {
+    assert_eq!(issues_with_definitions(invert_api()), []);
+}
+
+#[test]
+fn api_save_image_without_images_is_required_input_missing() {
+    let mut api = invert_api();
+    api["3"]["inputs"].as_object_mut().unwrap().remove("images");
+    let issues = issues_with_definitions(api);
+    assert_eq!(
+        required_summary(&issues),
+        [(
+            IssueCode::RequiredInputMissing,
+            Severity::Error,
+            "3",
+            "SaveImage",
+            "images"
+        )]
+    );
+    assert_eq!(
+        issues[0].message,
+        "node 3 'Save Image' (SaveImage): required input 'images' is missing"
+    );
+}
+
+#[test]
+fn api_vae_decode_without_vae_feeding_an_output_is_an_error() {
+    let api = json!({
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0]}},
+        "6": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "x"}}
+    });
+    let issues = issues_with_definitions(api);
+    assert_eq!(
+        required_summary(&issues),
+        [(
+            IssueCode::RequiredInputMissing,
+            Severity::Error,
+            "5",
+            "VAEDecode",
+            "vae"
+        )]
+    );
+}
+
+#[test]
+fn node_no_output_needs_is_only_a_warning() {
+    // ComfyUI validates only what an output depends on; a stray node does not stop the prompt.
+    let mut api = invert_api();
+    api["9"] = json!({"class_type": "ImageInvert", "inputs": {}});
+    let issues = issues_with_definitions(api);
+    assert_eq!(
+        required_summary(&issues),
+        [(
+            IssueCode::RequiredInputMissing,
+            Severity::Warning,
+            "9",
+            "ImageInvert",
+            "image"
+        )]
+    );
+    assert!(
+        issues[0].message.contains("ComfyUI skips it"),
+        "{}",
+        issues[0].message
+    );
+}
+
+#[test]
+fn required_inputs_are_not_checked_without_definitions() {
+    let mut api = invert_api();
+    api["3"]["inputs"].as_object_mut().unwrap().remove("images");
+    assert_eq!(issues_of(api), []);
 }

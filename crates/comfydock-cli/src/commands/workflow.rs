@@ -21,11 +21,13 @@ use crate::error::{CommandError, CommandResult};
 pub enum WorkflowCommand {
     /// List the node types (built-in or custom, with packages) and models a workflow file needs
     Analyze(FileArgs),
-    /// Check a workflow file for dangling links, type mismatches, cycles and unknown nodes
+    /// Check a workflow file for dangling links, type mismatches, cycles, unknown nodes and missing
+    /// required inputs
     Validate {
         #[command(flatten)]
         file: FileArgs,
-        /// Node definitions (a saved /object_info) to also report unknown node types
+        /// Node definitions (a saved /object_info) to also report unknown node types and
+        /// required inputs that get neither a link nor a value
         #[arg(long, value_name = "FILE")]
         object_info: Option<PathBuf>,
     },
@@ -272,14 +274,13 @@ fn index_claims(
 
 fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> CommandResult {
     let doc = load(path)?;
-    let known: Option<HashSet<String>> = match object_info {
-        Some(p) => Some(node_types_from_object_info(&read_json(p)?)),
-        None => None,
-    };
+    let definitions = object_info.map(read_json).transpose()?;
+    let known: Option<HashSet<String>> = definitions.as_ref().map(node_types_from_object_info);
     let issues = validate(
         &doc,
         &ValidationOptions {
             known_node_types: known.as_ref(),
+            node_definitions: definitions.as_ref(),
         },
     );
     if ctx.printer.json_mode() {

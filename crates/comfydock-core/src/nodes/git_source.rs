@@ -112,11 +112,11 @@ impl NodeMirror {
         self.path.join("HEAD").is_file() && self.rev_parse(commit).as_deref() == Some(commit)
     }
 
-    /// A file of the repository at `commit`, without a checkout.
+    /// A text file of the repository at `commit`, byte for byte, without a checkout (`None`
+    /// when absent or not UTF-8).
     pub fn read_file(&self, commit: &str, relative: &str) -> Option<String> {
-        self.git
-            .run(Some(&self.path), ["show", &format!("{commit}:{relative}")])
-            .ok()
+        let bytes = self.git.read_blob(&self.path, commit, relative).ok()?;
+        String::from_utf8(bytes).ok()
     }
 
     /// Check out `commit` with its submodules into `dest` (which must not exist).

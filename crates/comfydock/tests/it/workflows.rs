@@ -113,6 +113,66 @@ fn bad_files_are_explained() {
 }
 
 #[test]
+fn validate_with_object_info_reports_missing_required_inputs() {
+    let ctx = context();
+    let object_info = ctx.path().join("object_info.json");
+    let definitions = serde_json::json!({
+        "EmptyImage": {
+            "input": {"required": {"width": ["INT"], "height": ["INT"], "batch_size": ["INT"], "color": ["INT"]}},
+            "output": ["IMAGE"], "output_node": false
+        },
+        "ImageInvert": {"input": {"required": {"image": ["IMAGE"]}}, "output": ["IMAGE"], "output_node": false},
+        "SaveImage": {
+            "input": {"required": {"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}},
+            "output": [], "output_node": true
+        }
+    });
+    fs_err::write(&object_info, definitions.to_string()).unwrap();
+    let mut prompt = serde_json::json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}
+    });
+    let file = ctx.path().join("prompt.json");
+    let validate = |json: bool| {
+        let mut cmd = ctx.command();
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["workflow", "validate"])
+            .arg(&file)
+            .arg("--object-info")
+            .arg(&object_info)
+            .output()
+            .unwrap()
+    };
+    fs_err::write(&file, prompt.to_string()).unwrap();
+    let out = validate(false);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    prompt["3"]["inputs"].as_object_mut().unwrap().remove("images");
+    fs_err::write(&file, prompt.to_string()).unwrap();
+    let out = validate(false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "error: node 3 (SaveImage): required input 'images' is missing"
+    );
+    let out = validate(true);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The issues come first; the failure report follows as its own JSON document.
+    let text = stdout(&out);
+    let issues: serde_json::Value = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(issues[0]["code"], "required_input_missing", "{issues}");
+    assert_eq!(issues[0]["node_id"], "3");
+    assert_eq!(issues[0]["input_name"], "images");
+}
+
+#[test]
 fn convert_produces_an_api_prompt() {
     let ctx = context();
     let out = ctx
