@@ -131,6 +131,8 @@ struct Pending {
     prompt_id: String,
     prompt: Value,
     client_id: Option<String>,
+    /// When the prompt was queued (ms since the epoch), as `create_time` in the history.
+    created_ms: u64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -353,6 +355,7 @@ async fn post_prompt(State(instance): StandIn, body: String) -> Response {
         prompt_id: prompt_id.clone(),
         prompt,
         client_id,
+        created_ms: now_ms(),
     });
     instance.wake.notify_one();
     broadcast_status(&instance);
@@ -370,6 +373,42 @@ fn rand_u128() -> u128 {
     let mut b = state.build_hasher();
     b.write_u128(u128::from(a.finish()));
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// The output nodes whose inputs lead (through links) to node `id`, itself included, sorted.
+fn dependent_outputs(prompt: &Value, info: &Value, id: &str) -> Vec<String> {
+    fn reaches(prompt: &Value, from: &str, target: &str, seen: &mut Vec<String>) -> bool {
+        if from == target {
+            return true;
+        }
+        if seen.iter().any(|s| s == from) {
+            return false;
+        }
+        seen.push(from.to_owned());
+        prompt[from]["inputs"].as_object().is_some_and(|inputs| {
+            inputs
+                .values()
+                .any(|value| match value.as_array().map(Vec::as_slice) {
+                    Some([Value::String(upstream), Value::Number(_)]) => {
+                        reaches(prompt, upstream, target, seen)
+                    }
+                    _ => false,
+                })
+        })
+    }
+    let mut outputs: Vec<String> = prompt
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, node)| {
+            let class = node["class_type"].as_str().unwrap_or("");
+            info[class]["output_node"] == json!(true)
+        })
+        .map(|(output, _)| output.clone())
+        .filter(|output| reaches(prompt, output, id, &mut Vec::new()))
+        .collect();
+    outputs.sort();
+    outputs
 }
 
 /// ComfyUI-style validation against [`object_info`].
@@ -427,7 +466,7 @@ fn validate_prompt(instance: &Instance, prompt: &Value) -> Result<(), Box<Respon
         if !errors.is_empty() {
             node_errors.insert(
                 id.clone(),
-                json!({"errors": errors, "dependent_outputs": [], "class_type": class}),
+                json!({"errors": errors, "dependent_outputs": dependent_outputs(prompt, info, id), "class_type": class}),
             );
         }
     }
@@ -586,12 +625,9 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
         json!({"prompt_id": prompt_id, "timestamp": now_ms()}),
     );
     messages.push(json!(["execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()}]));
-    send(
-        instance,
-        client,
-        "execution_cached",
-        json!({"nodes": [], "prompt_id": prompt_id, "timestamp": now_ms()}),
-    );
+    let cached = json!({"nodes": [], "prompt_id": prompt_id, "timestamp": now_ms()});
+    send(instance, client, "execution_cached", cached.clone());
+    messages.push(json!(["execution_cached", cached]));
     let ids = sorted_node_ids(&pending.prompt);
     let failing_node = script.error.as_ref().map(|error| {
         error.node_id.clone().unwrap_or_else(|| {
@@ -612,6 +648,12 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
     for id in &ids {
         let node = &pending.prompt[id.as_str()];
         let class = node["class_type"].as_str().unwrap_or("");
+        send(
+            instance,
+            client,
+            "progress_state",
+            progress_state(prompt_id, &ids, &executed, Some(id)),
+        );
         send(
             instance,
             client,
@@ -682,11 +724,41 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
             lock(&shared.files).extend(files);
         });
     }
+    send(
+        instance,
+        client,
+        "progress_state",
+        progress_state(prompt_id, &ids, &executed, None),
+    );
     let data = json!({"prompt_id": prompt_id, "timestamp": now_ms()});
     send(instance, client, "execution_success", data.clone());
     messages.push(json!(["execution_success", data]));
     finish(instance, pending, &script, &outputs, "success", messages).await;
     "success"
+}
+
+/// ComfyUI's `progress_state` message: every node of the prompt with its state (`finished`,
+/// `running` or `pending`), sent before each node runs and once more when all have finished.
+fn progress_state(prompt_id: &str, ids: &[String], executed: &[String], running: Option<&String>) -> Value {
+    let nodes: serde_json::Map<String, Value> = ids
+        .iter()
+        .map(|id| {
+            let state = if executed.contains(id) {
+                "finished"
+            } else if running == Some(id) {
+                "running"
+            } else {
+                "pending"
+            };
+            let done = u8::from(state == "finished");
+            let entry = json!({
+                "value": done, "max": 1, "state": state, "node_id": id, "prompt_id": prompt_id,
+                "display_node_id": id, "parent_node_id": null, "real_node_id": id,
+            });
+            (id.clone(), entry)
+        })
+        .collect();
+    json!({"prompt_id": prompt_id, "nodes": nodes})
 }
 
 /// What ComfyUI does once the final message (`execution_success`, `execution_error` or
@@ -718,16 +790,44 @@ fn record_history(
     status: &str,
     messages: Vec<Value>,
 ) {
+    // Output nodes: the ones whose class writes files, as ComfyUI lists them in the prompt tuple.
+    let output_ids: Vec<String> = sorted_node_ids(&pending.prompt)
+        .into_iter()
+        .filter(|id| {
+            pending.prompt[id.as_str()]["class_type"]
+                .as_str()
+                .is_some_and(|class| OUTPUT_CLASSES.contains(&class))
+        })
+        .collect();
+    let meta: serde_json::Map<String, Value> = outputs
+        .keys()
+        .map(|id| {
+            let entry = json!({"node_id": id, "display_node": id, "parent_node": null, "real_node_id": id});
+            (id.clone(), entry)
+        })
+        .collect();
     let item = json!({
-        "prompt": [pending.number, pending.prompt_id, pending.prompt, {"client_id": pending.client_id}, []],
+        "prompt": [
+            pending.number, pending.prompt_id, pending.prompt,
+            {"client_id": pending.client_id, "create_time": pending.created_ms}, output_ids,
+        ],
         "outputs": outputs,
         "status": {"status_str": status, "completed": status == "success"},
-        "meta": {},
+        "meta": meta,
     });
     let mut item = item;
     item["status"]["messages"] = Value::Array(messages);
     lock(&instance.history).insert(pending.prompt_id.clone(), item);
 }
+
+/// Classes whose nodes write output files ([`node_outputs`]).
+const OUTPUT_CLASSES: [&str; 5] = [
+    "SaveImage",
+    "PreviewImage",
+    "SaveAnimatedWEBP",
+    "VHS_VideoCombine",
+    "SaveAudio",
+];
 
 /// The UI output and files of an output node, by class.
 /// Files an output node writes.
@@ -1033,6 +1133,13 @@ pub fn object_info() -> Value {
             "Load Image", "image", &json!({
             "image": [["example.png"], {"image_upload": true}],
         }), &json!(["IMAGE", "MASK"]), false, "nodes"),
+        "EmptyImage": node(
+            "EmptyImage", "image", &json!({
+            "width": ["INT", {"default": 512, "min": 1, "max": 16384, "step": 1}],
+            "height": ["INT", {"default": 512, "min": 1, "max": 16384, "step": 1}],
+            "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}],
+            "color": ["INT", {"default": 0, "min": 0, "max": 0x00FF_FFFF, "step": 1, "display": "color"}],
+        }), &json!(["IMAGE"]), false, "nodes"),
         "ImageInvert": node(
             "Invert Image", "image", &json!({"image": ["IMAGE"]}), &json!(["IMAGE"]), false, "nodes"),
         "SaveImage": node(

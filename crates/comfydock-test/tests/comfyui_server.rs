@@ -100,12 +100,16 @@ async fn one_prompt_follows_comfyui_message_order_and_history_is_complete_at_exe
         [
             "execution_start",
             "execution_cached",
+            "progress_state",
             "executing:1",
+            "progress_state",
             "executing:2",
             "progress:2",
             "progress:2",
+            "progress_state",
             "executing:3",
             "executed:3",
+            "progress_state",
             "execution_success",
             "executing:null",
         ]
@@ -147,7 +151,9 @@ async fn failed_prompt_also_ends_with_executing_null_after_its_history() {
         [
             "execution_start",
             "execution_cached",
+            "progress_state",
             "executing:1",
+            "progress_state",
             "executing:2",
             "execution_error",
             "executing:null",
