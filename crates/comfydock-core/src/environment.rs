@@ -90,7 +90,7 @@ impl Hinted for EnvError {
             )),
             Self::Running { name, .. } => Some(format!("stop it first with `comfydock -e {name} stop`")),
             Self::BackendNotLocked { name, backend } => Some(format!(
-                "add `\"{backend}\"` to `torch_backends` in `[tool.comfydock]` of `environments/{name}/.cec/pyproject.toml`, then run `comfydock -e {name} sync`"
+                "add it to the lock with `comfydock -e {name} backend add {backend}`, or pick a locked one (`comfydock -e {name} backend list`)"
             )),
             Self::Create { source, .. } => source.hint(),
             Self::Uncommitted { name, .. } => Some(format!(
@@ -233,7 +233,7 @@ impl Environment {
 
     /// What a sync of the current `.cec` would install; compared with the stamp of the last sync.
     /// Only what decides Python packages counts: `[project]`, `[dependency-groups]`, `[tool.uv]`,
-    /// the lock and the backend — tracking a workflow does not make packages stale.
+    /// `torch_backends`, the lock and the backend — tracking a workflow does not make packages stale.
     pub fn fingerprint(&self) -> std::io::Result<String> {
         let mut hasher = sha2::Sha256::new();
         let text = fs_err::read_to_string(self.manifest_path())?;
@@ -245,6 +245,13 @@ impl Environment {
                 }
                 let uv = doc.get("tool").and_then(|t| t.get("uv"));
                 hasher.update(uv.map(ToString::to_string).unwrap_or_default());
+                hasher.update([0]);
+                // The backends asked for: listing one by hand must make the next sync lock it.
+                let backends = doc
+                    .get("tool")
+                    .and_then(|t| t.get("comfydock"))
+                    .and_then(|t| t.get("torch_backends"));
+                hasher.update(backends.map(ToString::to_string).unwrap_or_default());
             }
             Err(_) => hasher.update(text.as_bytes()),
         }
@@ -595,8 +602,8 @@ fn uv_sync_checked(
     mode: SyncMode,
     allow_builds: bool,
 ) -> Result<String, EnvError> {
-    let manifest = env.manifest()?;
-    if !manifest.covers_backend(backend) {
+    let covered = crate::backends::coverage::read(&env.lock_path())?;
+    if !covered.iter().any(|l| l.backend == *backend) {
         return Err(EnvError::BackendNotLocked {
             name: env.name.clone(),
             backend: backend.to_string(),
@@ -787,6 +794,9 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
 pub struct SyncReport {
     pub comfyui_moved: Option<(Option<String>, String)>,
     pub relocked: bool,
+    /// `torch_backends` listed backends the uv sections did not (or the reverse); they were
+    /// rewritten to match before locking.
+    pub backends_rewritten: bool,
     pub packages_changed: Vec<String>,
     /// Installed packages the lock does not list (removed only with `--prune`).
     pub extra_packages: Vec<String>,
@@ -835,7 +845,24 @@ pub fn sync(
             mirror.move_checkout(&env.comfyui(), &pin.commit)?;
         }
     }
-    if !lock_is_current(tools, env) {
+    // `torch_backends` is what the user asks for; the extras, indexes and sources uv reads
+    // follow it (a backend listed by hand is locked here).
+    let declared = manifest.torch_backends();
+    let mut extras = manifest.backend_extras();
+    let mut wanted = declared.clone();
+    extras.sort();
+    wanted.sort();
+    if !declared.is_empty() && extras != wanted {
+        report.relocked = true;
+        report.backends_rewritten = true;
+        if !dry_run {
+            let mut manifest = manifest.clone();
+            let base = settings.value("torch.index_url").unwrap_or_default();
+            manifest.set_torch_backends(&declared, &base);
+            manifest.save()?;
+        }
+    }
+    if report.relocked || !lock_is_current(tools, env) {
         report.relocked = true;
         if !dry_run {
             reporter.phase("Resolving Python dependencies");
@@ -1033,6 +1060,8 @@ pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter
 pub struct ImportFiles {
     pub name: String,
     pub backend: TorchBackend,
+    /// Why this backend (shown by `import`).
+    pub backend_reason: String,
     /// Whether uv may build packages from source (`--run-install-scripts`); without it, uv
     /// runs with `--no-build` so no code from the files runs.
     pub allow_builds: bool,
@@ -1120,7 +1149,7 @@ pub fn create_from_files(
             comfyui_tag: resolved.tag,
             python: files.python_version.trim().to_owned(),
             torch_backend: backend.to_string(),
-            torch_backend_reason: "this machine".into(),
+            torch_backend_reason: files.backend_reason.clone(),
             mirror_cloned: false,
         })
     })();
