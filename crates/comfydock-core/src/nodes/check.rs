@@ -415,6 +415,7 @@ mod tests {
 
     #[test]
     fn imports_under_try_import_error_or_in_functions_are_optional() {
+        use Optionality::{GuardedByTry, InFunction};
         let src = "\
 import required_a
 try:
@@ -452,7 +453,6 @@ import required_b
             .map(|i| (i.module, i.optional))
             .collect();
         let want = |m: &str, o: Option<Optionality>| (m.to_owned(), o);
-        use Optionality::{GuardedByTry, InFunction};
         assert_eq!(
             found,
             [
