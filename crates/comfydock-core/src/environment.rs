@@ -584,7 +584,8 @@ pub enum SyncMode {
     DryRun,
 }
 
-/// `uv sync --frozen` into the environment's venv with one backend extra.
+/// `uv sync --frozen` into the environment's venv with one backend extra. Returns uv's stderr, or
+/// for [`SyncMode::DryRun`] its JSON plan (`--output-format json`).
 pub fn uv_sync(
     tools: &Tools,
     env: &Environment,
@@ -628,11 +629,17 @@ fn uv_sync_checked(
             cmd.arg("--exact");
         }
         SyncMode::DryRun => {
-            cmd.args(["--exact", "--dry-run"]);
+            // uv's machine-readable plan, never its human text.
+            cmd.args(["--exact", "--dry-run", "--output-format", "json"]);
         }
     }
     let out = crate::subprocess::run_checked(&mut cmd).map_err(|e| UvError::Process(Box::new(e)))?;
-    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    let text = if mode == SyncMode::DryRun {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    Ok(String::from_utf8_lossy(text).into_owned())
 }
 
 /// The workspace's rendered model paths, kept in sync with the model roots by `comfydock model root`.
@@ -872,7 +879,7 @@ pub fn sync(
     let backend = env.backend();
     if !report.relocked || !dry_run {
         let plan = uv_sync(tools, env, &backend, SyncMode::DryRun)?;
-        let (changes, extras) = parse_sync_plan(&plan);
+        let (changes, extras) = parse_sync_plan(&plan)?;
         report.packages_changed = changes;
         report.extra_packages = extras;
     }
@@ -900,16 +907,40 @@ pub fn sync(
     Ok(report)
 }
 
-/// Split `uv sync --dry-run --exact` output into lock-driven changes and extra packages.
-fn parse_sync_plan(stderr: &str) -> (Vec<String>, Vec<String>) {
+/// Split the JSON plan of `uv sync --dry-run --exact --output-format json` into lock-driven
+/// changes (`+ name==version`, `- name==version`) and extra packages the lock does not list.
+fn parse_sync_plan(json: &str) -> Result<(Vec<String>, Vec<String>), UvError> {
+    #[derive(Deserialize)]
+    struct Plan {
+        sync: Option<PlanSync>,
+    }
+    #[derive(Deserialize)]
+    struct PlanSync {
+        #[serde(default)]
+        changes: Vec<PlanChange>,
+    }
+    #[derive(Deserialize)]
+    struct PlanChange {
+        name: String,
+        version: String,
+        action: String,
+    }
+    let plan: Plan = serde_json::from_str(json).map_err(|e| UvError::UnexpectedOutput {
+        command: "uv sync --dry-run --output-format json".into(),
+        reason: e.to_string(),
+    })?;
     let mut removed: Vec<String> = Vec::new();
     let mut added: Vec<String> = Vec::new();
-    for line in stderr.lines() {
-        let line = line.trim();
-        if let Some(pkg) = line.strip_prefix("- ") {
-            removed.push(pkg.trim().to_owned());
-        } else if let Some(pkg) = line.strip_prefix("+ ") {
-            added.push(pkg.trim().to_owned());
+    for change in plan.sync.map(|s| s.changes).unwrap_or_default() {
+        let pkg = format!("{}=={}", change.name, change.version);
+        match change.action.as_str() {
+            "installed" => added.push(pkg),
+            "uninstalled" => removed.push(pkg),
+            // Same version again (e.g. a changed source): both sides of a change.
+            _ => {
+                removed.push(pkg.clone());
+                added.push(pkg);
+            }
         }
     }
     let added_names: Vec<String> = added.iter().map(|p| manifest::requirement_name(p)).collect();
@@ -922,7 +953,7 @@ fn parse_sync_plan(stderr: &str) -> (Vec<String>, Vec<String>) {
             extras.push(pkg);
         }
     }
-    (changes, extras)
+    Ok((changes, extras))
 }
 
 /// Delete an environment's folder (never shared models or other environments).
@@ -1218,10 +1249,22 @@ mod tests {
 
     #[test]
     fn sync_plan_separates_extras() {
-        let out = " - extra-pkg==1.0\n - tinynum==1.26.4\n + tinynum==2.1.0\n + new-pkg==3\n";
-        let (changes, extras) = parse_sync_plan(out);
+        let change = |name: &str, version: &str, action: &str| serde_json::json!({"name": name, "version": version, "action": action});
+        let out = serde_json::json!({
+            "schema": {"version": "preview"},
+            "sync": {"action": "check", "changes": [
+                change("extra-pkg", "1.0", "uninstalled"),
+                change("tinynum", "1.26.4", "uninstalled"),
+                change("tinynum", "2.1.0", "installed"),
+                change("new-pkg", "3", "installed"),
+            ]},
+            "dry_run": true
+        })
+        .to_string();
+        let (changes, extras) = parse_sync_plan(&out).unwrap();
         assert_eq!(extras, ["extra-pkg==1.0"]);
         assert!(changes.contains(&"+ new-pkg==3".to_owned()));
         assert!(changes.contains(&"- tinynum==1.26.4".to_owned()));
+        assert!(parse_sync_plan("Would install 1 package").is_err());
     }
 }
