@@ -104,6 +104,9 @@ pub enum Command {
     /// Your own Python packages and constraints, kept apart from ComfyUI's and the nodes'
     #[command(subcommand)]
     Py(crate::commands::python::PyCommand),
+    /// Torch backends the lock covers (cpu, cuXXX, rocmX.Y, xpu) and the one this machine uses
+    #[command(subcommand)]
+    Backend(crate::commands::backend::BackendCommand),
     /// Release manager for multi-package template and asset monorepos
     Release(crate::commands::release::ReleaseArgs),
     /// Model roots, the content-addressed model index and verified downloads
@@ -149,6 +152,9 @@ pub struct SyncArgs {
     /// Also uninstall Python packages the lock does not list
     #[arg(long)]
     pub prune: bool,
+    /// Switch this machine to this torch backend first (as `backend use`); the lock must cover it
+    #[arg(long, value_name = "BACKEND", conflicts_with = "dry_run")]
+    pub torch_backend: Option<String>,
 }
 
 #[derive(Debug, Args)]

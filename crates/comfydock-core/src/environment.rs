@@ -90,7 +90,7 @@ impl Hinted for EnvError {
             )),
             Self::Running { name, .. } => Some(format!("stop it first with `comfydock -e {name} stop`")),
             Self::BackendNotLocked { name, backend } => Some(format!(
-                "add `\"{backend}\"` to `torch_backends` in `[tool.comfydock]` of `environments/{name}/.cec/pyproject.toml`, then run `comfydock -e {name} sync`"
+                "add it to the lock with `comfydock -e {name} backend add {backend}`, or pick a locked one (`comfydock -e {name} backend list`)"
             )),
             Self::Create { source, .. } => source.hint(),
             Self::Uncommitted { name, .. } => Some(format!(
@@ -233,7 +233,7 @@ impl Environment {
 
     /// What a sync of the current `.cec` would install; compared with the stamp of the last sync.
     /// Only what decides Python packages counts: `[project]`, `[dependency-groups]`, `[tool.uv]`,
-    /// the lock and the backend — tracking a workflow does not make packages stale.
+    /// `torch_backends`, the lock and the backend — tracking a workflow does not make packages stale.
     pub fn fingerprint(&self) -> std::io::Result<String> {
         let mut hasher = sha2::Sha256::new();
         let text = fs_err::read_to_string(self.manifest_path())?;
@@ -245,6 +245,13 @@ impl Environment {
                 }
                 let uv = doc.get("tool").and_then(|t| t.get("uv"));
                 hasher.update(uv.map(ToString::to_string).unwrap_or_default());
+                hasher.update([0]);
+                // The backends asked for: listing one by hand must make the next sync lock it.
+                let backends = doc
+                    .get("tool")
+                    .and_then(|t| t.get("comfydock"))
+                    .and_then(|t| t.get("torch_backends"));
+                hasher.update(backends.map(ToString::to_string).unwrap_or_default());
             }
             Err(_) => hasher.update(text.as_bytes()),
         }
@@ -577,7 +584,8 @@ pub enum SyncMode {
     DryRun,
 }
 
-/// `uv sync --frozen` into the environment's venv with one backend extra.
+/// `uv sync --frozen` into the environment's venv with one backend extra. Returns uv's stderr, or
+/// for [`SyncMode::DryRun`] its JSON plan (`--output-format json`).
 pub fn uv_sync(
     tools: &Tools,
     env: &Environment,
@@ -595,8 +603,8 @@ fn uv_sync_checked(
     mode: SyncMode,
     allow_builds: bool,
 ) -> Result<String, EnvError> {
-    let manifest = env.manifest()?;
-    if !manifest.covers_backend(backend) {
+    let covered = crate::backends::coverage::read(&env.lock_path())?;
+    if !covered.iter().any(|l| l.backend == *backend) {
         return Err(EnvError::BackendNotLocked {
             name: env.name.clone(),
             backend: backend.to_string(),
@@ -621,11 +629,17 @@ fn uv_sync_checked(
             cmd.arg("--exact");
         }
         SyncMode::DryRun => {
-            cmd.args(["--exact", "--dry-run"]);
+            // uv's machine-readable plan, never its human text.
+            cmd.args(["--exact", "--dry-run", "--output-format", "json"]);
         }
     }
     let out = crate::subprocess::run_checked(&mut cmd).map_err(|e| UvError::Process(Box::new(e)))?;
-    Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    let text = if mode == SyncMode::DryRun {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    Ok(String::from_utf8_lossy(text).into_owned())
 }
 
 /// The workspace's rendered model paths, kept in sync with the model roots by `comfydock model root`.
@@ -787,6 +801,9 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
 pub struct SyncReport {
     pub comfyui_moved: Option<(Option<String>, String)>,
     pub relocked: bool,
+    /// `torch_backends` listed backends the uv sections did not (or the reverse); they were
+    /// rewritten to match before locking.
+    pub backends_rewritten: bool,
     pub packages_changed: Vec<String>,
     /// Installed packages the lock does not list (removed only with `--prune`).
     pub extra_packages: Vec<String>,
@@ -835,7 +852,24 @@ pub fn sync(
             mirror.move_checkout(&env.comfyui(), &pin.commit)?;
         }
     }
-    if !lock_is_current(tools, env) {
+    // `torch_backends` is what the user asks for; the extras, indexes and sources uv reads
+    // follow it (a backend listed by hand is locked here).
+    let declared = manifest.torch_backends();
+    let mut extras = manifest.backend_extras();
+    let mut wanted = declared.clone();
+    extras.sort();
+    wanted.sort();
+    if !declared.is_empty() && extras != wanted {
+        report.relocked = true;
+        report.backends_rewritten = true;
+        if !dry_run {
+            let mut manifest = manifest.clone();
+            let base = settings.value("torch.index_url").unwrap_or_default();
+            manifest.set_torch_backends(&declared, &base);
+            manifest.save()?;
+        }
+    }
+    if report.relocked || !lock_is_current(tools, env) {
         report.relocked = true;
         if !dry_run {
             reporter.phase("Resolving Python dependencies");
@@ -845,7 +879,7 @@ pub fn sync(
     let backend = env.backend();
     if !report.relocked || !dry_run {
         let plan = uv_sync(tools, env, &backend, SyncMode::DryRun)?;
-        let (changes, extras) = parse_sync_plan(&plan);
+        let (changes, extras) = parse_sync_plan(&plan)?;
         report.packages_changed = changes;
         report.extra_packages = extras;
     }
@@ -873,16 +907,40 @@ pub fn sync(
     Ok(report)
 }
 
-/// Split `uv sync --dry-run --exact` output into lock-driven changes and extra packages.
-fn parse_sync_plan(stderr: &str) -> (Vec<String>, Vec<String>) {
+/// Split the JSON plan of `uv sync --dry-run --exact --output-format json` into lock-driven
+/// changes (`+ name==version`, `- name==version`) and extra packages the lock does not list.
+fn parse_sync_plan(json: &str) -> Result<(Vec<String>, Vec<String>), UvError> {
+    #[derive(Deserialize)]
+    struct Plan {
+        sync: Option<PlanSync>,
+    }
+    #[derive(Deserialize)]
+    struct PlanSync {
+        #[serde(default)]
+        changes: Vec<PlanChange>,
+    }
+    #[derive(Deserialize)]
+    struct PlanChange {
+        name: String,
+        version: String,
+        action: String,
+    }
+    let plan: Plan = serde_json::from_str(json).map_err(|e| UvError::UnexpectedOutput {
+        command: "uv sync --dry-run --output-format json".into(),
+        reason: e.to_string(),
+    })?;
     let mut removed: Vec<String> = Vec::new();
     let mut added: Vec<String> = Vec::new();
-    for line in stderr.lines() {
-        let line = line.trim();
-        if let Some(pkg) = line.strip_prefix("- ") {
-            removed.push(pkg.trim().to_owned());
-        } else if let Some(pkg) = line.strip_prefix("+ ") {
-            added.push(pkg.trim().to_owned());
+    for change in plan.sync.map(|s| s.changes).unwrap_or_default() {
+        let pkg = format!("{}=={}", change.name, change.version);
+        match change.action.as_str() {
+            "installed" => added.push(pkg),
+            "uninstalled" => removed.push(pkg),
+            // Same version again (e.g. a changed source): both sides of a change.
+            _ => {
+                removed.push(pkg.clone());
+                added.push(pkg);
+            }
         }
     }
     let added_names: Vec<String> = added.iter().map(|p| manifest::requirement_name(p)).collect();
@@ -895,7 +953,7 @@ fn parse_sync_plan(stderr: &str) -> (Vec<String>, Vec<String>) {
             extras.push(pkg);
         }
     }
-    (changes, extras)
+    Ok((changes, extras))
 }
 
 /// Delete an environment's folder (never shared models or other environments).
@@ -1033,6 +1091,8 @@ pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter
 pub struct ImportFiles {
     pub name: String,
     pub backend: TorchBackend,
+    /// Why this backend (shown by `import`).
+    pub backend_reason: String,
     /// Whether uv may build packages from source (`--run-install-scripts`); without it, uv
     /// runs with `--no-build` so no code from the files runs.
     pub allow_builds: bool,
@@ -1120,7 +1180,7 @@ pub fn create_from_files(
             comfyui_tag: resolved.tag,
             python: files.python_version.trim().to_owned(),
             torch_backend: backend.to_string(),
-            torch_backend_reason: "this machine".into(),
+            torch_backend_reason: files.backend_reason.clone(),
             mirror_cloned: false,
         })
     })();
@@ -1189,10 +1249,22 @@ mod tests {
 
     #[test]
     fn sync_plan_separates_extras() {
-        let out = " - extra-pkg==1.0\n - tinynum==1.26.4\n + tinynum==2.1.0\n + new-pkg==3\n";
-        let (changes, extras) = parse_sync_plan(out);
+        let change = |name: &str, version: &str, action: &str| serde_json::json!({"name": name, "version": version, "action": action});
+        let out = serde_json::json!({
+            "schema": {"version": "preview"},
+            "sync": {"action": "check", "changes": [
+                change("extra-pkg", "1.0", "uninstalled"),
+                change("tinynum", "1.26.4", "uninstalled"),
+                change("tinynum", "2.1.0", "installed"),
+                change("new-pkg", "3", "installed"),
+            ]},
+            "dry_run": true
+        })
+        .to_string();
+        let (changes, extras) = parse_sync_plan(&out).unwrap();
         assert_eq!(extras, ["extra-pkg==1.0"]);
         assert!(changes.contains(&"+ new-pkg==3".to_owned()));
         assert!(changes.contains(&"- tinynum==1.26.4".to_owned()));
+        assert!(parse_sync_plan("Would install 1 package").is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! typed drivers for `git` and `uv`. Nothing here prints; progress goes through [`reporter`].
 
 pub mod atomic_file;
+pub mod backends;
 pub mod bundle;
 pub mod comfyui_builtins;
 pub mod comfyui_process;

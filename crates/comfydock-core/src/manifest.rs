@@ -403,9 +403,166 @@ impl Manifest {
         }
     }
 
-    /// The extra a backend syncs with, if the lock covers it.
+    /// Whether `torch_backends` lists `backend` (what the manifest asks for; what `uv.lock`
+    /// really covers is [`crate::backends::coverage`]).
     pub fn covers_backend(&self, backend: &TorchBackend) -> bool {
         self.torch_backends().contains(backend)
+    }
+
+    /// Backends that have an extra in `[project.optional-dependencies]` (what uv locks).
+    pub fn backend_extras(&self) -> Vec<TorchBackend> {
+        self.doc
+            .get("project")
+            .and_then(|p| p.get("optional-dependencies"))
+            .and_then(Item::as_table_like)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|(k, _)| TorchBackend::from_extra(k))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The URL of a backend's `[[tool.uv.index]]` entry, if it has one.
+    pub fn backend_index_url(&self, backend: &TorchBackend) -> Option<String> {
+        let indexes = self
+            .doc
+            .get("tool")?
+            .get("uv")?
+            .get("index")?
+            .as_array_of_tables()?;
+        indexes
+            .iter()
+            .find(|t| t.get("name").and_then(Item::as_str) == Some(backend.index_name().as_str()))
+            .and_then(|t| t.get("url")?.as_str().map(str::to_owned))
+    }
+
+    /// Make every place uv reads backends from say exactly `backends`: one extra each holding the
+    /// torch requirements, one explicit `[[tool.uv.index]]` each (an existing one keeps its URL;
+    /// a new one gets `torch_index_url/<backend>`), the extras mutually exclusive in
+    /// `[tool.uv] conflicts`, torch's `[tool.uv.sources]` per extra, and `torch_backends`.
+    /// Other extras, indexes, conflict sets and sources are kept.
+    pub fn set_torch_backends(&mut self, backends: &[TorchBackend], torch_index_url: &str) {
+        let torch = self.torch_requirements();
+        let urls: Vec<String> = backends
+            .iter()
+            .map(|b| {
+                self.backend_index_url(b)
+                    .unwrap_or_else(|| b.index_url(torch_index_url))
+            })
+            .collect();
+
+        let extras = self.doc["project"]["optional-dependencies"].or_insert(toml_edit::table());
+        if let Some(extras) = extras.as_table_like_mut() {
+            let stale: Vec<String> = extras
+                .iter()
+                .filter_map(|(k, _)| TorchBackend::from_extra(k))
+                .filter(|b| !backends.contains(b))
+                .map(|b| b.extra())
+                .collect();
+            for extra in stale {
+                extras.remove(&extra);
+            }
+            for backend in backends {
+                if extras.get(&backend.extra()).is_none() {
+                    extras.insert(
+                        &backend.extra(),
+                        Item::Value(Value::Array(inline_strings(&torch))),
+                    );
+                }
+            }
+        }
+
+        let uv = self.doc["tool"]["uv"].or_insert(toml_edit::table());
+        let Some(uv) = uv.as_table_like_mut() else {
+            return;
+        };
+        // Conflicts: replace the set made of backend extras; keep the others.
+        let mut sets: Vec<Value> = uv
+            .get("conflicts")
+            .and_then(Item::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|set| !is_backend_conflict_set(set))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if backends.len() >= 2 {
+            let mut set = Array::new();
+            for backend in backends {
+                let mut entry = toml_edit::InlineTable::new();
+                entry.insert("extra", Value::from(backend.extra()));
+                set.push(entry);
+            }
+            sets.insert(0, Value::Array(set));
+        }
+        if sets.is_empty() {
+            uv.remove("conflicts");
+        } else {
+            let mut array = Array::new();
+            for set in sets {
+                array.push(set);
+            }
+            uv.insert("conflicts", Item::Value(Value::Array(array)));
+        }
+        // Indexes: drop those of backends no longer listed, add the missing ones.
+        let index_names: Vec<String> = backends.iter().map(TorchBackend::index_name).collect();
+        let index = uv
+            .entry("index")
+            .or_insert(Item::ArrayOfTables(toml_edit::ArrayOfTables::new()));
+        if let Some(index) = index.as_array_of_tables_mut() {
+            index.retain(|t| {
+                let name = t.get("name").and_then(Item::as_str).unwrap_or_default();
+                !name.starts_with("pytorch-") || index_names.iter().any(|n| n == name)
+            });
+            for (backend, url) in backends.iter().zip(&urls) {
+                let present = index
+                    .iter()
+                    .any(|t| t.get("name").and_then(Item::as_str) == Some(backend.index_name().as_str()));
+                if !present {
+                    let mut table = toml_edit::Table::new();
+                    table.insert("name", toml_edit::value(backend.index_name()));
+                    table.insert("url", toml_edit::value(url.as_str()));
+                    table.insert("explicit", toml_edit::value(true));
+                    index.push(table);
+                }
+            }
+        }
+        // Sources: torch, torchvision and torchaudio from each extra's index.
+        let sources = uv.entry("sources").or_insert(toml_edit::table());
+        if let Some(sources) = sources.as_table_like_mut() {
+            for name in TORCH_PACKAGES {
+                let mut array = Array::new();
+                for backend in backends {
+                    let mut entry = toml_edit::InlineTable::new();
+                    entry.insert("index", Value::from(backend.index_name()));
+                    entry.insert("extra", Value::from(backend.extra()));
+                    array.push(entry);
+                }
+                sources.insert(name, Item::Value(Value::Array(array)));
+            }
+        }
+
+        let names: Vec<String> = backends.iter().map(ToString::to_string).collect();
+        let table = self.doc["tool"]["comfydock"].or_insert(toml_edit::table());
+        table["torch_backends"] = Item::Value(Value::Array(inline_strings(&names)));
+    }
+
+    /// The torch requirements a backend extra holds (`torch>=2.0`, `torchvision`, ...), read from
+    /// an existing backend extra; the bare names when there is none.
+    fn torch_requirements(&self) -> Vec<String> {
+        self.doc
+            .get("project")
+            .and_then(|p| p.get("optional-dependencies"))
+            .and_then(Item::as_table_like)
+            .and_then(|t| {
+                t.iter()
+                    .find(|(k, _)| TorchBackend::from_extra(k).is_some())
+                    .map(|(_, v)| string_array(Some(v)))
+            })
+            .filter(|reqs| !reqs.is_empty())
+            .unwrap_or_else(|| TORCH_PACKAGES.iter().map(|p| (*p).to_owned()).collect())
     }
 
     /// `[dependency-groups]` names and their requirements (one group per custom node).
@@ -573,6 +730,26 @@ impl Manifest {
     }
 }
 
+/// Whether a `[tool.uv] conflicts` set is the torch backends' (every entry an extra naming one).
+fn is_backend_conflict_set(set: &Value) -> bool {
+    set.as_array().is_some_and(|entries| {
+        !entries.is_empty()
+            && entries.iter().all(|e| {
+                e.as_inline_table().is_some_and(|t| {
+                    t.get("group").is_none()
+                        && t.get("extra")
+                            .and_then(Value::as_str)
+                            .is_some_and(|x| TorchBackend::from_extra(x).is_some())
+                })
+            })
+    })
+}
+
+/// A one-line TOML array of strings.
+fn inline_strings(items: &[String]) -> Array {
+    items.iter().map(String::as_str).collect()
+}
+
 /// A TOML array with one string per line and a trailing comma (`[]` when empty).
 fn multiline_array(items: &[String]) -> Array {
     let mut array = Array::new();
@@ -726,6 +903,85 @@ mod tests {
             "{text}"
         );
         assert_eq!(manifest.comfyui().unwrap().reference, "v0.3.41");
+    }
+
+    #[test]
+    fn torch_backends_rewrite_every_uv_section() {
+        let mut manifest = Manifest::parse(Path::new("p"), &sample()).unwrap();
+        let rocm: TorchBackend = "rocm6.3".parse().unwrap();
+        let cu128: TorchBackend = "cu128".parse().unwrap();
+        manifest.set_torch_backends(
+            &[TorchBackend::cpu(), cu128.clone(), rocm.clone()],
+            "http://y/whl",
+        );
+        let text = manifest.render();
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(
+            parsed["project"]["optional-dependencies"]["rocm6-3"][0].as_str(),
+            Some("torch>=2.0"),
+            "a new extra carries the torch requirements of the others"
+        );
+        let uv = &parsed["tool"]["uv"];
+        let conflicts: Vec<&str> = uv["conflicts"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["extra"].as_str().unwrap())
+            .collect();
+        assert_eq!(conflicts, ["cpu", "cu128", "rocm6-3"]);
+        let indexes: Vec<(&str, &str)> = uv["index"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["name"].as_str().unwrap(), i["url"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                ("pytorch-cpu", "http://x/whl/cpu"),
+                ("pytorch-cu128", "http://x/whl/cu128"),
+                ("pytorch-rocm6-3", "http://y/whl/rocm6.3"),
+            ],
+            "existing indexes keep their URL"
+        );
+        assert_eq!(uv["sources"]["torchaudio"][2]["extra"].as_str(), Some("rocm6-3"));
+        assert_eq!(
+            uv["sources"]["torch"][2]["index"].as_str(),
+            Some("pytorch-rocm6-3")
+        );
+
+        let mut reread = Manifest::parse(Path::new("p"), &text).unwrap();
+        assert_eq!(
+            reread.torch_backends(),
+            [TorchBackend::cpu(), cu128.clone(), rocm.clone()]
+        );
+        assert_eq!(reread.backend_extras().len(), 3);
+        reread.set_torch_backends(&[TorchBackend::cpu(), rocm.clone()], "http://y/whl");
+        let text = reread.render();
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        assert!(
+            parsed["project"]["optional-dependencies"].get("cu128").is_none(),
+            "{text}"
+        );
+        assert_eq!(
+            parsed["tool"]["uv"]["index"].as_array().unwrap().len(),
+            2,
+            "{text}"
+        );
+        assert_eq!(parsed["tool"]["uv"]["conflicts"][0].as_array().unwrap().len(), 2);
+        assert_eq!(
+            parsed["tool"]["uv"]["sources"]["torch"].as_array().unwrap().len(),
+            2
+        );
+        let single = {
+            let mut m = Manifest::parse(Path::new("p"), &text).unwrap();
+            m.set_torch_backends(&[rocm], "http://y/whl");
+            m.render()
+        };
+        assert!(
+            !single.contains("conflicts"),
+            "one backend needs no conflict set: {single}"
+        );
     }
 
     #[test]

@@ -67,6 +67,15 @@ impl TorchBackend {
         self.0.replace('.', "-")
     }
 
+    /// The backend a uv extra stands for (`rocm6-3` → `rocm6.3`), if the extra is a backend's.
+    pub fn from_extra(extra: &str) -> Option<Self> {
+        let name = match extra.strip_prefix("rocm") {
+            Some(version) => format!("rocm{}", version.replacen('-', ".", 1)),
+            None => extra.to_owned(),
+        };
+        name.parse().ok()
+    }
+
     /// The name of this backend's `[[tool.uv.index]]` entry.
     pub fn index_name(&self) -> String {
         format!("pytorch-{}", self.extra())
@@ -76,6 +85,18 @@ impl TorchBackend {
     pub fn index_url(&self, base: &str) -> String {
         format!("{}/{}", base.trim_end_matches('/'), self.0)
     }
+}
+
+/// The backend to suggest adding for a GPU family the lock does not cover: a wheel index PyTorch
+/// really publishes (`cuda` → `cu128`, `rocm` → `rocm6.4`, `xpu`).
+pub fn suggested_for_family(family: &str) -> TorchBackend {
+    let name = match family {
+        "rocm" => "rocm6.4",
+        "xpu" => "xpu",
+        "cpu" => "cpu",
+        _ => "cu128",
+    };
+    TorchBackend(name.into())
 }
 
 /// What `--torch-backend auto` saw and picked.
@@ -148,5 +169,11 @@ mod tests {
             assert!(bad.parse::<TorchBackend>().is_err(), "{bad}");
         }
         assert_eq!("rocm6.3".parse::<TorchBackend>().unwrap().extra(), "rocm6-3");
+        for name in ["cpu", "cu128", "rocm6.3", "rocm6.10", "xpu"] {
+            let backend: TorchBackend = name.parse().unwrap();
+            assert_eq!(TorchBackend::from_extra(&backend.extra()), Some(backend));
+        }
+        assert_eq!(TorchBackend::from_extra("gpu"), None);
+        assert_eq!(TorchBackend::from_extra("rocm6"), None);
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! uv is found by `uv.path` > PATH > `<workspace>/tools/`; when absent, a pinned uv is installed
 //! from PyPI into `<workspace>/tools/uv-<version>` with `python3 -m pip install --target`.
+//! A uv on PATH outside [`SUPPORTED_UV`] is passed over (and remembered for `doctor`); an
+//! explicitly configured `uv.path` is used whatever its version, and `doctor` warns about it.
 //! uv's own variables (`UV_INDEX_URL`, `UV_OFFLINE`, ...) pass through untouched.
 
 use std::ffi::OsStr;
@@ -14,6 +16,48 @@ use crate::{Hinted, env_vars};
 
 /// The uv version comfydock installs when none is found.
 pub const PINNED_UV_VERSION: &str = "0.13.9";
+
+/// The uv versions comfydock drives: `>=` the first, `<` the second. comfydock parses uv's JSON
+/// plan (`sync --output-format json`), its lock file and its resolver messages, so a uv outside
+/// the range CI tests against is not trusted.
+pub const SUPPORTED_UV: ((u64, u64, u64), (u64, u64, u64)) = ((0, 13, 0), (0, 14, 0));
+
+/// The supported range as text, `>=0.13.0, <0.14.0`.
+pub fn supported_range() -> String {
+    let (low, high) = SUPPORTED_UV;
+    format!(
+        ">={}.{}.{}, <{}.{}.{}",
+        low.0, low.1, low.2, high.0, high.1, high.2
+    )
+}
+
+/// Whether a uv version (`0.13.9`, `0.13.9+3`) is in [`SUPPORTED_UV`]; an unreadable one is not.
+pub fn is_supported(version: &str) -> bool {
+    let mut parts = version
+        .split(['+', '-'])
+        .next()
+        .unwrap_or_default()
+        .split('.')
+        .map(str::parse::<u64>);
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let patch = match parts.next() {
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return false,
+        None => 0,
+    };
+    let (low, high) = SUPPORTED_UV;
+    (major, minor, patch) >= low && (major, minor, patch) < high
+}
+
+/// A uv that was found but not used because its version is outside [`SUPPORTED_UV`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PassedOverUv {
+    pub path: PathBuf,
+    /// What `uv --version` said (empty when it did not run).
+    pub version: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UvError {
@@ -28,6 +72,8 @@ pub enum UvError {
     },
     #[error("uv was installed into `{0}` but its binary is missing")]
     InstallIncomplete(PathBuf),
+    #[error("`{command}` printed something comfydock cannot read: {reason}")]
+    UnexpectedOutput { command: String, reason: String },
     #[error(transparent)]
     Process(#[from] Box<ProcessError>),
     #[error(transparent)]
@@ -43,6 +89,10 @@ impl Hinted for UvError {
             ),
             Self::Install { manual, .. } => Some(format!(
                 "install uv yourself with `{manual}`, or put an existing uv on PATH, or run `comfydock config set uv.path /path/to/uv`"
+            )),
+            Self::UnexpectedOutput { .. } => Some(format!(
+                "comfydock supports uv {}; see the uv in use with `comfydock doctor`",
+                supported_range()
             )),
             _ => None,
         }
@@ -75,6 +125,7 @@ pub struct Uv {
     program: PathBuf,
     origin: UvOrigin,
     cache_dir: Option<PathBuf>,
+    passed_over: Option<PassedOverUv>,
 }
 
 impl Uv {
@@ -87,13 +138,39 @@ impl Uv {
             }
             return Ok(Some(Self::new(path, UvOrigin::Config)));
         }
+        let mut passed_over = None;
         if let Ok(path) = which::which("uv") {
-            return Ok(Some(Self::new(path, UvOrigin::Path)));
+            let on_path = Self::new(path.clone(), UvOrigin::Path);
+            let version = on_path.version().unwrap_or_default();
+            if is_supported(&version) {
+                return Ok(Some(on_path));
+            }
+            tracing::debug!(
+                "uv {version} at {} is outside {}; not used",
+                path.display(),
+                supported_range()
+            );
+            passed_over = Some(PassedOverUv { path, version });
         }
         let provisioned = provisioned_binary(tools_dir);
-        Ok(provisioned
-            .is_file()
-            .then(|| Self::new(provisioned, UvOrigin::Workspace)))
+        Ok(provisioned.is_file().then(|| Self {
+            passed_over: passed_over.clone(),
+            ..Self::new(provisioned, UvOrigin::Workspace)
+        }))
+    }
+
+    /// The uv on PATH passed over for this one because of its version, if any.
+    pub fn passed_over(&self) -> Option<&PassedOverUv> {
+        self.passed_over.as_ref()
+    }
+
+    /// The uv on PATH that [`Uv::locate`] would pass over, if any (for `locate_or_install`).
+    fn unsupported_on_path() -> Option<PassedOverUv> {
+        let path = which::which("uv").ok()?;
+        let version = Self::new(path.clone(), UvOrigin::Path)
+            .version()
+            .unwrap_or_default();
+        (!is_supported(&version)).then_some(PassedOverUv { path, version })
     }
 
     /// Find uv, installing the pinned version into `tools_dir` when it is nowhere to be found.
@@ -105,7 +182,19 @@ impl Uv {
         if let Some(uv) = Self::locate(configured, tools_dir)? {
             return Ok(uv);
         }
-        install(tools_dir, reporter).map(|p| Self::new(p, UvOrigin::Installed))
+        let passed_over = Self::unsupported_on_path();
+        if let Some(skipped) = &passed_over {
+            reporter.warning(&format!(
+                "uv {} at {} is outside the supported range {}; installing the pinned uv {PINNED_UV_VERSION}",
+                skipped.version,
+                skipped.path.display(),
+                supported_range()
+            ));
+        }
+        install(tools_dir, reporter).map(|p| Self {
+            passed_over,
+            ..Self::new(p, UvOrigin::Installed)
+        })
     }
 
     fn new(program: PathBuf, origin: UvOrigin) -> Self {
@@ -113,6 +202,7 @@ impl Uv {
             program,
             origin,
             cache_dir: None,
+            passed_over: None,
         }
     }
 
@@ -236,4 +326,21 @@ fn ensure_executable(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn ensure_executable(_path: &Path) -> std::io::Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_supported_range_is_half_open() {
+        assert!(is_supported(PINNED_UV_VERSION));
+        for ok in ["0.13.0", "0.13.9", "0.13.10+2", "0.13"] {
+            assert!(is_supported(ok), "{ok}");
+        }
+        for bad in ["0.12.99", "0.14.0", "1.0.0", "", "uv", "0.x.1", "0.13.x"] {
+            assert!(!is_supported(bad), "{bad}");
+        }
+        assert_eq!(supported_range(), ">=0.13.0, <0.14.0");
+    }
 }

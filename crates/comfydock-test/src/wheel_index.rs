@@ -28,7 +28,7 @@ pub const TORCHVISION_VERSION: &str = "0.20.1";
 /// The torchaudio version matching [`TORCH_VERSION`].
 pub const TORCHAUDIO_VERSION: &str = "2.5.1";
 /// Backends published by [`WheelIndex::start`], each at `{url}/whl/<backend>/`.
-pub const TORCH_BACKENDS: [&str; 3] = ["cpu", "cu126", "cu128"];
+pub const TORCH_BACKENDS: [&str; 4] = ["cpu", "cu126", "cu128", "rocm6.3"];
 
 /// A wheel to build: name, version, dependencies and module files.
 #[derive(Clone, Debug)]

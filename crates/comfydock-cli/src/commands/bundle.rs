@@ -48,6 +48,9 @@ pub struct ImportArgs {
     /// Let uv build the bundle's local, git and source-only packages (runs their code)
     #[arg(long)]
     pub run_install_scripts: bool,
+    /// PyTorch backend: auto (this machine's, else cpu), or one the bundle's lock covers
+    #[arg(long, value_name = "BACKEND", default_value = "auto")]
+    pub torch_backend: String,
 }
 
 pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
@@ -95,6 +98,10 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
 
 pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
+    let backend: environment::BackendChoice = args
+        .torch_backend
+        .parse()
+        .map_err(|e: torch_backend::InvalidBackend| CommandError::usage(e.to_string()))?;
     // Everything is validated before the workspace is touched.
     let bundle = import::open(&args.file, Limits::default())?;
     let m = &bundle.manifest;
@@ -158,7 +165,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let options = ImportOptions {
         name,
         models: args.models,
-        backend: torch_backend::detect().backend,
+        backend,
         allow_builds: args.run_install_scripts,
     };
     let report = import::import(
@@ -178,6 +185,10 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ctx.printer.warn(warning);
     }
     let name = &report.created.name;
+    ctx.printer.info(format!(
+        "Torch backend: {} ({})",
+        report.created.torch_backend, report.created.torch_backend_reason
+    ));
     ctx.printer.status("Imported", format!("environment `{name}`"));
     ctx.printer
         .info(format!("Workflows: {} imported", report.workflows.len()));

@@ -1,6 +1,8 @@
 //! `create`, `list`, `use`, `delete`, `status`, `sync`, `comfyui update`.
 
+use comfydock_core::backends::{self, BackendContext};
 use comfydock_core::environment::{self, BackendChoice, CreateOptions, Environment};
+use comfydock_core::torch_backend::TorchBackend;
 use comfydock_core::workflow_tracking::WorkflowState;
 use comfydock_core::workspace::Workspace;
 use serde_json::json;
@@ -225,17 +227,40 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
     } else {
         Some(ctx.lock(&workspace)?)
     };
+    let backend = args
+        .torch_backend
+        .as_deref()
+        .map(str::parse::<TorchBackend>)
+        .transpose()
+        .map_err(|e| CommandError::usage(e.to_string()))?;
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let report = environment::sync(
-        &workspace,
-        &settings,
-        &tools,
-        &env,
-        args.prune,
-        args.dry_run,
-        &ctx.reporter,
-    )?;
+    let report = match &backend {
+        Some(backend) => {
+            let backend_ctx = BackendContext {
+                workspace: &workspace,
+                settings: &settings,
+                tools: &tools,
+                env: &env,
+                reporter: &ctx.reporter,
+            };
+            let switch = backends::use_backend(&backend_ctx, backend, args.prune)?;
+            if switch.from != switch.to && !ctx.printer.json_mode() {
+                ctx.printer
+                    .info(format!("Torch backend: {} (was {})", switch.to, switch.from));
+            }
+            switch.sync
+        }
+        None => environment::sync(
+            &workspace,
+            &settings,
+            &tools,
+            &env,
+            args.prune,
+            args.dry_run,
+            &ctx.reporter,
+        )?,
+    };
     // Folders the user put in custom_nodes: reported by `status`; `--prune` moves them to the trash.
     let trashed = if args.prune && !args.dry_run {
         let entries = comfydock_core::nodes::entry::read_all(&env.manifest()?);
@@ -267,6 +292,11 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
             from.as_deref()
                 .map_or("(none)", comfydock_core::display_text::short_hash),
             comfydock_core::display_text::short_hash(to)
+        ));
+    }
+    if report.backends_rewritten {
+        ctx.printer.data(format!(
+            "{would}rewrite the backend extras, indexes and sources for `torch_backends`"
         ));
     }
     if report.relocked {

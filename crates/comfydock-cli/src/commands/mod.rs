@@ -11,6 +11,7 @@ use crate::error::{CommandError, CommandResult};
 use crate::printer::Printer;
 use crate::reporter::CliReporter;
 
+pub mod backend;
 pub mod bundle;
 pub mod completions;
 pub mod config;

@@ -424,8 +424,13 @@ fn check_nodes(ctx: &Context, name: Option<&str>, all: bool) -> CommandResult {
     } else {
         for r in &reports {
             if r.missing.is_empty() {
+                let every = if r.optional.is_empty() {
+                    "every import"
+                } else {
+                    "every required import"
+                };
                 ctx.printer.data(format!(
-                    "{}: every import is provided ({} files)",
+                    "{}: {every} is provided ({} files)",
                     r.key, r.files_scanned
                 ));
             }
@@ -435,15 +440,28 @@ fn check_nodes(ctx: &Context, name: Option<&str>, all: bool) -> CommandResult {
                     r.key, m.file, m.line, m.module
                 ));
             }
+            for o in &r.optional {
+                ctx.printer.data(format!(
+                    "{}: {}:{} imports `{}` ({}), optional: nothing provides it",
+                    r.key, o.file, o.line, o.module, o.reason
+                ));
+            }
         }
     }
     if missing > 0 {
+        let mut packages: Vec<&str> = reports
+            .iter()
+            .flat_map(|r| r.missing.iter().map(|m| m.package.as_str()))
+            .collect();
+        packages.sort_unstable();
+        packages.dedup();
         return Err(CommandError::failed(format!(
-            "{missing} import(s) are provided by nothing in the environment"
+            "{missing} required import(s) are provided by nothing in the environment"
         ))
         .with_hint(format!(
-            "add the missing packages to the node's requirements, or to the environment with `comfydock -e {} py add PACKAGE`",
-            env.name
+            "add the packages with `comfydock -e {} py add {}` (or to the node's requirements)",
+            env.name,
+            packages.join(" ")
         )));
     }
     Ok(())

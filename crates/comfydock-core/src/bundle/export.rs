@@ -193,10 +193,10 @@ pub fn export(
             commit: pin.commit.clone(),
         },
         torch_backend: env.backend().to_string(),
-        torch_backends: manifest
-            .torch_backends()
+        // What the exported lock covers (what an import can sync with).
+        torch_backends: crate::backends::coverage::read(&env.lock_path())?
             .iter()
-            .map(ToString::to_string)
+            .map(|l| l.backend.to_string())
             .collect(),
         cec_commit: cec_commit.trim().to_owned(),
         counts,

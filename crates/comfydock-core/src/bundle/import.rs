@@ -15,12 +15,14 @@ use super::format::{
     BundleManifest, ComfyUiRecord, Counts, ModelRef, current_platform, current_version, is_newer_version,
 };
 use super::substitution::{self, Substitution};
+use crate::backends::coverage;
+use crate::environment::BackendChoice;
 use crate::environment::{self, Created, EnvError, ImportFiles, Tools};
 use crate::manifest::Manifest;
 use crate::nodes::{NodeContext, NodeSource, entry, install};
 use crate::reporter::Reporter;
 use crate::settings::Settings;
-use crate::torch_backend::TorchBackend;
+use crate::torch_backend::{self, TorchBackend};
 use crate::workflow_tracking;
 use crate::workspace::Workspace;
 
@@ -242,8 +244,9 @@ pub struct ImportOptions {
     /// The environment name (already free; see [`free_name`]).
     pub name: String,
     pub models: ModelStrategy,
-    /// The backend this machine wants (falls back to `cpu` when the lock does not cover it).
-    pub backend: TorchBackend,
+    /// `--torch-backend`: `auto` detects this machine's and falls back to `cpu` when the lock does
+    /// not cover it; an explicit backend must be covered.
+    pub backend: BackendChoice,
     /// `--run-install-scripts`: let uv build [`OpenedBundle::builds`] (running their code).
     pub allow_builds: bool,
 }
@@ -276,6 +279,46 @@ pub struct ImportReport {
     pub unmapped: Vec<String>,
 }
 
+/// The backend to sync an imported lock with, and why: an explicit one must be covered; `auto`
+/// detects this machine's and falls back to `cpu` (with a warning) when the lock lacks it.
+fn choose_backend(
+    bundle: &OpenedBundle,
+    choice: &BackendChoice,
+    covered: &[TorchBackend],
+    warnings: &mut Vec<String>,
+) -> Result<(TorchBackend, String), BundleError> {
+    let no_backend = |wanted: &TorchBackend| BundleError::NoBackend {
+        path: bundle.path.clone(),
+        wanted: wanted.to_string(),
+        covered: covered.iter().map(ToString::to_string).collect(),
+    };
+    match choice {
+        BackendChoice::Explicit(b) if covered.contains(b) => {
+            Ok((b.clone(), "chosen with --torch-backend".into()))
+        }
+        BackendChoice::Explicit(b) => Err(no_backend(b)),
+        BackendChoice::Auto => {
+            let detected = torch_backend::detect();
+            if covered.contains(&detected.backend) {
+                return Ok((detected.backend, detected.reason));
+            }
+            let cpu = TorchBackend::cpu();
+            if !covered.contains(&cpu) {
+                return Err(no_backend(&detected.backend));
+            }
+            let reason = format!(
+                "{}, but the lock does not cover `{}`",
+                detected.reason, detected.backend
+            );
+            warnings.push(format!(
+                "the lock does not cover torch backend `{}`; using `cpu`",
+                detected.backend
+            ));
+            Ok((cpu, reason))
+        }
+    }
+}
+
 /// Create environment `options.name` from `bundle`.
 pub fn import(
     workspace: &Workspace,
@@ -293,27 +336,13 @@ pub fn import(
     let mut warnings = Vec::new();
     let pyproject_text = String::from_utf8_lossy(&bundle.pyproject).into_owned();
     let manifest = Manifest::parse(Path::new("pyproject.toml"), &pyproject_text)?;
-    let backend = if manifest.covers_backend(&options.backend) {
-        options.backend.clone()
-    } else {
-        let cpu = TorchBackend::cpu();
-        if !manifest.covers_backend(&cpu) {
-            return Err(BundleError::NoBackend {
-                path: bundle.path.clone(),
-                wanted: options.backend.to_string(),
-                covered: manifest
-                    .torch_backends()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-            });
-        }
-        warnings.push(format!(
-            "the lock does not cover torch backend `{}`; using `cpu`",
-            options.backend
-        ));
-        cpu
-    };
+    let _ = &manifest;
+    let lock = bundle.files.read("uv.lock")?;
+    let covered: Vec<TorchBackend> = coverage::parse(&String::from_utf8_lossy(&lock))
+        .into_iter()
+        .map(|l| l.backend)
+        .collect();
+    let (backend, backend_reason) = choose_backend(bundle, &options.backend, &covered, &mut warnings)?;
 
     // Models: what is here already, what to download, and whether it fits — before any change.
     reporter.phase("Looking for models on this machine");
@@ -366,9 +395,10 @@ pub fn import(
     let files = ImportFiles {
         name: options.name.clone(),
         backend,
+        backend_reason,
         allow_builds: options.allow_builds,
         pyproject: bundle.pyproject.clone(),
-        lock: bundle.files.read("uv.lock")?,
+        lock,
         python_version: bundle.files.read(".python-version").map_or_else(
             |_| bundle.manifest.python.clone(),
             |b| String::from_utf8_lossy(&b).trim().to_owned(),
@@ -534,7 +564,7 @@ fn import_comfygit(
             name: options.name.clone(),
             comfyui: plan.comfyui.clone(),
             python: plan.python.clone(),
-            backend: environment::BackendChoice::Explicit(options.backend.clone()),
+            backend: options.backend.clone(),
         },
         reporter,
     )?;

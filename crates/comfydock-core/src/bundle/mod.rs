@@ -123,8 +123,12 @@ impl Hinted for BundleError {
             Self::Invalid { .. } => Some(
                 "the bundle is damaged or not a comfydock export; ask for a fresh `comfydock export`".into(),
             ),
+            Self::NoBackend { wanted, covered, .. } if !covered.is_empty() => Some(format!(
+                "import with a backend the lock covers (`--torch-backend {}`), or ask for a bundle whose environment locks `{wanted}` (`comfydock backend add {wanted}`, then `comfydock export`)",
+                covered[0]
+            )),
             Self::NoBackend { wanted, .. } => Some(format!(
-                "ask for a bundle whose environment locks `{wanted}` (`torch_backends` in `[tool.comfydock]`, then `comfydock sync` and `comfydock export`)"
+                "ask for a bundle whose environment locks `{wanted}` (`comfydock backend add {wanted}`, then `comfydock export`)"
             )),
             Self::BuildNeedsConsent { path, .. } => Some(format!(
                 "nothing was changed; if you trust the bundle's author, import it with `comfydock import {} --run-install-scripts`",

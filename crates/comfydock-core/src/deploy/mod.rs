@@ -134,7 +134,7 @@ impl Hinted for DeployError {
                 "publish it and add it from the registry or a git URL (`comfydock -e {env} node add ...`), or remove it with `comfydock -e {env} node remove {node}`"
             )),
             Self::BackendNotLocked { env, backend, .. } => Some(format!(
-                "add `\"{backend}\"` to `torch_backends` in `[tool.comfydock]` of `environments/{env}/.cec/pyproject.toml`, then run `comfydock -e {env} sync`; or pick another --gpu"
+                "add it to the lock with `comfydock -e {env} backend add {backend}`, then deploy again; or pick another --gpu"
             )),
             Self::NoBaseImage { .. } => {
                 Some("deploy with --gpu cpu, or --gpu cuda with a locked cuXXX backend".into())

@@ -209,7 +209,11 @@ impl DeploySpec {
             python,
             comfyui,
             comfyui_repo: comfyui_repo.to_owned(),
-            backends: manifest.torch_backends(),
+            // What the lock covers, never `torch_backends` (which may list one not locked yet).
+            backends: crate::backends::coverage::parse(&lock)
+                .into_iter()
+                .map(|l| l.backend)
+                .collect(),
             lock_sha256: hex::encode(sha2::Sha256::digest(lock.as_bytes())),
             pyproject,
             lock,

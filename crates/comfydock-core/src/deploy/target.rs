@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::DeployError;
 use super::spec::DeploySpec;
-use crate::torch_backend::TorchBackend;
+use crate::torch_backend::{TorchBackend, suggested_for_family};
 
 /// The uv image the builder copies its `uv` binary from (same version comfydock installs).
 pub const UV_IMAGE: &str = "ghcr.io/astral-sh/uv:0.13.9";
@@ -91,7 +91,8 @@ pub struct Target {
 }
 
 impl Target {
-    /// Pick the backend for `gpu` among those the lock covers. `cuda` is `12.8` or `cu128`.
+    /// Pick the backend for `gpu` among those the lock covers ([`DeploySpec::backends`], read
+    /// from `uv.lock`). `cuda` is `12.8` or `cu128`.
     pub fn resolve(spec: &DeploySpec, gpu: GpuKind, cuda: Option<&str>) -> Result<Self, DeployError> {
         let locked = &spec.backends;
         let not_locked = |wanted: String| DeployError::BackendNotLocked {
@@ -119,10 +120,13 @@ impl Target {
                     }
                     backend
                 } else {
-                    newest(locked, "cu").ok_or_else(|| not_locked("cuXXX".into()))?
+                    newest(locked, "cu")
+                        .ok_or_else(|| not_locked(suggested_for_family("cuda").to_string()))?
                 }
             }
-            GpuKind::Rocm => newest(locked, "rocm").ok_or_else(|| not_locked("rocmX.Y".into()))?,
+            GpuKind::Rocm => {
+                newest(locked, "rocm").ok_or_else(|| not_locked(suggested_for_family("rocm").to_string()))?
+            }
         };
         let runtime_image = runtime_image(&backend)?;
         Ok(Self {

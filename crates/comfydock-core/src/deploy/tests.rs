@@ -1,5 +1,6 @@
 //! Snapshot and structure tests of the generated files, over a hand-written environment.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use yaml_rust2::{Yaml, YamlLoader};
@@ -94,7 +95,22 @@ models = ["{MODEL_B3}"]
     )
 }
 
-const LOCK: &str = "version = 1\nrequires-python = \">=3.12\"\n";
+/// A minimal `uv.lock` whose root project has a torch-pinning extra per backend.
+fn lock_covering(backends: &[&str]) -> String {
+    let mut lock = "version = 1\nrequires-python = \">=3.12\"\n\n[[package]]\nname = \"comfydock-env-studio\"\nversion = \"0.0.0\"\nsource = { virtual = \".\" }\n\n[package.optional-dependencies]\n".to_owned();
+    for backend in backends {
+        let extra = backend.replace('.', "-");
+        let _ = writeln!(
+            lock,
+            "{extra} = [{{ name = \"torch\", version = \"2.5.1+{backend}\", source = {{ registry = \"https://download.example/whl/{backend}\" }} }}]"
+        );
+    }
+    lock
+}
+
+fn lock() -> String {
+    lock_covering(&["cpu", "cu126", "cu128", "rocm6.3"])
+}
 
 fn spec(workflows: &[&str]) -> DeploySpec {
     let text = pyproject();
@@ -104,7 +120,7 @@ fn spec(workflows: &[&str]) -> DeploySpec {
         "studio",
         &manifest,
         text.clone(),
-        LOCK.to_owned(),
+        lock(),
         "https://github.com/comfyanonymous/ComfyUI",
         &workflows,
     )
@@ -435,7 +451,7 @@ fn environment_without_models_or_workflows_deploys() {
         "bare",
         &manifest,
         text.into(),
-        LOCK.into(),
+        lock_covering(&["cpu"]),
         "https://x/ComfyUI",
         &[],
     )
@@ -456,9 +472,36 @@ fn environment_without_models_or_workflows_deploys() {
 fn unpinned_nodes_are_refused() {
     let text = pyproject().replace(&format!("sha256 = \"{NODE_SHA}\"\n"), "");
     let manifest = Manifest::parse(Path::new("p"), &text).unwrap();
-    let spec = DeploySpec::from_manifest("studio", &manifest, text.clone(), LOCK.into(), "x", &[]).unwrap();
+    let spec = DeploySpec::from_manifest("studio", &manifest, text.clone(), lock(), "x", &[]).unwrap();
     assert!(
         matches!(spec.check_nodes_pinned(), Err(DeployError::UnpinnedNode { ref node, .. }) if node == "my-node")
+    );
+}
+
+#[test]
+fn backends_come_from_the_lock_not_the_manifest() {
+    // `torch_backends` lists rocm6.3, but this lock does not cover it: deploy must refuse it and
+    // name a real backend and the command that adds it.
+    let text = pyproject();
+    let manifest = Manifest::parse(Path::new("pyproject.toml"), &text).unwrap();
+    let spec = DeploySpec::from_manifest(
+        "studio",
+        &manifest,
+        text.clone(),
+        lock_covering(&["cpu", "cu128"]),
+        "x",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        spec.backends.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["cpu", "cu128"]
+    );
+    let err = Target::resolve(&spec, GpuKind::Rocm, None).unwrap_err();
+    assert!(matches!(err, DeployError::BackendNotLocked { ref backend, .. } if backend == "rocm6.4"));
+    assert_eq!(
+        crate::Hinted::hint(&err).unwrap(),
+        "add it to the lock with `comfydock -e studio backend add rocm6.4`, then deploy again; or pick another --gpu"
     );
 }
 
@@ -651,7 +694,8 @@ fn baking_stages_only_verified_models() {
         content.len()
     );
     let manifest = Manifest::parse(Path::new("p"), &text).unwrap();
-    let spec = DeploySpec::from_manifest("x", &manifest, text.clone(), LOCK.into(), "x", &[]).unwrap();
+    let spec =
+        DeploySpec::from_manifest("x", &manifest, text.clone(), lock_covering(&["cpu"]), "x", &[]).unwrap();
     let out = dir.path().join("ctx");
     output::stage_models(
         &spec,
@@ -767,7 +811,7 @@ fn narrowing_keeps_comfyuis_group_and_the_users_groups() {
         "studio",
         &manifest,
         text.clone(),
-        LOCK.to_owned(),
+        lock(),
         "https://github.com/comfyanonymous/ComfyUI",
         &["portrait".to_owned()],
     )

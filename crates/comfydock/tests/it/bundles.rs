@@ -465,7 +465,9 @@ const MAKE_BUNDLES: &str = r#"
 import gzip, hashlib, io, json, sys, tarfile
 out = sys.argv[1]
 pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nref = 'v0.3.40'\ncommit = '" + "0" * 40 + "'\n"
-base = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin).encode(), "uv.lock": b"version = 1\n"}
+# The smallest lock covering the cpu backend (import reads the backends from the lock).
+lock = b"version = 1\n\n[[package]]\nname = 'x'\nversion = '0.0.0'\nsource = { virtual = '.' }\n\n[package.optional-dependencies]\ncpu = [{ name = 'torch', version = '2.5.1+cpu', source = { registry = 'http://127.0.0.1:9/whl/cpu' } }]\n"
+base = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin).encode(), "uv.lock": lock}
 def digest(files):
     return {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in files.items()}
 def manifest(listed, version=1, models=()):

@@ -283,7 +283,85 @@ fn docker_context_pins_equal_the_environment_and_are_deterministic() {
     ]);
     assert_eq!(rocm.status.code(), Some(1));
     assert!(stderr(&rocm).contains("does not cover"), "{}", stderr(&rocm));
-    assert!(stderr(&rocm).contains("hint:"), "{}", stderr(&rocm));
+    assert!(
+        stderr(&rocm).contains("hint: add it to the lock with `comfydock -e studio backend add rocm6.4`"),
+        "the hint names a real backend and the command that adds it: {}",
+        stderr(&rocm)
+    );
+}
+
+#[test]
+fn a_backend_added_after_create_deploys_and_its_frozen_sync_succeeds_against_the_lock() {
+    let ds = DeploySandbox::new();
+    let added = ds.ok(&["-e", "studio", "backend", "add", "rocm6.3"]);
+    assert!(stderr(&added).contains("Locked"), "{}", stderr(&added));
+    let covered = comfydock_core::backends::coverage::read(&ds.cec("uv.lock")).unwrap();
+    let rocm = covered
+        .iter()
+        .find(|l| l.backend.as_str() == "rocm6.3")
+        .expect("uv.lock covers the added backend");
+    assert_eq!(rocm.torch.as_deref(), Some("2.5.1+rocm6.3"));
+    assert_eq!(
+        rocm.index.as_deref(),
+        Some(ds.sb.index.backend_url("rocm6.3").as_str())
+    );
+
+    let ctx_dir = ds.out_dir("rocm");
+    ds.ok(&[
+        "-e",
+        "studio",
+        "deploy",
+        "docker",
+        "--gpu",
+        "rocm",
+        "--out",
+        ctx_dir.to_str().unwrap(),
+    ]);
+    let stages = stages(&ctx_dir);
+    assert_eq!(stages.last().unwrap().image, "rocm/dev-ubuntu-24.04:6.3");
+    let sync_line = commands(&stages[1])
+        .into_iter()
+        .find(|c| c.starts_with("uv sync --frozen"))
+        .expect("the builder syncs the lock");
+    assert!(sync_line.contains("--extra rocm6-3"), "{sync_line}");
+
+    // Run the Dockerfile's own sync line against the context's lock, in a copy of the project.
+    let project = ds.out_dir("rocm-project");
+    fs_err::create_dir_all(&project).unwrap();
+    for file in ["pyproject.toml", "uv.lock"] {
+        fs_err::copy(ctx_dir.join("cec").join(file), project.join(file)).unwrap();
+    }
+    let venv = ds.out_dir("rocm-venv");
+    let uv = comfydock_test::tools::uv_binary();
+    let template = comfydock_test::tools::uv_command(&ds.out_dir("rocm-uv-cache"));
+    let mut sh = std::process::Command::new("sh");
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => sh.env(key, value),
+            None => sh.env_remove(key),
+        };
+    }
+    let path = std::env::join_paths(std::iter::once(uv.parent().unwrap().to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let out = sh
+        .env("PATH", path)
+        .env("UV_PROJECT_ENVIRONMENT", &venv)
+        .args(["-c", &sync_line])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{sync_line}` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let torch = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&torch.stdout).trim(), "2.5.1+rocm6.3");
 }
 
 #[test]

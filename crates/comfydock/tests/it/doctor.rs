@@ -177,4 +177,61 @@ fn configured_uv_path_is_used() {
         (uv["version"].as_str(), uv["origin"].as_str()),
         (Some("9.9.9"), Some("uv.path"))
     );
+    // An explicitly configured uv is used whatever its version; doctor says it is unsupported.
+    assert_eq!(uv["supported"], false, "{uv}");
+    let out = ctx.command().arg("doctor").output().unwrap();
+    assert!(
+        stderr(&out).contains("uv 9.9.9 is outside the supported range >=0.13.0, <0.14.0"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_uv_on_path_outside_the_supported_range_is_passed_over_for_the_pinned_one() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut ctx = context();
+    let wheels = ctx.path().join("wheels");
+    write_fake_uv_wheel(&wheels);
+    let bin = path_without_uv(&ctx);
+    let old = bin.join("uv");
+    fs_err::write(&old, "#!/bin/sh\necho 'uv 0.4.30'\n").unwrap();
+    fs_err::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ctx.env("PATH", &bin)
+        .env("PIP_FIND_LINKS", &wheels)
+        .env("COMFYDOCK_PYTHON", real_python());
+    ctx.init_workspace();
+
+    let out = ctx.command().arg("doctor").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = ctx.filter(&stderr(&out));
+    assert!(
+        err.contains("uv 0.4.30 at [TEMP]/bin/uv is outside the supported range >=0.13.0, <0.14.0"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("Installing uv {UV_VERSION}")), "{err}");
+    let text = ctx.filter(&stdout(&out));
+    assert!(text.contains(&format!("uv   {UV_VERSION}")), "{text}");
+
+    // Next time the pinned one is reused, and doctor still says why the PATH one is not.
+    let out = ctx.command().args(["--json", "doctor"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tools: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let uv = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "uv")
+        .unwrap();
+    assert_eq!(uv["origin"], "workspace tools", "{uv}");
+    assert_eq!(uv["version"], UV_VERSION);
+    assert_eq!(uv["supported"], true);
+    assert_eq!(uv["passed_over"]["version"], "0.4.30", "{uv}");
+    assert_eq!(
+        uv["passed_over"]["path"]
+            .as_str()
+            .map(|p| ctx.filter(p))
+            .as_deref(),
+        Some("[TEMP]/bin/uv")
+    );
 }

@@ -415,7 +415,7 @@ fn nodes_submodules_torch_filter_install_scripts_and_import_check() {
             .requirements("node-dep-b")
             .file(
                 "extra.py",
-                "import os\nimport node_dep_b\nfrom .local import x\nimport not_a_real_module\n",
+                "import os\nimport node_dep_b\nfrom .local import x\nimport not_a_real_module\nimport cv2\ntry:\n    import maybe_there\nexcept ModuleNotFoundError:\n    maybe_there = None\n\n\ndef lazy():\n    import only_when_called\n",
             ),
     );
     ns.sb.create("a", "v0.3.40");
@@ -466,7 +466,32 @@ fn nodes_submodules_torch_filter_install_scripts_and_import_check() {
     let text = stdout(&out);
     assert!(text.contains("extra.py:4 imports `not_a_real_module`"), "{text}");
     assert!(!text.contains("`node_dep_b`") && !text.contains("`os`"), "{text}");
-    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    assert!(
+        text.contains("extra.py:7 imports `maybe_there` (inside try/except ImportError), optional"),
+        "{text}"
+    );
+    assert!(
+        text.contains("extra.py:13 imports `only_when_called` (inside a function), optional"),
+        "{text}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 required import(s)"),
+        "optional imports are not errors: {err}"
+    );
+    assert!(
+        err.contains("hint: add the packages with `comfydock -e a py add not_a_real_module opencv-python`"),
+        "the hint names the PyPI packages: {err}"
+    );
+    let json = ns.node("a", &["--json", "check", "importer"]);
+    // The reports come first; the failure follows as its own JSON document.
+    let reports: serde_json::Value = serde_json::Deserializer::from_str(&stdout(&json))
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(reports[0]["missing"][0]["package"], "opencv-python", "{reports}");
+    assert_eq!(reports[0]["optional"][0]["reason"], "guarded_by_try", "{reports}");
     ns.ok("a", &["check", "comfyui-sub"]);
 }
 
