@@ -220,8 +220,8 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
         ("evil-id", "cannot be used as a file or folder name"),
         ("evil-id-deep", "cannot be used as a file or folder name"),
         ("evil-id-slash", "cannot be used as a file or folder name"),
-        ("evil-version", "is not in the registry"),
-        ("evil-version-abs", "is not in the registry"),
+        ("evil-version", "has no installable version"),
+        ("evil-version-abs", "has no installable version"),
     ];
     let manifest_before = fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap();
     for (id, expected) in registry_cases {
