@@ -43,6 +43,16 @@ pub enum BumpAction {
     NewPackage,
 }
 
+impl std::fmt::Display for BumpAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bumped => "bumped",
+            Self::AlreadyRaised => "already raised since the last release",
+            Self::NewPackage => "new since the last release",
+        })
+    }
+}
+
 /// One affected sub-package's version change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageBump {
@@ -102,7 +112,7 @@ pub fn bump(
     reporter: &dyn Reporter,
 ) -> Result<BumpReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
     let since = resolve_since(&git, options.since.as_deref())?;
     let status = compute(&repo, &git, since.as_deref())?;
     let released = since
@@ -231,7 +241,7 @@ pub fn bump(
             name: repo.meta.name().to_owned(),
             version: meta_to,
             tag: tag.clone(),
-            suggested: version::suggest_minor(released_version).unwrap_or_else(|| "<version>".into()),
+            suggested: version::suggest_next(released_version).unwrap_or_else(|| "<version>".into()),
             pyproject: repo.meta.path().to_owned(),
         });
     }

@@ -3,6 +3,8 @@
 //! ```toml
 //! [tool.comfydock.release]
 //! json-package = "json"              # package that ships the template JSON files (optional)
+//! index-url = "https://pypi.org/simple/"  # the index validate and publish check (optional)
+//! publish-url = "https://upload.pypi.org/legacy/"  # the upload endpoint (optional)
 //!
 //! [tool.comfydock.release.bundle-packages]
 //! media-api = "media_api_legacy"     # bundle -> folder under packages/
@@ -18,6 +20,8 @@ use crate::error::ReleaseError;
 /// The folder under `packages/` whose package ships template JSON files when nothing is configured.
 pub const DEFAULT_JSON_PACKAGE: &str = "json";
 
+const KNOWN_KEYS: &str = "bundle-packages, index-url, json-package, publish-url";
+
 /// Layout overrides; everything has a convention-based default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseConfig {
@@ -25,6 +29,10 @@ pub struct ReleaseConfig {
     pub bundle_packages: BTreeMap<String, String>,
     /// Folder under `packages/` of the package that ships the template JSON files.
     pub json_package: Option<String>,
+    /// Simple API of the index releases go to; the `--index-url` flag wins over it.
+    pub index_url: Option<String>,
+    /// Upload endpoint; the `--publish-url` flag wins over it.
+    pub publish_url: Option<String>,
 }
 
 impl ReleaseConfig {
@@ -57,10 +65,19 @@ impl ReleaseConfig {
                         .ok_or_else(|| invalid("`json-package` must be a folder name string".into()))?;
                     config.json_package = Some(dir.to_owned());
                 }
+                "index-url" | "publish-url" => {
+                    let url = item
+                        .as_str()
+                        .ok_or_else(|| invalid(format!("`{key}` must be a URL string")))?
+                        .to_owned();
+                    if key == "index-url" {
+                        config.index_url = Some(url);
+                    } else {
+                        config.publish_url = Some(url);
+                    }
+                }
                 other => {
-                    return Err(invalid(format!(
-                        "unknown key `{other}` (known: bundle-packages, json-package)"
-                    )));
+                    return Err(invalid(format!("unknown key `{other}` (known: {KNOWN_KEYS})")));
                 }
             }
         }

@@ -45,6 +45,10 @@ pub enum ReleaseError {
     Malformed { path: PathBuf, message: String },
     #[error("`{0}` is not a git repository with at least one commit")]
     NoCommits(PathBuf),
+    #[error(
+        "`{0}` is a shallow clone without release tags: the last release cannot be found, and every file would count as changed"
+    )]
+    ShallowWithoutTags(PathBuf),
     #[error("Failed to read `{path}` at git revision `{rev}`")]
     ReadAtRevision {
         rev: String,
@@ -152,13 +156,17 @@ impl Hinted for ReleaseError {
                 path.display(),
                 path.display()
             )),
+            Self::ShallowWithoutTags(path) => Some(format!(
+                "fetch the history and tags: `git -C {} fetch --unshallow --tags` (in CI: `fetch-depth: 0`), or name the last release with `--since <ref>`",
+                path.display()
+            )),
             Self::MetaVersionNotRaised { suggested, pyproject, .. } => Some(format!(
                 "raise it with `comfydock release bump --meta-version {suggested}` (or set `version = \"{suggested}\"` in [project] of {}), then run `comfydock release bump` again",
                 pyproject.display()
             )),
             Self::MetaVersionNotHigher { released, .. } => Some(format!(
                 "choose a version above {released}, e.g. `comfydock release bump --meta-version {}`",
-                crate::version::suggest_minor(released).unwrap_or_else(|| "<version>".into())
+                crate::version::suggest_next(released).unwrap_or_else(|| "<version>".into())
             )),
             Self::UnbumpableVersion { path, .. } => Some(format!(
                 "set the next version of this package by hand in {}",

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::error::{ReleaseError, error_chain};
 use crate::git_repo::{RepoGit, TAG_PREFIX};
 use crate::notes::{ReleaseNotes, release_notes};
-use crate::package_index::{DistFile, DistKind, PYPI_SIMPLE_URL, PackageIndex};
+use crate::package_index::{DistFile, DistKind, PackageIndex};
 use crate::repo::ReleaseRepo;
 use crate::status::{PackageRole, compute};
 use crate::validate::validate_repo;
@@ -45,27 +45,17 @@ impl std::fmt::Debug for PublishCredentials {
 }
 
 /// Options of [`publish`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
-    /// The simple API of the index (what is published already); default PyPI.
-    pub index_url: String,
-    /// The upload endpoint; default: derived from `index_url` (PyPI's upload API for PyPI,
-    /// the index URL without its trailing `simple/` otherwise).
+    /// The simple API of the index (what is published already); `None`: the configured
+    /// `index-url`, else PyPI.
+    pub index_url: Option<String>,
+    /// The upload endpoint; `None`: the configured `publish-url`, else derived from the index
+    /// URL (PyPI's upload API for PyPI, the index URL without its trailing `simple/` otherwise).
     pub publish_url: Option<String>,
     pub credentials: Option<PublishCredentials>,
     /// Report what would happen; build, upload and tag nothing.
     pub dry_run: bool,
-}
-
-impl Default for PublishOptions {
-    fn default() -> Self {
-        Self {
-            index_url: PYPI_SIMPLE_URL.to_owned(),
-            publish_url: None,
-            credentials: None,
-            dry_run: false,
-        }
-    }
 }
 
 /// What happened to one package.
@@ -78,6 +68,18 @@ pub enum PublishOutcome {
     Failed,
     /// Not attempted because an earlier step failed (the meta package after a sub-package failure).
     NotAttempted,
+}
+
+impl std::fmt::Display for PublishOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Published => "published",
+            Self::AlreadyOnIndex => "already on the index",
+            Self::WouldPublish => "would be published",
+            Self::Failed => "failed",
+            Self::NotAttempted => "not attempted",
+        })
+    }
 }
 
 /// One package's publication.
@@ -139,7 +141,7 @@ pub fn publish(
     reporter: &dyn Reporter,
 ) -> Result<PublishReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
     let head = git.head()?;
     let tag = format!("{TAG_PREFIX}{}", repo.meta.version());
     let tag_commit = git.tag_commit(&tag)?;
@@ -147,16 +149,18 @@ pub fn publish(
         let dirty = git.dirty_paths()?;
         if !dirty.is_empty() {
             return Err(ReleaseError::DirtyWorktree {
-                path: repo_root.to_owned(),
+                path: repo.root().to_owned(),
                 files: dirty,
             });
         }
     }
-    let index = PackageIndex::new(&options.index_url)?;
+    let index_url = repo.index_url(options.index_url.as_deref());
+    let index = PackageIndex::new(&index_url)?;
     let publish_url = options
         .publish_url
         .clone()
-        .or_else(|| default_publish_url(&options.index_url));
+        .or_else(|| repo.config.publish_url.clone())
+        .or_else(|| default_publish_url(&index_url));
 
     // The release being published is tagged already when a finished release is re-run.
     let previous_tag = if tag_commit.as_ref() == Some(&head) {
@@ -169,7 +173,7 @@ pub fn publish(
     if !validation.is_ok() {
         return Err(ReleaseError::ValidationFailed {
             report: Box::new(validation),
-            index_url: Some(options.index_url.clone()),
+            index_url: Some(index_url.clone()),
         });
     }
 
@@ -180,7 +184,7 @@ pub fn publish(
             tag,
             commit: commit.clone(),
             head,
-            suggested: version::suggest_minor(repo.meta.version()).unwrap_or_else(|| "<version>".into()),
+            suggested: version::suggest_next(repo.meta.version()).unwrap_or_else(|| "<version>".into()),
         });
     }
 
@@ -204,7 +208,7 @@ pub fn publish(
         let mut record = uploader.publish_one(
             package.name(),
             package.version(),
-            &repo_root.join(package.rel_path()),
+            &repo.root().join(package.rel_path()),
         );
         record.dir = Some(package.dir.clone());
         record.changed = changed(Some(&package.dir));
@@ -232,7 +236,7 @@ pub fn publish(
         }
     } else {
         reporter.phase("Publishing the meta package");
-        uploader.publish_one(repo.meta.name(), repo.meta.version(), repo_root)
+        uploader.publish_one(repo.meta.name(), repo.meta.version(), repo.root())
     };
     meta.role = PackageRole::Meta;
     meta.changed = changed(None);
@@ -256,13 +260,12 @@ pub fn publish(
     };
     let next_step = (!complete).then(|| {
         format!(
-            "fix the failure above, then run `comfydock release publish --index-url {}` again: what is already on the index is skipped",
-            options.index_url
+            "fix the failure above, then run `comfydock release publish --index-url {index_url}` again: what is already on the index is skipped"
         )
     });
     Ok(PublishReport {
         dry_run: options.dry_run,
-        index_url: options.index_url.clone(),
+        index_url,
         publish_url,
         packages,
         tag,
@@ -385,7 +388,7 @@ impl Uploader<'_> {
             .arg("build")
             .arg("--out-dir")
             .arg(out_dir.path())
-            .arg(dir)
+            .arg(".")
             .current_dir(dir);
         run_checked(&mut build_cmd).map_err(|source| ReleaseError::Build {
             path: dir.to_owned(),

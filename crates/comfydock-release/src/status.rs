@@ -181,7 +181,7 @@ impl StatusReport {
 /// Files changed since the last release tag (or `options.since`), mapped to affected packages.
 pub fn status(repo_root: &Path, options: &StatusOptions) -> Result<StatusReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
     let since = resolve_since(&git, options.since.as_deref())?;
     compute(&repo, &git, since.as_deref())
 }

@@ -30,8 +30,11 @@ use crate::version;
 /// Options of [`validate`].
 #[derive(Debug, Clone, Default)]
 pub struct ValidateOptions {
-    /// The simple API of the index to check pinned versions against; `None` skips that check.
+    /// The simple API of the index to check pinned versions against; `None`: the configured
+    /// `index-url`, else PyPI.
     pub index_url: Option<String>,
+    /// Skip every check that asks the index.
+    pub offline: bool,
 }
 
 /// What kind of problem was found.
@@ -100,8 +103,12 @@ pub fn validate(
     reporter: &dyn Reporter,
 ) -> Result<ValidationReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
-    let index = options.index_url.as_deref().map(PackageIndex::new).transpose()?;
+    let git = RepoGit::open(repo.root())?;
+    let index = if options.offline {
+        None
+    } else {
+        Some(PackageIndex::new(&repo.index_url(options.index_url.as_deref()))?)
+    };
     let since = git.newest_release_tag(None)?;
     validate_repo(&repo, &git, since.as_deref(), index.as_ref(), reporter)
 }
@@ -176,7 +183,7 @@ fn check_release_state(
                             "the meta package {} is still at {} although packages changed since {since}; raise it with `comfydock release bump --meta-version {}`",
                             package.package,
                             package.version,
-                            version::suggest_minor(&package.version).unwrap_or_else(|| "<version>".into())
+                            version::suggest_next(&package.version).unwrap_or_else(|| "<version>".into())
                         ),
                     );
                 }

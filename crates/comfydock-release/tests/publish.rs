@@ -46,7 +46,7 @@ impl Env {
 
     fn options(&self) -> PublishOptions {
         PublishOptions {
-            index_url: self.server.simple_url(),
+            index_url: Some(self.server.simple_url()),
             publish_url: None,
             // pypiserver runs with `-a . -P .`; uv still wants some credentials.
             credentials: Some(PublishCredentials {
@@ -60,6 +60,7 @@ impl Env {
     fn validate_options(&self) -> ValidateOptions {
         ValidateOptions {
             index_url: Some(self.server.simple_url()),
+            offline: false,
         }
     }
 
@@ -225,7 +226,7 @@ fn nano_banana_regression_end_to_end() {
     fixture.add_nano_banana_assets();
     fixture.commit("Ship nano banana assets");
     let err = bump(&fixture.root, &BumpOptions::default(), &NoReporter).unwrap_err();
-    assert!(err.hint().unwrap().contains("--meta-version 1.1.0"), "{err}");
+    assert!(err.hint().unwrap().contains("--meta-version 1.0.1"), "{err}");
     let bumped = bump(
         &fixture.root,
         &BumpOptions {
@@ -487,4 +488,25 @@ fn validate_reports_pins_and_index_problems_one_line_each() {
     assert!(unavailable.to_string().contains("0.0.9"), "{unavailable}");
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["problems"][0]["kind"].is_string());
+}
+
+#[test]
+fn validate_checks_pins_against_the_configured_index() {
+    let env = Env::new();
+    let fixture = &env.fixture;
+    fixture.edit(
+        "pyproject.toml",
+        "[build-system]",
+        &format!(
+            "[tool.comfydock.release]\nindex-url = \"{}\"\n\n[build-system]",
+            env.server.simple_url()
+        ),
+    );
+    fixture.commit("Configure the index");
+    let report = validate(&fixture.root, &ValidateOptions::default(), &NoReporter).unwrap();
+    assert_eq!(
+        report.index_url.as_deref(),
+        Some(env.server.simple_url().as_str())
+    );
+    assert!(report.is_ok(), "{:#?}", report.problems);
 }

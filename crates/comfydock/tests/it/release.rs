@@ -15,10 +15,10 @@ fn nano_banana_regression_through_the_cli() {
     let index = support::index_server::IndexServer::start();
     let fixture = support::Fixture::new();
     fixture.tag("v1.0.0");
-    let repo = fixture.root.to_str().unwrap().to_owned();
+    // As the maintainer runs it: `cd repo && comfydock release …`, no `--repo`.
     let release = |args: &[&str]| {
         let mut cmd = ctx.command();
-        cmd.args(["release", "--repo", &repo]).args(args);
+        cmd.current_dir(&fixture.root).arg("release").args(args);
         cmd.output().unwrap()
     };
 
@@ -43,6 +43,19 @@ fn nano_banana_regression_through_the_cli() {
         "{media_api}"
     );
 
+    let out = release(&["--json", "validate", "--index-url", &index.simple_url()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed validation exits 1 in JSON mode too"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+        panic!(
+            "--json prints exactly one document on failure ({e}): {}",
+            stdout(&out)
+        )
+    });
+    assert!(report["problems"].to_string().contains("nano_banana"), "{report}");
     let out = release(&["validate", "--index-url", &index.simple_url()]);
     assert_eq!(
         out.status.code(),
@@ -81,8 +94,26 @@ fn nano_banana_regression_through_the_cli() {
     assert!(meta.contains("tmpl-media-api==0.1.1"), "{meta}");
     fixture.commit("Release 1.1.0");
 
+    // Bumping again keeps the raised version and says so instead of "Bumped X a -> a".
+    let out = release(&["bump"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Kept tmpl-media-api 0.1.1 (already raised since the last release)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("0.1.1 -> 0.1.1"), "{}", stdout(&out));
+
     let out = release(&["validate", "--index-url", &index.simple_url()]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let out = release(&["publish", "--dry-run", "--index-url", &index.simple_url()]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("tmpl-media-api 0.1.1: would be published")
+            && stdout(&out).contains("tmpl-core 0.1.0: already on the index"),
+        "human output names outcomes in words: {}",
+        stdout(&out)
+    );
     let out = release(&["--json", "publish", "--index-url", &index.simple_url()]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
