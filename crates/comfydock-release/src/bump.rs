@@ -29,6 +29,8 @@ pub struct BumpOptions {
     pub dry_run: bool,
     /// Set the meta package to this version (the human's explicit choice).
     pub meta_version: Option<String>,
+    /// Frozen package folders (`frozen-packages`) that may be bumped all the same.
+    pub allow_frozen: Vec<String>,
 }
 
 /// What happened to one affected sub-package's version.
@@ -61,6 +63,15 @@ pub struct PackageBump {
     pub from: String,
     pub to: String,
     pub action: BumpAction,
+}
+
+/// A frozen package that changed: what `bump` refuses to raise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrozenChange {
+    pub dir: String,
+    pub package: String,
+    /// Why it counts as changed, one line each.
+    pub reasons: Vec<String>,
 }
 
 /// One rewritten dependency string of the meta package.
@@ -121,14 +132,32 @@ pub fn bump(
         .transpose()?
         .unwrap_or_default();
 
+    for dir in &options.allow_frozen {
+        if !repo.config.is_frozen(dir) {
+            return Err(ReleaseError::NotFrozen {
+                dir: dir.clone(),
+                frozen: repo.config.frozen_packages.clone(),
+            });
+        }
+    }
     let mut bumps = Vec::new();
-    for dir in status.affected_sub_packages() {
+    let mut frozen = Vec::new();
+    for affected in status.packages.iter().filter(|p| p.dir.is_some()) {
+        let dir = affected.dir.as_deref().expect("filtered on sub-packages");
         let package = repo.package(dir).expect("status names existing packages");
         let current = package.version();
         let (to, action) = match released.package_versions.get(dir) {
             None => (current.to_owned(), BumpAction::NewPackage),
             Some(old) if version::compare(current, old) == Some(Ordering::Greater) => {
                 (current.to_owned(), BumpAction::AlreadyRaised)
+            }
+            Some(_) if repo.config.is_frozen(dir) && !options.allow_frozen.iter().any(|d| d == dir) => {
+                frozen.push(FrozenChange {
+                    dir: dir.to_owned(),
+                    package: package.name().to_owned(),
+                    reasons: affected.reasons.iter().map(|r| r.message.clone()).collect(),
+                });
+                continue;
             }
             Some(_) => {
                 let next =
@@ -149,6 +178,9 @@ pub fn bump(
             action,
         });
     }
+    if !frozen.is_empty() {
+        return Err(ReleaseError::FrozenPackagesChanged { changes: frozen });
+    }
     let new_version_of = |dir: &str| -> String {
         bumps.iter().find(|b| b.dir == dir).map_or_else(
             || {
@@ -164,7 +196,10 @@ pub fn bump(
     let mut pins = Vec::new();
     let mut meta_edit = repo.meta.edit();
     for entry in repo.meta.dependencies() {
-        let Some(package) = repo.package_named(entry.requirement.name()) else {
+        let Some(package) = repo
+            .package_named(entry.requirement.name())
+            .filter(|p| repo.config.is_pinned(&p.dir))
+        else {
             continue;
         };
         let wanted = new_version_of(&package.dir);
@@ -191,7 +226,7 @@ pub fn bump(
             to: new_text,
         });
     }
-    for package in &repo.packages {
+    for package in repo.packages.iter().filter(|p| repo.config.is_pinned(&p.dir)) {
         let pinned = repo
             .meta
             .dependencies()

@@ -84,6 +84,19 @@ pub enum ReleaseError {
         path: PathBuf,
         reason: String,
     },
+    #[error(
+        "Frozen package(s) changed: {}",
+        changes.iter().map(|c| format!("{} ({}/{}: {})", c.package, crate::repo::PACKAGES_DIR, c.dir, c.reasons.join("; "))).collect::<Vec<_>>().join(", ")
+    )]
+    FrozenPackagesChanged { changes: Vec<crate::bump::FrozenChange> },
+    #[error("`{dir}` is not a frozen package (frozen: {})", if frozen.is_empty() { "none".to_owned() } else { frozen.join(", ") })]
+    NotFrozen { dir: String, frozen: Vec<String> },
+    #[error("The sync command `{command}` failed")]
+    SyncCommand {
+        command: String,
+        #[source]
+        source: Box<ProcessError>,
+    },
     #[error("The working tree of `{path}` has uncommitted changes ({})", files.join(", "))]
     DirtyWorktree { path: PathBuf, files: Vec<String> },
     #[error("Tag `{tag}` already exists on commit {commit}, not on HEAD ({head})")]
@@ -171,6 +184,16 @@ impl Hinted for ReleaseError {
             Self::UnbumpableVersion { path, .. } => Some(format!(
                 "set the next version of this package by hand in {}",
                 path.display()
+            )),
+            Self::FrozenPackagesChanged { changes } => Some(format!(
+                "frozen packages keep their version: put new templates in an active bundle of bundles.json and revert the changes to the frozen ones, or raise them deliberately with `comfydock release bump {}`",
+                changes.iter().map(|c| format!("--allow-frozen {}", c.dir)).collect::<Vec<_>>().join(" ")
+            )),
+            Self::NotFrozen { .. } => Some(
+                "list it under `frozen-packages` in [tool.comfydock.release], or drop `--allow-frozen` for it".into(),
+            ),
+            Self::SyncCommand { command, .. } => Some(format!(
+                "run `{command}` in the repository root and fix what it reports (it is `sync-command` in [tool.comfydock.release])"
             )),
             Self::DirtyWorktree { .. } => Some(
                 "commit the release changes first: `git add -A && git commit -m \"Release\"`, then run `comfydock release publish` again"

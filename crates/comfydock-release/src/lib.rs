@@ -30,6 +30,7 @@ pub mod pyproject;
 pub mod repo;
 pub mod requirement;
 pub mod status;
+pub mod sync;
 pub mod validate;
 pub mod version;
 

@@ -1,7 +1,8 @@
 //! `release publish`: build and upload in dependency order, then tag.
 //!
-//! 1. refuse on uncommitted changes, on a release tag that exists elsewhere, and on any
-//!    validation problem (so assets and pins are in sync before anything is uploaded);
+//! 1. refuse on uncommitted changes; run the configured sync command; refuse on a release tag
+//!    that exists elsewhere and on any validation problem, including tracked files the sync
+//!    rewrote (so assets, manifest and pins are in sync before anything is uploaded);
 //! 2. every sub-package (changed ones first): skip it when its version is on the index,
 //!    else `uv build` into a temporary folder and `uv publish` the files the index lacks;
 //!    a failure is recorded and the other sub-packages still go out;
@@ -24,7 +25,8 @@ use crate::notes::{ReleaseNotes, release_notes};
 use crate::package_index::{DistFile, DistKind, PackageIndex};
 use crate::repo::ReleaseRepo;
 use crate::status::{PackageRole, compute};
-use crate::validate::validate_repo;
+use crate::sync::run_sync;
+use crate::validate::{report_sync_changes, validate_repo};
 use crate::version;
 
 /// Upload credentials, passed to uv as `UV_PUBLISH_USERNAME` / `UV_PUBLISH_PASSWORD`.
@@ -154,6 +156,14 @@ pub fn publish(
             });
         }
     }
+    // The sync command generates what the packages ship; the tree was clean before it ran, so
+    // whatever tracked file it rewrites was stale in the commit (a validation problem below).
+    let synced = run_sync(&repo, &git, reporter)?;
+    let repo = if repo.config.sync_command.is_some() {
+        ReleaseRepo::load(repo.root())?
+    } else {
+        repo
+    };
     let index_url = repo.index_url(options.index_url.as_deref());
     let index = PackageIndex::new(&index_url)?;
     let publish_url = options
@@ -169,7 +179,8 @@ pub fn publish(
         git.newest_release_tag(None)?
     };
     reporter.phase("Validating");
-    let validation = validate_repo(&repo, &git, previous_tag.as_deref(), Some(&index), reporter)?;
+    let mut validation = validate_repo(&repo, &git, previous_tag.as_deref(), Some(&index), reporter)?;
+    report_sync_changes(&repo, &synced, &mut validation);
     if !validation.is_ok() {
         return Err(ReleaseError::ValidationFailed {
             report: Box::new(validation),

@@ -25,6 +25,7 @@ use crate::repo::{
     TEMPLATES_DIR,
 };
 use crate::status::compute;
+use crate::sync::run_sync;
 use crate::version;
 
 /// Options of [`validate`].
@@ -35,6 +36,8 @@ pub struct ValidateOptions {
     pub index_url: Option<String>,
     /// Skip every check that asks the index.
     pub offline: bool,
+    /// Do not run the configured `sync-command` first.
+    pub skip_sync: bool,
 }
 
 /// What kind of problem was found.
@@ -55,6 +58,10 @@ pub enum ProblemKind {
     AssetOutdatedInPackage,
     InputFileMissing,
     PackageNotBumped,
+    FrozenPackageChanged,
+    SyncChangedFile,
+    LogoMissingFromPackage,
+    LogoOutdatedInPackage,
     MetaVersionNotRaised,
     SubPackageNotPinned,
     NotExactlyPinned,
@@ -102,15 +109,48 @@ pub fn validate(
     options: &ValidateOptions,
     reporter: &dyn Reporter,
 ) -> Result<ValidationReport, ReleaseError> {
-    let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo.root())?;
+    let (repo, git, synced) = load_synced(repo_root, !options.skip_sync, reporter)?;
     let index = if options.offline {
         None
     } else {
         Some(PackageIndex::new(&repo.index_url(options.index_url.as_deref()))?)
     };
     let since = git.newest_release_tag(None)?;
-    validate_repo(&repo, &git, since.as_deref(), index.as_ref(), reporter)
+    let mut report = validate_repo(&repo, &git, since.as_deref(), index.as_ref(), reporter)?;
+    report_sync_changes(&repo, &synced, &mut report);
+    Ok(report)
+}
+
+/// Load the repository, run its sync command (when configured and wanted) and load it again,
+/// so everything after sees the generated files; also returns the files the sync changed.
+fn load_synced(
+    repo_root: &Path,
+    sync: bool,
+    reporter: &dyn Reporter,
+) -> Result<(ReleaseRepo, RepoGit, Vec<String>), ReleaseError> {
+    let repo = ReleaseRepo::load(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
+    if !sync || repo.config.sync_command.is_none() {
+        return Ok((repo, git, Vec::new()));
+    }
+    let changed = run_sync(&repo, &git, reporter)?;
+    Ok((ReleaseRepo::load(repo.root())?, git, changed))
+}
+
+/// A file the sync command rewrote was stale in the working tree: what would ship differs from
+/// what is committed (a stale manifest, a hand-copied asset).
+pub(crate) fn report_sync_changes(repo: &ReleaseRepo, changed: &[String], report: &mut ValidationReport) {
+    let command = repo.config.sync_command.as_deref().unwrap_or_default();
+    for path in changed {
+        push(
+            report,
+            ProblemKind::SyncChangedFile,
+            path.clone(),
+            format!(
+                "the sync command `{command}` rewrote it, so the committed version is out of date; review and commit it (`git add -A && git commit -m \"Sync\"`)"
+            ),
+        );
+    }
 }
 
 /// Validate `repo`; `since` is the last release tag (the reference for "was it bumped?").
@@ -155,11 +195,21 @@ fn check_release_state(
             .unwrap_or_default();
         match &package.dir {
             Some(dir) => {
-                if released
+                let unchanged_version = released
                     .package_versions
                     .get(dir)
-                    .is_some_and(|old| version::same(old, &package.version))
-                {
+                    .is_some_and(|old| version::same(old, &package.version));
+                if unchanged_version && repo.config.is_frozen(dir) {
+                    push(
+                        report,
+                        ProblemKind::FrozenPackageChanged,
+                        format!("{PACKAGES_DIR}/{dir}"),
+                        format!(
+                            "{} is frozen but changed since {since} ({why}); put new templates in an active bundle and revert this change, or raise it with `comfydock release bump --allow-frozen {dir}`",
+                            package.package
+                        ),
+                    );
+                } else if unchanged_version {
                     push(
                         report,
                         ProblemKind::PackageNotBumped,
@@ -351,17 +401,21 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
         let (Some(package), Some(files)) = (repo.package(&dir), package_files.get(&dir)) else {
             continue;
         };
-        for name in names {
+        for name in names.iter().filter(|n| !repo.config.is_json_only_entry(n)) {
             let mut assets: Vec<String> = template_files
                 .iter()
                 .filter(|f| is_asset_of(f, name))
                 .map(|f| format!("{TEMPLATES_DIR}/{f}"))
                 .collect();
             let mut inputs: BTreeSet<&str> = BTreeSet::new();
-            if let Some(entry) = index.templates.iter().find(|t| &t.name == name) {
+            if !repo.config.ship_inputs {
+                // Served from the repository: their existence is checked above, not their copy.
+            } else if let Some(entry) = index.templates.iter().find(|t| &t.name == name) {
                 inputs.extend(entry.input_files.iter().map(String::as_str));
             }
-            if let Some(used) = node_inputs.get(name) {
+            if repo.config.ship_inputs
+                && let Some(used) = node_inputs.get(name)
+            {
                 inputs.extend(used.iter().map(String::as_str));
             }
             for input in inputs {
@@ -374,6 +428,8 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
             }
         }
     }
+
+    check_logos(repo, report)?;
 
     // The JSON package, when there is one, ships every template workflow.
     if let Some(json_dir) = repo.json_package()
@@ -396,6 +452,74 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Every provider logo is inside the logo package with the same content.
+fn check_logos(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<(), ReleaseError> {
+    let Some((logo_dir, logo_package)) = repo.config.logos() else {
+        return Ok(());
+    };
+    let Some(package) = repo.package(logo_package) else {
+        push(
+            report,
+            ProblemKind::BundlePackageMissing,
+            format!("logo-package {logo_package}"),
+            format!("{PACKAGES_DIR}/{logo_package} (`logo-package`) is not a package"),
+        );
+        return Ok(());
+    };
+    let files = PackageFiles::scan(&repo.root().join(package.rel_path()))?;
+    for logo in list_files(&repo.root().join(logo_dir))? {
+        let rel = format!("{logo_dir}/{logo}");
+        match find_copy(&repo.root().join(&rel), files.by_name.get(&logo))? {
+            CopyState::Missing => push(
+                report,
+                ProblemKind::LogoMissingFromPackage,
+                rel,
+                format!(
+                    "logo is not inside {}, the package that ships logos",
+                    package.rel_path()
+                ),
+            ),
+            CopyState::Differs(_) => push(
+                report,
+                ProblemKind::LogoOutdatedInPackage,
+                rel,
+                format!("logo differs from its copy in {}", package.rel_path()),
+            ),
+            CopyState::Same => {}
+        }
+    }
+    Ok(())
+}
+
+enum CopyState<'a> {
+    Missing,
+    Same,
+    /// No copy has the same bytes; the first copy.
+    Differs(&'a Path),
+}
+
+/// Whether one of `copies` has the content of `source`.
+fn find_copy<'a>(source: &Path, copies: Option<&'a Vec<PathBuf>>) -> Result<CopyState<'a>, ReleaseError> {
+    let Some(copies) = copies.filter(|c| !c.is_empty()) else {
+        return Ok(CopyState::Missing);
+    };
+    let size = file_size(source)?;
+    let mut wanted: Option<Vec<u8>> = None;
+    for copy in copies {
+        // Sizes first: most assets are media files, read them only when they may be equal.
+        if file_size(copy)? != size {
+            continue;
+        }
+        if wanted.is_none() {
+            wanted = Some(read_bytes(source)?);
+        }
+        if wanted.as_deref() == Some(read_bytes(copy)?.as_slice()) {
+            return Ok(CopyState::Same);
+        }
+    }
+    Ok(CopyState::Differs(&copies[0]))
 }
 
 fn check_asset(
@@ -421,27 +545,10 @@ fn check_asset(
         );
         return Ok(());
     };
-    let source = repo.root().join(asset);
-    let size = file_size(&source)?;
-    let mut wanted: Option<Vec<u8>> = None;
-    let mut matches = false;
-    for copy in copies {
-        // Sizes first: most assets are media files, read them only when they may be equal.
-        if file_size(copy)? != size {
-            continue;
-        }
-        if wanted.is_none() {
-            wanted = Some(read_bytes(&source)?);
-        }
-        if wanted.as_deref() == Some(read_bytes(copy)?.as_slice()) {
-            matches = true;
-            break;
-        }
-    }
-    if !matches {
-        let shown = copies[0]
+    if let CopyState::Differs(first) = find_copy(&repo.root().join(asset), Some(copies))? {
+        let shown = first
             .strip_prefix(repo.root())
-            .unwrap_or(&copies[0])
+            .unwrap_or(first)
             .display()
             .to_string();
         push(
@@ -497,7 +604,7 @@ fn check_workflow(text: &str, options: &AnalysisOptions) -> Result<BTreeSet<Stri
 }
 
 fn check_pins(repo: &ReleaseRepo, index: Option<&PackageIndex>, report: &mut ValidationReport) {
-    for package in &repo.packages {
+    for package in repo.packages.iter().filter(|p| repo.config.is_pinned(&p.dir)) {
         let entries: Vec<_> = repo
             .meta
             .dependencies()

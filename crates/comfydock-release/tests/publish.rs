@@ -61,6 +61,7 @@ impl Env {
         ValidateOptions {
             index_url: Some(self.server.simple_url()),
             offline: false,
+            skip_sync: false,
         }
     }
 

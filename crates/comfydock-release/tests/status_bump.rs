@@ -340,7 +340,7 @@ fn a_removed_template_affects_the_package_that_shipped_it() {
 }
 
 #[test]
-fn template_json_also_affects_the_json_package() {
+fn template_json_affects_the_json_package_only() {
     let fixture = Fixture::new();
     fixture.write(
         "packages/json/pyproject.toml",
@@ -356,7 +356,8 @@ fn template_json_also_affects_the_json_package() {
     fixture.write("templates/flux_schnell.json", support::workflow("dog.png"));
     let report = status(&fixture.root, &StatusOptions::default()).unwrap();
     let names: Vec<_> = report.packages.iter().map(|p| p.package.as_str()).collect();
-    assert_eq!(names, ["tmpl-json", "tmpl-media-image", "tmpl-meta"]);
+    // The media package ships the thumbnails, not the workflow: it is not affected.
+    assert_eq!(names, ["tmpl-json", "tmpl-meta"]);
     assert_eq!(
         report.packages[0].reasons[0].cause,
         Cause::TemplateJson {

@@ -43,6 +43,9 @@ pub enum ReleaseCommand {
         /// Raise the meta package to this version (its version is always your choice)
         #[arg(long, value_name = "VERSION")]
         meta_version: Option<String>,
+        /// Bump this frozen package (a folder listed in `frozen-packages`) all the same
+        #[arg(long, value_name = "DIR")]
+        allow_frozen: Vec<String>,
     },
     /// Check templates, bundles, assets, exact pins and pinned versions on the index
     Validate {
@@ -50,6 +53,9 @@ pub enum ReleaseCommand {
         /// [default: `index-url` of [tool.comfydock.release], else PyPI]
         #[arg(long, value_name = "URL")]
         index_url: Option<String>,
+        /// Do not run the configured `sync-command` first
+        #[arg(long)]
+        no_sync: bool,
     },
     /// Build and upload changed sub-packages, then the meta package, then tag the release
     Publish {
@@ -98,11 +104,13 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult<ExitStatus> {
             since,
             dry_run,
             meta_version,
+            allow_frozen,
         } => {
             let options = BumpOptions {
                 since: since.clone(),
                 dry_run: *dry_run,
                 meta_version: meta_version.clone(),
+                allow_frozen: allow_frozen.clone(),
             };
             let report = bump(root, &options, &ctx.reporter)?;
             if ctx.printer.json_mode() {
@@ -131,12 +139,13 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult<ExitStatus> {
             }
             Ok(ExitStatus::Success)
         }
-        ReleaseCommand::Validate { index_url } => {
+        ReleaseCommand::Validate { index_url, no_sync } => {
             let report = validate(
                 root,
                 &ValidateOptions {
                     index_url: index_url.clone(),
                     offline: false,
+                    skip_sync: *no_sync,
                 },
                 &ctx.reporter,
             )?;
