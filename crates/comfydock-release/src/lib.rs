@@ -26,6 +26,7 @@ pub mod git_repo;
 pub mod notes;
 pub mod package_index;
 pub mod publish;
+pub mod published;
 pub mod pyproject;
 pub mod repo;
 pub mod requirement;

@@ -3,8 +3,10 @@
 //! 1. refuse on uncommitted changes; run the configured sync command; refuse on a release tag
 //!    that exists elsewhere and on any validation problem, including tracked files the sync
 //!    rewrote (so assets, manifest and pins are in sync before anything is uploaded);
-//! 2. every sub-package (changed ones first): skip it when its version is on the index,
-//!    else `uv build` into a temporary folder and `uv publish` the files the index lacks;
+//! 2. every sub-package (changed ones first): skip it when its version is on the index (its
+//!    content was compared with the index's during validation: a version on the index with
+//!    other content is a validation problem, never a skip), else `uv build` into a temporary
+//!    folder and `uv publish` the files the index lacks;
 //!    a failure is recorded and the other sub-packages still go out;
 //! 3. the meta package only when every sub-package is on the index (re-checked after the
 //!    uploads); never after a sub-package failed;
@@ -179,7 +181,14 @@ pub fn publish(
         git.newest_release_tag(None)?
     };
     reporter.phase("Validating");
-    let mut validation = validate_repo(&repo, &git, previous_tag.as_deref(), Some(&index), reporter)?;
+    let mut validation = validate_repo(
+        &repo,
+        &git,
+        previous_tag.as_deref(),
+        Some(&index),
+        Some((&index, uv)),
+        reporter,
+    )?;
     report_sync_changes(&repo, &synced, &mut validation);
     if !validation.is_ok() {
         return Err(ReleaseError::ValidationFailed {

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use comfydock_core::reporter::Reporter;
+use comfydock_core::uv::Uv;
 use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
 use serde::Serialize;
 
@@ -20,6 +21,7 @@ use crate::catalog::is_asset_of;
 use crate::error::{ReleaseError, error_chain};
 use crate::git_repo::RepoGit;
 use crate::package_index::PackageIndex;
+use crate::published::{PublishedContent, compare_with_index, summarize};
 use crate::repo::{
     BUNDLES_FILE, INDEX_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, ReleaseRepo, RevisionView, SubPackage,
     TEMPLATES_DIR,
@@ -38,6 +40,9 @@ pub struct ValidateOptions {
     pub offline: bool,
     /// Do not run the configured `sync-command` first.
     pub skip_sync: bool,
+    /// Build every package whose version is on the index and compare its content with what
+    /// the index holds (see [`crate::published`]); `None` skips that check.
+    pub content_check: Option<Uv>,
 }
 
 /// What kind of problem was found.
@@ -67,6 +72,7 @@ pub enum ProblemKind {
     NotExactlyPinned,
     PinMismatch,
     PinnedVersionUnavailable,
+    PublishedContentDiffers,
     IndexQueryFailed,
 }
 
@@ -94,6 +100,8 @@ pub struct ValidationReport {
     pub packages_checked: usize,
     /// The index pinned versions were checked against (`None`: not checked).
     pub index_url: Option<String>,
+    /// Whether packages already on the index were built and compared with it.
+    pub content_checked: bool,
 }
 
 impl ValidationReport {
@@ -116,7 +124,8 @@ pub fn validate(
         Some(PackageIndex::new(&repo.index_url(options.index_url.as_deref()))?)
     };
     let since = git.newest_release_tag(None)?;
-    let mut report = validate_repo(&repo, &git, since.as_deref(), index.as_ref(), reporter)?;
+    let content = index.as_ref().zip(options.content_check.as_ref());
+    let mut report = validate_repo(&repo, &git, since.as_deref(), index.as_ref(), content, reporter)?;
     report_sync_changes(&repo, &synced, &mut report);
     Ok(report)
 }
@@ -159,6 +168,7 @@ pub(crate) fn validate_repo(
     git: &RepoGit,
     since: Option<&str>,
     index: Option<&PackageIndex>,
+    content: Option<(&PackageIndex, &Uv)>,
     reporter: &dyn Reporter,
 ) -> Result<ValidationReport, ReleaseError> {
     let mut report = ValidationReport {
@@ -174,7 +184,77 @@ pub(crate) fn validate_repo(
     }
     reporter.status("Checking", "meta package pins");
     check_pins(repo, index, &mut report);
+    if let Some((index, uv)) = content {
+        reporter.status("Checking", "package content against the index");
+        check_published_content(repo, index, uv, &mut report, reporter)?;
+        report.content_checked = true;
+    }
     Ok(report)
+}
+
+/// A version already on the index must hold the local content, or the local content can never
+/// ship under it (the partial-release trap): every such package is built and compared.
+fn check_published_content(
+    repo: &ReleaseRepo,
+    index: &PackageIndex,
+    uv: &Uv,
+    report: &mut ValidationReport,
+    reporter: &dyn Reporter,
+) -> Result<(), ReleaseError> {
+    let mut targets: Vec<(String, String, PathBuf, Option<&str>)> = repo
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                p.version().to_owned(),
+                repo.root().join(p.rel_path()),
+                Some(p.dir.as_str()),
+            )
+        })
+        .collect();
+    targets.push((
+        repo.meta.name().to_owned(),
+        repo.meta.version().to_owned(),
+        repo.root().to_owned(),
+        None,
+    ));
+    for (name, version, dir, package_dir) in targets {
+        let subject =
+            package_dir.map_or_else(|| META_PYPROJECT.to_owned(), |d| format!("{PACKAGES_DIR}/{d}"));
+        match compare_with_index(uv, index, &name, &version, &dir, reporter) {
+            Ok(PublishedContent::Differs { changes }) => {
+                let fix = match package_dir {
+                    Some(d) if repo.config.is_frozen(d) => {
+                        format!(
+                            "`comfydock release bump --allow-frozen {d}` (it is frozen: better revert the change)"
+                        )
+                    }
+                    Some(_) => "`comfydock release bump`".to_owned(),
+                    None => format!(
+                        "`comfydock release bump --meta-version {}`",
+                        version::suggest_next(&version).unwrap_or_else(|| "<version>".into())
+                    ),
+                };
+                push(
+                    report,
+                    ProblemKind::PublishedContentDiffers,
+                    subject,
+                    format!(
+                        "{name} {version} is on {} with other content ({}); a version is published once, so this content needs a new one: run {fix}",
+                        index.url(),
+                        summarize(&changes)
+                    ),
+                );
+            }
+            Ok(PublishedContent::Same | PublishedContent::NotOnIndex) => {}
+            Err(err @ (ReleaseError::IndexRequest { .. } | ReleaseError::IndexStatus { .. })) => {
+                push(report, ProblemKind::IndexQueryFailed, subject, error_chain(&err));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// Changed packages must carry a version other than the released one, or their new content

@@ -8,6 +8,7 @@ use comfydock_core::settings::Settings;
 use comfydock_core::uv::Uv;
 use comfydock_core::workspace::Workspace;
 use comfydock_release::bump::BumpAction;
+use comfydock_release::repo::ReleaseRepo;
 use comfydock_release::{
     BumpOptions, PublishOptions, StatusOptions, ValidateOptions, bump, publish, status, validate,
 };
@@ -46,6 +47,10 @@ pub enum ReleaseCommand {
         /// Bump this frozen package (a folder listed in `frozen-packages`) all the same
         #[arg(long, value_name = "DIR")]
         allow_frozen: Vec<String>,
+        /// Also bump packages whose version is on this index with other content
+        /// [default: `index-url` of [tool.comfydock.release]; without either, no comparison]
+        #[arg(long, value_name = "URL")]
+        index_url: Option<String>,
     },
     /// Check templates, bundles, assets, exact pins and pinned versions on the index
     Validate {
@@ -105,12 +110,17 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult<ExitStatus> {
             dry_run,
             meta_version,
             allow_frozen,
+            index_url,
         } => {
+            let index_known =
+                index_url.is_some() || ReleaseRepo::load(root).is_ok_and(|r| r.config.index_url.is_some());
             let options = BumpOptions {
                 since: since.clone(),
                 dry_run: *dry_run,
                 meta_version: meta_version.clone(),
                 allow_frozen: allow_frozen.clone(),
+                index_url: index_url.clone(),
+                content_check: if index_known { Some(release_uv(ctx)?) } else { None },
             };
             let report = bump(root, &options, &ctx.reporter)?;
             if ctx.printer.json_mode() {
@@ -123,6 +133,16 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult<ExitStatus> {
                         format!("Would bump {} {} -> {}", b.package, b.from, b.to)
                     }
                     BumpAction::Bumped => format!("Bumped {} {} -> {}", b.package, b.from, b.to),
+                    BumpAction::BumpedPastPublished => format!(
+                        "{} {} {} -> {} ({} {}: {})",
+                        if *dry_run { "Would bump" } else { "Bumped" },
+                        b.package,
+                        b.from,
+                        b.to,
+                        b.from,
+                        b.action,
+                        comfydock_release::published::summarize(&b.published_changes)
+                    ),
                     BumpAction::AlreadyRaised | BumpAction::NewPackage => {
                         format!("Kept {} {} ({})", b.package, b.to, b.action)
                     }
@@ -146,6 +166,7 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult<ExitStatus> {
                     index_url: index_url.clone(),
                     offline: false,
                     skip_sync: *no_sync,
+                    content_check: Some(release_uv(ctx)?),
                 },
                 &ctx.reporter,
             )?;
