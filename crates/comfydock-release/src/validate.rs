@@ -6,6 +6,9 @@
 //! - every asset of a template (`templates/<name>-N.<ext>`, the sample inputs it uses from
 //!   `input/`) is inside the package its bundle maps to, with the same content — the
 //!   nano banana check;
+//! - with `manifest` configured, every template of the index is in core's manifest, in its
+//!   bundle, with every asset file and its SHA-256 (after the sync command ran);
+//! - a version already on the index holds the local content (see [`crate::published`]);
 //! - the meta package pins every sub-package with `==` at its local version, and each pinned
 //!   version either exists on the index or is newer than everything there (about to be published).
 
@@ -16,6 +19,7 @@ use comfydock_core::reporter::Reporter;
 use comfydock_core::uv::Uv;
 use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::catalog::is_asset_of;
 use crate::error::{ReleaseError, error_chain};
@@ -73,6 +77,11 @@ pub enum ProblemKind {
     PinMismatch,
     PinnedVersionUnavailable,
     PublishedContentDiffers,
+    ManifestMissing,
+    ManifestTemplateMissing,
+    ManifestBundleMismatch,
+    ManifestAssetMissing,
+    ManifestAssetOutdated,
     IndexQueryFailed,
 }
 
@@ -510,6 +519,7 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
     }
 
     check_logos(repo, report)?;
+    check_manifest(repo, index, bundles, &template_files, report)?;
 
     // The JSON package, when there is one, ships every template workflow.
     if let Some(json_dir) = repo.json_package()
@@ -532,6 +542,145 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Core's manifest (`manifest` in the config) is what the runtime looks templates up in: every
+/// template of the index must be there, in its bundle, with every asset file and its SHA-256.
+fn check_manifest(
+    repo: &ReleaseRepo,
+    index: &crate::catalog::TemplateIndex,
+    bundles: &crate::catalog::Bundles,
+    template_files: &BTreeSet<String>,
+    report: &mut ValidationReport,
+) -> Result<(), ReleaseError> {
+    let Some(rel) = repo.config.manifest.as_deref() else {
+        return Ok(());
+    };
+    let fix = repo.config.sync_command.as_deref().map_or_else(
+        || "regenerate it and commit it".to_owned(),
+        |command| format!("run `{command}` and commit the manifest"),
+    );
+    let path = repo.root().join(rel);
+    if !path.is_file() {
+        push(
+            report,
+            ProblemKind::ManifestMissing,
+            rel,
+            format!("core's manifest does not exist; {fix}"),
+        );
+        return Ok(());
+    }
+    let text = fs_err::read_to_string(&path).map_err(|source| ReleaseError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest = Manifest::parse(&path, &text)?;
+    for template in &index.templates {
+        let name = &template.name;
+        let Some(entry) = manifest.templates.get(name) else {
+            push(
+                report,
+                ProblemKind::ManifestTemplateMissing,
+                format!("template {name}"),
+                format!(
+                    "not in {rel}, so the installed package raises \"Template '{name}' not found in manifest\"; {fix}"
+                ),
+            );
+            continue;
+        };
+        if let [bundle] = bundles.bundles_of(name).as_slice()
+            && entry.bundle.as_deref().is_some_and(|b| b != *bundle)
+        {
+            push(
+                report,
+                ProblemKind::ManifestBundleMismatch,
+                format!("template {name}"),
+                format!(
+                    "{rel} puts it in bundle `{}` but {BUNDLES_FILE} in `{bundle}`; {fix}",
+                    entry.bundle.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        for file in template_files.iter().filter(|f| is_asset_of(f, name)) {
+            let asset = format!("{TEMPLATES_DIR}/{file}");
+            match entry.assets.get(file.as_str()) {
+                None => push(
+                    report,
+                    ProblemKind::ManifestAssetMissing,
+                    asset,
+                    format!("asset of template `{name}` is not listed in {rel}; {fix}"),
+                ),
+                Some(Some(listed)) => {
+                    let source = repo.root().join(&asset);
+                    let actual = hex::encode(Sha256::digest(read_bytes(&source)?));
+                    if !listed.eq_ignore_ascii_case(&actual) {
+                        push(
+                            report,
+                            ProblemKind::ManifestAssetOutdated,
+                            asset,
+                            format!("{rel} lists another SHA-256 for this asset of `{name}`; {fix}"),
+                        );
+                    }
+                }
+                Some(None) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts of core's `manifest.json` the release checks: template id → bundle and assets
+/// (file name → SHA-256 when listed).
+struct Manifest {
+    templates: HashMap<String, ManifestTemplate>,
+}
+
+struct ManifestTemplate {
+    bundle: Option<String>,
+    assets: HashMap<String, Option<String>>,
+}
+
+impl Manifest {
+    fn parse(path: &Path, text: &str) -> Result<Self, ReleaseError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ReleaseError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+        let entries = value
+            .get("templates")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| ReleaseError::Malformed {
+                path: path.to_owned(),
+                message: "expected an object with a `templates` array".into(),
+            })?;
+        let str_of = |v: &serde_json::Value, key: &str| {
+            v.get(key).and_then(serde_json::Value::as_str).map(str::to_owned)
+        };
+        let mut templates = HashMap::new();
+        for entry in entries {
+            let Some(id) = str_of(entry, "id").or_else(|| str_of(entry, "name")) else {
+                continue;
+            };
+            let assets = entry
+                .get("assets")
+                .and_then(serde_json::Value::as_array)
+                .map(|assets| {
+                    assets
+                        .iter()
+                        .filter_map(|a| Some((str_of(a, "filename")?, str_of(a, "sha256"))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            templates.insert(
+                id,
+                ManifestTemplate {
+                    bundle: str_of(entry, "bundle"),
+                    assets,
+                },
+            );
+        }
+        Ok(Self { templates })
+    }
 }
 
 /// Every provider logo is inside the logo package with the same content.

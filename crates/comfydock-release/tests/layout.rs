@@ -167,3 +167,98 @@ fn a_frozen_package_is_never_bumped_without_an_explicit_flag() {
     let other = report.bumps.iter().find(|b| b.dir == "media_other").unwrap();
     assert_eq!((other.to.as_str(), other.action), ("0.3.230", BumpAction::Bumped));
 }
+
+#[test]
+fn a_stale_manifest_is_refused_and_the_sync_command_is_the_fix() {
+    let fixture = workflow_templates::fixture();
+    fixture.tag("v0.11.96");
+    // The template lands with its asset copied into the package by hand; the sync is not run.
+    add_template(&fixture, "nano_banana", "media-api", b"RIFF nano banana");
+    let generated = fixture.generated("media_api", "wt_templates_media_api");
+    fs_err::copy(
+        fixture.path("templates/nano_banana-1.webp"),
+        generated.join("nano_banana-1.webp"),
+    )
+    .unwrap();
+    fixture.commit("Add nano banana (assets copied by hand)");
+    let manifest_before = fixture.read(workflow_templates::MANIFEST);
+
+    // Checked as committed: the manifest lacks the template the runtime will look up.
+    let report = validate(
+        &fixture.root,
+        &ValidateOptions {
+            skip_sync: true,
+            ..offline()
+        },
+        &NoReporter,
+    )
+    .unwrap();
+    let missing = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::ManifestTemplateMissing)
+        .unwrap_or_else(|| panic!("{:#?}", report.problems));
+    assert_eq!(missing.subject, "template nano_banana");
+    assert!(missing.message.contains("not found in manifest"), "{missing}");
+    assert!(
+        missing.message.contains("python3 scripts/sync_bundles.py"),
+        "{missing}"
+    );
+
+    // With the sync: the manifest is regenerated, and the stale committed one is the problem.
+    let report = validate(&fixture.root, &offline(), &NoReporter).unwrap();
+    let stale = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::SyncChangedFile)
+        .unwrap_or_else(|| panic!("{:#?}", report.problems));
+    assert_eq!(stale.subject, workflow_templates::MANIFEST);
+    assert!(stale.message.contains("commit"), "{stale}");
+    assert!(
+        !report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::ManifestTemplateMissing),
+        "{:#?}",
+        report.problems
+    );
+    let manifest = fixture.read(workflow_templates::MANIFEST);
+    assert_ne!(manifest, manifest_before);
+    assert!(manifest.contains("\"id\": \"nano_banana\""), "{manifest}");
+
+    // The fix: commit what the sync generated; the manifest problems are gone.
+    fixture.commit("Sync");
+    let report = validate(&fixture.root, &offline(), &NoReporter).unwrap();
+    assert!(
+        !report.problems.iter().any(|p| matches!(
+            p.kind,
+            ProblemKind::SyncChangedFile
+                | ProblemKind::ManifestTemplateMissing
+                | ProblemKind::ManifestAssetMissing
+        )),
+        "{:#?}",
+        report.problems
+    );
+
+    // A manifest that lists an old hash of an asset is caught too.
+    fixture.write("templates/nano_banana-1.webp", b"RIFF nano banana, retouched");
+    fixture.commit("Retouch the thumbnail without syncing");
+    let report = validate(
+        &fixture.root,
+        &ValidateOptions {
+            skip_sync: true,
+            ..offline()
+        },
+        &NoReporter,
+    )
+    .unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::ManifestAssetOutdated
+                && p.subject == "templates/nano_banana-1.webp"),
+        "{:#?}",
+        report.problems
+    );
+}

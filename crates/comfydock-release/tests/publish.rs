@@ -536,15 +536,25 @@ fn a_partial_release_followed_by_new_commits_never_skips_changed_content() {
         ..BumpOptions::default()
     };
     bump(&fixture.root, &bump_options, &NoReporter).unwrap();
-    assert!(fixture.read("pyproject.toml").contains("wt-templates-media-api==0.3.85"));
+    assert!(
+        fixture
+            .read("pyproject.toml")
+            .contains("wt-templates-media-api==0.3.85")
+    );
     fixture.commit("Release 0.11.97");
-    let meta_files = ["wt_templates-0.11.97-py3-none-any.whl", "wt_templates-0.11.97.tar.gz"];
+    let meta_files = [
+        "wt_templates-0.11.97-py3-none-any.whl",
+        "wt_templates-0.11.97.tar.gz",
+    ];
     for file in meta_files {
         env.server.reject_uploads_of(file);
     }
     let partial = env.publish();
     assert!(!partial.complete);
-    assert_eq!(outcome(&partial, "wt-templates-media-api"), PublishOutcome::Published);
+    assert_eq!(
+        outcome(&partial, "wt-templates-media-api"),
+        PublishOutcome::Published
+    );
     for file in meta_files {
         env.server.accept_uploads_of(file);
     }
@@ -565,7 +575,10 @@ fn a_partial_release_followed_by_new_commits_never_skips_changed_content() {
     )
     .unwrap();
     let api = blind.bumps.iter().find(|b| b.dir == "media_api").unwrap();
-    assert_eq!((api.to.as_str(), api.action), ("0.3.85", BumpAction::AlreadyRaised));
+    assert_eq!(
+        (api.to.as_str(), api.action),
+        ("0.3.85", BumpAction::AlreadyRaised)
+    );
 
     // Validation compares with the index and refuses, naming the fix.
     let report = validate(&fixture.root, &env.validate_options(), &NoReporter).unwrap();
@@ -592,16 +605,34 @@ fn a_partial_release_followed_by_new_commits_never_skips_changed_content() {
     )
     .unwrap();
     let api = report.bumps.iter().find(|b| b.dir == "media_api").unwrap();
-    assert_eq!((api.to.as_str(), api.action), ("0.3.86", BumpAction::BumpedPastPublished));
-    assert!(api.published_changes.iter().any(|c| c.contains("nano_banana-1.webp")), "{api:?}");
-    assert!(fixture.read("pyproject.toml").contains("wt-templates-media-api==0.3.86"));
+    assert_eq!(
+        (api.to.as_str(), api.action),
+        ("0.3.86", BumpAction::BumpedPastPublished)
+    );
+    assert!(
+        api.published_changes
+            .iter()
+            .any(|c| c.contains("nano_banana-1.webp")),
+        "{api:?}"
+    );
+    assert!(
+        fixture
+            .read("pyproject.toml")
+            .contains("wt-templates-media-api==0.3.86")
+    );
     fixture.commit("Bump past the partial release");
     let done = env.publish();
     assert!(done.complete, "{done:#?}");
-    assert_eq!(outcome(&done, "wt-templates-media-api"), PublishOutcome::Published);
+    assert_eq!(
+        outcome(&done, "wt-templates-media-api"),
+        PublishOutcome::Published
+    );
     assert_eq!(outcome(&done, "wt-templates"), PublishOutcome::Published);
 
     let venv = env.install("wt-templates==0.11.97");
-    assert!(find_file(&venv, "nano_banana-1.webp").is_some(), "the new asset is installed");
+    assert!(
+        find_file(&venv, "nano_banana-1.webp").is_some(),
+        "the new asset is installed"
+    );
     assert!(find_file(&venv, "gemini_edit-1.webp").is_some());
 }
