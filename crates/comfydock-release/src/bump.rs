@@ -149,6 +149,21 @@ pub fn bump(
 ) -> Result<BumpReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
     let git = RepoGit::open(repo.root())?;
+    let index_url = options
+        .index_url
+        .clone()
+        .or_else(|| repo.config.index_url.clone());
+    let published_check = match (&options.content_check, index_url) {
+        (Some(uv), Some(url)) => Some((uv, PackageIndex::new(&url)?)),
+        _ => None,
+    };
+    // Compare what the release will ship: generated package folders and manifest included.
+    let repo = if published_check.is_some() && !options.dry_run && repo.config.sync_command.is_some() {
+        run_sync(&repo, &git, reporter)?;
+        ReleaseRepo::load(repo.root())?
+    } else {
+        repo
+    };
     let since = resolve_since(&git, options.since.as_deref())?;
     let status = compute(&repo, &git, since.as_deref())?;
     let released = since
@@ -164,19 +179,6 @@ pub fn bump(
                 frozen: repo.config.frozen_packages.clone(),
             });
         }
-    }
-    // Content awareness: a version already on the index must hold the local content.
-    let index_url = options
-        .index_url
-        .clone()
-        .or_else(|| repo.config.index_url.clone());
-    let published_check = match (&options.content_check, index_url) {
-        (Some(uv), Some(url)) => Some((uv, PackageIndex::new(&url)?)),
-        _ => None,
-    };
-    if published_check.is_some() && !options.dry_run {
-        // Build what the release will ship: generated package folders included.
-        run_sync(&repo, &git, reporter)?;
     }
     let mut bumps = Vec::new();
     let mut frozen = Vec::new();

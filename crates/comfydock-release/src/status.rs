@@ -342,6 +342,11 @@ pub(crate) fn compute(
                 }
                 None => {}
             }
+        } else if path.starts_with(&format!("{TEMPLATES_DIR}/")) {
+            // A sub-folder of templates/ (logos, say) that no configuration assigns.
+            warnings.push(format!(
+                "{path}: no package ships it; assign its folder with `logo-dir`/`logo-package` or `package-paths` in [tool.comfydock.release]"
+            ));
         } else if let Some(file) = path.strip_prefix(&format!("{INPUT_DIR}/"))
             && repo.config.ship_inputs
         {

@@ -767,9 +767,12 @@ fn check_asset(
             ProblemKind::AssetMissingFromPackage,
             asset,
             format!(
-                "asset of template `{template}` (bundle {bundle}) is not inside {}; add it there so `{}` ships it",
+                "asset of template `{template}` (bundle {bundle}) is not inside {}; {}",
                 package.rel_path(),
-                package.name()
+                repo.config.sync_command.as_deref().map_or_else(
+                    || format!("add it there so `{}` ships it", package.name()),
+                    |command| format!("run `{command}`, which puts it there"),
+                )
             ),
         );
         return Ok(());

@@ -412,3 +412,18 @@ fn a_shallow_clone_without_tags_is_an_error_with_a_hint() {
     .unwrap();
     assert!(report.packages.is_empty());
 }
+
+#[test]
+fn a_file_in_an_unassigned_templates_folder_is_a_warning() {
+    let fixture = released_fixture();
+    fixture.write("templates/logo/openai.png", b"\x89PNG logo");
+    let report = status(&fixture.root, &StatusOptions::default()).unwrap();
+    assert!(report.packages.is_empty());
+    assert!(
+        report.warnings.iter().any(
+            |w| w.starts_with("templates/logo/openai.png: no package ships it") && w.contains("logo-dir")
+        ),
+        "{:?}",
+        report.warnings
+    );
+}
