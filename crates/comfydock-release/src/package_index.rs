@@ -30,6 +30,8 @@ pub struct DistFile {
     pub kind: DistKind,
     /// Where to download it (absolute, without the hash fragment); empty when unknown.
     pub url: String,
+    /// Its SHA-256 as the index states it (`#sha256=` or `hashes.sha256`), lowercase hex.
+    pub sha256: Option<String>,
 }
 
 /// A package index reached over HTTP.
@@ -115,6 +117,10 @@ impl PackageIndex {
             .filter_map(|(name, href)| {
                 let mut file = parse_filename(&name)?;
                 if let Ok(mut absolute) = url.join(&href.replace("&amp;", "&")) {
+                    file.sha256 = absolute
+                        .fragment()
+                        .and_then(|f| f.strip_prefix("sha256="))
+                        .map(str::to_ascii_lowercase);
                     absolute.set_fragment(None);
                     file.url = absolute.to_string();
                 }
@@ -169,11 +175,17 @@ fn json_links(body: &str) -> Vec<(String, String)> {
         .iter()
         .filter_map(|f| {
             let name = f.get("filename")?.as_str()?.to_owned();
-            let url = f
+            let mut url = f
                 .get("url")
                 .and_then(|u| u.as_str())
                 .unwrap_or_default()
                 .to_owned();
+            // Carry the stated hash the way HTML listings do, as a fragment.
+            if let Some(hash) = f.pointer("/hashes/sha256").and_then(|h| h.as_str())
+                && !url.contains('#')
+            {
+                url = format!("{url}#sha256={hash}");
+            }
             Some((name, url))
         })
         .collect()
@@ -214,6 +226,7 @@ pub fn parse_filename(filename: &str) -> Option<DistFile> {
         version: version.to_owned(),
         kind,
         url: String::new(),
+        sha256: None,
     })
 }
 
@@ -239,7 +252,10 @@ mod tests {
         let names: Vec<String> = html_links(html).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["x-1.0-py3-none-any.whl", "x-1.1.tar.gz"]);
         assert_eq!(html_links(html)[1].1, "../../packages/x-1.1.tar.gz#sha256=cd");
-        let json = r#"{"meta": {"api-version": "1.1"}, "name": "x", "files": [{"filename": "x-2.0.tar.gz", "url": "u"}]}"#;
-        assert_eq!(json_links(json), [("x-2.0.tar.gz".to_owned(), "u".to_owned())]);
+        let json = r#"{"meta": {"api-version": "1.1"}, "name": "x", "files": [{"filename": "x-2.0.tar.gz", "url": "u", "hashes": {"sha256": "ef"}}]}"#;
+        assert_eq!(
+            json_links(json),
+            [("x-2.0.tar.gz".to_owned(), "u#sha256=ef".to_owned())]
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::error::{ReleaseError, error_chain};
 use crate::git_repo::{RepoGit, TAG_PREFIX};
 use crate::notes::{ReleaseNotes, release_notes};
 use crate::package_index::{DistFile, DistKind, PackageIndex};
+use crate::published::build_command;
 use crate::repo::ReleaseRepo;
 use crate::status::{PackageRole, compute};
 use crate::sync::run_sync;
@@ -403,13 +404,8 @@ impl Uploader<'_> {
             .tempdir()
             .map_err(ReleaseError::TempDir)?;
         self.reporter.status("Building", &format!("{name} {version}"));
-        let mut build_cmd = self.uv.command();
-        build_cmd
-            .arg("build")
-            .arg("--out-dir")
-            .arg(out_dir.path())
-            .arg(".")
-            .current_dir(dir);
+        let mut build_cmd = build_command(self.uv, dir);
+        build_cmd.arg("--out-dir").arg(out_dir.path()).arg(".");
         run_checked(&mut build_cmd).map_err(|source| ReleaseError::Build {
             path: dir.to_owned(),
             source: Box::new(source),

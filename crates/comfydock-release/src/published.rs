@@ -59,9 +59,20 @@ pub fn compare_with_index(
         .prefix("comfydock-release-compare-")
         .tempdir()
         .map_err(ReleaseError::TempDir)?;
+    let local = build_wheel(uv, dir, &work.path().join("local"))?;
+    // Builds are reproducible (fixed SOURCE_DATE_EPOCH), so an equal file hash settles it
+    // without downloading what may be a very large wheel.
+    if let Some(stated) = &published.sha256 {
+        let bytes = fs_err::read(&local).map_err(|source| ReleaseError::Read {
+            path: local.clone(),
+            source,
+        })?;
+        if hex::encode(Sha256::digest(&bytes)) == *stated {
+            return Ok(PublishedContent::Same);
+        }
+    }
     let remote = work.path().join(&published.filename);
     index.download(&published, &remote)?;
-    let local = build_wheel(uv, dir, &work.path().join("local"))?;
     let changes = diff(&wheel_digest(&remote)?, &wheel_digest(&local)?);
     Ok(if changes.is_empty() {
         PublishedContent::Same
@@ -72,11 +83,8 @@ pub fn compare_with_index(
 
 /// `uv build --wheel` of the package in `dir` into `out_dir`; the wheel's path.
 pub fn build_wheel(uv: &Uv, dir: &Path, out_dir: &Path) -> Result<PathBuf, ReleaseError> {
-    let mut cmd = uv.command();
-    cmd.args(["build", "--wheel", "--out-dir"])
-        .arg(out_dir)
-        .arg(".")
-        .current_dir(dir);
+    let mut cmd = build_command(uv, dir);
+    cmd.args(["--wheel", "--out-dir"]).arg(out_dir).arg(".");
     run_checked(&mut cmd).map_err(|source| ReleaseError::Build {
         path: dir.to_owned(),
         source: Box::new(source),
@@ -100,6 +108,20 @@ pub fn build_wheel(uv: &Uv, dir: &Path, out_dir: &Path) -> Result<PathBuf, Relea
         path: dir.to_owned(),
         message: "`uv build --wheel` produced no wheel".into(),
     })
+}
+
+/// The timestamp archives get when the user set none: 1980-01-01, the earliest a zip can hold.
+const REPRODUCIBLE_EPOCH: &str = "315532800";
+
+/// `uv build` in `dir` with reproducible archive timestamps (`SOURCE_DATE_EPOCH`, unless the
+/// user set one), so rebuilding unchanged sources gives byte-identical files.
+pub fn build_command(uv: &Uv, dir: &Path) -> std::process::Command {
+    let mut cmd = uv.command();
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_none() {
+        cmd.env("SOURCE_DATE_EPOCH", REPRODUCIBLE_EPOCH);
+    }
+    cmd.arg("build").current_dir(dir);
+    cmd
 }
 
 /// Member → digest of what matters in a wheel.
