@@ -1,4 +1,7 @@
 //! `release bump`: patch-bump every affected sub-package and pin them all in the meta package.
+//! With an index to compare with, also every package whose current version is on the index with
+//! other content (a partial release followed by new commits): its version can never carry the
+//! new content, whatever git says.
 //!
 //! The meta package's version is the human's choice: bump never raises it on its own and
 //! refuses to run while it still equals the last release's (so a release can never ship new
@@ -11,13 +14,17 @@ use std::path::Path;
 
 use comfydock_core::atomic_file::write_atomic;
 use comfydock_core::reporter::Reporter;
+use comfydock_core::uv::Uv;
 use serde::Serialize;
 
 use crate::error::ReleaseError;
 use crate::git_repo::RepoGit;
+use crate::package_index::PackageIndex;
+use crate::published::{PublishedContent, compare_with_index, summarize};
 use crate::repo::{META_PYPROJECT, ReleaseRepo, RevisionView};
 use crate::requirement::normalize_name;
 use crate::status::{compute, resolve_since};
+use crate::sync::run_sync;
 use crate::version;
 
 /// Options of [`bump`].
@@ -29,6 +36,14 @@ pub struct BumpOptions {
     pub dry_run: bool,
     /// Set the meta package to this version (the human's explicit choice).
     pub meta_version: Option<String>,
+    /// Frozen package folders (`frozen-packages`) that may be bumped all the same.
+    pub allow_frozen: Vec<String>,
+    /// The index to compare with; `None`: the configured `index-url`.
+    pub index_url: Option<String>,
+    /// Compare every package whose version would be kept with the same version on the index
+    /// (building it with this uv, after running the sync command) and bump it when the content
+    /// differs. Runs only when an index is known (`index_url` or the configured one).
+    pub content_check: Option<Uv>,
 }
 
 /// What happened to one affected sub-package's version.
@@ -41,6 +56,26 @@ pub enum BumpAction {
     AlreadyRaised,
     /// The package did not exist at the last release; its version is kept.
     NewPackage,
+    /// Its version is on the index with other content (e.g. after a partial release): bumped.
+    BumpedPastPublished,
+}
+
+impl BumpAction {
+    /// Whether the version is raised now.
+    pub fn raises(self) -> bool {
+        matches!(self, Self::Bumped | Self::BumpedPastPublished)
+    }
+}
+
+impl std::fmt::Display for BumpAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bumped => "bumped",
+            Self::AlreadyRaised => "already raised since the last release",
+            Self::NewPackage => "new since the last release",
+            Self::BumpedPastPublished => "its version is on the index with other content",
+        })
+    }
 }
 
 /// One affected sub-package's version change.
@@ -51,6 +86,17 @@ pub struct PackageBump {
     pub from: String,
     pub to: String,
     pub action: BumpAction,
+    /// For [`BumpAction::BumpedPastPublished`]: the wheel members that differ from the index's.
+    pub published_changes: Vec<String>,
+}
+
+/// A frozen package that changed: what `bump` refuses to raise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrozenChange {
+    pub dir: String,
+    pub package: String,
+    /// Why it counts as changed, one line each.
+    pub reasons: Vec<String>,
 }
 
 /// One rewritten dependency string of the meta package.
@@ -91,7 +137,7 @@ impl BumpReport {
     pub fn changes_anything(&self) -> bool {
         self.meta.from != self.meta.to
             || self.pins.iter().any(|p| p.from != p.to)
-            || self.bumps.iter().any(|b| b.action == BumpAction::Bumped)
+            || self.bumps.iter().any(|b| b.action.raises())
     }
 }
 
@@ -102,7 +148,22 @@ pub fn bump(
     reporter: &dyn Reporter,
 ) -> Result<BumpReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
+    let index_url = options
+        .index_url
+        .clone()
+        .or_else(|| repo.config.index_url.clone());
+    let published_check = match (&options.content_check, index_url) {
+        (Some(uv), Some(url)) => Some((uv, PackageIndex::new(&url)?)),
+        _ => None,
+    };
+    // Compare what the release will ship: generated package folders and manifest included.
+    let repo = if published_check.is_some() && !options.dry_run && repo.config.sync_command.is_some() {
+        run_sync(&repo, &git, reporter)?;
+        ReleaseRepo::load(repo.root())?
+    } else {
+        repo
+    };
     let since = resolve_since(&git, options.since.as_deref())?;
     let status = compute(&repo, &git, since.as_deref())?;
     let released = since
@@ -111,25 +172,75 @@ pub fn bump(
         .transpose()?
         .unwrap_or_default();
 
+    for dir in &options.allow_frozen {
+        if !repo.config.is_frozen(dir) {
+            return Err(ReleaseError::NotFrozen {
+                dir: dir.clone(),
+                frozen: repo.config.frozen_packages.clone(),
+            });
+        }
+    }
     let mut bumps = Vec::new();
-    for dir in status.affected_sub_packages() {
-        let package = repo.package(dir).expect("status names existing packages");
+    let mut frozen = Vec::new();
+    for package in &repo.packages {
+        let dir = package.dir.as_str();
+        let affected = status.packages.iter().find(|p| p.dir.as_deref() == Some(dir));
         let current = package.version();
-        let (to, action) = match released.package_versions.get(dir) {
-            None => (current.to_owned(), BumpAction::NewPackage),
-            Some(old) if version::compare(current, old) == Some(Ordering::Greater) => {
-                (current.to_owned(), BumpAction::AlreadyRaised)
+        let released_version = released.package_versions.get(dir);
+        let raised =
+            released_version.is_none_or(|old| version::compare(current, old) == Some(Ordering::Greater));
+        // A package bumped anyway needs no comparison: its new version is not on the index.
+        let published_changes = match &published_check {
+            Some((uv, index)) if raised || affected.is_none() => match compare_with_index(
+                uv,
+                index,
+                package.name(),
+                current,
+                &repo.root().join(package.rel_path()),
+                reporter,
+            )? {
+                PublishedContent::Differs { changes } => changes,
+                PublishedContent::Same | PublishedContent::NotOnIndex => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        let action = if !published_changes.is_empty() {
+            BumpAction::BumpedPastPublished
+        } else if affected.is_none() {
+            continue;
+        } else if released_version.is_none() {
+            BumpAction::NewPackage
+        } else if raised {
+            BumpAction::AlreadyRaised
+        } else {
+            BumpAction::Bumped
+        };
+        let to = if action.raises() {
+            if repo.config.is_frozen(dir) && !options.allow_frozen.iter().any(|d| d == dir) {
+                let mut reasons: Vec<String> = affected
+                    .map(|a| a.reasons.iter().map(|r| r.message.clone()).collect())
+                    .unwrap_or_default();
+                if !published_changes.is_empty() {
+                    reasons.push(format!(
+                        "{current} is on the index with other content ({})",
+                        summarize(&published_changes)
+                    ));
+                }
+                frozen.push(FrozenChange {
+                    dir: dir.to_owned(),
+                    package: package.name().to_owned(),
+                    reasons,
+                });
+                continue;
             }
-            Some(_) => {
-                let next =
-                    version::patch_bump(current).map_err(|reason| ReleaseError::UnbumpableVersion {
-                        package: package.name().to_owned(),
-                        version: current.to_owned(),
-                        path: package.pyproject.path().to_owned(),
-                        reason: reason.to_string(),
-                    })?;
-                (next, BumpAction::Bumped)
-            }
+            version::patch_bump(current).map_err(|reason| ReleaseError::UnbumpableVersion {
+                package: package.name().to_owned(),
+                version: current.to_owned(),
+                path: package.pyproject.path().to_owned(),
+                reason: reason.to_string(),
+            })?
+        } else {
+            current.to_owned()
         };
         bumps.push(PackageBump {
             package: package.name().to_owned(),
@@ -137,7 +248,11 @@ pub fn bump(
             from: current.to_owned(),
             to,
             action,
+            published_changes,
         });
+    }
+    if !frozen.is_empty() {
+        return Err(ReleaseError::FrozenPackagesChanged { changes: frozen });
     }
     let new_version_of = |dir: &str| -> String {
         bumps.iter().find(|b| b.dir == dir).map_or_else(
@@ -154,7 +269,10 @@ pub fn bump(
     let mut pins = Vec::new();
     let mut meta_edit = repo.meta.edit();
     for entry in repo.meta.dependencies() {
-        let Some(package) = repo.package_named(entry.requirement.name()) else {
+        let Some(package) = repo
+            .package_named(entry.requirement.name())
+            .filter(|p| repo.config.is_pinned(&p.dir))
+        else {
             continue;
         };
         let wanted = new_version_of(&package.dir);
@@ -181,7 +299,7 @@ pub fn bump(
             to: new_text,
         });
     }
-    for package in &repo.packages {
+    for package in repo.packages.iter().filter(|p| repo.config.is_pinned(&p.dir)) {
         let pinned = repo
             .meta
             .dependencies()
@@ -231,14 +349,14 @@ pub fn bump(
             name: repo.meta.name().to_owned(),
             version: meta_to,
             tag: tag.clone(),
-            suggested: version::suggest_minor(released_version).unwrap_or_else(|| "<version>".into()),
+            suggested: version::suggest_next(released_version).unwrap_or_else(|| "<version>".into()),
             pyproject: repo.meta.path().to_owned(),
         });
     }
 
     // Compute every new file content first; write only when all are valid.
     let mut writes = Vec::new();
-    for bump in bumps.iter().filter(|b| b.action == BumpAction::Bumped) {
+    for bump in bumps.iter().filter(|b| b.action.raises()) {
         let package = repo.package(&bump.dir).expect("bumped packages exist");
         let mut edit = package.pyproject.edit();
         edit.set_version(&bump.to);

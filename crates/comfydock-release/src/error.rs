@@ -45,6 +45,10 @@ pub enum ReleaseError {
     Malformed { path: PathBuf, message: String },
     #[error("`{0}` is not a git repository with at least one commit")]
     NoCommits(PathBuf),
+    #[error(
+        "`{0}` is a shallow clone without release tags: the last release cannot be found, and every file would count as changed"
+    )]
+    ShallowWithoutTags(PathBuf),
     #[error("Failed to read `{path}` at git revision `{rev}`")]
     ReadAtRevision {
         rev: String,
@@ -79,6 +83,19 @@ pub enum ReleaseError {
         version: String,
         path: PathBuf,
         reason: String,
+    },
+    #[error(
+        "Frozen package(s) changed: {}",
+        changes.iter().map(|c| format!("{} ({}/{}: {})", c.package, crate::repo::PACKAGES_DIR, c.dir, c.reasons.join("; "))).collect::<Vec<_>>().join(", ")
+    )]
+    FrozenPackagesChanged { changes: Vec<crate::bump::FrozenChange> },
+    #[error("`{dir}` is not a frozen package (frozen: {})", if frozen.is_empty() { "none".to_owned() } else { frozen.join(", ") })]
+    NotFrozen { dir: String, frozen: Vec<String> },
+    #[error("The sync command `{command}` failed")]
+    SyncCommand {
+        command: String,
+        #[source]
+        source: Box<ProcessError>,
     },
     #[error("The working tree of `{path}` has uncommitted changes ({})", files.join(", "))]
     DirtyWorktree { path: PathBuf, files: Vec<String> },
@@ -152,17 +169,31 @@ impl Hinted for ReleaseError {
                 path.display(),
                 path.display()
             )),
+            Self::ShallowWithoutTags(path) => Some(format!(
+                "fetch the history and tags: `git -C {} fetch --unshallow --tags` (in CI: `fetch-depth: 0`), or name the last release with `--since <ref>`",
+                path.display()
+            )),
             Self::MetaVersionNotRaised { suggested, pyproject, .. } => Some(format!(
                 "raise it with `comfydock release bump --meta-version {suggested}` (or set `version = \"{suggested}\"` in [project] of {}), then run `comfydock release bump` again",
                 pyproject.display()
             )),
             Self::MetaVersionNotHigher { released, .. } => Some(format!(
                 "choose a version above {released}, e.g. `comfydock release bump --meta-version {}`",
-                crate::version::suggest_minor(released).unwrap_or_else(|| "<version>".into())
+                crate::version::suggest_next(released).unwrap_or_else(|| "<version>".into())
             )),
             Self::UnbumpableVersion { path, .. } => Some(format!(
                 "set the next version of this package by hand in {}",
                 path.display()
+            )),
+            Self::FrozenPackagesChanged { changes } => Some(format!(
+                "frozen packages keep their version: put new templates in an active bundle of bundles.json and revert the changes to the frozen ones, or raise them deliberately with `comfydock release bump {}`",
+                changes.iter().map(|c| format!("--allow-frozen {}", c.dir)).collect::<Vec<_>>().join(" ")
+            )),
+            Self::NotFrozen { .. } => Some(
+                "list it under `frozen-packages` in [tool.comfydock.release], or drop `--allow-frozen` for it".into(),
+            ),
+            Self::SyncCommand { command, .. } => Some(format!(
+                "run `{command}` in the repository root and fix what it reports (it is `sync-command` in [tool.comfydock.release])"
             )),
             Self::DirtyWorktree { .. } => Some(
                 "commit the release changes first: `git add -A && git commit -m \"Release\"`, then run `comfydock release publish` again"

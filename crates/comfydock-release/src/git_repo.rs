@@ -72,8 +72,17 @@ impl RepoGit {
         Ok(self.run(["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?)
     }
 
-    /// The newest `v*` tag reachable from HEAD, optionally ignoring one tag.
+    /// The newest `v*` tag reachable from HEAD, optionally ignoring one tag. In a shallow clone
+    /// without one, "no tag" would silently mean "everything is new": that is an error instead.
     pub fn newest_release_tag(&self, exclude: Option<&str>) -> Result<Option<String>, ReleaseError> {
+        let tag = self.newest_reachable_tag(exclude)?;
+        if tag.is_none() && self.run(["rev-parse", "--is-shallow-repository"])? == "true" {
+            return Err(ReleaseError::ShallowWithoutTags(self.root.clone()));
+        }
+        Ok(tag)
+    }
+
+    fn newest_reachable_tag(&self, exclude: Option<&str>) -> Result<Option<String>, ReleaseError> {
         let pattern = format!("{TAG_PREFIX}*");
         let mut args = vec![
             "describe".to_owned(),

@@ -28,6 +28,10 @@ pub struct DistFile {
     pub filename: String,
     pub version: String,
     pub kind: DistKind,
+    /// Where to download it (absolute, without the hash fragment); empty when unknown.
+    pub url: String,
+    /// Its SHA-256 as the index states it (`#sha256=` or `hashes.sha256`), lowercase hex.
+    pub sha256: Option<String>,
 }
 
 /// A package index reached over HTTP.
@@ -103,12 +107,51 @@ impl PackageIndex {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
         let body = response.text().map_err(request_error)?;
-        let names = if is_json {
-            json_filenames(&body)
+        let links = if is_json {
+            json_links(&body)
         } else {
-            html_filenames(&body)
+            html_links(&body)
         };
-        Ok(names.iter().filter_map(|n| parse_filename(n)).collect())
+        Ok(links
+            .into_iter()
+            .filter_map(|(name, href)| {
+                let mut file = parse_filename(&name)?;
+                if let Ok(mut absolute) = url.join(&href.replace("&amp;", "&")) {
+                    file.sha256 = absolute
+                        .fragment()
+                        .and_then(|f| f.strip_prefix("sha256="))
+                        .map(str::to_ascii_lowercase);
+                    absolute.set_fragment(None);
+                    file.url = absolute.to_string();
+                }
+                Some(file)
+            })
+            .collect())
+    }
+
+    /// Download a distribution file into `dest`.
+    pub fn download(&self, file: &DistFile, dest: &std::path::Path) -> Result<(), ReleaseError> {
+        let request_error = |source| ReleaseError::IndexRequest {
+            url: file.url.clone(),
+            source,
+        };
+        let response = self
+            .client
+            .get(&file.url)
+            .timeout(Duration::from_mins(30))
+            .send()
+            .map_err(request_error)?;
+        if !response.status().is_success() {
+            return Err(ReleaseError::IndexStatus {
+                url: file.url.clone(),
+                status: response.status().as_u16(),
+            });
+        }
+        let bytes = response.bytes().map_err(request_error)?;
+        fs_err::write(dest, &bytes).map_err(|source| ReleaseError::Write {
+            path: dest.to_owned(),
+            source,
+        })
     }
 
     /// The versions of `project` on the index.
@@ -123,31 +166,47 @@ impl PackageIndex {
     }
 }
 
-fn json_filenames(body: &str) -> Vec<String> {
+/// (filename, url) of every file of a PEP 691 JSON project page.
+fn json_links(body: &str) -> Vec<(String, String)> {
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("files").and_then(|f| f.as_array()).cloned())
         .unwrap_or_default()
         .iter()
-        .filter_map(|f| f.get("filename").and_then(|n| n.as_str()).map(str::to_owned))
+        .filter_map(|f| {
+            let name = f.get("filename")?.as_str()?.to_owned();
+            let mut url = f
+                .get("url")
+                .and_then(|u| u.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            // Carry the stated hash the way HTML listings do, as a fragment.
+            if let Some(hash) = f.pointer("/hashes/sha256").and_then(|h| h.as_str())
+                && !url.contains('#')
+            {
+                url = format!("{url}#sha256={hash}");
+            }
+            Some((name, url))
+        })
         .collect()
 }
 
-fn html_filenames(body: &str) -> Vec<String> {
+/// (filename, href) of every anchor of a PEP 503 HTML project page.
+fn html_links(body: &str) -> Vec<(String, String)> {
     let anchor = Regex::new(r#"(?is)<a\s[^>]*href\s*=\s*["']([^"']*)["'][^>]*>(.*?)</a>"#)
         .expect("valid anchor pattern");
     anchor
         .captures_iter(body)
         .map(|c| {
             let text = c[2].trim();
-            if text.is_empty() || text.contains('<') {
+            let name = if text.is_empty() || text.contains('<') {
                 let href = c[1].split('#').next().unwrap_or_default();
                 href.rsplit('/').next().unwrap_or_default().to_owned()
             } else {
                 text.to_owned()
-            }
+            };
+            (name.replace("&amp;", "&"), c[1].to_owned())
         })
-        .map(|name| name.replace("&amp;", "&"))
         .collect()
 }
 
@@ -166,6 +225,8 @@ pub fn parse_filename(filename: &str) -> Option<DistFile> {
         filename: filename.to_owned(),
         version: version.to_owned(),
         kind,
+        url: String::new(),
+        sha256: None,
     })
 }
 
@@ -188,8 +249,13 @@ mod tests {
             <a href="/packages/x-1.0-py3-none-any.whl#sha256=ab">x-1.0-py3-none-any.whl</a><br>
             <a href="../../packages/x-1.1.tar.gz#sha256=cd" data-requires-python="&gt;=3.8"></a>
         </body></html>"#;
-        assert_eq!(html_filenames(html), ["x-1.0-py3-none-any.whl", "x-1.1.tar.gz"]);
-        let json = r#"{"meta": {"api-version": "1.1"}, "name": "x", "files": [{"filename": "x-2.0.tar.gz", "url": "u"}]}"#;
-        assert_eq!(json_filenames(json), ["x-2.0.tar.gz"]);
+        let names: Vec<String> = html_links(html).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["x-1.0-py3-none-any.whl", "x-1.1.tar.gz"]);
+        assert_eq!(html_links(html)[1].1, "../../packages/x-1.1.tar.gz#sha256=cd");
+        let json = r#"{"meta": {"api-version": "1.1"}, "name": "x", "files": [{"filename": "x-2.0.tar.gz", "url": "u", "hashes": {"sha256": "ef"}}]}"#;
+        assert_eq!(
+            json_links(json),
+            [("x-2.0.tar.gz".to_owned(), "u#sha256=ef".to_owned())]
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! `release publish`: build and upload in dependency order, then tag.
 //!
-//! 1. refuse on uncommitted changes, on a release tag that exists elsewhere, and on any
-//!    validation problem (so assets and pins are in sync before anything is uploaded);
-//! 2. every sub-package (changed ones first): skip it when its version is on the index,
-//!    else `uv build` into a temporary folder and `uv publish` the files the index lacks;
+//! 1. refuse on uncommitted changes; run the configured sync command; refuse on a release tag
+//!    that exists elsewhere and on any validation problem, including tracked files the sync
+//!    rewrote (so assets, manifest and pins are in sync before anything is uploaded);
+//! 2. every sub-package (changed ones first): skip it when its version is on the index (its
+//!    content was compared with the index's during validation: a version on the index with
+//!    other content is a validation problem, never a skip), else `uv build` into a temporary
+//!    folder and `uv publish` the files the index lacks;
 //!    a failure is recorded and the other sub-packages still go out;
 //! 3. the meta package only when every sub-package is on the index (re-checked after the
 //!    uploads); never after a sub-package failed;
@@ -21,10 +24,12 @@ use serde::Serialize;
 use crate::error::{ReleaseError, error_chain};
 use crate::git_repo::{RepoGit, TAG_PREFIX};
 use crate::notes::{ReleaseNotes, release_notes};
-use crate::package_index::{DistFile, DistKind, PYPI_SIMPLE_URL, PackageIndex};
+use crate::package_index::{DistFile, DistKind, PackageIndex};
+use crate::published::build_command;
 use crate::repo::ReleaseRepo;
 use crate::status::{PackageRole, compute};
-use crate::validate::validate_repo;
+use crate::sync::run_sync;
+use crate::validate::{report_sync_changes, validate_repo};
 use crate::version;
 
 /// Upload credentials, passed to uv as `UV_PUBLISH_USERNAME` / `UV_PUBLISH_PASSWORD`.
@@ -45,27 +50,17 @@ impl std::fmt::Debug for PublishCredentials {
 }
 
 /// Options of [`publish`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PublishOptions {
-    /// The simple API of the index (what is published already); default PyPI.
-    pub index_url: String,
-    /// The upload endpoint; default: derived from `index_url` (PyPI's upload API for PyPI,
-    /// the index URL without its trailing `simple/` otherwise).
+    /// The simple API of the index (what is published already); `None`: the configured
+    /// `index-url`, else PyPI.
+    pub index_url: Option<String>,
+    /// The upload endpoint; `None`: the configured `publish-url`, else derived from the index
+    /// URL (PyPI's upload API for PyPI, the index URL without its trailing `simple/` otherwise).
     pub publish_url: Option<String>,
     pub credentials: Option<PublishCredentials>,
     /// Report what would happen; build, upload and tag nothing.
     pub dry_run: bool,
-}
-
-impl Default for PublishOptions {
-    fn default() -> Self {
-        Self {
-            index_url: PYPI_SIMPLE_URL.to_owned(),
-            publish_url: None,
-            credentials: None,
-            dry_run: false,
-        }
-    }
 }
 
 /// What happened to one package.
@@ -78,6 +73,18 @@ pub enum PublishOutcome {
     Failed,
     /// Not attempted because an earlier step failed (the meta package after a sub-package failure).
     NotAttempted,
+}
+
+impl std::fmt::Display for PublishOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Published => "published",
+            Self::AlreadyOnIndex => "already on the index",
+            Self::WouldPublish => "would be published",
+            Self::Failed => "failed",
+            Self::NotAttempted => "not attempted",
+        })
+    }
 }
 
 /// One package's publication.
@@ -139,7 +146,7 @@ pub fn publish(
     reporter: &dyn Reporter,
 ) -> Result<PublishReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
     let head = git.head()?;
     let tag = format!("{TAG_PREFIX}{}", repo.meta.version());
     let tag_commit = git.tag_commit(&tag)?;
@@ -147,16 +154,26 @@ pub fn publish(
         let dirty = git.dirty_paths()?;
         if !dirty.is_empty() {
             return Err(ReleaseError::DirtyWorktree {
-                path: repo_root.to_owned(),
+                path: repo.root().to_owned(),
                 files: dirty,
             });
         }
     }
-    let index = PackageIndex::new(&options.index_url)?;
+    // The sync command generates what the packages ship; the tree was clean before it ran, so
+    // whatever tracked file it rewrites was stale in the commit (a validation problem below).
+    let synced = run_sync(&repo, &git, reporter)?;
+    let repo = if repo.config.sync_command.is_some() {
+        ReleaseRepo::load(repo.root())?
+    } else {
+        repo
+    };
+    let index_url = repo.index_url(options.index_url.as_deref());
+    let index = PackageIndex::new(&index_url)?;
     let publish_url = options
         .publish_url
         .clone()
-        .or_else(|| default_publish_url(&options.index_url));
+        .or_else(|| repo.config.publish_url.clone())
+        .or_else(|| default_publish_url(&index_url));
 
     // The release being published is tagged already when a finished release is re-run.
     let previous_tag = if tag_commit.as_ref() == Some(&head) {
@@ -165,11 +182,19 @@ pub fn publish(
         git.newest_release_tag(None)?
     };
     reporter.phase("Validating");
-    let validation = validate_repo(&repo, &git, previous_tag.as_deref(), Some(&index), reporter)?;
+    let mut validation = validate_repo(
+        &repo,
+        &git,
+        previous_tag.as_deref(),
+        Some(&index),
+        Some((&index, uv)),
+        reporter,
+    )?;
+    report_sync_changes(&repo, &synced, &mut validation);
     if !validation.is_ok() {
         return Err(ReleaseError::ValidationFailed {
             report: Box::new(validation),
-            index_url: Some(options.index_url.clone()),
+            index_url: Some(index_url.clone()),
         });
     }
 
@@ -180,7 +205,7 @@ pub fn publish(
             tag,
             commit: commit.clone(),
             head,
-            suggested: version::suggest_minor(repo.meta.version()).unwrap_or_else(|| "<version>".into()),
+            suggested: version::suggest_next(repo.meta.version()).unwrap_or_else(|| "<version>".into()),
         });
     }
 
@@ -204,7 +229,7 @@ pub fn publish(
         let mut record = uploader.publish_one(
             package.name(),
             package.version(),
-            &repo_root.join(package.rel_path()),
+            &repo.root().join(package.rel_path()),
         );
         record.dir = Some(package.dir.clone());
         record.changed = changed(Some(&package.dir));
@@ -232,7 +257,7 @@ pub fn publish(
         }
     } else {
         reporter.phase("Publishing the meta package");
-        uploader.publish_one(repo.meta.name(), repo.meta.version(), repo_root)
+        uploader.publish_one(repo.meta.name(), repo.meta.version(), repo.root())
     };
     meta.role = PackageRole::Meta;
     meta.changed = changed(None);
@@ -256,13 +281,12 @@ pub fn publish(
     };
     let next_step = (!complete).then(|| {
         format!(
-            "fix the failure above, then run `comfydock release publish --index-url {}` again: what is already on the index is skipped",
-            options.index_url
+            "fix the failure above, then run `comfydock release publish --index-url {index_url}` again: what is already on the index is skipped"
         )
     });
     Ok(PublishReport {
         dry_run: options.dry_run,
-        index_url: options.index_url.clone(),
+        index_url,
         publish_url,
         packages,
         tag,
@@ -380,13 +404,8 @@ impl Uploader<'_> {
             .tempdir()
             .map_err(ReleaseError::TempDir)?;
         self.reporter.status("Building", &format!("{name} {version}"));
-        let mut build_cmd = self.uv.command();
-        build_cmd
-            .arg("build")
-            .arg("--out-dir")
-            .arg(out_dir.path())
-            .arg(dir)
-            .current_dir(dir);
+        let mut build_cmd = build_command(self.uv, dir);
+        build_cmd.arg("--out-dir").arg(out_dir.path()).arg(".");
         run_checked(&mut build_cmd).map_err(|source| ReleaseError::Build {
             path: dir.to_owned(),
             source: Box::new(source),

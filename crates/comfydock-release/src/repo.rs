@@ -71,8 +71,13 @@ pub struct ReleaseRepo {
 }
 
 impl ReleaseRepo {
-    /// Read the repository at `root`.
+    /// Read the repository at `root` (made absolute, so every path derived from it stays valid
+    /// whatever folder a subprocess runs in).
     pub fn load(root: &Path) -> Result<Self, ReleaseError> {
+        let root = &std::path::absolute(root).map_err(|source| ReleaseError::Read {
+            path: root.to_owned(),
+            source,
+        })?;
         let meta_path = root.join(META_PYPROJECT);
         if !meta_path.is_file() {
             return Err(ReleaseError::NotARepository(root.to_owned()));
@@ -117,6 +122,7 @@ impl ReleaseRepo {
         })
     }
 
+    /// The absolute repository root.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -135,6 +141,14 @@ impl ReleaseRepo {
     /// The package folder a bundle's assets ship in.
     pub fn package_dir_of_bundle(&self, bundle: &str) -> String {
         self.config.package_dir_of_bundle(bundle)
+    }
+
+    /// The index to check and publish to: `flag` when given, else the configured `index-url`,
+    /// else PyPI.
+    pub fn index_url(&self, flag: Option<&str>) -> String {
+        flag.map(str::to_owned)
+            .or_else(|| self.config.index_url.clone())
+            .unwrap_or_else(|| crate::package_index::PYPI_SIMPLE_URL.to_owned())
     }
 
     /// The package that ships template JSON files: the configured one, else `packages/json`

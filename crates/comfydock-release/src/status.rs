@@ -3,11 +3,14 @@
 //! Mapping of a changed file to packages:
 //! - root `pyproject.toml` → meta; `packages/<dir>/…` → that sub-package (or meta when `<dir>`
 //!   is not a package, e.g. the meta package's own sources);
-//! - `templates/<name>.json`, `templates/<name>-N.<ext>` → the media package of every bundle
-//!   listing `<name>` (now or at the reference), and template JSON also → the JSON package if any;
+//! - configured `json-only` files → the JSON package only; `package-paths` → their package;
+//!   files of the configured `logo-dir` → the logo package;
+//! - `templates/<name>-N.<ext>` → the media package of every bundle listing `<name>` (now or at
+//!   the reference); `templates/<name>.json` → the JSON package if there is one, else like assets;
 //! - `bundles.json` → the media package of every bundle whose template list changed (and the
 //!   JSON package if any);
-//! - `input/<file>` → the media packages of the templates that use the file;
+//! - `input/<file>` → the media packages of the templates that use the file (nothing when
+//!   `ship-inputs = false`: the frontend fetches inputs from the repository);
 //! - meta is affected whenever a sub-package is, because it pins them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +19,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::catalog::{Bundles, template_of_file};
+use crate::config::ReleaseConfig;
 use crate::error::ReleaseError;
 use crate::git_repo::{Change, RepoGit};
 use crate::repo::{
@@ -65,6 +69,10 @@ pub enum Cause {
     },
     /// `bundles.json` changed (the JSON package ships it).
     BundlesFile,
+    /// A file configured as `json-only` changed.
+    JsonOnlyFile { path: String },
+    /// A provider logo changed (the configured logo package ships them).
+    LogoFile { path: String },
     /// The meta package's pyproject or sources changed.
     MetaFile { path: String },
     /// Sub-packages the meta package pins are affected.
@@ -112,6 +120,11 @@ impl std::fmt::Display for Cause {
                 Ok(())
             }
             Self::BundlesFile => write!(f, "{BUNDLES_FILE} changed: this package ships it"),
+            Self::JsonOnlyFile { path } => write!(
+                f,
+                "{path} changed: it ships in this package only (`json-only` in [tool.comfydock.release])"
+            ),
+            Self::LogoFile { path } => write!(f, "{path} changed: this package ships the logos"),
             Self::PinnedPackagesChanged { packages } => {
                 write!(f, "it pins changed sub-packages: {}", packages.join(", "))
             }
@@ -181,7 +194,7 @@ impl StatusReport {
 /// Files changed since the last release tag (or `options.since`), mapped to affected packages.
 pub fn status(repo_root: &Path, options: &StatusOptions) -> Result<StatusReport, ReleaseError> {
     let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
     let since = resolve_since(&git, options.since.as_deref())?;
     compute(&repo, &git, since.as_deref())
 }
@@ -232,6 +245,36 @@ pub(crate) fn compute(
         let mut hits: Vec<(Target<'_>, Cause)> = Vec::new();
         if path == META_PYPROJECT {
             hits.push((Target::Meta, Cause::MetaFile { path: path.into() }));
+        } else if repo.config.is_json_only(path) {
+            match json_package.and_then(|dir| repo.package(dir)) {
+                Some(json) => hits.push((Target::Sub(&json.dir), Cause::JsonOnlyFile { path: path.into() })),
+                None => warnings.push(format!(
+                    "{path}: configured as `json-only` but there is no JSON package (`json-package`)"
+                )),
+            }
+        } else if let Some(dir) = repo.config.package_of_extra_path(path) {
+            match repo.package(dir) {
+                Some(package) => hits.push((
+                    Target::Sub(&package.dir),
+                    Cause::PackageFile { path: path.into() },
+                )),
+                None => warnings.push(format!(
+                    "{path}: `package-paths` assigns it to {PACKAGES_DIR}/{dir}, which is not a package"
+                )),
+            }
+        } else if let Some((logo_dir, logo_package)) = repo.config.logos()
+            && path
+                .strip_prefix(logo_dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            match repo.package(logo_package) {
+                Some(package) => {
+                    hits.push((Target::Sub(&package.dir), Cause::LogoFile { path: path.into() }));
+                }
+                None => warnings.push(format!(
+                    "{path}: `logo-package` is {PACKAGES_DIR}/{logo_package}, which is not a package"
+                )),
+            }
         } else if let Some(rest) = path.strip_prefix(&format!("{PACKAGES_DIR}/")) {
             let dir = rest.split('/').next().unwrap_or_default();
             match repo.package(dir) {
@@ -242,7 +285,7 @@ pub(crate) fn compute(
                 None => hits.push((Target::Meta, Cause::MetaFile { path: path.into() })),
             }
         } else if path == BUNDLES_FILE {
-            for (bundle, added, removed) in membership_changes(old_bundles, new_bundles) {
+            for (bundle, added, removed) in membership_changes(&repo.config, old_bundles, new_bundles) {
                 let dir = repo.package_dir_of_bundle(&bundle);
                 match repo.package(&dir) {
                     Some(package) => hits.push((
@@ -267,10 +310,13 @@ pub(crate) fn compute(
             let is_json = Path::new(file)
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-            if is_json && let Some(json) = json_package.and_then(|dir| repo.package(dir)) {
+            let json_target = json_package.and_then(|dir| repo.package(dir)).filter(|_| is_json);
+            if let Some(json) = json_target {
                 hits.push((Target::Sub(&json.dir), Cause::TemplateJson { path: path.into() }));
             }
             match template_of_file(file, known) {
+                // The JSON package ships workflow files; media packages ship the other assets.
+                Some(_) if json_target.is_some() => {}
                 Some(template) => {
                     let bundles = bundles_holding(&template, old_bundles, new_bundles);
                     if bundles.is_empty() {
@@ -296,7 +342,14 @@ pub(crate) fn compute(
                 }
                 None => {}
             }
-        } else if let Some(file) = path.strip_prefix(&format!("{INPUT_DIR}/")) {
+        } else if path.starts_with(&format!("{TEMPLATES_DIR}/")) {
+            // A sub-folder of templates/ (logos, say) that no configuration assigns.
+            warnings.push(format!(
+                "{path}: no package ships it; assign its folder with `logo-dir`/`logo-package` or `package-paths` in [tool.comfydock.release]"
+            ));
+        } else if let Some(file) = path.strip_prefix(&format!("{INPUT_DIR}/"))
+            && repo.config.ship_inputs
+        {
             let mut templates: BTreeSet<&str> = BTreeSet::new();
             for index in [repo.index.as_ref(), old.index.as_ref()].into_iter().flatten() {
                 templates.extend(index.templates_using_input(file));
@@ -415,8 +468,13 @@ fn bundles_holding(template: &str, old: &Bundles, new: &Bundles) -> Vec<String> 
     out
 }
 
-/// Per bundle (in either version): the templates added and removed.
-fn membership_changes(old: &Bundles, new: &Bundles) -> Vec<(String, Vec<String>, Vec<String>)> {
+/// Per bundle (in either version): the templates added and removed (JSON-only entries such as
+/// `index` ship in the JSON package, so they change no bundle's package).
+fn membership_changes(
+    config: &ReleaseConfig,
+    old: &Bundles,
+    new: &Bundles,
+) -> Vec<(String, Vec<String>, Vec<String>)> {
     let mut names: Vec<&str> = new.iter().map(|(b, _)| b).collect();
     for (bundle, _) in old.iter() {
         if !names.contains(&bundle) {
@@ -428,8 +486,19 @@ fn membership_changes(old: &Bundles, new: &Bundles) -> Vec<(String, Vec<String>,
         .filter_map(|bundle| {
             let before = old.templates_of(bundle);
             let after = new.templates_of(bundle);
-            let added: Vec<String> = after.iter().filter(|t| !before.contains(t)).cloned().collect();
-            let removed: Vec<String> = before.iter().filter(|t| !after.contains(t)).cloned().collect();
+            let counts = |t: &&String| !config.is_json_only_entry(t);
+            let added: Vec<String> = after
+                .iter()
+                .filter(|t| !before.contains(t))
+                .filter(counts)
+                .cloned()
+                .collect();
+            let removed: Vec<String> = before
+                .iter()
+                .filter(|t| !after.contains(t))
+                .filter(counts)
+                .cloned()
+                .collect();
             (!added.is_empty() || !removed.is_empty()).then(|| (bundle.to_owned(), added, removed))
         })
         .collect()

@@ -6,6 +6,9 @@
 //! - every asset of a template (`templates/<name>-N.<ext>`, the sample inputs it uses from
 //!   `input/`) is inside the package its bundle maps to, with the same content — the
 //!   nano banana check;
+//! - with `manifest` configured, every template of the index is in core's manifest, in its
+//!   bundle, with every asset file and its SHA-256 (after the sync command ran);
+//! - a version already on the index holds the local content (see [`crate::published`]);
 //! - the meta package pins every sub-package with `==` at its local version, and each pinned
 //!   version either exists on the index or is newer than everything there (about to be published).
 
@@ -13,25 +16,37 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use comfydock_core::reporter::Reporter;
+use comfydock_core::uv::Uv;
 use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::catalog::is_asset_of;
 use crate::error::{ReleaseError, error_chain};
 use crate::git_repo::RepoGit;
 use crate::package_index::PackageIndex;
+use crate::published::{PublishedContent, compare_with_index, summarize};
 use crate::repo::{
     BUNDLES_FILE, INDEX_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, ReleaseRepo, RevisionView, SubPackage,
     TEMPLATES_DIR,
 };
 use crate::status::compute;
+use crate::sync::run_sync;
 use crate::version;
 
 /// Options of [`validate`].
 #[derive(Debug, Clone, Default)]
 pub struct ValidateOptions {
-    /// The simple API of the index to check pinned versions against; `None` skips that check.
+    /// The simple API of the index to check pinned versions against; `None`: the configured
+    /// `index-url`, else PyPI.
     pub index_url: Option<String>,
+    /// Skip every check that asks the index.
+    pub offline: bool,
+    /// Do not run the configured `sync-command` first.
+    pub skip_sync: bool,
+    /// Build every package whose version is on the index and compare its content with what
+    /// the index holds (see [`crate::published`]); `None` skips that check.
+    pub content_check: Option<Uv>,
 }
 
 /// What kind of problem was found.
@@ -52,11 +67,21 @@ pub enum ProblemKind {
     AssetOutdatedInPackage,
     InputFileMissing,
     PackageNotBumped,
+    FrozenPackageChanged,
+    SyncChangedFile,
+    LogoMissingFromPackage,
+    LogoOutdatedInPackage,
     MetaVersionNotRaised,
     SubPackageNotPinned,
     NotExactlyPinned,
     PinMismatch,
     PinnedVersionUnavailable,
+    PublishedContentDiffers,
+    ManifestMissing,
+    ManifestTemplateMissing,
+    ManifestBundleMismatch,
+    ManifestAssetMissing,
+    ManifestAssetOutdated,
     IndexQueryFailed,
 }
 
@@ -84,6 +109,8 @@ pub struct ValidationReport {
     pub packages_checked: usize,
     /// The index pinned versions were checked against (`None`: not checked).
     pub index_url: Option<String>,
+    /// Whether packages already on the index were built and compared with it.
+    pub content_checked: bool,
 }
 
 impl ValidationReport {
@@ -99,11 +126,49 @@ pub fn validate(
     options: &ValidateOptions,
     reporter: &dyn Reporter,
 ) -> Result<ValidationReport, ReleaseError> {
-    let repo = ReleaseRepo::load(repo_root)?;
-    let git = RepoGit::open(repo_root)?;
-    let index = options.index_url.as_deref().map(PackageIndex::new).transpose()?;
+    let (repo, git, synced) = load_synced(repo_root, !options.skip_sync, reporter)?;
+    let index = if options.offline {
+        None
+    } else {
+        Some(PackageIndex::new(&repo.index_url(options.index_url.as_deref()))?)
+    };
     let since = git.newest_release_tag(None)?;
-    validate_repo(&repo, &git, since.as_deref(), index.as_ref(), reporter)
+    let content = index.as_ref().zip(options.content_check.as_ref());
+    let mut report = validate_repo(&repo, &git, since.as_deref(), index.as_ref(), content, reporter)?;
+    report_sync_changes(&repo, &synced, &mut report);
+    Ok(report)
+}
+
+/// Load the repository, run its sync command (when configured and wanted) and load it again,
+/// so everything after sees the generated files; also returns the files the sync changed.
+fn load_synced(
+    repo_root: &Path,
+    sync: bool,
+    reporter: &dyn Reporter,
+) -> Result<(ReleaseRepo, RepoGit, Vec<String>), ReleaseError> {
+    let repo = ReleaseRepo::load(repo_root)?;
+    let git = RepoGit::open(repo.root())?;
+    if !sync || repo.config.sync_command.is_none() {
+        return Ok((repo, git, Vec::new()));
+    }
+    let changed = run_sync(&repo, &git, reporter)?;
+    Ok((ReleaseRepo::load(repo.root())?, git, changed))
+}
+
+/// A file the sync command rewrote was stale in the working tree: what would ship differs from
+/// what is committed (a stale manifest, a hand-copied asset).
+pub(crate) fn report_sync_changes(repo: &ReleaseRepo, changed: &[String], report: &mut ValidationReport) {
+    let command = repo.config.sync_command.as_deref().unwrap_or_default();
+    for path in changed {
+        push(
+            report,
+            ProblemKind::SyncChangedFile,
+            path.clone(),
+            format!(
+                "the sync command `{command}` rewrote it, so the committed version is out of date; review and commit it (`git add -A && git commit -m \"Sync\"`)"
+            ),
+        );
+    }
 }
 
 /// Validate `repo`; `since` is the last release tag (the reference for "was it bumped?").
@@ -112,6 +177,7 @@ pub(crate) fn validate_repo(
     git: &RepoGit,
     since: Option<&str>,
     index: Option<&PackageIndex>,
+    content: Option<(&PackageIndex, &Uv)>,
     reporter: &dyn Reporter,
 ) -> Result<ValidationReport, ReleaseError> {
     let mut report = ValidationReport {
@@ -127,7 +193,77 @@ pub(crate) fn validate_repo(
     }
     reporter.status("Checking", "meta package pins");
     check_pins(repo, index, &mut report);
+    if let Some((index, uv)) = content {
+        reporter.status("Checking", "package content against the index");
+        check_published_content(repo, index, uv, &mut report, reporter)?;
+        report.content_checked = true;
+    }
     Ok(report)
+}
+
+/// A version already on the index must hold the local content, or the local content can never
+/// ship under it (the partial-release trap): every such package is built and compared.
+fn check_published_content(
+    repo: &ReleaseRepo,
+    index: &PackageIndex,
+    uv: &Uv,
+    report: &mut ValidationReport,
+    reporter: &dyn Reporter,
+) -> Result<(), ReleaseError> {
+    let mut targets: Vec<(String, String, PathBuf, Option<&str>)> = repo
+        .packages
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                p.version().to_owned(),
+                repo.root().join(p.rel_path()),
+                Some(p.dir.as_str()),
+            )
+        })
+        .collect();
+    targets.push((
+        repo.meta.name().to_owned(),
+        repo.meta.version().to_owned(),
+        repo.root().to_owned(),
+        None,
+    ));
+    for (name, version, dir, package_dir) in targets {
+        let subject =
+            package_dir.map_or_else(|| META_PYPROJECT.to_owned(), |d| format!("{PACKAGES_DIR}/{d}"));
+        match compare_with_index(uv, index, &name, &version, &dir, reporter) {
+            Ok(PublishedContent::Differs { changes }) => {
+                let fix = match package_dir {
+                    Some(d) if repo.config.is_frozen(d) => {
+                        format!(
+                            "`comfydock release bump --allow-frozen {d}` (it is frozen: better revert the change)"
+                        )
+                    }
+                    Some(_) => "`comfydock release bump`".to_owned(),
+                    None => format!(
+                        "`comfydock release bump --meta-version {}`",
+                        version::suggest_next(&version).unwrap_or_else(|| "<version>".into())
+                    ),
+                };
+                push(
+                    report,
+                    ProblemKind::PublishedContentDiffers,
+                    subject,
+                    format!(
+                        "{name} {version} is on {} with other content ({}); a version is published once, so this content needs a new one: run {fix}",
+                        index.url(),
+                        summarize(&changes)
+                    ),
+                );
+            }
+            Ok(PublishedContent::Same | PublishedContent::NotOnIndex) => {}
+            Err(err @ (ReleaseError::IndexRequest { .. } | ReleaseError::IndexStatus { .. })) => {
+                push(report, ProblemKind::IndexQueryFailed, subject, error_chain(&err));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// Changed packages must carry a version other than the released one, or their new content
@@ -148,11 +284,21 @@ fn check_release_state(
             .unwrap_or_default();
         match &package.dir {
             Some(dir) => {
-                if released
+                let unchanged_version = released
                     .package_versions
                     .get(dir)
-                    .is_some_and(|old| version::same(old, &package.version))
-                {
+                    .is_some_and(|old| version::same(old, &package.version));
+                if unchanged_version && repo.config.is_frozen(dir) {
+                    push(
+                        report,
+                        ProblemKind::FrozenPackageChanged,
+                        format!("{PACKAGES_DIR}/{dir}"),
+                        format!(
+                            "{} is frozen but changed since {since} ({why}); put new templates in an active bundle and revert this change, or raise it with `comfydock release bump --allow-frozen {dir}`",
+                            package.package
+                        ),
+                    );
+                } else if unchanged_version {
                     push(
                         report,
                         ProblemKind::PackageNotBumped,
@@ -176,7 +322,7 @@ fn check_release_state(
                             "the meta package {} is still at {} although packages changed since {since}; raise it with `comfydock release bump --meta-version {}`",
                             package.package,
                             package.version,
-                            version::suggest_minor(&package.version).unwrap_or_else(|| "<version>".into())
+                            version::suggest_next(&package.version).unwrap_or_else(|| "<version>".into())
                         ),
                     );
                 }
@@ -344,17 +490,21 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
         let (Some(package), Some(files)) = (repo.package(&dir), package_files.get(&dir)) else {
             continue;
         };
-        for name in names {
+        for name in names.iter().filter(|n| !repo.config.is_json_only_entry(n)) {
             let mut assets: Vec<String> = template_files
                 .iter()
                 .filter(|f| is_asset_of(f, name))
                 .map(|f| format!("{TEMPLATES_DIR}/{f}"))
                 .collect();
             let mut inputs: BTreeSet<&str> = BTreeSet::new();
-            if let Some(entry) = index.templates.iter().find(|t| &t.name == name) {
+            if !repo.config.ship_inputs {
+                // Served from the repository: their existence is checked above, not their copy.
+            } else if let Some(entry) = index.templates.iter().find(|t| &t.name == name) {
                 inputs.extend(entry.input_files.iter().map(String::as_str));
             }
-            if let Some(used) = node_inputs.get(name) {
+            if repo.config.ship_inputs
+                && let Some(used) = node_inputs.get(name)
+            {
                 inputs.extend(used.iter().map(String::as_str));
             }
             for input in inputs {
@@ -367,6 +517,9 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
             }
         }
     }
+
+    check_logos(repo, report)?;
+    check_manifest(repo, index, bundles, &template_files, report)?;
 
     // The JSON package, when there is one, ships every template workflow.
     if let Some(json_dir) = repo.json_package()
@@ -391,6 +544,213 @@ fn check_catalog(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<()
     Ok(())
 }
 
+/// Core's manifest (`manifest` in the config) is what the runtime looks templates up in: every
+/// template of the index must be there, in its bundle, with every asset file and its SHA-256.
+fn check_manifest(
+    repo: &ReleaseRepo,
+    index: &crate::catalog::TemplateIndex,
+    bundles: &crate::catalog::Bundles,
+    template_files: &BTreeSet<String>,
+    report: &mut ValidationReport,
+) -> Result<(), ReleaseError> {
+    let Some(rel) = repo.config.manifest.as_deref() else {
+        return Ok(());
+    };
+    let fix = repo.config.sync_command.as_deref().map_or_else(
+        || "regenerate it and commit it".to_owned(),
+        |command| format!("run `{command}` and commit the manifest"),
+    );
+    let path = repo.root().join(rel);
+    if !path.is_file() {
+        push(
+            report,
+            ProblemKind::ManifestMissing,
+            rel,
+            format!("core's manifest does not exist; {fix}"),
+        );
+        return Ok(());
+    }
+    let text = fs_err::read_to_string(&path).map_err(|source| ReleaseError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest = Manifest::parse(&path, &text)?;
+    for template in &index.templates {
+        let name = &template.name;
+        let Some(entry) = manifest.templates.get(name) else {
+            push(
+                report,
+                ProblemKind::ManifestTemplateMissing,
+                format!("template {name}"),
+                format!(
+                    "not in {rel}, so the installed package raises \"Template '{name}' not found in manifest\"; {fix}"
+                ),
+            );
+            continue;
+        };
+        if let [bundle] = bundles.bundles_of(name).as_slice()
+            && entry.bundle.as_deref().is_some_and(|b| b != *bundle)
+        {
+            push(
+                report,
+                ProblemKind::ManifestBundleMismatch,
+                format!("template {name}"),
+                format!(
+                    "{rel} puts it in bundle `{}` but {BUNDLES_FILE} in `{bundle}`; {fix}",
+                    entry.bundle.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        for file in template_files.iter().filter(|f| is_asset_of(f, name)) {
+            let asset = format!("{TEMPLATES_DIR}/{file}");
+            match entry.assets.get(file.as_str()) {
+                None => push(
+                    report,
+                    ProblemKind::ManifestAssetMissing,
+                    asset,
+                    format!("asset of template `{name}` is not listed in {rel}; {fix}"),
+                ),
+                Some(Some(listed)) => {
+                    let source = repo.root().join(&asset);
+                    let actual = hex::encode(Sha256::digest(read_bytes(&source)?));
+                    if !listed.eq_ignore_ascii_case(&actual) {
+                        push(
+                            report,
+                            ProblemKind::ManifestAssetOutdated,
+                            asset,
+                            format!("{rel} lists another SHA-256 for this asset of `{name}`; {fix}"),
+                        );
+                    }
+                }
+                Some(None) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts of core's `manifest.json` the release checks: template id → bundle and assets
+/// (file name → SHA-256 when listed).
+struct Manifest {
+    templates: HashMap<String, ManifestTemplate>,
+}
+
+struct ManifestTemplate {
+    bundle: Option<String>,
+    assets: HashMap<String, Option<String>>,
+}
+
+impl Manifest {
+    fn parse(path: &Path, text: &str) -> Result<Self, ReleaseError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|source| ReleaseError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+        let entries = value
+            .get("templates")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| ReleaseError::Malformed {
+                path: path.to_owned(),
+                message: "expected an object with a `templates` array".into(),
+            })?;
+        let str_of = |v: &serde_json::Value, key: &str| {
+            v.get(key).and_then(serde_json::Value::as_str).map(str::to_owned)
+        };
+        let mut templates = HashMap::new();
+        for entry in entries {
+            let Some(id) = str_of(entry, "id").or_else(|| str_of(entry, "name")) else {
+                continue;
+            };
+            let assets = entry
+                .get("assets")
+                .and_then(serde_json::Value::as_array)
+                .map(|assets| {
+                    assets
+                        .iter()
+                        .filter_map(|a| Some((str_of(a, "filename")?, str_of(a, "sha256"))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            templates.insert(
+                id,
+                ManifestTemplate {
+                    bundle: str_of(entry, "bundle"),
+                    assets,
+                },
+            );
+        }
+        Ok(Self { templates })
+    }
+}
+
+/// Every provider logo is inside the logo package with the same content.
+fn check_logos(repo: &ReleaseRepo, report: &mut ValidationReport) -> Result<(), ReleaseError> {
+    let Some((logo_dir, logo_package)) = repo.config.logos() else {
+        return Ok(());
+    };
+    let Some(package) = repo.package(logo_package) else {
+        push(
+            report,
+            ProblemKind::BundlePackageMissing,
+            format!("logo-package {logo_package}"),
+            format!("{PACKAGES_DIR}/{logo_package} (`logo-package`) is not a package"),
+        );
+        return Ok(());
+    };
+    let files = PackageFiles::scan(&repo.root().join(package.rel_path()))?;
+    for logo in list_files(&repo.root().join(logo_dir))? {
+        let rel = format!("{logo_dir}/{logo}");
+        match find_copy(&repo.root().join(&rel), files.by_name.get(&logo))? {
+            CopyState::Missing => push(
+                report,
+                ProblemKind::LogoMissingFromPackage,
+                rel,
+                format!(
+                    "logo is not inside {}, the package that ships logos",
+                    package.rel_path()
+                ),
+            ),
+            CopyState::Differs(_) => push(
+                report,
+                ProblemKind::LogoOutdatedInPackage,
+                rel,
+                format!("logo differs from its copy in {}", package.rel_path()),
+            ),
+            CopyState::Same => {}
+        }
+    }
+    Ok(())
+}
+
+enum CopyState<'a> {
+    Missing,
+    Same,
+    /// No copy has the same bytes; the first copy.
+    Differs(&'a Path),
+}
+
+/// Whether one of `copies` has the content of `source`.
+fn find_copy<'a>(source: &Path, copies: Option<&'a Vec<PathBuf>>) -> Result<CopyState<'a>, ReleaseError> {
+    let Some(copies) = copies.filter(|c| !c.is_empty()) else {
+        return Ok(CopyState::Missing);
+    };
+    let size = file_size(source)?;
+    let mut wanted: Option<Vec<u8>> = None;
+    for copy in copies {
+        // Sizes first: most assets are media files, read them only when they may be equal.
+        if file_size(copy)? != size {
+            continue;
+        }
+        if wanted.is_none() {
+            wanted = Some(read_bytes(source)?);
+        }
+        if wanted.as_deref() == Some(read_bytes(copy)?.as_slice()) {
+            return Ok(CopyState::Same);
+        }
+    }
+    Ok(CopyState::Differs(&copies[0]))
+}
+
 fn check_asset(
     repo: &ReleaseRepo,
     package: &SubPackage,
@@ -407,34 +767,20 @@ fn check_asset(
             ProblemKind::AssetMissingFromPackage,
             asset,
             format!(
-                "asset of template `{template}` (bundle {bundle}) is not inside {}; add it there so `{}` ships it",
+                "asset of template `{template}` (bundle {bundle}) is not inside {}; {}",
                 package.rel_path(),
-                package.name()
+                repo.config.sync_command.as_deref().map_or_else(
+                    || format!("add it there so `{}` ships it", package.name()),
+                    |command| format!("run `{command}`, which puts it there"),
+                )
             ),
         );
         return Ok(());
     };
-    let source = repo.root().join(asset);
-    let size = file_size(&source)?;
-    let mut wanted: Option<Vec<u8>> = None;
-    let mut matches = false;
-    for copy in copies {
-        // Sizes first: most assets are media files, read them only when they may be equal.
-        if file_size(copy)? != size {
-            continue;
-        }
-        if wanted.is_none() {
-            wanted = Some(read_bytes(&source)?);
-        }
-        if wanted.as_deref() == Some(read_bytes(copy)?.as_slice()) {
-            matches = true;
-            break;
-        }
-    }
-    if !matches {
-        let shown = copies[0]
+    if let CopyState::Differs(first) = find_copy(&repo.root().join(asset), Some(copies))? {
+        let shown = first
             .strip_prefix(repo.root())
-            .unwrap_or(&copies[0])
+            .unwrap_or(first)
             .display()
             .to_string();
         push(
@@ -490,7 +836,7 @@ fn check_workflow(text: &str, options: &AnalysisOptions) -> Result<BTreeSet<Stri
 }
 
 fn check_pins(repo: &ReleaseRepo, index: Option<&PackageIndex>, report: &mut ValidationReport) {
-    for package in &repo.packages {
+    for package in repo.packages.iter().filter(|p| repo.config.is_pinned(&p.dir)) {
         let entries: Vec<_> = repo
             .meta
             .dependencies()

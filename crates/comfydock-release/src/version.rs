@@ -61,15 +61,14 @@ pub fn patch_bump(text: &str) -> Result<String, BumpRefusal> {
     Ok(release.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
 }
 
-/// The version a human most likely wants next for the meta package: a minor bump of `text`.
-pub fn suggest_minor(text: &str) -> Option<String> {
+/// The version a human most likely wants next for the meta package: a patch bump of `text`'s
+/// release part (`0.11.96` → `0.11.97`, the way workflow_templates releases).
+pub fn suggest_next(text: &str) -> Option<String> {
     let version = parse(text)?;
     let mut release = version.release().to_vec();
     release.resize(3.max(release.len()), 0);
-    release[1] += 1;
-    for part in &mut release[2..] {
-        *part = 0;
-    }
+    let last = release.len() - 1;
+    release[last] += 1;
     Some(release.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
 }
 
@@ -95,8 +94,8 @@ mod tests {
     }
 
     #[test]
-    fn suggests_minor() {
-        assert_eq!(suggest_minor("0.5.3").as_deref(), Some("0.6.0"));
-        assert_eq!(suggest_minor("1").as_deref(), Some("1.1.0"));
+    fn suggests_a_patch_release() {
+        assert_eq!(suggest_next("0.11.96").as_deref(), Some("0.11.97"));
+        assert_eq!(suggest_next("1").as_deref(), Some("1.0.1"));
     }
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 use comfydock_core::Hinted as _;
 use comfydock_core::reporter::NoReporter;
 use comfydock_core::uv::Uv;
+use comfydock_release::bump::BumpAction;
 use comfydock_release::publish::{PublishOutcome, TagOutcome};
 use comfydock_release::status::Cause;
 use comfydock_release::validate::ProblemKind;
@@ -18,6 +19,7 @@ use comfydock_release::{
     publish, status, validate,
 };
 use support::index_server::IndexServer;
+use support::workflow_templates::{self, add_template};
 use support::{Fixture, run};
 
 struct Env {
@@ -29,8 +31,11 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
+        Self::with_fixture(Fixture::new())
+    }
+
+    fn with_fixture(fixture: Fixture) -> Self {
         let server = IndexServer::start();
-        let fixture = Fixture::new();
         let cache = tempfile::tempdir().unwrap();
         let uv = Uv::locate(None, cache.path())
             .expect("locate uv")
@@ -46,7 +51,7 @@ impl Env {
 
     fn options(&self) -> PublishOptions {
         PublishOptions {
-            index_url: self.server.simple_url(),
+            index_url: Some(self.server.simple_url()),
             publish_url: None,
             // pypiserver runs with `-a . -P .`; uv still wants some credentials.
             credentials: Some(PublishCredentials {
@@ -60,6 +65,9 @@ impl Env {
     fn validate_options(&self) -> ValidateOptions {
         ValidateOptions {
             index_url: Some(self.server.simple_url()),
+            offline: false,
+            skip_sync: false,
+            content_check: Some(self.uv.clone()),
         }
     }
 
@@ -225,7 +233,7 @@ fn nano_banana_regression_end_to_end() {
     fixture.add_nano_banana_assets();
     fixture.commit("Ship nano banana assets");
     let err = bump(&fixture.root, &BumpOptions::default(), &NoReporter).unwrap_err();
-    assert!(err.hint().unwrap().contains("--meta-version 1.1.0"), "{err}");
+    assert!(err.hint().unwrap().contains("--meta-version 1.0.1"), "{err}");
     let bumped = bump(
         &fixture.root,
         &BumpOptions {
@@ -487,4 +495,144 @@ fn validate_reports_pins_and_index_problems_one_line_each() {
     assert!(unavailable.to_string().contains("0.0.9"), "{unavailable}");
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["problems"][0]["kind"].is_string());
+}
+
+#[test]
+fn validate_checks_pins_against_the_configured_index() {
+    let env = Env::new();
+    let fixture = &env.fixture;
+    fixture.edit(
+        "pyproject.toml",
+        "[build-system]",
+        &format!(
+            "[tool.comfydock.release]\nindex-url = \"{}\"\n\n[build-system]",
+            env.server.simple_url()
+        ),
+    );
+    fixture.commit("Configure the index");
+    let report = validate(&fixture.root, &ValidateOptions::default(), &NoReporter).unwrap();
+    assert_eq!(
+        report.index_url.as_deref(),
+        Some(env.server.simple_url().as_str())
+    );
+    assert!(report.is_ok(), "{:#?}", report.problems);
+}
+
+#[test]
+fn a_partial_release_followed_by_new_commits_never_skips_changed_content() {
+    let env = Env::with_fixture(workflow_templates::fixture());
+    let fixture = &env.fixture;
+    let first = env.publish();
+    assert!(first.complete, "{first:#?}");
+    assert_eq!(env.tags(), ["v0.11.96"]);
+
+    // Release 0.11.97 with a new media-api template; the meta upload fails: a partial release.
+    add_template(fixture, "gemini_edit", "media-api", b"RIFF gemini thumbnail");
+    fixture.sync();
+    let bump_options = BumpOptions {
+        meta_version: Some("0.11.97".into()),
+        index_url: Some(env.server.simple_url()),
+        content_check: Some(env.uv.clone()),
+        ..BumpOptions::default()
+    };
+    bump(&fixture.root, &bump_options, &NoReporter).unwrap();
+    assert!(
+        fixture
+            .read("pyproject.toml")
+            .contains("wt-templates-media-api==0.3.85")
+    );
+    fixture.commit("Release 0.11.97");
+    let meta_files = [
+        "wt_templates-0.11.97-py3-none-any.whl",
+        "wt_templates-0.11.97.tar.gz",
+    ];
+    for file in meta_files {
+        env.server.reject_uploads_of(file);
+    }
+    let partial = env.publish();
+    assert!(!partial.complete);
+    assert_eq!(
+        outcome(&partial, "wt-templates-media-api"),
+        PublishOutcome::Published
+    );
+    for file in meta_files {
+        env.server.accept_uploads_of(file);
+    }
+
+    // The nano banana lands in media-api after the partial release.
+    add_template(fixture, "nano_banana", "media-api", b"RIFF nano banana thumbnail");
+    fixture.sync();
+    fixture.commit("Add nano banana");
+
+    // By git alone media-api was "already raised since the last release" and would be skipped.
+    let blind = bump(
+        &fixture.root,
+        &BumpOptions {
+            dry_run: true,
+            ..BumpOptions::default()
+        },
+        &NoReporter,
+    )
+    .unwrap();
+    let api = blind.bumps.iter().find(|b| b.dir == "media_api").unwrap();
+    assert_eq!(
+        (api.to.as_str(), api.action),
+        ("0.3.85", BumpAction::AlreadyRaised)
+    );
+
+    // Validation compares with the index and refuses, naming the fix.
+    let report = validate(&fixture.root, &env.validate_options(), &NoReporter).unwrap();
+    let problem = report
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::PublishedContentDiffers && p.subject == "packages/media_api")
+        .unwrap_or_else(|| panic!("{:#?}", report.problems));
+    assert!(problem.message.contains("nano_banana-1.webp"), "{problem}");
+    assert!(problem.message.contains("comfydock release bump"), "{problem}");
+    let files_before = env.server.files();
+    let err = publish(&fixture.root, &env.options(), &env.uv, &NoReporter).unwrap_err();
+    assert!(matches!(err, ReleaseError::ValidationFailed { .. }), "{err:?}");
+    assert_eq!(env.server.files(), files_before, "nothing uploaded");
+
+    // The fix: bump with the index in view.
+    let report = bump(
+        &fixture.root,
+        &BumpOptions {
+            meta_version: None,
+            ..bump_options
+        },
+        &NoReporter,
+    )
+    .unwrap();
+    let api = report.bumps.iter().find(|b| b.dir == "media_api").unwrap();
+    assert_eq!(
+        (api.to.as_str(), api.action),
+        ("0.3.86", BumpAction::BumpedPastPublished)
+    );
+    assert!(
+        api.published_changes
+            .iter()
+            .any(|c| c.contains("nano_banana-1.webp")),
+        "{api:?}"
+    );
+    assert!(
+        fixture
+            .read("pyproject.toml")
+            .contains("wt-templates-media-api==0.3.86")
+    );
+    fixture.commit("Bump past the partial release");
+    let done = env.publish();
+    assert!(done.complete, "{done:#?}");
+    assert_eq!(
+        outcome(&done, "wt-templates-media-api"),
+        PublishOutcome::Published
+    );
+    assert_eq!(outcome(&done, "wt-templates"), PublishOutcome::Published);
+
+    let venv = env.install("wt-templates==0.11.97");
+    assert!(
+        find_file(&venv, "nano_banana-1.webp").is_some(),
+        "the new asset is installed"
+    );
+    assert!(find_file(&venv, "gemini_edit-1.webp").is_some());
 }

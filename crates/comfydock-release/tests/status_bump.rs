@@ -185,7 +185,7 @@ fn bump_refuses_while_the_meta_version_was_not_raised() {
     assert!(err.to_string().contains("1.0.0"), "{err}");
     let hint = err.hint().unwrap();
     assert!(
-        hint.contains("comfydock release bump --meta-version 1.1.0"),
+        hint.contains("comfydock release bump --meta-version 1.0.1"),
         "{hint}"
     );
     assert_eq!(fixture.read("pyproject.toml"), before);
@@ -195,13 +195,13 @@ fn bump_refuses_while_the_meta_version_was_not_raised() {
     let report = bump(
         &fixture.root,
         &BumpOptions {
-            meta_version: Some("1.1.0".into()),
+            meta_version: Some("1.0.1".into()),
             ..BumpOptions::default()
         },
         &NoReporter,
     )
     .unwrap();
-    assert_eq!(report.meta.to, "1.1.0");
+    assert_eq!(report.meta.to, "1.0.1");
     // A meta version not above the release is refused outright.
     let err = bump(
         &fixture.root,
@@ -340,7 +340,7 @@ fn a_removed_template_affects_the_package_that_shipped_it() {
 }
 
 #[test]
-fn template_json_also_affects_the_json_package() {
+fn template_json_affects_the_json_package_only() {
     let fixture = Fixture::new();
     fixture.write(
         "packages/json/pyproject.toml",
@@ -356,7 +356,8 @@ fn template_json_also_affects_the_json_package() {
     fixture.write("templates/flux_schnell.json", support::workflow("dog.png"));
     let report = status(&fixture.root, &StatusOptions::default()).unwrap();
     let names: Vec<_> = report.packages.iter().map(|p| p.package.as_str()).collect();
-    assert_eq!(names, ["tmpl-json", "tmpl-media-image", "tmpl-meta"]);
+    // The media package ships the thumbnails, not the workflow: it is not affected.
+    assert_eq!(names, ["tmpl-json", "tmpl-meta"]);
     assert_eq!(
         report.packages[0].reasons[0].cause,
         Cause::TemplateJson {
@@ -379,4 +380,50 @@ fn a_bundle_override_maps_to_another_package_folder() {
     let report = status(&fixture.root, &StatusOptions::default()).unwrap();
     let names: Vec<_> = report.packages.iter().map(|p| p.package.as_str()).collect();
     assert_eq!(names, ["tmpl-media-image", "tmpl-meta"]);
+}
+
+#[test]
+fn a_shallow_clone_without_tags_is_an_error_with_a_hint() {
+    let fixture = released_fixture();
+    fixture.write("templates/api_flux-2.webp", support::THUMB);
+    fixture.commit("Second thumbnail");
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", fixture.root.display());
+    support::run(
+        std::process::Command::new("git")
+            .args(["clone", "--quiet", "--depth", "1", "--no-tags", &url])
+            .arg(clone.path().join("shallow")),
+    );
+    let err = status(&clone.path().join("shallow"), &StatusOptions::default()).unwrap_err();
+    assert!(matches!(err, ReleaseError::ShallowWithoutTags(_)), "{err:?}");
+    assert!(err.hint().unwrap().contains("--unshallow --tags"), "{err}");
+    // Naming the reference explicitly still works on the same clone.
+    let head = support::run(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(clone.path().join("shallow")),
+    );
+    let report = status(
+        &clone.path().join("shallow"),
+        &StatusOptions {
+            since: Some(head.trim().to_owned()),
+        },
+    )
+    .unwrap();
+    assert!(report.packages.is_empty());
+}
+
+#[test]
+fn a_file_in_an_unassigned_templates_folder_is_a_warning() {
+    let fixture = released_fixture();
+    fixture.write("templates/logo/openai.png", b"\x89PNG logo");
+    let report = status(&fixture.root, &StatusOptions::default()).unwrap();
+    assert!(report.packages.is_empty());
+    assert!(
+        report.warnings.iter().any(
+            |w| w.starts_with("templates/logo/openai.png: no package ships it") && w.contains("logo-dir")
+        ),
+        "{:?}",
+        report.warnings
+    );
 }

@@ -4,14 +4,17 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use comfydock_core::settings::Settings;
 use comfydock_core::uv::Uv;
+use comfydock_core::workspace::Workspace;
+use comfydock_release::bump::BumpAction;
+use comfydock_release::repo::ReleaseRepo;
 use comfydock_release::{
-    BumpOptions, PYPI_SIMPLE_URL, PublishOptions, StatusOptions, ValidateOptions, bump, publish, status,
-    validate,
+    BumpOptions, PublishOptions, StatusOptions, ValidateOptions, bump, publish, status, validate,
 };
 
 use super::Context;
-use crate::error::{CommandError, CommandResult};
+use crate::error::{CommandError, CommandResult, ExitStatus};
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
@@ -41,18 +44,30 @@ pub enum ReleaseCommand {
         /// Raise the meta package to this version (its version is always your choice)
         #[arg(long, value_name = "VERSION")]
         meta_version: Option<String>,
+        /// Bump this frozen package (a folder listed in `frozen-packages`) all the same
+        #[arg(long, value_name = "DIR")]
+        allow_frozen: Vec<String>,
+        /// Also bump packages whose version is on this index with other content
+        /// [default: `index-url` of [tool.comfydock.release]; without either, no comparison]
+        #[arg(long, value_name = "URL")]
+        index_url: Option<String>,
     },
     /// Check templates, bundles, assets, exact pins and pinned versions on the index
     Validate {
         /// Simple API of the package index to check pinned versions against
-        #[arg(long, value_name = "URL", default_value = PYPI_SIMPLE_URL)]
-        index_url: String,
+        /// [default: `index-url` of [tool.comfydock.release], else PyPI]
+        #[arg(long, value_name = "URL")]
+        index_url: Option<String>,
+        /// Do not run the configured `sync-command` first
+        #[arg(long)]
+        no_sync: bool,
     },
     /// Build and upload changed sub-packages, then the meta package, then tag the release
     Publish {
         /// Simple API of the package index
-        #[arg(long, value_name = "URL", default_value = PYPI_SIMPLE_URL)]
-        index_url: String,
+        /// [default: `index-url` of [tool.comfydock.release], else PyPI]
+        #[arg(long, value_name = "URL")]
+        index_url: Option<String>,
         /// Upload endpoint [default: derived from --index-url]
         #[arg(long, value_name = "URL")]
         publish_url: Option<String>,
@@ -62,14 +77,16 @@ pub enum ReleaseCommand {
     },
 }
 
-pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult {
+/// The release commands; a failed validation or publication in `--json` mode prints only its
+/// report (one JSON document) and exits 1.
+pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult<ExitStatus> {
     let root = &args.repo;
     match &args.command {
         ReleaseCommand::Status { since } => {
             let report = status(root, &StatusOptions { since: since.clone() })?;
             if ctx.printer.json_mode() {
                 ctx.printer.json(&report);
-                return Ok(());
+                return Ok(ExitStatus::Success);
             }
             ctx.printer.data(format!(
                 "Changes since {}: {} file(s)",
@@ -86,27 +103,50 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult {
             for warning in &report.warnings {
                 ctx.printer.warn(warning);
             }
-            Ok(())
+            Ok(ExitStatus::Success)
         }
         ReleaseCommand::Bump {
             since,
             dry_run,
             meta_version,
+            allow_frozen,
+            index_url,
         } => {
+            let index_known =
+                index_url.is_some() || ReleaseRepo::load(root).is_ok_and(|r| r.config.index_url.is_some());
             let options = BumpOptions {
                 since: since.clone(),
                 dry_run: *dry_run,
                 meta_version: meta_version.clone(),
+                allow_frozen: allow_frozen.clone(),
+                index_url: index_url.clone(),
+                content_check: if index_known { Some(release_uv(ctx)?) } else { None },
             };
             let report = bump(root, &options, &ctx.reporter)?;
             if ctx.printer.json_mode() {
                 ctx.printer.json(&report);
-                return Ok(());
+                return Ok(ExitStatus::Success);
             }
-            let verb = if *dry_run { "Would bump" } else { "Bumped" };
             for b in &report.bumps {
-                ctx.printer
-                    .data(format!("{verb} {} {} -> {}", b.package, b.from, b.to));
+                ctx.printer.data(match b.action {
+                    BumpAction::Bumped if *dry_run => {
+                        format!("Would bump {} {} -> {}", b.package, b.from, b.to)
+                    }
+                    BumpAction::Bumped => format!("Bumped {} {} -> {}", b.package, b.from, b.to),
+                    BumpAction::BumpedPastPublished => format!(
+                        "{} {} {} -> {} ({} {}: {})",
+                        if *dry_run { "Would bump" } else { "Bumped" },
+                        b.package,
+                        b.from,
+                        b.to,
+                        b.from,
+                        b.action,
+                        comfydock_release::published::summarize(&b.published_changes)
+                    ),
+                    BumpAction::AlreadyRaised | BumpAction::NewPackage => {
+                        format!("Kept {} {} ({})", b.package, b.to, b.action)
+                    }
+                });
             }
             for p in &report.pins {
                 ctx.printer.data(format!(
@@ -117,13 +157,16 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult {
             for warning in &report.warnings {
                 ctx.printer.warn(warning);
             }
-            Ok(())
+            Ok(ExitStatus::Success)
         }
-        ReleaseCommand::Validate { index_url } => {
+        ReleaseCommand::Validate { index_url, no_sync } => {
             let report = validate(
                 root,
                 &ValidateOptions {
-                    index_url: Some(index_url.clone()),
+                    index_url: index_url.clone(),
+                    offline: false,
+                    skip_sync: *no_sync,
+                    content_check: Some(release_uv(ctx)?),
                 },
                 &ctx.reporter,
             )?;
@@ -142,12 +185,12 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult {
                         report.templates_checked, report.bundles_checked, report.packages_checked
                     ),
                 );
-                Ok(())
+                Ok(ExitStatus::Success)
             } else {
-                Err(CommandError::failed(format!(
-                    "{} release problem(s) found",
-                    report.problems.len()
-                )))
+                failed_after_report(
+                    ctx,
+                    CommandError::failed(format!("{} release problem(s) found", report.problems.len())),
+                )
             }
         }
         ReleaseCommand::Publish {
@@ -155,12 +198,7 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult {
             publish_url,
             dry_run,
         } => {
-            let configured = std::env::var("COMFYDOCK_UV").ok().filter(|s| !s.is_empty());
-            let tools = std::env::temp_dir();
-            let uv = Uv::locate(configured.as_deref(), &tools)?.ok_or_else(|| {
-                CommandError::failed("uv was not found")
-                    .with_hint("put uv on PATH or set `COMFYDOCK_UV=/path/to/uv`")
-            })?;
+            let uv = release_uv(ctx)?;
             let options = PublishOptions {
                 index_url: index_url.clone(),
                 publish_url: publish_url.clone(),
@@ -174,18 +212,59 @@ pub fn run(ctx: &Context, args: &ReleaseArgs) -> CommandResult {
                 for p in &report.packages {
                     let error = p.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
                     ctx.printer
-                        .data(format!("{} {} {:?}{error}", p.package, p.version, p.outcome));
+                        .data(format!("{} {}: {}{error}", p.package, p.version, p.outcome));
                 }
             }
             if report.complete {
-                Ok(())
+                Ok(ExitStatus::Success)
             } else {
                 let err = CommandError::failed("The release is incomplete");
-                Err(match &report.next_step {
-                    Some(step) => err.with_hint(step.clone()),
-                    None => err,
-                })
+                failed_after_report(
+                    ctx,
+                    match &report.next_step {
+                        Some(step) => err.with_hint(step.clone()),
+                        None => err,
+                    },
+                )
             }
         }
     }
+}
+
+/// A command whose report was printed failed: in `--json` mode the report is the one JSON
+/// document, so the error goes to stderr only; otherwise it is returned as usual.
+fn failed_after_report(ctx: &Context, err: CommandError) -> CommandResult<ExitStatus> {
+    if ctx.printer.json_mode() {
+        use std::io::Write as _;
+        let _ = write!(anstream::stderr(), "{}", err.render());
+        Ok(err.status())
+    } else {
+        Err(err)
+    }
+}
+
+/// uv the way every other command finds it (`uv.path`, PATH, the workspace tools), installed
+/// into the workspace tools folder when missing. A release repository needs no workspace: without
+/// one, the tools folder of the default workspace location is used all the same.
+fn release_uv(ctx: &Context) -> CommandResult<Uv> {
+    let (settings, tools_dir, cache_dir) = if let Ok(workspace) = ctx.workspace() {
+        (
+            ctx.settings(&workspace),
+            workspace.tools_dir(),
+            Some(workspace.cache_dir().join("uv")),
+        )
+    } else {
+        let (root, _) = Workspace::locate(ctx.global.workspace.as_deref())?;
+        let settings = Settings {
+            flags: ctx.overrides.clone(),
+            env: Settings::env_snapshot(),
+            ..Settings::default()
+        };
+        (settings, root.join("tools"), None)
+    };
+    let uv = Uv::locate_or_install(settings.value("uv.path").as_deref(), &tools_dir, &ctx.reporter)?;
+    Ok(match cache_dir {
+        Some(dir) => uv.with_cache_dir(dir),
+        None => uv,
+    })
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod index_server;
+pub mod workflow_templates;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -146,17 +147,27 @@ impl Fixture {
         fixture.write("input/cat.png", b"\x89PNG cat");
         fixture.write("bundles.json", BUNDLES_JSON);
         fixture.write(".gitignore", "dist/\n");
-        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.init_git();
+        fixture.commit("Initial templates");
+        fixture
+    }
+
+    /// A fixture at `root` (inside `dir`, which it keeps alive) with nothing written yet.
+    pub fn empty(dir: tempfile::TempDir, root: PathBuf) -> Self {
+        Self { _dir: dir, root }
+    }
+
+    /// `git init` with a committer identity and no signing.
+    pub fn init_git(&self) {
+        self.git(&["init", "--quiet", "--initial-branch=main"]);
         for (key, value) in [
             ("user.name", "Fixture"),
             ("user.email", "fixture@example.invalid"),
             ("commit.gpgsign", "false"),
             ("tag.gpgsign", "false"),
         ] {
-            fixture.git(&["config", key, value]);
+            self.git(&["config", key, value]);
         }
-        fixture.commit("Initial templates");
-        fixture
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
