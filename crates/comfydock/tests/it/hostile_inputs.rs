@@ -220,8 +220,8 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
         ("evil-id", "cannot be used as a file or folder name"),
         ("evil-id-deep", "cannot be used as a file or folder name"),
         ("evil-id-slash", "cannot be used as a file or folder name"),
-        ("evil-version", "is not in the registry"),
-        ("evil-version-abs", "is not in the registry"),
+        ("evil-version", "has no installable version in the registry"),
+        ("evil-version-abs", "has no installable version in the registry"),
     ];
     let manifest_before = fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap();
     for (id, expected) in registry_cases {
@@ -297,8 +297,23 @@ tracked = true
         assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{case} escaped");
         if args[0] == "--json" {
             let text = stdout(&out);
-            serde_json::from_str::<serde_json::Value>(&text)
+            let value = serde_json::from_str::<serde_json::Value>(&text)
                 .unwrap_or_else(|e| panic!("{case}: stdout is not JSON ({e}):\n{text}\n{}", stderr(&out)));
+            if args.contains(&"status") {
+                // Ignored entries are reported, never dropped silently.
+                let names: Vec<&str> = value["ignored"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["name"].as_str().unwrap())
+                    .collect();
+                let escape_key = format!("../../../../{esc}");
+                assert_eq!(
+                    names,
+                    [escape_key.as_str(), "evil-version", escape_key.as_str()],
+                    "{case}"
+                );
+            }
         }
     }
     assert!(
@@ -390,4 +405,179 @@ fn a_closed_pipe_ends_completions_quietly() {
         "status {:?}",
         out.status
     );
+}
+
+/// Run `args` in the sandbox and return (exit code, stdout, stderr), failing on a panic.
+fn run(sb: &EnvSandbox, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = sb.ctx.command().args(args).output().unwrap();
+    assert_no_panic(&args.join(" "), &out);
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+#[test]
+fn non_portable_workflow_names_and_node_entries_are_reported_never_lost() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let env_dir = sb.env_dir("e");
+    let live = env_dir.join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    let doc = br#"{"nodes": [], "links": []}"#;
+    fs_err::write(live.join("fine.json"), doc).unwrap();
+    // (file name in ComfyUI, workflow name, portable suggestion)
+    let cases = [
+        ("scene:v2.json", "scene:v2", "scene-v2"),
+        ("a\\b.json", "a\\b", "a-b"),
+        ("what?.json", "what?", "what-"),
+        ("dots..json", "dots.", "dots"),
+    ];
+    for (file, _, _) in cases {
+        fs_err::write(live.join(file), doc).unwrap();
+    }
+
+    // `track NAME` refuses with a portable suggestion; `track --all` skips and says so.
+    for (_, name, suggestion) in cases {
+        let (code, _, err) = run(&sb, &["-e", "e", "workflow", "track", name]);
+        assert_eq!(code, Some(1), "{name} was tracked:\n{err}");
+        assert!(err.contains("not a plain portable name"), "{name}:\n{err}");
+        assert!(
+            err.contains(&format!("`{suggestion}`")),
+            "{name}: no suggestion in\n{err}"
+        );
+    }
+    let (code, out, err) = run(&sb, &["--json", "-e", "e", "workflow", "track", "--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["tracked"], json!(["fine"]), "{out}");
+    let mut skipped: Vec<(String, String)> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["suggestion"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    skipped.sort();
+    let mut expected: Vec<(String, String)> = cases
+        .iter()
+        .map(|(_, n, s)| ((*n).to_owned(), (*s).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(skipped, expected);
+    let (_, _, err) = run(&sb, &["-e", "e", "workflow", "track", "--all"]);
+    assert!(
+        err.contains("warning: workflow `scene:v2` is not tracked"),
+        "{err}"
+    );
+    let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "fine"]);
+    assert_eq!(code, Some(0), "{err}");
+
+    // A `.cec` from an older comfydock (or a teammate) tracks `scene:v2` with a committed copy.
+    let manifest_path = env_dir.join(".cec/pyproject.toml");
+    let mut manifest = fs_err::read_to_string(&manifest_path).unwrap();
+    manifest.push_str(
+        "\n[tool.comfydock.workflows.\"scene:v2\"]\ntracked = true\n\n[tool.comfydock.nodes.\"bad:key\"]\nsource = \"registry\"\nversion = \"1.0.0\"\n",
+    );
+    fs_err::write(&manifest_path, manifest).unwrap();
+    let kept = env_dir.join(".cec/workflows/scene:v2.json");
+    fs_err::write(&kept, doc).unwrap();
+
+    let (code, out, err) = run(&sb, &["--json", "-e", "e", "status"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ignored: Vec<(String, String, String)> = status["ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_owned(),
+                i["name"].as_str().unwrap().to_owned(),
+                i["suggestion"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            ("node".to_owned(), "bad:key".to_owned(), "bad-key".to_owned()),
+            (
+                "workflow".to_owned(),
+                "scene:v2".to_owned(),
+                "scene-v2".to_owned()
+            )
+        ]
+    );
+    assert_eq!(status["clean"], json!(false));
+    let (_, out, _) = run(&sb, &["-e", "e", "status"]);
+    assert!(
+        out.contains("node `bad:key` in .cec/pyproject.toml is ignored"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tracked workflow `scene:v2` has a name that is not portable"),
+        "{out}"
+    );
+    assert!(out.contains("workflow track scene-v2"), "{out}");
+
+    // `commit` refuses and keeps the copy; `export` refuses too.
+    let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "x"]);
+    assert_eq!(code, Some(1), "commit went ahead:\n{err}");
+    assert!(err.contains("`scene:v2` cannot be committed"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("workflow untrack 'scene:v2'"),
+        "{err}"
+    );
+    assert!(kept.is_file(), "commit removed the tracked copy");
+    let bundle = sb.ctx.path().join("out.tar.gz");
+    let (code, _, err) = run(&sb, &["-e", "e", "export", "-o", bundle.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "export went ahead:\n{err}");
+    assert!(!bundle.exists());
+
+    // Following the hint: untrack the old name (it can be untracked although it is not portable).
+    let (code, _, err) = run(&sb, &["-e", "e", "workflow", "untrack", "scene:v2"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "x"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn export_refuses_workflow_files_import_would_refuse() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let env_dir = sb.env_dir("e");
+    for (file, why) in [("scene:v2.json", "non-portable"), ("a?.json", "Windows forbids")] {
+        let dir = env_dir.join(".cec/workflows");
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(dir.join(file), b"{}").unwrap();
+        // Committed by an older comfydock (today's `commit` drops untracked copies).
+        for args in [
+            &["add", "--all"][..],
+            &["commit", "--quiet", "--no-verify", "-m", file],
+        ] {
+            let out = sb
+                .ctx
+                .std_command("git")
+                .current_dir(env_dir.join(".cec"))
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let bundle = sb.ctx.path().join("out.tar.gz");
+        let (code, _, err) = run(&sb, &["-e", "e", "export", "-o", bundle.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{file} was exported:\n{err}");
+        assert!(err.contains("names that `import` would refuse"), "{file}:\n{err}");
+        assert!(
+            err.contains(&format!("`workflows/{file}`")) && err.contains(why),
+            "{file}:\n{err}"
+        );
+        assert!(err.contains("hint:"), "{err}");
+        assert!(!bundle.exists());
+        fs_err::remove_file(dir.join(file)).unwrap();
+        let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "removed"]);
+        assert_eq!(code, Some(0), "{err}");
+    }
 }
