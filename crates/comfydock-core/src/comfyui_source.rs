@@ -96,6 +96,7 @@ impl ComfyUiMirror {
         }
         let parent = self.path.parent().expect("mirror path has a parent");
         fs_err::create_dir_all(parent)?;
+        crate::git::check_url(&self.repo).map_err(GitError::from)?;
         reporter.status("Cloning", &format!("ComfyUI from {}", self.repo));
         let staging = tempfile::Builder::new()
             .prefix(".comfyui-mirror-")
@@ -108,6 +109,7 @@ impl ComfyUiMirror {
                     OsStr::new("clone"),
                     OsStr::new("--mirror"),
                     OsStr::new("--quiet"),
+                    OsStr::new("--"),
                     OsStr::new(&self.repo),
                     target.as_os_str(),
                 ],
@@ -212,7 +214,7 @@ impl ComfyUiMirror {
 
     /// The text of `path` at `commit`, or `None` if the mirror lacks the commit or the file.
     pub fn read_file(&self, commit: &str, path: &str) -> Option<String> {
-        if commit.starts_with('-') || !self.path.join("HEAD").is_file() {
+        if crate::git::check_revision(commit).is_err() || !self.path.join("HEAD").is_file() {
             return None;
         }
         self.git
@@ -223,12 +225,14 @@ impl ComfyUiMirror {
 
     /// Check out `commit` into `dest` (a new folder) from the mirror, without network.
     pub fn checkout(&self, commit: &str, dest: &Path) -> Result<(), SourceError> {
+        crate::git::check_revision(commit).map_err(GitError::from)?;
         self.git.run(
             None,
             [
                 OsStr::new("clone"),
                 OsStr::new("--quiet"),
                 OsStr::new("--no-checkout"),
+                OsStr::new("--"),
                 self.path.as_os_str(),
                 dest.as_os_str(),
             ],
@@ -240,6 +244,7 @@ impl ComfyUiMirror {
 
     /// Move an existing checkout to `commit`, fetching it from the mirror first.
     pub fn move_checkout(&self, dest: &Path, commit: &str) -> Result<(), SourceError> {
+        crate::git::check_revision(commit).map_err(GitError::from)?;
         if self
             .git
             .run(Some(dest), ["cat-file", "-e", &format!("{commit}^{{commit}}")])
@@ -250,6 +255,7 @@ impl ComfyUiMirror {
                 [
                     OsStr::new("fetch"),
                     OsStr::new("--quiet"),
+                    OsStr::new("--"),
                     self.path.as_os_str(),
                     OsStr::new("+refs/*:refs/remotes/mirror/*"),
                 ],

@@ -776,7 +776,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
         ignored.push(IgnoredEntry {
             kind: "node",
             name: key,
-            reason: err.reason.to_owned(),
+            reason: err.reason().to_owned(),
             suggestion,
         });
     }

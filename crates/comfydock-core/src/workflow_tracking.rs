@@ -393,6 +393,9 @@ pub fn committed(
     let name = normalize_name(name);
     check_name(&name)?;
     let rel = format!("workflows/{name}.json");
+    if let Some(rev) = rev {
+        crate::git::check_revision(rev).map_err(|e| EnvError::from(crate::git::GitError::from(e)))?;
+    }
     match rev {
         Some(rev) => git
             .run_bytes(Some(&env.cec()), ["show", &format!("{rev}:{rel}")])

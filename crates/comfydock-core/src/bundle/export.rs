@@ -81,7 +81,7 @@ pub fn export(
     // Names `import` refuses are refused here, so an export always imports.
     let mut non_portable: Vec<(String, String)> = entry::unsafe_entries(&manifest)
         .into_iter()
-        .map(|(key, err)| (format!("node {key}"), err.reason.to_owned()))
+        .map(|(key, err)| (format!("node {key}"), err.reason().to_owned()))
         .collect();
     non_portable.extend(
         workflow_tracking::unsafe_tracked(&manifest)

@@ -187,6 +187,15 @@ impl From<crate::uv::UvError> for NodeError {
     }
 }
 
+impl From<super::entry::UnsafeEntry> for NodeError {
+    fn from(e: super::entry::UnsafeEntry) -> Self {
+        match e {
+            super::entry::UnsafeEntry::Name(e) => Self::UnsafeName(e),
+            super::entry::UnsafeEntry::Git(e) => Self::Git(Box::new(GitError::Unsafe(e))),
+        }
+    }
+}
+
 impl From<GitError> for NodeError {
     fn from(e: GitError) -> Self {
         Self::Git(Box::new(e))

@@ -244,7 +244,11 @@ fn prepare(
     spec: &NodeSpec,
     refresh: bool,
 ) -> Result<Prepared, NodeError> {
-    if let NodeSpec::Git { url, .. } = spec {
+    if let NodeSpec::Git { url, reference } = spec {
+        crate::git::check_url(url).map_err(crate::git::GitError::from)?;
+        if let Some(reference) = reference {
+            crate::git::check_revision(reference).map_err(crate::git::GitError::from)?;
+        }
         crate::path_part::check(&repo_name(url))?;
     }
     let prepared = prepare_unchecked(ctx, client, spec, refresh)?;

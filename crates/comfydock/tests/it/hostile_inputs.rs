@@ -87,6 +87,12 @@ bundle("node-name", f"\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = '../
 bundle("node-name-backslash", f"\n[tool.comfydock.nodes.fine]\nsource = 'dev'\nname = '..\\\\..\\\\{esc}'\n")
 bundle("node-key-colon", f"\n[tool.comfydock.nodes.\"C:{esc}\"]\n{reg}version = '1.0.0'\n")
 bundle("workflow-name", f"\n[tool.comfydock.workflows.\"../../../../{esc}\"]\ntracked = true\n")
+git = "\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = 'fine'\n"
+bundle("git-url-option", git + f"url = '--upload-pack=touch {esc}'\ncommit = '{'0' * 40}'\n")
+bundle("git-url-ext", git + f"url = 'ext::sh -c touch% {esc}'\ncommit = '{'0' * 40}'\n")
+bundle("git-url-scheme", git + f"url = 'relative/{esc}'\ncommit = '{'0' * 40}'\n")
+bundle("git-commit-option", git + f"url = 'https://example.invalid/x.git'\ncommit = '--output=../{esc}'\n")
+bundle("git-ref-option", git + f"url = 'https://example.invalid/x.git'\nref = '-c{esc}'\ncommit = '{'0' * 40}'\n")
 # A dev node with an in-tree PEP 517 backend that would write a marker next to the workspace.
 backend = f"import pathlib\ndef _mark(*a, **k):\n    next(p for p in pathlib.Path(__file__).parents if p.name.startswith('comfydock-test-')).joinpath('{esc}-built').write_text('ran')\n    raise SystemExit(1)\nbuild_wheel = build_editable = prepare_metadata_for_build_wheel = get_requires_for_build_wheel = _mark\n"
 node_pyproject = "[project]\nname = 'evil'\nversion = '1.0'\n[build-system]\nrequires = []\nbuild-backend = 'backend'\nbackend-path = ['.']\n"
@@ -128,6 +134,11 @@ fn hostile_bundles_are_refused_before_anything_is_written() {
         ("node-name-backslash", "path separator".to_owned()),
         ("node-key-colon", format!("unsafe folder name `C:{esc}`")),
         ("workflow-name", format!("workflow name `../../../../{esc}`")),
+        ("git-url-option", format!("unsafe git URL `--upload-pack=touch {esc}`: it starts with `-`")),
+        ("git-url-ext", format!("unsafe git URL `ext::sh -c touch% {esc}`")),
+        ("git-url-scheme", format!("unsafe git URL `relative/{esc}`: the scheme is not one of")),
+        ("git-commit-option", format!("unsafe git revision `--output=../{esc}`")),
+        ("git-ref-option", format!("unsafe git revision `-c{esc}`")),
         (
             "build-backend",
             "would build 2 package(s) from source, running their code: `evil` from path ../ComfyUI/custom_nodes/evil, `evil` from folder ../ComfyUI/custom_nodes/evil".to_owned(),
@@ -579,5 +590,52 @@ fn export_refuses_workflow_files_import_would_refuse() {
         fs_err::remove_file(dir.join(file)).unwrap();
         let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "removed"]);
         assert_eq!(code, Some(0), "{err}");
+    }
+}
+
+#[test]
+fn git_urls_and_revisions_from_users_never_read_as_options() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let esc = escape_name(&sb.ctx);
+    let outside = sb.ctx.path().join(&esc);
+    let outside = outside.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("https://example.invalid/x.git@--output={outside}"),
+            ],
+            "Refusing git revision",
+        ),
+        (
+            vec!["rollback".into(), "--".into(), format!("--output={outside}")],
+            "Refusing git revision",
+        ),
+        (
+            vec!["diff".into(), "--".into(), format!("--output={outside}")],
+            "Refusing git revision",
+        ),
+        (
+            vec![
+                "workflow".into(),
+                "restore".into(),
+                "w".into(),
+                format!("--rev=--output={outside}"),
+            ],
+            "Refusing git revision",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["-e".to_owned(), "e".to_owned()];
+        all.extend(args.iter().cloned());
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (code, _, err) = run(&sb, &refs);
+        let case = args.join(" ");
+        assert_eq!(code, Some(1), "{case} was not refused:\n{err}");
+        assert!(err.contains(expected), "{case}: expected `{expected}` in\n{err}");
+        assert!(err.contains("hint:"), "{case}: no hint in\n{err}");
+        assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{case} wrote outside");
     }
 }
