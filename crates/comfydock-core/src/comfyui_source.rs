@@ -14,15 +14,15 @@ use crate::settings::edit_distance;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("Unknown ComfyUI ref `{reference}` in `{repo}`")]
+    #[error("Unknown ComfyUI ref `{reference}` in `{}`", crate::redact::RedactedUrl(.repo))]
     UnknownRef {
         reference: String,
         repo: String,
         closest: Vec<String>,
     },
-    #[error("`{repo}` has no release tags (vX.Y.Z)")]
+    #[error("`{}` has no release tags (vX.Y.Z)", crate::redact::RedactedUrl(.repo))]
     NoReleases { repo: String },
-    #[error("Failed to clone ComfyUI from `{repo}`")]
+    #[error("Failed to clone ComfyUI from `{}`", crate::redact::RedactedUrl(.repo))]
     Clone {
         repo: String,
         #[source]
@@ -97,7 +97,10 @@ impl ComfyUiMirror {
         let parent = self.path.parent().expect("mirror path has a parent");
         fs_err::create_dir_all(parent)?;
         crate::git::check_url(&self.repo).map_err(GitError::from)?;
-        reporter.status("Cloning", &format!("ComfyUI from {}", self.repo));
+        reporter.status(
+            "Cloning",
+            &format!("ComfyUI from {}", crate::redact::RedactedUrl(&self.repo)),
+        );
         let staging = tempfile::Builder::new()
             .prefix(".comfyui-mirror-")
             .tempdir_in(parent)?;
@@ -124,7 +127,10 @@ impl ComfyUiMirror {
 
     /// Fetch new refs from the source.
     pub fn fetch(&self, reporter: &dyn Reporter) -> Result<(), SourceError> {
-        reporter.status("Fetching", &format!("ComfyUI updates from {}", self.repo));
+        reporter.status(
+            "Fetching",
+            &format!("ComfyUI updates from {}", crate::redact::RedactedUrl(&self.repo)),
+        );
         self.git
             .run(
                 Some(&self.path),

@@ -23,7 +23,7 @@ pub enum GitError {
 /// A URL or revision that must not reach git: it would read as an option (`-…`), or it names a
 /// transport that runs commands (`ext::…`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Refusing git {what} `{}`: {reason}", crate::display_text::truncate(.value, 120))]
+#[error("Refusing git {what} `{}`: {reason}", crate::redact::redact_text(crate::display_text::truncate(.value, 120)))]
 pub struct UnsafeGitArgument {
     /// `URL` or `revision`.
     pub what: &'static str,

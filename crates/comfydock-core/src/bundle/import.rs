@@ -101,7 +101,7 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
         return Err(invalid(format!(
             "node `{key}` has an unsafe {} `{}`: {}",
             err.what(),
-            err.value(),
+            crate::redact::redact_text(err.value()),
             err.reason()
         )));
     }

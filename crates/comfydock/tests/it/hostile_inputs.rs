@@ -639,3 +639,119 @@ fn git_urls_and_revisions_from_users_never_read_as_options() {
         assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{case} wrote outside");
     }
 }
+
+#[test]
+fn credentials_in_urls_are_never_shown_or_stored() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let secret = "SECRETpw1234";
+    let token = "hf_TOKENTOKEN5678";
+    let manifest = fs_err::read(sb.env_dir("e").join(".cec/pyproject.toml")).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "model".into(),
+                "add-source".into(),
+                "0123456789abcdef".into(),
+                format!("http://u:{secret}@127.0.0.1:9/f.safetensors?access_token={token}"),
+            ],
+            "carries credentials (a password in the URL)",
+        ),
+        (
+            vec![
+                "model".into(),
+                "add-source".into(),
+                "0123456789abcdef".into(),
+                format!("https://127.0.0.1:9/f.safetensors?token={token}"),
+            ],
+            "carries credentials (the query parameter `token`)",
+        ),
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("http://u:{secret}@127.0.0.1:9/x.git"),
+            ],
+            "Refusing to record `http://***@127.0.0.1:9/x.git`: it carries credentials (a password in the URL)",
+        ),
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("https://{token}@127.0.0.1:9/x.git"),
+            ],
+            "Refusing to record `https://***@127.0.0.1:9/x.git`: it carries credentials (a user name in the URL)",
+        ),
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("https://127.0.0.1:9/x.git?private_token={token}"),
+            ],
+            "the query parameter `private_token`",
+        ),
+    ];
+    for (args, expected) in cases {
+        for json in [false, true] {
+            let mut all: Vec<String> = if json { vec!["--json".into()] } else { Vec::new() };
+            all.extend(["-v".to_owned(), "-e".into(), "e".into()]);
+            all.extend(args.iter().cloned());
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let (code, out, err) = run(&sb, &refs);
+            let case = all.join(" ");
+            assert_eq!(code, Some(1), "{case} succeeded:\n{err}");
+            for text in [&out, &err] {
+                assert!(
+                    !text.contains(secret) && !text.contains(token),
+                    "{case} showed a credential:\n{text}"
+                );
+            }
+            if !json {
+                assert!(err.contains(expected), "{case}: expected `{expected}` in\n{err}");
+                assert!(err.contains("hint:"), "{case}: no hint in\n{err}");
+            }
+        }
+    }
+    assert_eq!(
+        fs_err::read(sb.env_dir("e").join(".cec/pyproject.toml")).unwrap(),
+        manifest
+    );
+    // A ComfyUI source with credentials, in a workspace without a ComfyUI mirror yet (git's own
+    // errors name the URL).
+    let fresh = context();
+    fresh.init_workspace();
+    let out = fresh
+        .command()
+        .args(["-v", "-c"])
+        .arg(format!("comfyui.repo=http://u:{secret}@127.0.0.1:9/c.git"))
+        .args(["create", "e2", "--comfyui", "v0.3.40"])
+        .output()
+        .unwrap();
+    assert_no_panic("create with a credentialed ComfyUI source", &out);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        !err.contains(secret),
+        "the ComfyUI source's password was shown:\n{err}"
+    );
+    assert!(
+        err.contains("Failed to clone ComfyUI from `http://***@127.0.0.1:9/c.git`"),
+        "{err}"
+    );
+
+    // Nothing comfydock keeps holds a credential (model index, logs, lock, `.cec`).
+    let kept = snapshot(&sb.ctx.workspace.join(".metadata"), None)
+        .into_keys()
+        .chain(snapshot(&sb.env_dir("e").join(".cec"), None).into_keys());
+    for path in kept {
+        if path.is_file() {
+            let bytes = fs_err::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(secret) && !text.contains(token),
+                "{} holds a credential",
+                path.display()
+            );
+        }
+    }
+}
