@@ -87,6 +87,7 @@ bundle("node-name", f"\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = '../
 bundle("node-name-backslash", f"\n[tool.comfydock.nodes.fine]\nsource = 'dev'\nname = '..\\\\..\\\\{esc}'\n")
 bundle("node-key-colon", f"\n[tool.comfydock.nodes.\"C:{esc}\"]\n{reg}version = '1.0.0'\n")
 bundle("workflow-name", f"\n[tool.comfydock.workflows.\"../../../../{esc}\"]\ntracked = true\n")
+bundle("plain", "")
 git = "\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = 'fine'\n"
 bundle("git-url-option", git + f"url = '--upload-pack=touch {esc}'\ncommit = '{'0' * 40}'\n")
 bundle("git-url-ext", git + f"url = 'ext::sh -c touch% {esc}'\ncommit = '{'0' * 40}'\n")
@@ -754,4 +755,40 @@ fn credentials_in_urls_are_never_shown_or_stored() {
             );
         }
     }
+}
+
+#[test]
+fn a_killed_import_is_retried_under_the_same_name() {
+    let ctx = context();
+    ctx.init_workspace();
+    let dir = ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MAKE_HOSTILE_BUNDLES])
+        .arg(&dir)
+        .arg(escape_name(&ctx))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What `kill -9` during an import leaves: the environment folder without `.ready`.
+    let leftover = ctx.workspace.join("environments/evil");
+    fs_err::create_dir_all(leftover.join(".cec")).unwrap();
+    fs_err::write(leftover.join(".cec/pyproject.toml"), "half").unwrap();
+    let out = ctx
+        .command()
+        .args(["--yes", "import"])
+        .arg(dir.join("plain.tar.gz"))
+        .output()
+        .unwrap();
+    assert_no_panic("import after a killed import", &out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Removing incomplete environment `evil` left by an interrupted command"),
+        "{err}"
+    );
+    assert!(!err.contains("importing as `evil-1`"), "{err}");
+    // The bundle's ComfyUI commit is unknown here, so the import itself fails, under its name.
+    assert!(err.contains("Failed to create environment `evil`"), "{err}");
+    assert!(!ctx.workspace.join("environments/evil-1").exists());
 }
