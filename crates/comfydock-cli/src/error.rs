@@ -110,6 +110,10 @@ impl CommandError {
 
     /// Render for a terminal (colours are stripped by the stream when not wanted).
     pub fn render(&self) -> String {
+        comfydock_core::redact::redact_text(&self.render_unredacted())
+    }
+
+    fn render_unredacted(&self) -> String {
         let mut out = format!("{} {}\n", "error:".red().bold(), self.error);
         let mut source = self.error.source();
         while let Some(cause) = source {
@@ -137,10 +141,11 @@ impl CommandError {
             causes.push(cause.to_string());
             source = cause.source();
         }
+        let redact = |s: &str| comfydock_core::redact::redact_text(s);
         serde_json::json!({
-            "error": self.error.to_string(),
-            "causes": causes,
-            "hints": self.hints,
+            "error": redact(&self.error.to_string()),
+            "causes": causes.iter().map(|c| redact(c)).collect::<Vec<_>>(),
+            "hints": self.hints.iter().map(|h| redact(h)).collect::<Vec<_>>(),
             "exit_code": match self.status {
                 ExitStatus::Success => 0,
                 ExitStatus::Failure => 1,

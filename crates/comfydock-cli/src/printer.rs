@@ -1,7 +1,9 @@
-//! Output discipline: data to stdout, status to stderr, JSON when asked.
+//! Output discipline: data to stdout, status to stderr, JSON when asked. Status, warnings and
+//! hints show every URL redacted ([`comfydock_core::redact`]).
 
 use std::io::Write as _;
 
+use comfydock_core::redact::redact_text;
 use owo_colors::OwoColorize as _;
 use serde::Serialize;
 
@@ -50,6 +52,7 @@ impl Printer {
             return;
         }
         let mut err = anstream::stderr();
+        let message = redact_text(&message.to_string());
         let _ = writeln!(err, "{:>12} {message}", verb.green().bold());
     }
 
@@ -59,7 +62,7 @@ impl Printer {
             return;
         }
         let mut err = anstream::stderr();
-        let _ = writeln!(err, "{message}");
+        let _ = writeln!(err, "{}", redact_text(&message.to_string()));
     }
 
     /// A warning on stderr (shown unless `--quiet`).
@@ -68,7 +71,12 @@ impl Printer {
             return;
         }
         let mut err = anstream::stderr();
-        let _ = writeln!(err, "{} {message}", "warning:".yellow().bold());
+        let _ = writeln!(
+            err,
+            "{} {}",
+            "warning:".yellow().bold(),
+            redact_text(&message.to_string())
+        );
     }
 
     /// A hint line on stderr.
@@ -77,6 +85,11 @@ impl Printer {
             return;
         }
         let mut err = anstream::stderr();
-        let _ = writeln!(err, "{} {message}", "hint:".cyan().bold());
+        let _ = writeln!(
+            err,
+            "{} {}",
+            "hint:".cyan().bold(),
+            redact_text(&message.to_string())
+        );
     }
 }

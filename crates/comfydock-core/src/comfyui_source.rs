@@ -14,15 +14,15 @@ use crate::settings::edit_distance;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("Unknown ComfyUI ref `{reference}` in `{repo}`")]
+    #[error("Unknown ComfyUI ref `{reference}` in `{}`", crate::redact::RedactedUrl(.repo))]
     UnknownRef {
         reference: String,
         repo: String,
         closest: Vec<String>,
     },
-    #[error("`{repo}` has no release tags (vX.Y.Z)")]
+    #[error("`{}` has no release tags (vX.Y.Z)", crate::redact::RedactedUrl(.repo))]
     NoReleases { repo: String },
-    #[error("Failed to clone ComfyUI from `{repo}`")]
+    #[error("Failed to clone ComfyUI from `{}`", crate::redact::RedactedUrl(.repo))]
     Clone {
         repo: String,
         #[source]
@@ -96,7 +96,11 @@ impl ComfyUiMirror {
         }
         let parent = self.path.parent().expect("mirror path has a parent");
         fs_err::create_dir_all(parent)?;
-        reporter.status("Cloning", &format!("ComfyUI from {}", self.repo));
+        crate::git::check_url(&self.repo).map_err(GitError::from)?;
+        reporter.status(
+            "Cloning",
+            &format!("ComfyUI from {}", crate::redact::RedactedUrl(&self.repo)),
+        );
         let staging = tempfile::Builder::new()
             .prefix(".comfyui-mirror-")
             .tempdir_in(parent)?;
@@ -108,6 +112,7 @@ impl ComfyUiMirror {
                     OsStr::new("clone"),
                     OsStr::new("--mirror"),
                     OsStr::new("--quiet"),
+                    OsStr::new("--"),
                     OsStr::new(&self.repo),
                     target.as_os_str(),
                 ],
@@ -122,7 +127,10 @@ impl ComfyUiMirror {
 
     /// Fetch new refs from the source.
     pub fn fetch(&self, reporter: &dyn Reporter) -> Result<(), SourceError> {
-        reporter.status("Fetching", &format!("ComfyUI updates from {}", self.repo));
+        reporter.status(
+            "Fetching",
+            &format!("ComfyUI updates from {}", crate::redact::RedactedUrl(&self.repo)),
+        );
         self.git
             .run(
                 Some(&self.path),
@@ -212,7 +220,7 @@ impl ComfyUiMirror {
 
     /// The text of `path` at `commit`, or `None` if the mirror lacks the commit or the file.
     pub fn read_file(&self, commit: &str, path: &str) -> Option<String> {
-        if commit.starts_with('-') || !self.path.join("HEAD").is_file() {
+        if crate::git::check_revision(commit).is_err() || !self.path.join("HEAD").is_file() {
             return None;
         }
         self.git
@@ -223,12 +231,14 @@ impl ComfyUiMirror {
 
     /// Check out `commit` into `dest` (a new folder) from the mirror, without network.
     pub fn checkout(&self, commit: &str, dest: &Path) -> Result<(), SourceError> {
+        crate::git::check_revision(commit).map_err(GitError::from)?;
         self.git.run(
             None,
             [
                 OsStr::new("clone"),
                 OsStr::new("--quiet"),
                 OsStr::new("--no-checkout"),
+                OsStr::new("--"),
                 self.path.as_os_str(),
                 dest.as_os_str(),
             ],
@@ -240,6 +250,7 @@ impl ComfyUiMirror {
 
     /// Move an existing checkout to `commit`, fetching it from the mirror first.
     pub fn move_checkout(&self, dest: &Path, commit: &str) -> Result<(), SourceError> {
+        crate::git::check_revision(commit).map_err(GitError::from)?;
         if self
             .git
             .run(Some(dest), ["cat-file", "-e", &format!("{commit}^{{commit}}")])
@@ -250,6 +261,7 @@ impl ComfyUiMirror {
                 [
                     OsStr::new("fetch"),
                     OsStr::new("--quiet"),
+                    OsStr::new("--"),
                     self.path.as_os_str(),
                     OsStr::new("+refs/*:refs/remotes/mirror/*"),
                 ],

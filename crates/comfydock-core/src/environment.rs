@@ -708,6 +708,9 @@ pub struct Status {
     pub running_pid: Option<u32>,
     /// Custom node folders that differ from the manifest.
     pub nodes: Vec<crate::nodes::install::NodeDrift>,
+    /// Manifest entries every command ignores because a name in them cannot be a path here
+    /// (also listed in `issues`).
+    pub ignored: Vec<IgnoredEntry>,
     /// Each difference with the command that fixes it.
     pub issues: Vec<StatusIssue>,
 }
@@ -717,6 +720,18 @@ pub struct ComfyUiStatus {
     pub reference: String,
     pub expected_commit: String,
     pub actual_commit: Option<String>,
+}
+
+/// A manifest entry left out because a name in it is not a plain portable name.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredEntry {
+    /// `node` or `workflow`.
+    pub kind: &'static str,
+    /// The node key or workflow name as written in the manifest.
+    pub name: String,
+    pub reason: String,
+    /// A portable name to rename it to.
+    pub suggestion: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -742,7 +757,9 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
         issues.push(StatusIssue {
             what: format!(
                 "ComfyUI is at {} but .cec pins {} ({})",
-                actual.as_deref().map_or("nothing", |c| &c[..c.len().min(12)]),
+                actual
+                    .as_deref()
+                    .map_or("nothing", crate::display_text::short_hash),
                 crate::display_text::short_hash(&pin.commit),
                 pin.reference
             ),
@@ -755,6 +772,48 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
         issues.push(StatusIssue {
             what: "Python packages differ from pyproject.toml/uv.lock (changed since the last sync)".into(),
             fix: sync.clone(),
+        });
+    }
+    let mut ignored = Vec::new();
+    for (key, err) in crate::nodes::entry::unsafe_entries(&manifest) {
+        let suggestion = crate::path_part::suggest(&key);
+        issues.push(StatusIssue {
+            what: format!(
+                "node `{}` in .cec/pyproject.toml is ignored: {err}",
+                crate::display_text::truncate(&key, 80)
+            ),
+            fix: format!(
+                "edit .cec/pyproject.toml: give `[tool.comfydock.nodes.\"{}\"]` plain names (e.g. `{suggestion}`), or remove the entry",
+                crate::display_text::truncate(&key, 80)
+            ),
+        });
+        ignored.push(IgnoredEntry {
+            kind: "node",
+            name: key,
+            reason: err.reason().to_owned(),
+            suggestion,
+        });
+    }
+    for name in crate::workflow_tracking::unsafe_tracked(&manifest) {
+        let suggestion = crate::path_part::suggest_relative(&name);
+        let shown = crate::display_text::truncate(&name, 80);
+        issues.push(StatusIssue {
+            what: format!(
+                "tracked workflow `{shown}` has a name that is not portable; `commit` refuses until it is renamed"
+            ),
+            fix: format!(
+                "rename it in ComfyUI to `{suggestion}`, run `comfydock -e {env} workflow track {suggestion}`, then `comfydock -e {env} workflow untrack '{shown}'`",
+                env = env.name
+            ),
+        });
+        let reason = crate::path_part::check_relative(&name)
+            .err()
+            .map_or("not a plain relative name", |e| e.reason);
+        ignored.push(IgnoredEntry {
+            kind: "workflow",
+            name,
+            reason: reason.to_owned(),
+            suggestion,
         });
     }
     let node_entries = crate::nodes::entry::read_all(&manifest);
@@ -792,6 +851,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
         uncommitted,
         running_pid: env.running_pid(),
         nodes: node_drift,
+        ignored,
         issues,
     })
 }

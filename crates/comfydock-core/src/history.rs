@@ -46,6 +46,7 @@ pub fn log(git: &Git, env: &Environment, limit: Option<usize>) -> Result<Vec<Log
 
 /// Resolve a revision of `.cec` to a full commit.
 pub fn resolve_rev(git: &Git, env: &Environment, rev: &str) -> Result<String, EnvError> {
+    crate::git::check_revision(rev).map_err(crate::git::GitError::from)?;
     Ok(git.run(
         Some(&env.cec()),
         ["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
@@ -139,6 +140,7 @@ struct Snapshot {
 
 impl Snapshot {
     fn at_rev(git: &Git, cec: &Path, rev: &str) -> Result<Self, EnvError> {
+        crate::git::check_revision(rev).map_err(crate::git::GitError::from)?;
         let text = |path: &str| {
             git.read_blob(cec, rev, path)
                 .ok()

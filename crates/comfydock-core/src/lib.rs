@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod nodes;
 pub mod path_part;
 pub mod python_deps;
+pub mod redact;
 pub mod reporter;
 pub mod settings;
 pub mod subprocess;

@@ -118,6 +118,47 @@ pub fn join(base: &Path, relative: &str) -> Result<PathBuf, UnsafePathPart> {
     Ok(out)
 }
 
+/// A plain portable name close to `part`, for hints: every forbidden character becomes `-`,
+/// trailing dots and spaces are dropped, device names get a `-file` suffix, and an empty result
+/// becomes `unnamed`. `suggest(x) == x` exactly when `x` is already plain.
+pub fn suggest(part: &str) -> String {
+    if is_plain(part) {
+        return part.to_owned();
+    }
+    let mut out: String = part
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    while out.ends_with(['.', ' ']) {
+        out.pop();
+    }
+    if out.len() > MAX_PART_BYTES {
+        let mut end = MAX_PART_BYTES;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    if out.is_empty() || out.chars().all(|c| c == '.') {
+        return "unnamed".to_owned();
+    }
+    if !is_plain(&out) {
+        out.push_str("-file");
+    }
+    out
+}
+
+/// [`suggest`] for each `/`-separated part of a relative name (`scene:v2` → `scene-v2`).
+pub fn suggest_relative(relative: &str) -> String {
+    relative.split('/').map(suggest).collect::<Vec<_>>().join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +212,25 @@ mod tests {
         ] {
             assert!(check(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn suggestions_are_plain() {
+        for (bad, good) in [
+            ("scene:v2", "scene-v2"),
+            ("a\\b", "a-b"),
+            ("x?*", "x--"),
+            ("trailing. ", "trailing"),
+            ("..", "unnamed"),
+            ("", "unnamed"),
+            ("CON", "CON-file"),
+            ("fine", "fine"),
+        ] {
+            assert_eq!(suggest(bad), good, "{bad:?}");
+            assert!(is_plain(&suggest(bad)), "{bad:?}");
+        }
+        assert_eq!(suggest_relative("portraits/scene:v2"), "portraits/scene-v2");
+        assert!(is_plain(&suggest(&"é".repeat(200))));
     }
 
     #[test]

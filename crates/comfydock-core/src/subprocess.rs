@@ -40,15 +40,19 @@ fn format_stderr(stderr: &str) -> String {
     if trimmed.is_empty() {
         String::new()
     } else {
+        let trimmed = crate::redact::redact_text(trimmed);
         let body: Vec<String> = trimmed.lines().map(|l| format!("  | {l}")).collect();
         format!(":\n{}", body.join("\n"))
     }
 }
 
-/// Render a command line for messages: program and args, quoted where needed.
+/// Render a command line for messages: program and args, quoted where needed, URLs redacted.
 pub fn display_command(cmd: &Command) -> String {
     let mut parts = vec![quote(&cmd.get_program().to_string_lossy())];
-    parts.extend(cmd.get_args().map(|a| quote(&a.to_string_lossy())));
+    parts.extend(
+        cmd.get_args()
+            .map(|a| quote(&crate::redact::redact_text(&a.to_string_lossy()))),
+    );
     parts.join(" ")
 }
 

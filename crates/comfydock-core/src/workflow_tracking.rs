@@ -25,8 +25,15 @@ pub enum TrackingError {
     },
     #[error("Workflow `{0}` is not tracked")]
     NotTracked(String),
-    #[error("Invalid workflow name `{0}`")]
+    #[error("Invalid workflow name `{0}`: not a plain portable name")]
     InvalidName(String),
+    /// Tracked names in the manifest that cannot become files on every system; `commit` refuses
+    /// rather than drop their copies.
+    #[error(
+        "Tracked workflow name(s) {} cannot be committed: not plain portable names",
+        .names.iter().map(|n| format!("`{}`", crate::display_text::truncate(n, 80))).collect::<Vec<_>>().join(", ")
+    )]
+    NonPortableTracked { env: String, names: Vec<String> },
     #[error("`.comfydockignore` is invalid")]
     Ignore(#[source] ignore::Error),
     #[error(transparent)]
@@ -53,6 +60,17 @@ impl Hinted for TrackingError {
                 Some("save the workflow in ComfyUI first, then run `comfydock workflow list`".into())
             }
             Self::NotTracked(name) => Some(format!("track it with `comfydock workflow track {name}`")),
+            Self::InvalidName(name) => Some(format!(
+                "names must be plain (no `:`, `\\`, `..`, control characters or `<>\"|?*`); rename the workflow in ComfyUI, e.g. to `{}`, and track that name",
+                crate::path_part::suggest_relative(name)
+            )),
+            Self::NonPortableTracked { env, names } => names.first().map(|name| {
+                format!(
+                    "rename the workflow in ComfyUI (e.g. to `{}`), run `comfydock -e {env} workflow track {}`, then `comfydock -e {env} workflow untrack '{name}'`",
+                    crate::path_part::suggest_relative(name),
+                    crate::path_part::suggest_relative(name),
+                )
+            }),
             Self::Env(e) => e.hint(),
             _ => None,
         }
@@ -78,9 +96,16 @@ fn check_name(name: &str) -> Result<(), TrackingError> {
     crate::path_part::check_relative(name).map_err(|_| TrackingError::InvalidName(name.to_owned()))
 }
 
-/// `portraits/flux.json` → `portraits/flux`; also accepts names given with `.json`.
+/// `portraits/flux.json` → `portraits/flux`; also accepts names given with `.json`. A `\\`
+/// separates folders only on Windows; elsewhere it is part of a (non-portable) name, so a file
+/// named `a\\b.json` is never tracked as `a/b`.
 pub fn normalize_name(name: &str) -> String {
-    name.replace('\\', "/").trim_end_matches(".json").to_owned()
+    let name = if cfg!(windows) {
+        name.replace('\\', "/")
+    } else {
+        name.to_owned()
+    };
+    name.trim_end_matches(".json").to_owned()
 }
 
 /// Workflow names under `dir` (recursive), sorted.
@@ -100,11 +125,14 @@ fn collect(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()
         if entry.file_type()?.is_dir() {
             collect(base, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "json") {
+            // Folder parts joined with `/`; a `\\` inside a Unix file name stays in the name.
             let rel = path
                 .strip_prefix(base)
                 .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             out.push(rel.trim_end_matches(".json").to_owned());
         }
     }
@@ -137,7 +165,8 @@ pub fn tracked(manifest: &Manifest) -> BTreeSet<String> {
     names
 }
 
-/// Tracked names in the manifest that [`tracked`] leaves out because they are unsafe.
+/// Tracked names in the manifest that [`tracked`] leaves out because they are unsafe; `status`
+/// reports them and `commit` refuses while there are any.
 pub fn unsafe_tracked(manifest: &Manifest) -> Vec<String> {
     tracked_as_written(manifest)
         .into_iter()
@@ -229,27 +258,54 @@ fn same_content(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Start tracking `names` (or, with `all`, every workflow not ignored). Returns names newly tracked.
-pub fn track(env: &Environment, names: &[String], all: bool) -> Result<Vec<String>, TrackingError> {
+/// What `track` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrackReport {
+    /// Names newly tracked.
+    pub added: Vec<String>,
+    /// With `--all`: workflows left untracked because their names are not portable, each with
+    /// a portable name to rename it to.
+    pub skipped: Vec<NonPortableName>,
+}
+
+/// A workflow whose name `import` would refuse, and a portable name for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NonPortableName {
+    pub name: String,
+    pub suggestion: String,
+}
+
+/// Start tracking `names` (or, with `all`, every workflow not ignored). Names that are not
+/// portable are refused when given, and listed in [`TrackReport::skipped`] with `all`.
+pub fn track(env: &Environment, names: &[String], all: bool) -> Result<TrackReport, TrackingError> {
     let live_dir = comfyui_workflows_dir(env);
     let available = workflow_names(&live_dir)?;
+    let mut skipped = Vec::new();
     let chosen: Vec<String> = if all {
         let matcher = ignore_matcher(env)?;
-        available
-            .iter()
-            .filter(|n| !is_ignored(&matcher, n) && check_name(n).is_ok())
-            .cloned()
-            .collect()
+        let mut chosen = Vec::new();
+        for name in available.iter().filter(|n| !is_ignored(&matcher, n)) {
+            if check_name(name).is_ok() {
+                chosen.push(name.clone());
+            } else {
+                skipped.push(NonPortableName {
+                    name: name.clone(),
+                    suggestion: crate::path_part::suggest_relative(name),
+                });
+            }
+        }
+        chosen
     } else {
+        let available_set: BTreeSet<&String> = available.iter().collect();
         let mut chosen = Vec::new();
         for name in names {
             let name = normalize_name(name);
             check_name(&name)?;
-            if !available.contains(&name) {
+            if !available_set.contains(&name) {
                 return Err(TrackingError::NotFound {
                     name,
                     dir: live_dir,
-                    known: available,
+                    known: available.clone(),
                 });
             }
             chosen.push(name);
@@ -265,14 +321,15 @@ pub fn track(env: &Environment, names: &[String], all: bool) -> Result<Vec<Strin
     if !added.is_empty() {
         manifest.save()?;
     }
-    Ok(added)
+    Ok(TrackReport { added, skipped })
 }
 
 /// Stop tracking `name` (its committed copy is removed at the next commit).
 pub fn untrack(env: &Environment, name: &str) -> Result<(), TrackingError> {
     let name = normalize_name(name);
     let mut manifest = env.manifest()?;
-    if !tracked(&manifest).contains(&name) {
+    // Any name written in the manifest can be untracked, portable or not (no path is made).
+    if !tracked_as_written(&manifest).contains(&name) {
         return Err(TrackingError::NotTracked(name));
     }
     manifest.set_workflow_tracked(&name, false);
@@ -290,7 +347,16 @@ pub struct CopyReport {
 /// Copy tracked workflows from ComfyUI into `.cec/workflows/` (one way); drop copies of workflows
 /// that are no longer tracked or no longer exist in ComfyUI.
 pub fn copy_tracked_into_cec(env: &Environment) -> Result<CopyReport, TrackingError> {
-    let tracked = tracked(&env.manifest()?);
+    let manifest = env.manifest()?;
+    // A tracked name that cannot be a file would otherwise look untracked and lose its copy.
+    let non_portable = unsafe_tracked(&manifest);
+    if !non_portable.is_empty() {
+        return Err(TrackingError::NonPortableTracked {
+            env: env.name.clone(),
+            names: non_portable,
+        });
+    }
+    let tracked = tracked(&manifest);
     let live_dir = comfyui_workflows_dir(env);
     let cec_dir = cec_workflows_dir(env);
     let mut report = CopyReport::default();
@@ -327,6 +393,9 @@ pub fn committed(
     let name = normalize_name(name);
     check_name(&name)?;
     let rel = format!("workflows/{name}.json");
+    if let Some(rev) = rev {
+        crate::git::check_revision(rev).map_err(|e| EnvError::from(crate::git::GitError::from(e)))?;
+    }
     match rev {
         Some(rev) => git
             .read_blob(&env.cec(), rev, &rel)

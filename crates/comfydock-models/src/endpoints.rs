@@ -135,42 +135,10 @@ pub enum CivitaiTarget {
     Download(u64),
 }
 
-/// A URL safe to show: query values that look like credentials are replaced with `***`, and
-/// user info is dropped.
+/// A URL safe to show (user info and secret query values masked); see
+/// [`comfydock_core::redact`], the one redaction rule.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = Url::parse(url) else {
-        return url.to_owned();
-    };
-    let _ = parsed.set_password(None);
-    let _ = parsed.set_username("");
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(key, value)| {
-                let secret = [
-                    "token",
-                    "api_key",
-                    "apikey",
-                    "key",
-                    "access_token",
-                    "sig",
-                    "signature",
-                ]
-                .iter()
-                .any(|name| key.eq_ignore_ascii_case(name));
-                (
-                    key.into_owned(),
-                    if secret {
-                        "***".to_owned()
-                    } else {
-                        value.into_owned()
-                    },
-                )
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.to_string()
+    comfydock_core::redact::redact_url(url)
 }
 
 #[cfg(test)]
@@ -266,7 +234,7 @@ mod tests {
     fn redaction() {
         assert_eq!(
             redact_url("https://u:p@x.example/a?token=abc&v=1"),
-            "https://x.example/a?token=***&v=1"
+            "https://***@x.example/a?token=***&v=1"
         );
         assert_eq!(redact_url("not a url"), "not a url");
     }

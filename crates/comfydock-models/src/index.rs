@@ -77,6 +77,13 @@ pub enum IndexError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The disk is full (SQLite says so, or an I/O error while the disk has almost no space).
+    #[error("No space left on the disk holding the model index `{path}`")]
+    DiskFull {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("Cannot create the folder for the model index `{path}`")]
     CreateDir {
         path: PathBuf,
@@ -95,13 +102,46 @@ pub enum IndexError {
     },
 }
 
+/// Below this many free bytes, an I/O error of the index is taken for a full disk.
+const NEARLY_FULL_BYTES: u64 = 1024 * 1024;
+
+impl IndexError {
+    /// Name a full disk as such: SQLite's `SQLITE_FULL`, or an I/O error (SQLite reports a
+    /// failed write of its journal as `disk I/O error`) while the disk is nearly full.
+    /// Otherwise an [`IndexError::Open`] (`opening`) or [`IndexError::Query`].
+    pub fn from_sqlite(path: &Path, source: rusqlite::Error, opening: bool) -> Self {
+        let code = source.sqlite_error_code();
+        let full = code == Some(rusqlite::ErrorCode::DiskFull)
+            || (code == Some(rusqlite::ErrorCode::SystemIoFailure) && {
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                fs4::available_space(dir).is_ok_and(|free| free < NEARLY_FULL_BYTES)
+            });
+        let path = path.to_owned();
+        if full {
+            Self::DiskFull { path, source }
+        } else if opening {
+            Self::Open { path, source }
+        } else {
+            Self::Query { path, source }
+        }
+    }
+}
+
 impl comfydock_core::Hinted for IndexError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::NewerSchema { .. } => Some("upgrade comfydock to read this model index".to_owned()),
             Self::Open { path, .. } => Some(format!(
-                "check that `{}` is a SQLite file you can write; remove it and run `comfydock model scan` to rebuild it",
+                "check that `{}` is a SQLite file you can write and that its disk has free space; keep the file: it holds recorded sources and sha256 values that `comfydock model scan` cannot rebuild",
                 path.display()
+            )),
+            Self::DiskFull { path, .. } => Some(format!(
+                "free some space on the disk holding `{}` (check with `df -h {}`), then run the command again; the index is unchanged, keep it",
+                path.display(),
+                path.parent().unwrap_or(path).display()
             )),
             _ => None,
         }
@@ -262,10 +302,7 @@ impl ModelIndex {
                 source,
             })?;
         }
-        let open_error = |source| IndexError::Open {
-            path: path.to_owned(),
-            source,
-        };
+        let open_error = |source| IndexError::from_sqlite(path, source, true);
         let conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(open_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -288,18 +325,12 @@ impl ModelIndex {
     }
 
     pub(crate) fn query_error(&self) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
-        |source| IndexError::Query {
-            path: self.path.clone(),
-            source,
-        }
+        |source| IndexError::from_sqlite(&self.path, source, false)
     }
 
     fn migrate(&mut self) -> Result<(), IndexError> {
         let path = self.path.clone();
-        let err = |source| IndexError::Open {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| IndexError::from_sqlite(&path, source, true);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -620,6 +651,30 @@ impl IndexTransaction<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use comfydock_core::Hinted as _;
+
+    #[test]
+    fn a_full_disk_is_named_with_a_safe_hint() {
+        let path = Path::new("/w/.metadata/models.db");
+        let full =
+            || rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        for opening in [true, false] {
+            let err = IndexError::from_sqlite(path, full(), opening);
+            assert!(matches!(err, IndexError::DiskFull { .. }), "{err:?}");
+            assert!(err.to_string().contains("No space left"), "{err}");
+            let hint = err.hint().unwrap();
+            assert!(hint.contains("free some space"), "{hint}");
+            assert!(!hint.contains("remove") && !hint.contains("delete"), "{hint}");
+        }
+        // Other failures keep their kind, and the open hint never says to delete the index.
+        let busy =
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), None);
+        let err = IndexError::from_sqlite(path, busy, true);
+        assert!(matches!(err, IndexError::Open { .. }), "{err:?}");
+        let hint = err.hint().unwrap();
+        assert!(!hint.contains("remove") && !hint.contains("delete"), "{hint}");
+        assert!(hint.contains("free space"), "{hint}");
+    }
 
     fn digest(blake3: &str, sha256: Option<&str>, size: u64) -> FileDigest {
         FileDigest {

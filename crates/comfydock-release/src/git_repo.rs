@@ -69,6 +69,7 @@ impl RepoGit {
 
     /// Resolve a revision to its commit id.
     pub fn resolve(&self, rev: &str) -> Result<String, ReleaseError> {
+        comfydock_core::git::check_revision(rev).map_err(GitError::from)?;
         Ok(self.run(["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?)
     }
 
@@ -126,6 +127,7 @@ impl RepoGit {
         .collect();
         let mut out = Vec::new();
         if let Some(since) = since {
+            comfydock_core::git::check_revision(since).map_err(GitError::from)?;
             let listing = self.run([
                 "diff",
                 "--name-status",
@@ -178,6 +180,7 @@ impl RepoGit {
 
     /// The content of `path` (relative to the repository root) at `rev`; `None` if absent there.
     pub fn read_at(&self, rev: &str, path: &str) -> Result<Option<String>, ReleaseError> {
+        comfydock_core::git::check_revision(rev).map_err(GitError::from)?;
         let spec = format!("{rev}:./{path}");
         if self.run(["cat-file", "-e", &spec]).is_err() {
             return Ok(None);
@@ -211,6 +214,7 @@ impl RepoGit {
 
     /// The commit a tag points to, if the tag exists.
     pub fn tag_commit(&self, tag: &str) -> Result<Option<String>, ReleaseError> {
+        comfydock_core::git::check_revision(tag).map_err(GitError::from)?;
         let spec = format!("refs/tags/{tag}^{{commit}}");
         match self.run(["rev-parse", "--verify", "--quiet", &spec]) {
             Ok(commit) if !commit.is_empty() => Ok(Some(commit)),

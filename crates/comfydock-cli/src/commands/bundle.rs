@@ -151,6 +151,9 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     bundle.check_build_consent(args.run_install_scripts)?;
     let _lock = ctx.lock(&workspace)?;
     let workspace = Workspace::open(workspace.root())?;
+    // A killed `import` (or `create`) leaves an incomplete folder: remove it first, so that a
+    // retry imports under the wanted name instead of `NAME-1`.
+    environment::sweep_partial(&workspace, &ctx.reporter)?;
     let (name, renamed) = import::free_name(&workspace, &wanted);
     if renamed {
         ctx.printer

@@ -178,6 +178,7 @@ pub fn status(ctx: &Context) -> CommandResult {
             "uncommitted": status.uncommitted,
             "running_pid": status.running_pid,
             "nodes": status.nodes,
+            "ignored": status.ignored,
             "issues": status.issues,
         }));
         return Ok(());

@@ -293,10 +293,25 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             Ok(())
         }
         ModelCommand::AddSource { id, url } => {
+            let kind = endpoints(ctx, &workspace)?.classify(url);
+            // Sources are stored in the index and travel into manifests, bundles and deploy
+            // files: credentials belong in the token settings, never in a source.
+            if let Some(what) = comfydock_core::redact::credentials_in(url) {
+                let key = match kind {
+                    comfydock_models::index::SourceKind::Civitai => "tokens.civitai",
+                    _ => "tokens.huggingface",
+                };
+                return Err(CommandError::failed(format!(
+                    "Refusing to record `{}`: it carries credentials ({what})",
+                    comfydock_core::redact::RedactedUrl(url)
+                ))
+                .with_hint(format!(
+                    "add the URL without them, and keep the token in the settings: `comfydock config set {key} TOKEN` (sent only to its own host); nothing was recorded"
+                )));
+            }
             let _lock = ctx.lock(&workspace)?;
             let mut index = open_index(&workspace)?;
             let model = index.resolve(&ModelId::parse(id))?;
-            let kind = endpoints(ctx, &workspace)?.classify(url);
             let added = index.add_source(model.id, url, kind)?;
             if ctx.printer.json_mode() {
                 ctx.printer

@@ -372,15 +372,23 @@ fn track(ctx: &Context, names: &[String], all: bool) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let _lock = ctx.lock(&workspace)?;
-    let added = tracking::track(&env, names, all)?;
+    let report = tracking::track(&env, names, all)?;
+    let added = &report.added;
     if ctx.printer.json_mode() {
-        ctx.printer.json(&json!({ "tracked": added }));
+        ctx.printer
+            .json(&json!({ "tracked": added, "skipped": report.skipped }));
         return Ok(());
+    }
+    for skipped in &report.skipped {
+        ctx.printer.warn(format!(
+            "workflow `{}` is not tracked: its name is not portable (`import` would refuse it); rename it in ComfyUI, e.g. to `{}`",
+            skipped.name, skipped.suggestion
+        ));
     }
     if added.is_empty() {
         ctx.printer.info("Nothing new to track");
     }
-    for name in &added {
+    for name in added {
         ctx.printer.status("Tracking", name);
     }
     if !added.is_empty() {

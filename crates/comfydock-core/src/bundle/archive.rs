@@ -224,8 +224,8 @@ pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
     Ok(Unpacked { dir, files })
 }
 
-/// A safe relative path (`a/b.json`), or why not.
-fn check_path(name: &str) -> Result<String, String> {
+/// A safe relative path (`a/b.json`), or why not. `export` applies the same rule.
+pub fn check_path(name: &str) -> Result<String, String> {
     let trimmed = name.trim_end_matches('/');
     if trimmed.is_empty() {
         return Err("empty path".into());

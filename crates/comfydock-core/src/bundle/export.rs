@@ -78,6 +78,16 @@ pub fn export(
         .to_string();
 
     let manifest = env.manifest()?;
+    // Names `import` refuses are refused here, so an export always imports.
+    let mut non_portable: Vec<(String, String)> = entry::unsafe_entries(&manifest)
+        .into_iter()
+        .map(|(key, err)| (format!("node {key}"), err.reason().to_owned()))
+        .collect();
+    non_portable.extend(
+        workflow_tracking::unsafe_tracked(&manifest)
+            .into_iter()
+            .map(|name| (format!("workflow {name}"), "not a plain relative name".to_owned())),
+    );
     let pyproject = fs_err::read(env.manifest_path())?;
     let lock = fs_err::read(env.lock_path())?;
     let python_version = fs_err::read(cec.join(".python-version"))
@@ -177,6 +187,26 @@ pub fn export(
         }
     }
 
+    // Every path passes the reader's rule; workflow names are also plain portable names, as
+    // `import` tracks them.
+    for name in entries.keys() {
+        let problem = archive::check_path(name).err().or_else(|| {
+            name.strip_prefix("workflows/").and_then(|rel| {
+                crate::path_part::check_relative(rel.trim_end_matches(".json"))
+                    .err()
+                    .map(|e| e.reason.to_owned())
+            })
+        });
+        if let Some(why) = problem {
+            non_portable.push((name.clone(), why));
+        }
+    }
+    if !non_portable.is_empty() {
+        return Err(BundleError::NonPortableNames {
+            env: env.name.clone(),
+            names: non_portable,
+        });
+    }
     let files = entries
         .iter()
         .map(|(k, v)| (k.clone(), archive::digest(&v.data)))

@@ -101,8 +101,10 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
     // Names and targets become paths on this machine: plain names only.
     if let Some((key, err)) = entry::unsafe_entries(&parsed).into_iter().next() {
         return Err(invalid(format!(
-            "node `{key}` has an unsafe folder name `{}`: {}",
-            err.value, err.reason
+            "node `{key}` has an unsafe {} `{}`: {}",
+            err.what(),
+            crate::redact::redact_text(err.value()),
+            err.reason()
         )));
     }
     if let Some(name) = workflow_tracking::unsafe_tracked(&parsed).into_iter().next() {

@@ -53,6 +53,16 @@ pub enum BundleError {
     },
     #[error("Dev node `{name}` has no folder at `{path}`")]
     DevNodeMissing { name: String, path: PathBuf },
+    /// Names `import` would refuse (they cannot be files on every system).
+    #[error(
+        "Environment `{env}` has names that `import` would refuse: {}",
+        names.iter().map(|(n, why)| format!("`{}` ({why})", crate::display_text::truncate(n, 80))).collect::<Vec<_>>().join(", ")
+    )]
+    NonPortableNames {
+        env: String,
+        /// Each name (a workflow, node or bundle path) and why it is refused.
+        names: Vec<(String, String)>,
+    },
     #[error("Invalid bundle `{path}`: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("Bundle `{path}` has format version {found}; this comfydock reads up to {supported}")]
@@ -119,6 +129,9 @@ impl Hinted for BundleError {
                 "add build outputs and data to the node's .gitignore, or pass `--allow-large-dev-nodes`"
                     .into(),
             ),
+            Self::NonPortableNames { env, .. } => Some(format!(
+                "rename them to plain names (no `:`, `\\`, `..`, control characters or `<>\"|?*`); `comfydock -e {env} status` suggests a name for each"
+            )),
             Self::NewerFormat { .. } => Some("upgrade comfydock, then import again".into()),
             Self::Invalid { .. } => Some(
                 "the bundle is damaged or not a comfydock export; ask for a fresh `comfydock export`".into(),

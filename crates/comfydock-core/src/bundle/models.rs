@@ -164,6 +164,7 @@ fn read_entry(
         return;
     }
     let mut sources = Vec::new();
+    let mut with_credentials = Vec::new();
     let mut add = |s: &Value| {
         let url = s
             .as_str()
@@ -172,7 +173,12 @@ fn read_entry(
         if let Some(url) = url.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
             && !sources.contains(&url)
         {
-            sources.push(url);
+            // A source with credentials never travels in a bundle.
+            if crate::redact::credentials_in(&url).is_some() {
+                with_credentials.push(crate::redact::redact_url(&url));
+            } else {
+                sources.push(url);
+            }
         }
     };
     match value.get("sources") {
@@ -182,6 +188,11 @@ fn read_entry(
     }
     if let Some(url) = value.get("url") {
         add(url);
+    }
+    for url in with_credentials {
+        issues.push(format!(
+            "model `{label}` has a source with credentials, left out of the bundle: {url} (record it without them; tokens belong in `comfydock config set tokens.…`)"
+        ));
     }
     found.push(ModelRef {
         blake3,

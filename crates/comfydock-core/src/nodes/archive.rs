@@ -172,15 +172,52 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// Extract `archive` into the empty folder `dest`. Every entry is checked first: an entry with
-/// `..`, an absolute path or a link is rejected before anything is written.
+/// Caps for extracting a node archive (a zip bomb is refused, not unpacked).
+#[derive(Debug, Clone, Copy)]
+pub struct ZipLimits {
+    pub max_entries: usize,
+    pub max_entry_bytes: u64,
+    pub max_total_bytes: u64,
+}
+
+impl Default for ZipLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_entry_bytes: 2 * 1024 * 1024 * 1024,
+            max_total_bytes: 4 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Extract `archive` into the empty folder `dest` within [`ZipLimits::default`].
 pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), NodeError> {
+    extract_zip_within(archive, dest, ZipLimits::default())
+}
+
+/// Extract `archive` into the empty folder `dest`. Every entry is checked first: an entry with
+/// `..`, an absolute path or a link, too many entries, or declared sizes over `limits` are
+/// rejected before anything is written; the bytes actually inflated are capped as well (a
+/// header may lie).
+pub fn extract_zip_within(archive: &Path, dest: &Path, limits: ZipLimits) -> Result<(), NodeError> {
     let bad = |source| NodeError::BadArchive {
         archive: archive.to_path_buf(),
         source,
     };
     let file = fs_err::File::open(archive)?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
+    let too_big = |entry: String, reason: &'static str| NodeError::UnsafeArchive {
+        archive: archive.to_path_buf(),
+        entry,
+        reason,
+    };
+    if zip.len() > limits.max_entries {
+        return Err(too_big(
+            format!("({} entries)", zip.len()),
+            "makes the archive hold more entries than a node may have (a zip bomb?)",
+        ));
+    }
+    let mut declared_total = 0u64;
     let mut plan: Vec<(usize, PathBuf, bool)> = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(bad)?;
@@ -200,8 +237,22 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), NodeError> {
                 unsafe_entry("leaves the extraction folder (`..`)")
             }
         })?;
+        if entry.size() > limits.max_entry_bytes {
+            return Err(too_big(
+                name.clone(),
+                "unpacks to more than a node file may hold (a zip bomb?)",
+            ));
+        }
+        declared_total = declared_total.saturating_add(entry.size());
+        if declared_total > limits.max_total_bytes {
+            return Err(too_big(
+                name.clone(),
+                "makes the archive unpack to more than a node may hold (a zip bomb?)",
+            ));
+        }
         plan.push((i, relative, entry.is_dir()));
     }
+    let mut written_total = 0u64;
     for (i, relative, is_dir) in plan {
         let target = dest.join(&relative);
         if is_dir {
@@ -212,8 +263,19 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), NodeError> {
             fs_err::create_dir_all(parent)?;
         }
         let mut entry = zip.by_index(i).map_err(bad)?;
+        let name = relative.to_string_lossy().into_owned();
         let mut out = fs_err::File::create(&target)?;
-        std::io::copy(&mut entry, &mut out)?;
+        let cap = limits
+            .max_entry_bytes
+            .min(limits.max_total_bytes.saturating_sub(written_total));
+        let written = std::io::copy(&mut (&mut entry).take(cap.saturating_add(1)), &mut out)?;
+        if written > cap {
+            return Err(too_big(
+                name.clone(),
+                "inflates past the size limit (its header understates its size)",
+            ));
+        }
+        written_total += written;
         #[cfg(unix)]
         if let Some(mode) = entry.unix_mode() {
             use std::os::unix::fs::PermissionsExt as _;
@@ -280,6 +342,42 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
+
+    type Entries<'a> = &'a [(&'a str, Option<&'a str>)];
+
+    #[test]
+    fn zip_bombs_are_refused() {
+        let tight = ZipLimits {
+            max_entries: 2,
+            max_entry_bytes: 4,
+            max_total_bytes: 8,
+        };
+        // (entries, expected reason)
+        let cases: [(Entries<'_>, &str); 3] = [
+            (&[("a", None), ("b", None), ("c", None)], "more entries"),
+            (&[("a.py", None)], "more than a node file may hold"),
+            (&[("a", None)], "more than a node file may hold"),
+        ];
+        for (entries, expected) in cases {
+            let zip = zip_with(entries);
+            let dest = tempfile::tempdir().unwrap();
+            let err = extract_zip_within(zip.path(), dest.path(), tight).unwrap_err();
+            assert!(format!("{err:?}").contains(expected), "{err:?}");
+            assert_eq!(
+                fs_err::read_dir(dest.path()).unwrap().count(),
+                0,
+                "something was written"
+            );
+        }
+        let zip = zip_with(&[("a", None)]);
+        let dest = tempfile::tempdir().unwrap();
+        let roomy = ZipLimits {
+            max_entry_bytes: 6,
+            ..tight
+        };
+        extract_zip_within(zip.path(), dest.path(), roomy).unwrap();
+        assert_eq!(fs_err::read(dest.path().join("a")).unwrap(), b"x = 1\n");
+    }
 
     fn zip_with(entries: &[(&str, Option<&str>)]) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();

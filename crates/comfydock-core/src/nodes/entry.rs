@@ -117,14 +117,26 @@ impl NodeEntry {
     }
 
     /// Check the strings that become paths (key, folder name, registry version) against the
-    /// plain-name rule of [`crate::path_part`].
-    pub fn check_names(&self) -> Result<(), crate::path_part::UnsafePathPart> {
+    /// plain-name rule of [`crate::path_part`], and the strings that reach git (URL, ref,
+    /// commit) like command-line input ([`crate::git::check_url`], [`crate::git::check_revision`]).
+    pub fn check_names(&self) -> Result<(), UnsafeEntry> {
         crate::path_part::check(&self.key)?;
         crate::path_part::check(&self.name)?;
-        if self.source == NodeSource::Registry
-            && let Some(version) = &self.version
-        {
-            crate::path_part::check(version)?;
+        match self.source {
+            NodeSource::Registry => {
+                if let Some(version) = &self.version {
+                    crate::path_part::check(version)?;
+                }
+            }
+            NodeSource::Git => {
+                if let Some(url) = &self.url {
+                    crate::git::check_url(url)?;
+                }
+                for rev in [&self.reference, &self.commit].into_iter().flatten() {
+                    crate::git::check_revision(rev)?;
+                }
+            }
+            NodeSource::Dev => {}
         }
         Ok(())
     }
@@ -207,6 +219,43 @@ pub fn normalize_group_name(name: &str) -> String {
     out
 }
 
+/// Why a node entry from a manifest is never used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeEntry {
+    /// A name that would become a path outside its folder.
+    #[error(transparent)]
+    Name(#[from] crate::path_part::UnsafePathPart),
+    /// A URL or revision that git would read as an option or a command transport.
+    #[error(transparent)]
+    Git(#[from] crate::git::UnsafeGitArgument),
+}
+
+impl UnsafeEntry {
+    /// The offending value as written.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Name(e) => &e.value,
+            Self::Git(e) => &e.value,
+        }
+    }
+
+    /// Why it is refused.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Name(e) => e.reason,
+            Self::Git(e) => e.reason,
+        }
+    }
+
+    /// What kind of value it is, for messages (`folder name`, `git URL`, `git revision`).
+    pub fn what(&self) -> String {
+        match self {
+            Self::Name(_) => "folder name".to_owned(),
+            Self::Git(e) => format!("git {}", e.what),
+        }
+    }
+}
+
 /// Every node entry of a manifest. Unreadable entries are skipped, and so are entries whose
 /// key, folder name or version is not a plain name (they would become paths outside the
 /// environment); [`unsafe_entries`] lists those.
@@ -230,7 +279,7 @@ pub fn read_all(manifest: &Manifest) -> Vec<NodeEntry> {
 }
 
 /// Entries of a manifest that [`read_all`] ignores because a name in them is unsafe.
-pub fn unsafe_entries(manifest: &Manifest) -> Vec<(String, crate::path_part::UnsafePathPart)> {
+pub fn unsafe_entries(manifest: &Manifest) -> Vec<(String, UnsafeEntry)> {
     manifest
         .node_tables()
         .iter()

@@ -55,17 +55,17 @@ pub enum NodeError {
         version: String,
         available: Vec<String>,
     },
-    #[error("The registry at `{url}` is unreachable and nothing about it is cached")]
+    #[error("The registry at `{}` is unreachable and nothing about it is cached", crate::redact::RedactedUrl(.url))]
     RegistryUnreachable {
         url: String,
         #[source]
         source: Box<reqwest::Error>,
     },
-    #[error("The registry answered `{url}` with HTTP {status}")]
+    #[error("The registry answered `{}` with HTTP {status}", crate::redact::RedactedUrl(.url))]
     RegistryStatus { url: String, status: u16 },
-    #[error("The registry sent an unexpected document for `{url}`: {reason}")]
+    #[error("The registry sent an unexpected document for `{}`: {reason}", crate::redact::RedactedUrl(.url))]
     RegistryDocument { url: String, reason: String },
-    #[error("Failed to download `{url}`")]
+    #[error("Failed to download `{}`", crate::redact::RedactedUrl(.url))]
     Download {
         url: String,
         #[source]
@@ -95,9 +95,12 @@ pub enum NodeError {
         #[source]
         source: zip::result::ZipError,
     },
-    #[error("Unknown git ref `{reference}` in `{url}`")]
+    /// A git URL with a password or token, which would be stored in the manifest.
+    #[error("Refusing to record `{url}`: it carries credentials ({what})")]
+    CredentialsInUrl { url: String, what: String },
+    #[error("Unknown git ref `{reference}` in `{}`", crate::redact::RedactedUrl(.url))]
     UnknownRef { url: String, reference: String },
-    #[error("Failed to fetch the git repository `{url}`")]
+    #[error("Failed to fetch the git repository `{}`", crate::redact::RedactedUrl(.url))]
     GitFetch {
         url: String,
         #[source]
@@ -187,6 +190,15 @@ impl From<crate::uv::UvError> for NodeError {
     }
 }
 
+impl From<super::entry::UnsafeEntry> for NodeError {
+    fn from(e: super::entry::UnsafeEntry) -> Self {
+        match e {
+            super::entry::UnsafeEntry::Name(e) => Self::UnsafeName(e),
+            super::entry::UnsafeEntry::Git(e) => Self::Git(Box::new(GitError::Unsafe(e))),
+        }
+    }
+}
+
 impl From<GitError> for NodeError {
     fn from(e: GitError) -> Self {
         Self::Git(Box::new(e))
@@ -233,6 +245,10 @@ impl Hinted for NodeError {
             Self::UnknownRef { url, .. } => Some(format!(
                 "list its tags and branches with `git ls-remote {url}` and pass one with `URL@REF`"
             )),
+            Self::CredentialsInUrl { .. } => Some(
+                "add the URL without them; git asks its credential helper for private repositories (`git config --global credential.helper store`), or use an SSH URL (`git@HOST:OWNER/REPO.git`); nothing was recorded"
+                    .into(),
+            ),
             Self::GitFetch { .. } => Some("check the URL and your network, then retry".into()),
             Self::AlreadyAdded { key, env } => Some(format!(
                 "change its version with `comfydock -e {env} node update {key}`, or remove it first with `comfydock -e {env} node remove {key}`"

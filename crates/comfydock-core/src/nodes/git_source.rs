@@ -40,6 +40,7 @@ impl NodeMirror {
         if self.path.join("HEAD").is_file() {
             return Ok(false);
         }
+        crate::git::check_url(&self.url).map_err(crate::git::GitError::from)?;
         let parent = self.path.parent().expect("mirror has a parent");
         fs_err::create_dir_all(parent)?;
         let staging = tempfile::Builder::new().prefix(".mirror-").tempdir_in(parent)?;
@@ -51,6 +52,7 @@ impl NodeMirror {
                     OsStr::new("clone"),
                     OsStr::new("--mirror"),
                     OsStr::new("--quiet"),
+                    OsStr::new("--"),
                     OsStr::new(&self.url),
                     target.as_os_str(),
                 ],
@@ -115,24 +117,28 @@ impl NodeMirror {
     /// A text file of the repository at `commit`, byte for byte, without a checkout (`None`
     /// when absent or not UTF-8).
     pub fn read_file(&self, commit: &str, relative: &str) -> Option<String> {
+        crate::git::check_revision(commit).ok()?;
         let bytes = self.git.read_blob(&self.path, commit, relative).ok()?;
         String::from_utf8(bytes).ok()
     }
 
     /// Check out `commit` with its submodules into `dest` (which must not exist).
     pub fn checkout(&self, commit: &str, dest: &Path) -> Result<(), NodeError> {
+        crate::git::check_revision(commit).map_err(crate::git::GitError::from)?;
+        crate::git::check_url(&self.url).map_err(crate::git::GitError::from)?;
         self.git.run(
             None,
             [
                 OsStr::new("clone"),
                 OsStr::new("--quiet"),
                 OsStr::new("--no-checkout"),
+                OsStr::new("--"),
                 self.path.as_os_str(),
                 dest.as_os_str(),
             ],
         )?;
         self.git
-            .run(Some(dest), ["remote", "set-url", "origin", &self.url])?;
+            .run(Some(dest), ["remote", "set-url", "--", "origin", &self.url])?;
         self.git
             .run(Some(dest), ["checkout", "--quiet", "--detach", commit])?;
         if dest.join(".gitmodules").is_file() {

@@ -244,7 +244,18 @@ fn prepare(
     spec: &NodeSpec,
     refresh: bool,
 ) -> Result<Prepared, NodeError> {
-    if let NodeSpec::Git { url, .. } = spec {
+    if let NodeSpec::Git { url, reference } = spec {
+        crate::git::check_url(url).map_err(crate::git::GitError::from)?;
+        // The URL is stored in the manifest and travels in bundles: no credentials in it.
+        if let Some(what) = crate::redact::credentials_in(url) {
+            return Err(NodeError::CredentialsInUrl {
+                url: crate::redact::redact_url(url),
+                what,
+            });
+        }
+        if let Some(reference) = reference {
+            crate::git::check_revision(reference).map_err(crate::git::GitError::from)?;
+        }
         crate::path_part::check(&repo_name(url))?;
     }
     let prepared = prepare_unchecked(ctx, client, spec, refresh)?;
@@ -289,7 +300,11 @@ fn prepare_unchecked(
             let cached = mirror.path().join("HEAD").is_file();
             ctx.reporter.status(
                 if cached { "Using" } else { "Cloning" },
-                &format!("{url}{}", if cached { " (cached mirror)" } else { "" }),
+                &format!(
+                    "{}{}",
+                    crate::redact::RedactedUrl(url),
+                    if cached { " (cached mirror)" } else { "" }
+                ),
             );
             let commit = mirror.resolve(reference.as_deref(), refresh)?;
             let requirements = requirements::collect(&|p| mirror.read_file(&commit, p));
@@ -737,7 +752,10 @@ fn import_manager_map(
             index.import_extension_map(&map, &package_of_repo)?;
         }
         Ok(None) => {}
-        Err(e) => ctx.reporter.warning(&format!("could not read {url}: {e}")),
+        Err(e) => ctx.reporter.warning(&format!(
+            "could not read {}: {e}",
+            crate::redact::RedactedUrl(&url)
+        )),
     }
     Ok(())
 }

@@ -77,17 +77,9 @@ pub struct PostgresStore {
     next: AtomicUsize,
 }
 
-/// `url` without its password, for error messages.
+/// `url` without its credentials, for error messages.
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "postgres://…".to_owned(),
-    }
+    comfydock_core::redact::redact_url(url)
 }
 
 impl PostgresStore {

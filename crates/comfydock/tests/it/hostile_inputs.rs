@@ -87,6 +87,13 @@ bundle("node-name", f"\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = '../
 bundle("node-name-backslash", f"\n[tool.comfydock.nodes.fine]\nsource = 'dev'\nname = '..\\\\..\\\\{esc}'\n")
 bundle("node-key-colon", f"\n[tool.comfydock.nodes.\"C:{esc}\"]\n{reg}version = '1.0.0'\n")
 bundle("workflow-name", f"\n[tool.comfydock.workflows.\"../../../../{esc}\"]\ntracked = true\n")
+bundle("plain", "")
+git = "\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = 'fine'\n"
+bundle("git-url-option", git + f"url = '--upload-pack=touch {esc}'\ncommit = '{'0' * 40}'\n")
+bundle("git-url-ext", git + f"url = 'ext::sh -c touch% {esc}'\ncommit = '{'0' * 40}'\n")
+bundle("git-url-scheme", git + f"url = 'relative/{esc}'\ncommit = '{'0' * 40}'\n")
+bundle("git-commit-option", git + f"url = 'https://example.invalid/x.git'\ncommit = '--output=../{esc}'\n")
+bundle("git-ref-option", git + f"url = 'https://example.invalid/x.git'\nref = '-c{esc}'\ncommit = '{'0' * 40}'\n")
 # A dev node with an in-tree PEP 517 backend that would write a marker next to the workspace.
 backend = f"import pathlib\ndef _mark(*a, **k):\n    next(p for p in pathlib.Path(__file__).parents if p.name.startswith('comfydock-test-')).joinpath('{esc}-built').write_text('ran')\n    raise SystemExit(1)\nbuild_wheel = build_editable = prepare_metadata_for_build_wheel = get_requires_for_build_wheel = _mark\n"
 node_pyproject = "[project]\nname = 'evil'\nversion = '1.0'\n[build-system]\nrequires = []\nbuild-backend = 'backend'\nbackend-path = ['.']\n"
@@ -128,6 +135,11 @@ fn hostile_bundles_are_refused_before_anything_is_written() {
         ("node-name-backslash", "path separator".to_owned()),
         ("node-key-colon", format!("unsafe folder name `C:{esc}`")),
         ("workflow-name", format!("workflow name `../../../../{esc}`")),
+        ("git-url-option", format!("unsafe git URL `--upload-pack=touch {esc}`: it starts with `-`")),
+        ("git-url-ext", format!("unsafe git URL `ext::sh -c touch% {esc}`")),
+        ("git-url-scheme", format!("unsafe git URL `relative/{esc}`: the scheme is not one of")),
+        ("git-commit-option", format!("unsafe git revision `--output=../{esc}`")),
+        ("git-ref-option", format!("unsafe git revision `-c{esc}`")),
         (
             "build-backend",
             "would build 2 package(s) from source, running their code: `evil` from path ../ComfyUI/custom_nodes/evil, `evil` from folder ../ComfyUI/custom_nodes/evil".to_owned(),
@@ -220,8 +232,8 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
         ("evil-id", "cannot be used as a file or folder name"),
         ("evil-id-deep", "cannot be used as a file or folder name"),
         ("evil-id-slash", "cannot be used as a file or folder name"),
-        ("evil-version", "has no installable version"),
-        ("evil-version-abs", "has no installable version"),
+        ("evil-version", "has no installable version in the registry"),
+        ("evil-version-abs", "has no installable version in the registry"),
     ];
     let manifest_before = fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap();
     for (id, expected) in registry_cases {
@@ -297,8 +309,23 @@ tracked = true
         assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{case} escaped");
         if args[0] == "--json" {
             let text = stdout(&out);
-            serde_json::from_str::<serde_json::Value>(&text)
+            let value = serde_json::from_str::<serde_json::Value>(&text)
                 .unwrap_or_else(|e| panic!("{case}: stdout is not JSON ({e}):\n{text}\n{}", stderr(&out)));
+            if args.contains(&"status") {
+                // Ignored entries are reported, never dropped silently.
+                let names: Vec<&str> = value["ignored"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["name"].as_str().unwrap())
+                    .collect();
+                let escape_key = format!("../../../../{esc}");
+                assert_eq!(
+                    names,
+                    [escape_key.as_str(), "evil-version", escape_key.as_str()],
+                    "{case}"
+                );
+            }
         }
     }
     assert!(
@@ -390,4 +417,378 @@ fn a_closed_pipe_ends_completions_quietly() {
         "status {:?}",
         out.status
     );
+}
+
+/// Run `args` in the sandbox and return (exit code, stdout, stderr), failing on a panic.
+fn run(sb: &EnvSandbox, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = sb.ctx.command().args(args).output().unwrap();
+    assert_no_panic(&args.join(" "), &out);
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+#[test]
+fn non_portable_workflow_names_and_node_entries_are_reported_never_lost() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let env_dir = sb.env_dir("e");
+    let live = env_dir.join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    let doc = br#"{"nodes": [], "links": []}"#;
+    fs_err::write(live.join("fine.json"), doc).unwrap();
+    // (file name in ComfyUI, workflow name, portable suggestion)
+    let cases = [
+        ("scene:v2.json", "scene:v2", "scene-v2"),
+        ("a\\b.json", "a\\b", "a-b"),
+        ("what?.json", "what?", "what-"),
+        ("dots..json", "dots.", "dots"),
+    ];
+    for (file, _, _) in cases {
+        fs_err::write(live.join(file), doc).unwrap();
+    }
+
+    // `track NAME` refuses with a portable suggestion; `track --all` skips and says so.
+    for (_, name, suggestion) in cases {
+        let (code, _, err) = run(&sb, &["-e", "e", "workflow", "track", name]);
+        assert_eq!(code, Some(1), "{name} was tracked:\n{err}");
+        assert!(err.contains("not a plain portable name"), "{name}:\n{err}");
+        assert!(
+            err.contains(&format!("`{suggestion}`")),
+            "{name}: no suggestion in\n{err}"
+        );
+    }
+    let (code, out, err) = run(&sb, &["--json", "-e", "e", "workflow", "track", "--all"]);
+    assert_eq!(code, Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["tracked"], json!(["fine"]), "{out}");
+    let mut skipped: Vec<(String, String)> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["suggestion"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    skipped.sort();
+    let mut expected: Vec<(String, String)> = cases
+        .iter()
+        .map(|(_, n, s)| ((*n).to_owned(), (*s).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(skipped, expected);
+    let (_, _, err) = run(&sb, &["-e", "e", "workflow", "track", "--all"]);
+    assert!(
+        err.contains("warning: workflow `scene:v2` is not tracked"),
+        "{err}"
+    );
+    let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "fine"]);
+    assert_eq!(code, Some(0), "{err}");
+
+    // A `.cec` from an older comfydock (or a teammate) tracks `scene:v2` with a committed copy.
+    let manifest_path = env_dir.join(".cec/pyproject.toml");
+    let mut manifest = fs_err::read_to_string(&manifest_path).unwrap();
+    manifest.push_str(
+        "\n[tool.comfydock.workflows.\"scene:v2\"]\ntracked = true\n\n[tool.comfydock.nodes.\"bad:key\"]\nsource = \"registry\"\nversion = \"1.0.0\"\n",
+    );
+    fs_err::write(&manifest_path, manifest).unwrap();
+    let kept = env_dir.join(".cec/workflows/scene:v2.json");
+    fs_err::write(&kept, doc).unwrap();
+
+    let (code, out, err) = run(&sb, &["--json", "-e", "e", "status"]);
+    assert_eq!(code, Some(0), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ignored: Vec<(String, String, String)> = status["ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap().to_owned(),
+                i["name"].as_str().unwrap().to_owned(),
+                i["suggestion"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            ("node".to_owned(), "bad:key".to_owned(), "bad-key".to_owned()),
+            (
+                "workflow".to_owned(),
+                "scene:v2".to_owned(),
+                "scene-v2".to_owned()
+            )
+        ]
+    );
+    assert_eq!(status["clean"], json!(false));
+    let (_, out, _) = run(&sb, &["-e", "e", "status"]);
+    assert!(
+        out.contains("node `bad:key` in .cec/pyproject.toml is ignored"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tracked workflow `scene:v2` has a name that is not portable"),
+        "{out}"
+    );
+    assert!(out.contains("workflow track scene-v2"), "{out}");
+
+    // `commit` refuses and keeps the copy; `export` refuses too.
+    let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "x"]);
+    assert_eq!(code, Some(1), "commit went ahead:\n{err}");
+    assert!(err.contains("`scene:v2` cannot be committed"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("workflow untrack 'scene:v2'"),
+        "{err}"
+    );
+    assert!(kept.is_file(), "commit removed the tracked copy");
+    let bundle = sb.ctx.path().join("out.tar.gz");
+    let (code, _, err) = run(&sb, &["-e", "e", "export", "-o", bundle.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "export went ahead:\n{err}");
+    assert!(!bundle.exists());
+
+    // Following the hint: untrack the old name (it can be untracked although it is not portable).
+    let (code, _, err) = run(&sb, &["-e", "e", "workflow", "untrack", "scene:v2"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "x"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn export_refuses_workflow_files_import_would_refuse() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let env_dir = sb.env_dir("e");
+    for (file, why) in [("scene:v2.json", "non-portable"), ("a?.json", "Windows forbids")] {
+        let dir = env_dir.join(".cec/workflows");
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(dir.join(file), b"{}").unwrap();
+        // Committed by an older comfydock (today's `commit` drops untracked copies).
+        for args in [
+            &["add", "--all"][..],
+            &["commit", "--quiet", "--no-verify", "-m", file],
+        ] {
+            let out = sb
+                .ctx
+                .std_command("git")
+                .current_dir(env_dir.join(".cec"))
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let bundle = sb.ctx.path().join("out.tar.gz");
+        let (code, _, err) = run(&sb, &["-e", "e", "export", "-o", bundle.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{file} was exported:\n{err}");
+        assert!(err.contains("names that `import` would refuse"), "{file}:\n{err}");
+        assert!(
+            err.contains(&format!("`workflows/{file}`")) && err.contains(why),
+            "{file}:\n{err}"
+        );
+        assert!(err.contains("hint:"), "{err}");
+        assert!(!bundle.exists());
+        fs_err::remove_file(dir.join(file)).unwrap();
+        let (code, _, err) = run(&sb, &["-e", "e", "commit", "-m", "removed"]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+}
+
+#[test]
+fn git_urls_and_revisions_from_users_never_read_as_options() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let esc = escape_name(&sb.ctx);
+    let outside = sb.ctx.path().join(&esc);
+    let outside = outside.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("https://example.invalid/x.git@--output={outside}"),
+            ],
+            "Refusing git revision",
+        ),
+        (
+            vec!["rollback".into(), "--".into(), format!("--output={outside}")],
+            "Refusing git revision",
+        ),
+        (
+            vec!["diff".into(), "--".into(), format!("--output={outside}")],
+            "Refusing git revision",
+        ),
+        (
+            vec![
+                "workflow".into(),
+                "restore".into(),
+                "w".into(),
+                format!("--rev=--output={outside}"),
+            ],
+            "Refusing git revision",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["-e".to_owned(), "e".to_owned()];
+        all.extend(args.iter().cloned());
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let (code, _, err) = run(&sb, &refs);
+        let case = args.join(" ");
+        assert_eq!(code, Some(1), "{case} was not refused:\n{err}");
+        assert!(err.contains(expected), "{case}: expected `{expected}` in\n{err}");
+        assert!(err.contains("hint:"), "{case}: no hint in\n{err}");
+        assert_eq!(escaped(&sb.ctx), Vec::<PathBuf>::new(), "{case} wrote outside");
+    }
+}
+
+#[test]
+fn credentials_in_urls_are_never_shown_or_stored() {
+    let sb = EnvSandbox::new();
+    sb.create("e", "v0.3.40");
+    let secret = "SECRETpw1234";
+    let token = "hf_TOKENTOKEN5678";
+    let manifest = fs_err::read(sb.env_dir("e").join(".cec/pyproject.toml")).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "model".into(),
+                "add-source".into(),
+                "0123456789abcdef".into(),
+                format!("http://u:{secret}@127.0.0.1:9/f.safetensors?access_token={token}"),
+            ],
+            "carries credentials (a password in the URL)",
+        ),
+        (
+            vec![
+                "model".into(),
+                "add-source".into(),
+                "0123456789abcdef".into(),
+                format!("https://127.0.0.1:9/f.safetensors?token={token}"),
+            ],
+            "carries credentials (the query parameter `token`)",
+        ),
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("http://u:{secret}@127.0.0.1:9/x.git"),
+            ],
+            "Refusing to record `http://***@127.0.0.1:9/x.git`: it carries credentials (a password in the URL)",
+        ),
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("https://{token}@127.0.0.1:9/x.git"),
+            ],
+            "Refusing to record `https://***@127.0.0.1:9/x.git`: it carries credentials (a user name in the URL)",
+        ),
+        (
+            vec![
+                "node".into(),
+                "add".into(),
+                format!("https://127.0.0.1:9/x.git?private_token={token}"),
+            ],
+            "the query parameter `private_token`",
+        ),
+    ];
+    for (args, expected) in cases {
+        for json in [false, true] {
+            let mut all: Vec<String> = if json { vec!["--json".into()] } else { Vec::new() };
+            all.extend(["-v".to_owned(), "-e".into(), "e".into()]);
+            all.extend(args.iter().cloned());
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            let (code, out, err) = run(&sb, &refs);
+            let case = all.join(" ");
+            assert_eq!(code, Some(1), "{case} succeeded:\n{err}");
+            for text in [&out, &err] {
+                assert!(
+                    !text.contains(secret) && !text.contains(token),
+                    "{case} showed a credential:\n{text}"
+                );
+            }
+            if !json {
+                assert!(err.contains(expected), "{case}: expected `{expected}` in\n{err}");
+                assert!(err.contains("hint:"), "{case}: no hint in\n{err}");
+            }
+        }
+    }
+    assert_eq!(
+        fs_err::read(sb.env_dir("e").join(".cec/pyproject.toml")).unwrap(),
+        manifest
+    );
+    // A ComfyUI source with credentials, in a workspace without a ComfyUI mirror yet (git's own
+    // errors name the URL).
+    let fresh = context();
+    fresh.init_workspace();
+    let out = fresh
+        .command()
+        .args(["-v", "-c"])
+        .arg(format!("comfyui.repo=http://u:{secret}@127.0.0.1:9/c.git"))
+        .args(["create", "e2", "--comfyui", "v0.3.40"])
+        .output()
+        .unwrap();
+    assert_no_panic("create with a credentialed ComfyUI source", &out);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        !err.contains(secret),
+        "the ComfyUI source's password was shown:\n{err}"
+    );
+    assert!(
+        err.contains("Failed to clone ComfyUI from `http://***@127.0.0.1:9/c.git`"),
+        "{err}"
+    );
+
+    // Nothing comfydock keeps holds a credential (model index, logs, lock, `.cec`).
+    let kept = snapshot(&sb.ctx.workspace.join(".metadata"), None)
+        .into_keys()
+        .chain(snapshot(&sb.env_dir("e").join(".cec"), None).into_keys());
+    for path in kept {
+        if path.is_file() {
+            let bytes = fs_err::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(secret) && !text.contains(token),
+                "{} holds a credential",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_killed_import_is_retried_under_the_same_name() {
+    let ctx = context();
+    ctx.init_workspace();
+    let dir = ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MAKE_HOSTILE_BUNDLES])
+        .arg(&dir)
+        .arg(escape_name(&ctx))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What `kill -9` during an import leaves: the environment folder without `.ready`.
+    let leftover = ctx.workspace.join("environments/evil");
+    fs_err::create_dir_all(leftover.join(".cec")).unwrap();
+    fs_err::write(leftover.join(".cec/pyproject.toml"), "half").unwrap();
+    let out = ctx
+        .command()
+        .args(["--yes", "import"])
+        .arg(dir.join("plain.tar.gz"))
+        .output()
+        .unwrap();
+    assert_no_panic("import after a killed import", &out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Removing incomplete environment `evil` left by an interrupted command"),
+        "{err}"
+    );
+    assert!(!err.contains("importing as `evil-1`"), "{err}");
+    // The bundle's ComfyUI commit is unknown here, so the import itself fails, under its name.
+    assert!(err.contains("Failed to create environment `evil`"), "{err}");
+    assert!(!ctx.workspace.join("environments/evil-1").exists());
 }
