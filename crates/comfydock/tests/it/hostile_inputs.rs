@@ -87,7 +87,9 @@ bundle("node-name", f"\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = '../
 bundle("node-name-backslash", f"\n[tool.comfydock.nodes.fine]\nsource = 'dev'\nname = '..\\\\..\\\\{esc}'\n")
 bundle("node-key-colon", f"\n[tool.comfydock.nodes.\"C:{esc}\"]\n{reg}version = '1.0.0'\n")
 bundle("workflow-name", f"\n[tool.comfydock.workflows.\"../../../../{esc}\"]\ntracked = true\n")
-bundle("plain", "")
+# The smallest lock covering the cpu backend (import reads the backends from the lock).
+cpu_lock = "version = 1\n\n[[package]]\nname = 'x'\nversion = '0.0.0'\nsource = { virtual = '.' }\n\n[package.optional-dependencies]\ncpu = [{ name = 'torch', version = '2.5.1+cpu', source = { registry = 'http://127.0.0.1:9/whl/cpu' } }]\n"
+bundle("plain", "", lock=cpu_lock)
 git = "\n[tool.comfydock.nodes.fine]\nsource = 'git'\nname = 'fine'\n"
 bundle("git-url-option", git + f"url = '--upload-pack=touch {esc}'\ncommit = '{'0' * 40}'\n")
 bundle("git-url-ext", git + f"url = 'ext::sh -c touch% {esc}'\ncommit = '{'0' * 40}'\n")
