@@ -173,7 +173,7 @@ fn real_comfyui_from_create_to_import() {
     let bundle = tier.ctx.path().join("main.tar.gz");
     tier.ok(&["export", "-o", bundle.to_str().unwrap()]);
     let second = Tier::new(&torch, "second");
-    second.ok(&["import", bundle.to_str().unwrap(), "--name", "main"]);
+    second.ok(&["--yes", "import", bundle.to_str().unwrap(), "--name", "main"]);
     for file in [".cec/pyproject.toml", ".cec/uv.lock"] {
         assert!(
             fs_err::read(tier.env_dir("main").join(file)).unwrap()
