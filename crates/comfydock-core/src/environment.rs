@@ -584,6 +584,29 @@ pub enum SyncMode {
     DryRun,
 }
 
+/// The last step of an all-or-nothing edit: sync the venv and record the sync stamp, then keep the
+/// edited files; on failure restore their original bytes (`tx`) and sync back to them.
+pub fn sync_or_restore(
+    tools: &Tools,
+    env: &Environment,
+    mode: SyncMode,
+    tx: FileTransaction,
+) -> Result<(), EnvError> {
+    let synced = uv_sync(tools, env, &env.backend(), mode).and_then(|_| {
+        let mut state = env.state();
+        state.sync_stamp = Some(env.fingerprint()?);
+        env.save_state(&state)?;
+        Ok(())
+    });
+    if let Err(err) = synced {
+        tx.rollback()?;
+        let _ = uv_sync(tools, env, &env.backend(), SyncMode::Inexact);
+        return Err(err);
+    }
+    tx.commit();
+    Ok(())
+}
+
 /// `uv sync --frozen` into the environment's venv with one backend extra. Returns uv's stderr, or
 /// for [`SyncMode::DryRun`] its JSON plan (`--output-format json`).
 pub fn uv_sync(

@@ -209,18 +209,7 @@ fn relock(
         "Installing Python packages (torch backend {})",
         env.backend()
     ));
-    let synced = environment::uv_sync(ctx.tools, env, &env.backend(), SyncMode::Inexact).and_then(|_| {
-        let mut state = env.state();
-        state.sync_stamp = Some(env.fingerprint()?);
-        env.save_state(&state)?;
-        Ok(())
-    });
-    if let Err(err) = synced {
-        tx.rollback()?;
-        let _ = environment::uv_sync(ctx.tools, env, &env.backend(), SyncMode::Inexact);
-        return Err(err.into());
-    }
-    tx.commit();
+    environment::sync_or_restore(ctx.tools, env, SyncMode::Inexact, tx)?;
     Ok(locked)
 }
 

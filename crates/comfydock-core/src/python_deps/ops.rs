@@ -452,18 +452,7 @@ fn apply(
         });
     }
     ctx.reporter.phase("Installing Python packages");
-    let synced = environment::uv_sync(ctx.tools, env, &env.backend(), mode).and_then(|_| {
-        let mut state = env.state();
-        state.sync_stamp = Some(env.fingerprint()?);
-        env.save_state(&state)?;
-        Ok(())
-    });
-    if let Err(err) = synced {
-        tx.rollback()?;
-        let _ = environment::uv_sync(ctx.tools, env, &env.backend(), SyncMode::Inexact);
-        return Err(err.into());
-    }
-    tx.commit();
+    environment::sync_or_restore(ctx.tools, env, mode, tx)?;
     Ok(change)
 }
 
