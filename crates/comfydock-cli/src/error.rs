@@ -9,7 +9,7 @@
 use std::error::Error;
 use std::fmt::Write as _;
 
-use comfydock_core::Hinted;
+use comfydock_foundation::Hinted;
 use owo_colors::OwoColorize as _;
 
 /// How a command ended; maps to the process exit code.
@@ -110,7 +110,7 @@ impl CommandError {
 
     /// Render for a terminal (colours are stripped by the stream when not wanted).
     pub fn render(&self) -> String {
-        comfydock_core::redact::redact_text(&self.render_unredacted())
+        comfydock_foundation::redact::redact_text(&self.render_unredacted())
     }
 
     fn render_unredacted(&self) -> String {
@@ -141,7 +141,7 @@ impl CommandError {
             causes.push(cause.to_string());
             source = cause.source();
         }
-        let redact = |s: &str| comfydock_core::redact::redact_text(s);
+        let redact = |s: &str| comfydock_foundation::redact::redact_text(s);
         serde_json::json!({
             "error": redact(&self.error.to_string()),
             "causes": causes.iter().map(|c| redact(c)).collect::<Vec<_>>(),

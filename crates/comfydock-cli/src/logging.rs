@@ -1,10 +1,13 @@
 //! tracing setup: `-v` counts map to filter directives; `RUST_LOG` overrides them.
 
-use comfydock_core::env_vars;
+use comfydock_foundation::env_vars;
 
 const OUR_CRATES: &[&str] = &[
     "comfydock_cli",
-    "comfydock_core",
+    "comfydock_foundation",
+    "comfydock_environments",
+    "comfydock_bundles",
+    "comfydock_deploy",
     "comfydock_models",
     "comfydock_workflow",
     "comfydock_serve",

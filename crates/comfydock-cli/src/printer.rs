@@ -1,9 +1,9 @@
 //! Output discipline: data to stdout, status to stderr, JSON when asked. Status, warnings and
-//! hints show every URL redacted ([`comfydock_core::redact`]).
+//! hints show every URL redacted ([`comfydock_foundation::redact`]).
 
 use std::io::Write as _;
 
-use comfydock_core::redact::redact_text;
+use comfydock_foundation::redact::redact_text;
 use owo_colors::OwoColorize as _;
 use serde::Serialize;
 

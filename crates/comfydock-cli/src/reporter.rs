@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use comfydock_core::reporter::Reporter;
+use comfydock_foundation::reporter::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::printer::Printer;

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_models::index::ModelIndex;
 use comfydock_models::roots::ModelRoot;
 use comfydock_models::scan::ScanOptions;

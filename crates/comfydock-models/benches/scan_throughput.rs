@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_models::index::ModelIndex;
 use comfydock_models::roots::ModelRoot;
 use comfydock_models::scan::ScanOptions;

@@ -105,7 +105,7 @@ pub trait DownloadReporter: Send + Sync {
     fn finished(&self, _id: usize, _ok: bool) {}
 }
 
-impl DownloadReporter for comfydock_core::reporter::NoReporter {}
+impl DownloadReporter for comfydock_foundation::reporter::NoReporter {}
 
 /// A finished download, ready to be indexed with [`ModelIndex::record_download`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -189,7 +189,7 @@ pub enum DownloadError {
     Restart,
 }
 
-impl comfydock_core::Hinted for DownloadError {
+impl comfydock_foundation::Hinted for DownloadError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::MissingFolder { .. } => {

@@ -136,9 +136,9 @@ pub enum CivitaiTarget {
 }
 
 /// A URL safe to show (user info and secret query values masked); see
-/// [`comfydock_core::redact`], the one redaction rule.
+/// [`comfydock_foundation::redact`], the one redaction rule.
 pub fn redact_url(url: &str) -> String {
-    comfydock_core::redact::redact_url(url)
+    comfydock_foundation::redact::redact_url(url)
 }
 
 #[cfg(test)]

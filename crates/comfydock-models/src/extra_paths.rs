@@ -40,7 +40,7 @@ pub enum ExtraPathsError {
     Shape { path: PathBuf, message: String },
 }
 
-impl comfydock_core::Hinted for ExtraPathsError {
+impl comfydock_foundation::Hinted for ExtraPathsError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Syntax { .. } | Self::Shape { .. } => Some(
@@ -112,7 +112,7 @@ fn quote(text: &str) -> String {
 
 /// Write `render_extra_model_paths(roots)` to `path` atomically.
 pub fn write_extra_model_paths(path: &Path, roots: &[ModelRoot]) -> Result<(), ExtraPathsError> {
-    comfydock_core::atomic_file::write_atomic(path, render_extra_model_paths(roots)).map_err(|source| {
+    comfydock_foundation::atomic_file::write_atomic(path, render_extra_model_paths(roots)).map_err(|source| {
         ExtraPathsError::Write {
             path: path.to_owned(),
             source,

@@ -53,7 +53,7 @@ impl HashError {
     }
 }
 
-impl comfydock_core::Hinted for HashError {}
+impl comfydock_foundation::Hinted for HashError {}
 
 /// Hash one file. Opening the file first gives a clear error for unreadable files.
 pub fn hash_file(path: &Path, set: HashKinds) -> Result<FileDigest, HashError> {

@@ -130,7 +130,7 @@ impl IndexError {
     }
 }
 
-impl comfydock_core::Hinted for IndexError {
+impl comfydock_foundation::Hinted for IndexError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::NewerSchema { .. } => Some("upgrade comfydock to read this model index".to_owned()),
@@ -651,7 +651,7 @@ impl IndexTransaction<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use comfydock_core::Hinted as _;
+    use comfydock_foundation::Hinted as _;
 
     #[test]
     fn a_full_disk_is_named_with_a_safe_hint() {

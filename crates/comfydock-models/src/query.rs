@@ -49,7 +49,7 @@ pub enum LookupError {
     Index(#[from] IndexError),
 }
 
-impl comfydock_core::Hinted for LookupError {
+impl comfydock_foundation::Hinted for LookupError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::NotFound(_) => Some(
@@ -57,7 +57,7 @@ impl comfydock_core::Hinted for LookupError {
                     .to_owned(),
             ),
             Self::Ambiguous { prefix, .. } => Some(format!("use a longer prefix than `{prefix}`")),
-            Self::Index(err) => comfydock_core::Hinted::hint(err),
+            Self::Index(err) => comfydock_foundation::Hinted::hint(err),
         }
     }
 }
@@ -177,7 +177,9 @@ impl ModelIndex {
                     let candidates = self
                         .records(ids)?
                         .into_iter()
-                        .map(|model| comfydock_core::display_text::truncate(&model.blake3, 16).to_owned())
+                        .map(|model| {
+                            comfydock_foundation::display_text::truncate(&model.blake3, 16).to_owned()
+                        })
                         .collect();
                     return Err(LookupError::Ambiguous {
                         prefix: prefix.clone(),
@@ -375,7 +377,7 @@ type Sha256Outcome = Result<(String, u64), String>;
 fn sha256_of(model: &ModelRecord) -> Sha256Outcome {
     let mut last_error = format!(
         "model {} has no location on disk",
-        comfydock_core::display_text::truncate(&model.blake3, 16)
+        comfydock_foundation::display_text::truncate(&model.blake3, 16)
     );
     let mut read = 0;
     for location in &model.locations {

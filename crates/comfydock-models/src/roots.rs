@@ -99,7 +99,7 @@ pub enum RootsError {
     LastRoot(PathBuf),
 }
 
-impl comfydock_core::Hinted for RootsError {
+impl comfydock_foundation::Hinted for RootsError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::NotPresent(_) => Some("run `comfydock model root list` to see the roots".to_owned()),
@@ -150,7 +150,7 @@ impl ModelRoots {
         }
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
-        comfydock_core::atomic_file::write_atomic(file, text).map_err(write_error)
+        comfydock_foundation::atomic_file::write_atomic(file, text).map_err(write_error)
     }
 
     /// Append a root (or make it the default with `as_default`).

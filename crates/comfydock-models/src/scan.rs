@@ -45,7 +45,7 @@ pub trait ScanReporter: Send + Sync {
     fn issue(&self, _issue: &ScanIssue) {}
 }
 
-impl ScanReporter for comfydock_core::reporter::NoReporter {}
+impl ScanReporter for comfydock_foundation::reporter::NoReporter {}
 
 /// A file or folder the scan could not process.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_models::download::{
     DownloadError, DownloadReporter, DownloadRequest, Downloader, ExpectedHash, RetryPolicy,
 };

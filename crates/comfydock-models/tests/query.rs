@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_models::index::ModelIndex;
 use comfydock_models::query::{FindQuery, LookupError, ModelId, VerifyStatus};
 use comfydock_models::roots::ModelRoot;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_models::index::{ModelIndex, ModelRecord, SourceKind};
 use comfydock_models::roots::ModelRoot;
 use comfydock_models::scan::{ScanIssue, ScanOptions, ScanReporter, ScanSummary};

@@ -12,9 +12,9 @@
 use std::cmp::Ordering;
 use std::path::Path;
 
-use comfydock_core::atomic_file::write_atomic;
-use comfydock_core::reporter::Reporter;
-use comfydock_core::uv::Uv;
+use comfydock_foundation::atomic_file::write_atomic;
+use comfydock_foundation::reporter::Reporter;
+use comfydock_foundation::uv::Uv;
 use serde::Serialize;
 
 use crate::error::ReleaseError;

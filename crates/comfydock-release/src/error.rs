@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use comfydock_core::Hinted;
-use comfydock_core::git::GitError;
-use comfydock_core::subprocess::ProcessError;
-use comfydock_core::uv::UvError;
+use comfydock_foundation::Hinted;
+use comfydock_foundation::git::GitError;
+use comfydock_foundation::subprocess::ProcessError;
+use comfydock_foundation::uv::UvError;
 
 use crate::validate::ValidationReport;
 

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use comfydock_core::git::{Git, GitError};
-use comfydock_core::subprocess::ProcessError;
+use comfydock_foundation::git::{Git, GitError};
+use comfydock_foundation::subprocess::ProcessError;
 use serde::Serialize;
 
 use crate::error::ReleaseError;
@@ -69,7 +69,7 @@ impl RepoGit {
 
     /// Resolve a revision to its commit id.
     pub fn resolve(&self, rev: &str) -> Result<String, ReleaseError> {
-        comfydock_core::git::check_revision(rev).map_err(GitError::from)?;
+        comfydock_foundation::git::check_revision(rev).map_err(GitError::from)?;
         Ok(self.run(["rev-parse", "--verify", &format!("{rev}^{{commit}}")])?)
     }
 
@@ -127,7 +127,7 @@ impl RepoGit {
         .collect();
         let mut out = Vec::new();
         if let Some(since) = since {
-            comfydock_core::git::check_revision(since).map_err(GitError::from)?;
+            comfydock_foundation::git::check_revision(since).map_err(GitError::from)?;
             let listing = self.run([
                 "diff",
                 "--name-status",
@@ -180,7 +180,7 @@ impl RepoGit {
 
     /// The content of `path` (relative to the repository root) at `rev`; `None` if absent there.
     pub fn read_at(&self, rev: &str, path: &str) -> Result<Option<String>, ReleaseError> {
-        comfydock_core::git::check_revision(rev).map_err(GitError::from)?;
+        comfydock_foundation::git::check_revision(rev).map_err(GitError::from)?;
         let spec = format!("{rev}:./{path}");
         if self.run(["cat-file", "-e", &spec]).is_err() {
             return Ok(None);
@@ -214,7 +214,7 @@ impl RepoGit {
 
     /// The commit a tag points to, if the tag exists.
     pub fn tag_commit(&self, tag: &str) -> Result<Option<String>, ReleaseError> {
-        comfydock_core::git::check_revision(tag).map_err(GitError::from)?;
+        comfydock_foundation::git::check_revision(tag).map_err(GitError::from)?;
         let spec = format!("refs/tags/{tag}^{{commit}}");
         match self.run(["rev-parse", "--verify", "--quiet", &spec]) {
             Ok(commit) if !commit.is_empty() => Ok(Some(commit)),

@@ -17,8 +17,8 @@
 //!
 //! Reports are serde-serialisable with stable snake_case fields (for `--json`); problems and
 //! reasons carry a one-line `message`. Errors are [`ReleaseError`], which implements
-//! [`comfydock_core::Hinted`] with the exact command that fixes them. Nothing here prints;
-//! progress goes through [`comfydock_core::reporter::Reporter`]. The index client is blocking
+//! [`comfydock_foundation::Hinted`] with the exact command that fixes them. Nothing here prints;
+//! progress goes through [`comfydock_foundation::reporter::Reporter`]. The index client is blocking
 //! (reqwest): call these functions outside an async runtime (or in `spawn_blocking`).
 
 pub mod bump;

@@ -16,9 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use comfydock_core::reporter::Reporter;
-use comfydock_core::subprocess::run_checked;
-use comfydock_core::uv::Uv;
+use comfydock_foundation::reporter::Reporter;
+use comfydock_foundation::subprocess::run_checked;
+use comfydock_foundation::uv::Uv;
 use serde::Serialize;
 
 use crate::error::{ReleaseError, error_chain};

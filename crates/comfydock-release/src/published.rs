@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use comfydock_core::reporter::Reporter;
-use comfydock_core::subprocess::run_checked;
-use comfydock_core::uv::Uv;
+use comfydock_foundation::reporter::Reporter;
+use comfydock_foundation::subprocess::run_checked;
+use comfydock_foundation::uv::Uv;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use comfydock_core::reporter::Reporter;
-use comfydock_core::subprocess::run_checked;
+use comfydock_foundation::reporter::Reporter;
+use comfydock_foundation::subprocess::run_checked;
 use sha2::{Digest, Sha256};
 
 use crate::error::ReleaseError;

@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use comfydock_core::reporter::Reporter;
-use comfydock_core::uv::Uv;
+use comfydock_foundation::reporter::Reporter;
+use comfydock_foundation::uv::Uv;
 use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
 use serde::Serialize;
 use sha2::{Digest, Sha256};

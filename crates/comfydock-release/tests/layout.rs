@@ -4,8 +4,8 @@
 
 mod support;
 
-use comfydock_core::Hinted as _;
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::Hinted as _;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_release::bump::BumpAction;
 use comfydock_release::status::Cause;
 use comfydock_release::validate::ProblemKind;

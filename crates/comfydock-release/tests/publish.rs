@@ -7,9 +7,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use comfydock_core::Hinted as _;
-use comfydock_core::reporter::NoReporter;
-use comfydock_core::uv::Uv;
+use comfydock_foundation::Hinted as _;
+use comfydock_foundation::reporter::NoReporter;
+use comfydock_foundation::uv::Uv;
 use comfydock_release::bump::BumpAction;
 use comfydock_release::publish::{PublishOutcome, TagOutcome};
 use comfydock_release::status::Cause;

@@ -2,8 +2,8 @@
 
 mod support;
 
-use comfydock_core::Hinted as _;
-use comfydock_core::reporter::NoReporter;
+use comfydock_foundation::Hinted as _;
+use comfydock_foundation::reporter::NoReporter;
 use comfydock_release::bump::BumpAction;
 use comfydock_release::status::{Cause, PackageRole};
 use comfydock_release::{BumpOptions, ReleaseError, StatusOptions, bump, status};

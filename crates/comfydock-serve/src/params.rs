@@ -68,7 +68,7 @@ pub enum ApiDefinitionError {
     },
 }
 
-impl comfydock_core::Hinted for ApiDefinitionError {
+impl comfydock_foundation::Hinted for ApiDefinitionError {
     fn hint(&self) -> Option<String> {
         match self {
             ApiDefinitionError::UnknownNode { .. } => Some(
@@ -818,7 +818,7 @@ mod tests {
             "{error}"
         );
         assert!(
-            comfydock_core::Hinted::hint(&error)
+            comfydock_foundation::Hinted::hint(&error)
                 .unwrap()
                 .contains("comfydock node add")
         );

@@ -97,7 +97,7 @@ pub enum ServeError {
     },
 }
 
-impl comfydock_core::Hinted for ServeError {
+impl comfydock_foundation::Hinted for ServeError {
     fn hint(&self) -> Option<String> {
         match self {
             ServeError::NeedsApiKey { .. } => Some(
@@ -110,8 +110,8 @@ impl comfydock_core::Hinted for ServeError {
             ServeError::Bind { addr, .. } => Some(format!(
                 "pick another address with `--listen` (is something on {addr}?)"
             )),
-            ServeError::Store(error) => comfydock_core::Hinted::hint(error),
-            ServeError::Definition(error) => comfydock_core::Hinted::hint(error),
+            ServeError::Store(error) => comfydock_foundation::Hinted::hint(error),
+            ServeError::Definition(error) => comfydock_foundation::Hinted::hint(error),
             ServeError::NoBackends => {
                 Some("pass `--comfyui http://127.0.0.1:8188` or `--spawn 1`".to_owned())
             }

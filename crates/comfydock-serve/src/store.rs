@@ -52,7 +52,7 @@ pub enum StoreError {
     Join(#[source] tokio::task::JoinError),
 }
 
-impl comfydock_core::Hinted for StoreError {
+impl comfydock_foundation::Hinted for StoreError {
     fn hint(&self) -> Option<String> {
         match self {
             StoreError::UnknownUrl(_) => {

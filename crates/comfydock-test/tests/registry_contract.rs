@@ -18,8 +18,8 @@ mod openapi;
 
 use std::sync::Arc;
 
-use comfydock_core::nodes::NodeError;
-use comfydock_core::nodes::registry::{Freshness, RegistryClient};
+use comfydock_environments::nodes::NodeError;
+use comfydock_environments::nodes::registry::{Freshness, RegistryClient};
 use comfydock_test::http::client::get;
 use comfydock_test::http::{HttpServer, Response, percent_decode};
 use comfydock_test::registry::{NodePackage, RegistryServer};

@@ -1,9 +1,9 @@
 //! `backend list | add | remove | use`: the torch backends an environment's lock covers.
 
 use clap::Subcommand;
-use comfydock_core::backends::{self, BackendChange, BackendContext};
-use comfydock_core::environment::{self, Environment};
-use comfydock_core::torch_backend::TorchBackend;
+use comfydock_environments::backends::{self, BackendChange, BackendContext};
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::torch_backend::TorchBackend;
 
 use super::Context;
 use crate::error::{CommandError, CommandResult};
@@ -52,7 +52,9 @@ fn parse_all(names: &[String]) -> CommandResult<Vec<TorchBackend>> {
 
 fn parse(name: &str) -> CommandResult<TorchBackend> {
     name.parse()
-        .map_err(|e: comfydock_core::torch_backend::InvalidBackend| CommandError::usage(e.to_string()))
+        .map_err(|e: comfydock_environments::torch_backend::InvalidBackend| {
+            CommandError::usage(e.to_string())
+        })
 }
 
 fn list(ctx: &Context) -> CommandResult {

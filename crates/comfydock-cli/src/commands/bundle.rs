@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use comfydock_core::bundle::archive::Limits;
-use comfydock_core::bundle::export::{self, ExportOptions};
-use comfydock_core::bundle::format::ModelRef;
-use comfydock_core::bundle::import::{self, ImportOptions, ModelProvider, ModelStrategy};
-use comfydock_core::environment;
-use comfydock_core::reporter::Reporter;
-use comfydock_core::torch_backend;
-use comfydock_core::workspace::Workspace;
+use comfydock_bundles::archive::Limits;
+use comfydock_bundles::export::{self, ExportOptions};
+use comfydock_bundles::format::ModelRef;
+use comfydock_bundles::import::{self, ImportOptions, ModelProvider, ModelStrategy};
+use comfydock_environments::environment;
+use comfydock_environments::torch_backend;
+use comfydock_environments::workspace::Workspace;
+use comfydock_foundation::reporter::Reporter;
 use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash};
 use comfydock_models::index::ModelIndex;
 use comfydock_models::query::ModelId;
@@ -56,7 +56,7 @@ pub struct ImportArgs {
 pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
-    let git = comfydock_core::git::Git::find()?;
+    let git = comfydock_foundation::git::Git::find()?;
     let out = args
         .output
         .clone()
@@ -122,7 +122,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ctx.printer.info(format!(
             "  ComfyUI: {} ({})",
             m.comfyui.reference,
-            comfydock_core::display_text::short_hash(&m.comfyui.commit)
+            comfydock_foundation::display_text::short_hash(&m.comfyui.commit)
         ));
         ctx.printer.info(format!("  Python:  {}", m.python));
         ctx.printer.info(format!("  • {} workflows", m.counts.workflows));
@@ -331,7 +331,7 @@ impl ModelProvider for IndexedModels {
                 &self.root,
                 &request,
                 0,
-                &comfydock_core::reporter::NoReporter,
+                &comfydock_foundation::reporter::NoReporter,
             ));
             match result {
                 Ok(done) => {

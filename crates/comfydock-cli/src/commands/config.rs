@@ -1,6 +1,6 @@
 //! `comfydock config list|get|set|unset`
 
-use comfydock_core::settings::{self, Resolved};
+use comfydock_environments::settings::{self, Resolved};
 use serde::Serialize;
 
 use super::Context;
@@ -87,7 +87,7 @@ fn set(ctx: &Context, key: &str, value: &str) -> CommandResult {
     let mut workspace = ctx.workspace()?;
     let _lock = ctx.lock(&workspace)?;
     // Re-read under the lock so a concurrent change is not lost.
-    workspace = comfydock_core::workspace::Workspace::open(workspace.root())?;
+    workspace = comfydock_environments::workspace::Workspace::open(workspace.root())?;
     let stored = workspace.set_setting(key, value)?;
     let spec = settings::key_spec(key)?;
     let shown = if spec.is_secret() {
@@ -114,7 +114,7 @@ fn set(ctx: &Context, key: &str, value: &str) -> CommandResult {
 fn unset(ctx: &Context, key: &str) -> CommandResult {
     let workspace = ctx.workspace()?;
     let _lock = ctx.lock(&workspace)?;
-    let mut workspace = comfydock_core::workspace::Workspace::open(workspace.root())?;
+    let mut workspace = comfydock_environments::workspace::Workspace::open(workspace.root())?;
     let removed = workspace.unset_setting(key)?;
     let spec = settings::key_spec(key)?;
     if ctx.printer.json_mode() {

@@ -4,16 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use comfydock_core::deploy::build_history::{BuildHistory, BuildResult, NewBuild};
-use comfydock_core::deploy::docker_context::{self, DockerOptions};
-use comfydock_core::deploy::engine::DockerEngine;
-use comfydock_core::deploy::kubernetes::{self, KubernetesOptions};
-use comfydock_core::deploy::spec::DeploySpec;
-use comfydock_core::deploy::target::{GpuKind, ModelMode, Target};
-use comfydock_core::deploy::{DeployError, output};
-use comfydock_core::environment;
-use comfydock_core::git::Git;
-use comfydock_core::workspace::Workspace;
+use comfydock_deploy::build_history::{BuildHistory, BuildResult, NewBuild};
+use comfydock_deploy::docker_context::{self, DockerOptions};
+use comfydock_deploy::engine::DockerEngine;
+use comfydock_deploy::kubernetes::{self, KubernetesOptions};
+use comfydock_deploy::spec::DeploySpec;
+use comfydock_deploy::target::{GpuKind, ModelMode, Target};
+use comfydock_deploy::{DeployError, output};
+use comfydock_environments::environment;
+use comfydock_environments::workspace::Workspace;
+use comfydock_foundation::git::Git;
 use serde_json::json;
 
 use super::Context;
@@ -183,7 +183,7 @@ fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
         let index =
             comfydock_models::index::ModelIndex::open(&p.workspace.metadata_dir().join("model_index.db"))?;
         let indexed = index.list()?;
-        let locate = |pin: &comfydock_core::deploy::spec::ModelPin| -> Vec<PathBuf> {
+        let locate = |pin: &comfydock_deploy::spec::ModelPin| -> Vec<PathBuf> {
             let mut found: Vec<PathBuf> = indexed
                 .iter()
                 .filter(|r| {
@@ -331,7 +331,7 @@ fn history(ctx: &Context, all: bool) -> CommandResult {
         let commit = r
             .cec_commit
             .as_deref()
-            .map_or("-", comfydock_core::display_text::short_hash);
+            .map_or("-", comfydock_foundation::display_text::short_hash);
         ctx.printer.data(format!(
             "{}  {:<10} {:<6} {:<12} {}  {}  {}",
             r.time,

@@ -1,7 +1,7 @@
 //! `comfydock doctor`: are the tools comfydock drives usable?
 
-use comfydock_core::git::Git;
-use comfydock_core::uv::{self as uv_tool, PassedOverUv, Uv};
+use comfydock_foundation::git::Git;
+use comfydock_foundation::uv::{self as uv_tool, PassedOverUv, Uv};
 use serde::Serialize;
 
 use super::Context;

@@ -1,10 +1,10 @@
 //! `create`, `list`, `use`, `delete`, `status`, `sync`, `comfyui update`.
 
-use comfydock_core::backends::{self, BackendContext};
-use comfydock_core::environment::{self, BackendChoice, CreateOptions, Environment};
-use comfydock_core::torch_backend::TorchBackend;
-use comfydock_core::workflow_tracking::WorkflowState;
-use comfydock_core::workspace::Workspace;
+use comfydock_environments::backends::{self, BackendContext};
+use comfydock_environments::environment::{self, BackendChoice, CreateOptions, Environment};
+use comfydock_environments::torch_backend::TorchBackend;
+use comfydock_environments::workflow_tracking::WorkflowState;
+use comfydock_environments::workspace::Workspace;
 use serde_json::json;
 
 use super::Context;
@@ -14,10 +14,12 @@ use crate::prompt::confirm;
 
 pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
-    let backend: BackendChoice = args
-        .torch_backend
-        .parse()
-        .map_err(|e: comfydock_core::torch_backend::InvalidBackend| CommandError::usage(e.to_string()))?;
+    let backend: BackendChoice =
+        args.torch_backend
+            .parse()
+            .map_err(|e: comfydock_environments::torch_backend::InvalidBackend| {
+                CommandError::usage(e.to_string())
+            })?;
     environment::validate_name(&args.name)?;
     let _lock = ctx.lock(&workspace)?;
     let mut workspace = Workspace::open(workspace.root())?;
@@ -48,7 +50,7 @@ pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
             "environment `{}`: ComfyUI {} ({}), Python {}",
             created.name,
             created.comfyui.reference,
-            comfydock_core::display_text::short_hash(&created.comfyui.commit),
+            comfydock_foundation::display_text::short_hash(&created.comfyui.commit),
             created.python
         ),
     );
@@ -146,9 +148,9 @@ pub fn delete(ctx: &Context, name: Option<&str>) -> CommandResult {
 pub fn status(ctx: &Context) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
-    let git = comfydock_core::git::Git::find()?;
+    let git = comfydock_foundation::git::Git::find()?;
     let mut status = environment::status(&git, &env)?;
-    let workflows = comfydock_core::workflow_tracking::list(&env)?;
+    let workflows = comfydock_environments::workflow_tracking::list(&env)?;
     for w in workflows
         .iter()
         .filter(|w| w.tracked && w.state != WorkflowState::Synced)
@@ -187,7 +189,7 @@ pub fn status(ctx: &Context) -> CommandResult {
         "Environment `{}`: ComfyUI {} ({}), torch backend {}{}",
         status.name,
         status.comfyui.reference,
-        comfydock_core::display_text::short_hash(&status.comfyui.expected_commit),
+        comfydock_foundation::display_text::short_hash(&status.comfyui.expected_commit),
         status.torch_backend,
         status
             .running_pid
@@ -264,8 +266,8 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
     };
     // Folders the user put in custom_nodes: reported by `status`; `--prune` moves them to the trash.
     let trashed = if args.prune && !args.dry_run {
-        let entries = comfydock_core::nodes::entry::read_all(&env.manifest()?);
-        comfydock_core::nodes::install::trash_unmanaged(&workspace, &env, &entries)?
+        let entries = comfydock_environments::nodes::entry::read_all(&env.manifest()?);
+        comfydock_environments::nodes::install::trash_unmanaged(&workspace, &env, &entries)?
     } else {
         Vec::new()
     };
@@ -291,8 +293,8 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
         ctx.printer.data(format!(
             "{would}move ComfyUI {} -> {}",
             from.as_deref()
-                .map_or("(none)", comfydock_core::display_text::short_hash),
-            comfydock_core::display_text::short_hash(to)
+                .map_or("(none)", comfydock_foundation::display_text::short_hash),
+            comfydock_foundation::display_text::short_hash(to)
         ));
     }
     if report.backends_rewritten {
@@ -357,9 +359,9 @@ pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
         format!(
             "ComfyUI {} ({}) -> {} ({})",
             old.reference,
-            comfydock_core::display_text::short_hash(&old.commit),
+            comfydock_foundation::display_text::short_hash(&old.commit),
             new.reference,
-            comfydock_core::display_text::short_hash(&new.commit)
+            comfydock_foundation::display_text::short_hash(&new.commit)
         ),
     );
     if !update.packages.is_empty() {

@@ -1,8 +1,8 @@
 //! `commit`, `log`, `rollback`, `diff`.
 
-use comfydock_core::environment;
-use comfydock_core::git::Git;
-use comfydock_core::history::{self, ChangeKind, EnvDiff, NamedChange};
+use comfydock_environments::environment;
+use comfydock_environments::history::{self, ChangeKind, EnvDiff, NamedChange};
+use comfydock_foundation::git::Git;
 use serde_json::json;
 
 use super::Context;
@@ -14,7 +14,7 @@ pub fn commit(ctx: &Context, args: &CommitArgs) -> CommandResult {
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let _lock = ctx.lock(&workspace)?;
     let git = Git::find()?;
-    let copied = comfydock_core::workflow_tracking::copy_tracked_into_cec(&env)?;
+    let copied = comfydock_environments::workflow_tracking::copy_tracked_into_cec(&env)?;
     let commit = environment::commit_all(&git, &env, &args.message)?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&json!({ "commit": commit, "workflows_copied": copied.copied, "workflows_removed": copied.removed }));
@@ -28,7 +28,7 @@ pub fn commit(ctx: &Context, args: &CommitArgs) -> CommandResult {
             "Committed",
             format!(
                 "{} {}",
-                comfydock_core::display_text::short_hash(&c),
+                comfydock_foundation::display_text::short_hash(&c),
                 args.message
             ),
         ),
@@ -78,7 +78,7 @@ pub fn rollback(ctx: &Context, args: &RollbackArgs) -> CommandResult {
             format!(
                 "`{}` to {rev} as {}",
                 env.name,
-                comfydock_core::display_text::short_hash(&c)
+                comfydock_foundation::display_text::short_hash(&c)
             ),
         ),
         None => ctx.printer.info(format!("`{}` already matches {rev}", env.name)),

@@ -1,6 +1,6 @@
 //! `comfydock init [PATH]`
 
-use comfydock_core::workspace::{InitOutcome, Workspace};
+use comfydock_environments::workspace::{InitOutcome, Workspace};
 use serde_json::json;
 
 use super::Context;

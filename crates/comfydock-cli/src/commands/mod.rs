@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use comfydock_core::settings::Settings;
-use comfydock_core::workspace::Workspace;
-use comfydock_core::workspace_lock::WorkspaceLock;
+use comfydock_environments::settings::Settings;
+use comfydock_environments::workspace::Workspace;
+use comfydock_foundation::workspace_lock::WorkspaceLock;
 
 use crate::args::GlobalArgs;
 use crate::error::{CommandError, CommandResult};
@@ -45,7 +45,7 @@ impl Context {
         let printer = Printer::new(global.quiet > 0, global.json, global.verbose > 0);
         let overrides = Settings::parse_flags(&global.config).map_err(|e| {
             let usage = CommandError::usage(e.to_string());
-            match comfydock_core::Hinted::hint(&e) {
+            match comfydock_foundation::Hinted::hint(&e) {
                 Some(h) => usage.with_hint(h),
                 None => usage,
             }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use clap::{Args, Subcommand};
-use comfydock_core::environment::{self, Environment};
-use comfydock_core::workspace::Workspace;
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::workspace::Workspace;
 use comfydock_models::download::{DownloadReporter, DownloadRequest, Downloader, ExpectedHash};
 use comfydock_models::endpoints::{Endpoints, Tokens};
 use comfydock_models::extra_paths::{import_extra_model_paths, write_extra_model_paths};
@@ -206,7 +206,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 for (blake3, sha256) in &report.hashes {
                     ctx.printer.data(format!(
                         "{}  sha256 {sha256}",
-                        comfydock_core::display_text::truncate(blake3, 16)
+                        comfydock_foundation::display_text::truncate(blake3, 16)
                     ));
                 }
                 for issue in &report.errors {
@@ -225,7 +225,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             for model in &report.same_content {
                 ctx.printer.data(format!(
                     "same content ({}):",
-                    comfydock_core::display_text::truncate(&model.blake3, 16)
+                    comfydock_foundation::display_text::truncate(&model.blake3, 16)
                 ));
                 for l in &model.locations {
                     ctx.printer.data(format!("  {}", l.path().display()));
@@ -237,7 +237,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 for m in &clash.models {
                     ctx.printer.data(format!(
                         "  {}",
-                        comfydock_core::display_text::truncate(&m.blake3, 16)
+                        comfydock_foundation::display_text::truncate(&m.blake3, 16)
                     ));
                 }
             }
@@ -253,7 +253,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 for entry in &report.entries {
                     ctx.printer.data(format!(
                         "{}  {}  {}",
-                        comfydock_core::display_text::truncate(&entry.blake3, 16),
+                        comfydock_foundation::display_text::truncate(&entry.blake3, 16),
                         serde_json::to_value(&entry.status)
                             .ok()
                             .and_then(|v| v.get("status").cloned())
@@ -296,14 +296,14 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             let kind = endpoints(ctx, &workspace)?.classify(url);
             // Sources are stored in the index and travel into manifests, bundles and deploy
             // files: credentials belong in the token settings, never in a source.
-            if let Some(what) = comfydock_core::redact::credentials_in(url) {
+            if let Some(what) = comfydock_foundation::redact::credentials_in(url) {
                 let key = match kind {
                     comfydock_models::index::SourceKind::Civitai => "tokens.civitai",
                     _ => "tokens.huggingface",
                 };
                 return Err(CommandError::failed(format!(
                     "Refusing to record `{}`: it carries credentials ({what})",
-                    comfydock_core::redact::RedactedUrl(url)
+                    comfydock_foundation::redact::RedactedUrl(url)
                 ))
                 .with_hint(format!(
                     "add the URL without them, and keep the token in the settings: `comfydock config set {key} TOKEN` (sent only to its own host); nothing was recorded"
@@ -321,7 +321,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                     "Added",
                     format!(
                         "source {url} to {}",
-                        comfydock_core::display_text::truncate(&model.blake3, 16)
+                        comfydock_foundation::display_text::truncate(&model.blake3, 16)
                     ),
                 );
             } else {
@@ -559,7 +559,7 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
                             "{} ({} bytes, blake3 {})",
                             downloaded.path.display(),
                             downloaded.size,
-                            comfydock_core::display_text::truncate(&downloaded.blake3, 16)
+                            comfydock_foundation::display_text::truncate(&downloaded.blake3, 16)
                         ),
                     );
                 }
@@ -663,7 +663,7 @@ fn print_models(ctx: &Context, models: &[ModelRecord]) {
             .map_or_else(|| "(no location)".into(), |l| l.relative_path.clone());
         ctx.printer.data(format!(
             "{}  {:>12}  {place}",
-            comfydock_core::display_text::truncate(&model.blake3, 16),
+            comfydock_foundation::display_text::truncate(&model.blake3, 16),
             model.size
         ));
     }

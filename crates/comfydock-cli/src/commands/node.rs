@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use comfydock_core::environment::{self, Environment};
-use comfydock_core::nodes::ops::{self, ChangeReport, InstallScript};
-use comfydock_core::nodes::{NodeContext, NodeSource, NodeSpec, check, entry, install};
-use comfydock_core::workspace::Workspace;
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::nodes::ops::{self, ChangeReport, InstallScript};
+use comfydock_environments::nodes::{NodeContext, NodeSource, NodeSpec, check, entry, install};
+use comfydock_environments::workspace::Workspace;
 use serde_json::json;
 
 use super::Context;
@@ -94,7 +94,7 @@ pub fn run(ctx: &Context, command: &NodeCommand) -> CommandResult {
 /// Workspace, settings, tools and environment for a node command.
 struct Session {
     workspace: Workspace,
-    settings: comfydock_core::settings::Settings,
+    settings: comfydock_environments::settings::Settings,
     tools: environment::Tools,
     env: Environment,
 }
@@ -399,7 +399,7 @@ fn check_nodes(ctx: &Context, name: Option<&str>, all: bool) -> CommandResult {
                 .cloned()
                 .collect();
             if found.is_empty() {
-                return Err(comfydock_core::nodes::NodeError::NotAdded {
+                return Err(comfydock_environments::nodes::NodeError::NotAdded {
                     key: n.to_owned(),
                     env: env.name.clone(),
                     known: entries.iter().map(|e| e.key.clone()).collect(),

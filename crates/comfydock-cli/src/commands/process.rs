@@ -3,8 +3,8 @@
 use std::io::{Read as _, Seek as _};
 use std::time::Duration;
 
-use comfydock_core::comfyui_process::{self, RunOptions};
-use comfydock_core::environment;
+use comfydock_environments::comfyui_process::{self, RunOptions};
+use comfydock_environments::environment;
 
 use super::Context;
 use crate::args::{LogsArgs, RunArgs};
@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     if !args.no_sync {
-        let git = comfydock_core::git::Git::find()?;
+        let git = comfydock_foundation::git::Git::find()?;
         let status = environment::status(&git, &env)?;
         let stale = status.comfyui.actual_commit.as_deref() != Some(status.comfyui.expected_commit.as_str())
             || !status.packages_in_sync;

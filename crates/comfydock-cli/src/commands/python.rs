@@ -1,11 +1,11 @@
 //! `py add / remove / list / constrain / unconstrain`: the environment's own Python packages.
 
 use clap::Subcommand;
-use comfydock_core::environment::{self, Environment};
-use comfydock_core::git::Git;
-use comfydock_core::python_deps::ops::{self, PyChange};
-use comfydock_core::python_deps::{self, PyContext};
-use comfydock_core::workspace::Workspace;
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::python_deps::ops::{self, PyChange};
+use comfydock_environments::python_deps::{self, PyContext};
+use comfydock_environments::workspace::Workspace;
+use comfydock_foundation::git::Git;
 
 use super::Context;
 use crate::error::CommandResult;
@@ -61,7 +61,7 @@ pub fn run(ctx: &Context, command: &PyCommand) -> CommandResult {
 /// Workspace, settings, tools and environment for a `py` change.
 struct Session {
     workspace: Workspace,
-    settings: comfydock_core::settings::Settings,
+    settings: comfydock_environments::settings::Settings,
     tools: environment::Tools,
     env: Environment,
 }

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use comfydock_core::settings::Settings;
-use comfydock_core::uv::Uv;
-use comfydock_core::workspace::Workspace;
+use comfydock_environments::settings::Settings;
+use comfydock_environments::workspace::Workspace;
+use comfydock_foundation::uv::Uv;
 use comfydock_release::bump::BumpAction;
 use comfydock_release::repo::ReleaseRepo;
 use comfydock_release::{

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use comfydock_core::environment::{self, Environment};
-use comfydock_core::nodes::index::ClaimSource;
-use comfydock_core::nodes::{NodeContext, NodeSpec, ops};
-use comfydock_core::workflow_tracking as tracking;
-use comfydock_core::workspace::Workspace;
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::nodes::index::ClaimSource;
+use comfydock_environments::nodes::{NodeContext, NodeSpec, ops};
+use comfydock_environments::workflow_tracking as tracking;
+use comfydock_environments::workspace::Workspace;
 use comfydock_models::download::{DownloadRequest, ExpectedHash};
 use comfydock_models::index::{ModelIndex, ModelRecord};
 use comfydock_workflow::{
@@ -99,7 +99,7 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
     let doc = WorkflowDocument::parse_bytes(&bytes)
         .map_err(|e| CommandError::failed(format!("`{}`: {e}", live.display())))?;
     let options = AnalysisOptions {
-        builtins: comfydock_core::comfyui_builtins::builtin_nodes(&env),
+        builtins: comfydock_environments::comfyui_builtins::builtin_nodes(&env),
         ..Default::default()
     };
     let analysis =
@@ -287,8 +287,11 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let results =
-            runtime.block_on(client.download_all(&root, &requests, &comfydock_core::reporter::NoReporter));
+        let results = runtime.block_on(client.download_all(
+            &root,
+            &requests,
+            &comfydock_foundation::reporter::NoReporter,
+        ));
         for ((slot, request), result) in downloads.iter().zip(results) {
             let downloaded = result.map_err(|e| {
                 CommandError::context_failed(

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use comfydock_core::comfyui_process::{self, RunOptions};
-use comfydock_core::environment::{self, Environment};
-use comfydock_core::workflow_tracking as tracking;
+use comfydock_environments::comfyui_process::{self, RunOptions};
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::workflow_tracking as tracking;
 use comfydock_serve::job::RetryPolicy;
 use comfydock_serve::params::ExposeConfig;
 use comfydock_serve::store::JobStore;

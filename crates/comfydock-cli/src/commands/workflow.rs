@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use comfydock_core::environment;
-use comfydock_core::git::Git;
-use comfydock_core::workflow_tracking as tracking;
+use comfydock_environments::environment;
+use comfydock_environments::workflow_tracking as tracking;
+use comfydock_foundation::git::Git;
 use comfydock_workflow::{
     AnalysisOptions, NodeCategory, Severity, ValidationOptions, WorkflowDocument, WorkflowError, analyze,
     convert_to_api, node_types_from_object_info, validate,
@@ -136,7 +136,7 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
         None
     };
     if let Some(env) = &env {
-        options.builtins = comfydock_core::comfyui_builtins::builtin_nodes(env);
+        options.builtins = comfydock_environments::comfyui_builtins::builtin_nodes(env);
     }
     let analysis = analyze(&doc, &options).map_err(|e| workflow_error(path, &e))?;
     let claims = index_claims(ctx, env.as_ref(), &analysis);
@@ -236,7 +236,7 @@ fn index_claims(
     ctx: &Context,
     env: Option<&environment::Environment>,
     analysis: &comfydock_workflow::Analysis,
-) -> std::collections::BTreeMap<String, Vec<comfydock_core::nodes::index::Claim>> {
+) -> std::collections::BTreeMap<String, Vec<comfydock_environments::nodes::index::Claim>> {
     let mut out = std::collections::BTreeMap::new();
     let Ok(workspace) = ctx.workspace() else {
         return out;
@@ -244,22 +244,22 @@ fn index_claims(
     if let Some(env) = env {
         let settings = ctx.settings(&workspace);
         if let Ok(tools) = environment::tools(&workspace, &settings, &ctx.reporter) {
-            let node_ctx = comfydock_core::nodes::NodeContext {
+            let node_ctx = comfydock_environments::nodes::NodeContext {
                 workspace: &workspace,
                 settings: &settings,
                 tools: &tools,
                 env,
                 reporter: &ctx.reporter,
             };
-            if let Err(err) = comfydock_core::nodes::ops::refresh_index(&node_ctx) {
+            if let Err(err) = comfydock_environments::nodes::ops::refresh_index(&node_ctx) {
                 ctx.printer
                     .warn(format!("could not refresh the node index: {err}"));
             }
         }
     }
-    let Ok(index) =
-        comfydock_core::nodes::index::NodeIndex::open(&workspace.metadata_dir().join("node_index.db"))
-    else {
+    let Ok(index) = comfydock_environments::nodes::index::NodeIndex::open(
+        &workspace.metadata_dir().join("node_index.db"),
+    ) else {
         return out;
     };
     for t in analysis.custom_node_types().filter(|t| t.packages.is_empty()) {

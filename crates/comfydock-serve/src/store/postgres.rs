@@ -79,7 +79,7 @@ pub struct PostgresStore {
 
 /// `url` without its credentials, for error messages.
 fn redact(url: &str) -> String {
-    comfydock_core::redact::redact_url(url)
+    comfydock_foundation::redact::redact_url(url)
 }
 
 impl PostgresStore {

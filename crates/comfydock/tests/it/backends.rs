@@ -1,7 +1,7 @@
 //! `comfydock backend` and `--torch-backend` on `sync` and `import`, against the stand-in
 //! PyTorch indexes (cpu, cu126, cu128, rocm6.3; no xpu).
 
-use comfydock_core::backends::coverage;
+use comfydock_environments::backends::coverage;
 
 use crate::common::{context, stderr, stdout};
 use crate::env_support::EnvSandbox;

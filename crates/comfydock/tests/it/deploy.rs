@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use comfydock_core::deploy::dockerfile_syntax::{self, Instruction, Stage};
-use comfydock_core::manifest::Manifest;
-use comfydock_core::nodes::{NodeSource, entry};
+use comfydock_deploy::dockerfile_syntax::{self, Instruction, Stage};
+use comfydock_environments::manifest::Manifest;
+use comfydock_environments::nodes::{NodeSource, entry};
 use comfydock_test::node_repo::{NodeContent, NodeRepo};
 use comfydock_test::registry::{NodePackage, RegistryServer};
 
@@ -295,7 +295,7 @@ fn a_backend_added_after_create_deploys_and_its_frozen_sync_succeeds_against_the
     let ds = DeploySandbox::new();
     let added = ds.ok(&["-e", "studio", "backend", "add", "rocm6.3"]);
     assert!(stderr(&added).contains("Locked"), "{}", stderr(&added));
-    let covered = comfydock_core::backends::coverage::read(&ds.cec("uv.lock")).unwrap();
+    let covered = comfydock_environments::backends::coverage::read(&ds.cec("uv.lock")).unwrap();
     let rocm = covered
         .iter()
         .find(|l| l.backend.as_str() == "rocm6.3")
@@ -609,7 +609,7 @@ fn cpu_image_builds_and_serves_system_stats() {
 /// model stops the start (exit 1) while a missing optional one does not.
 #[test]
 fn fetcher_downloads_verified_models_and_refuses_bad_ones() {
-    use comfydock_core::deploy::docker_context::FETCH_MODELS_PY;
+    use comfydock_deploy::docker_context::FETCH_MODELS_PY;
     use comfydock_test::file_server::FileServer;
 
     let server = FileServer::start();
@@ -683,7 +683,7 @@ fn fetcher_downloads_verified_models_and_refuses_bad_ones() {
 /// in a dedicated stage, and copied into the runtime; a tampered source is refused.
 #[test]
 fn bake_stages_verified_models_into_the_context() {
-    use comfydock_core::deploy::output::file_blake3;
+    use comfydock_deploy::output::file_blake3;
 
     let ds = DeploySandbox::new();
     let model = ds.sb.ctx.workspace.join("models/checkpoints/tiny.safetensors");

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use comfydock_core::reporter::NoReporter;
-use comfydock_core::workspace_lock::WorkspaceLock;
+use comfydock_foundation::reporter::NoReporter;
+use comfydock_foundation::workspace_lock::WorkspaceLock;
 
 use crate::common::{context, stderr};
 

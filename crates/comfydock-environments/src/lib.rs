@@ -1,0 +1,19 @@
+//! Environments: the workspace and its settings, each environment's manifest
+//! (`.cec/pyproject.toml`), creating and syncing it with uv, its custom nodes, Python
+//! dependencies and torch backends, its ComfyUI checkout and process, tracked workflows and
+//! history. Nothing here prints; progress goes through
+//! [`comfydock_foundation::reporter`].
+
+pub mod backends;
+pub mod comfyui_builtins;
+pub mod comfyui_process;
+pub mod comfyui_source;
+pub mod environment;
+pub mod history;
+pub mod manifest;
+pub mod nodes;
+pub mod python_deps;
+pub mod settings;
+pub mod torch_backend;
+pub mod workflow_tracking;
+pub mod workspace;

@@ -1,0 +1,436 @@
+//! Workflow tracking (seed 001): one-way, from ComfyUI's user workflows folder into `.cec`.
+//!
+//! `track` only records the name in `[tool.comfydock.workflows.<name>]`; `commit` copies the tracked
+//! files into `.cec/workflows/`; comfydock never writes into ComfyUI's folder except on `restore`.
+//! Names are paths relative to the workflows folder without `.json` (`portraits/flux`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::environment::{EnvError, Environment};
+use crate::manifest::Manifest;
+use comfydock_foundation::Hinted;
+use comfydock_foundation::atomic_file::write_atomic;
+use comfydock_foundation::git::Git;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackingError {
+    #[error("No workflow `{name}` in `{dir}`")]
+    NotFound {
+        name: String,
+        dir: PathBuf,
+        known: Vec<String>,
+    },
+    #[error("Workflow `{0}` is not tracked")]
+    NotTracked(String),
+    #[error("Invalid workflow name `{0}`: not a plain portable name")]
+    InvalidName(String),
+    /// Tracked names in the manifest that cannot become files on every system; `commit` refuses
+    /// rather than drop their copies.
+    #[error(
+        "Tracked workflow name(s) {} cannot be committed: not plain portable names",
+        .names.iter().map(|n| format!("`{}`", comfydock_foundation::display_text::truncate(n, 80))).collect::<Vec<_>>().join(", ")
+    )]
+    NonPortableTracked { env: String, names: Vec<String> },
+    #[error("`.comfydockignore` is invalid")]
+    Ignore(#[source] ignore::Error),
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Hinted for TrackingError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotFound { known, .. } if !known.is_empty() => Some(format!(
+                "workflows found: {}; see `comfydock workflow list`",
+                known
+                    .iter()
+                    .take(5)
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Self::NotFound { .. } => {
+                Some("save the workflow in ComfyUI first, then run `comfydock workflow list`".into())
+            }
+            Self::NotTracked(name) => Some(format!("track it with `comfydock workflow track {name}`")),
+            Self::InvalidName(name) => Some(format!(
+                "names must be plain (no `:`, `\\`, `..`, control characters or `<>\"|?*`); rename the workflow in ComfyUI, e.g. to `{}`, and track that name",
+                comfydock_foundation::path_part::suggest_relative(name)
+            )),
+            Self::NonPortableTracked { env, names } => names.first().map(|name| {
+                format!(
+                    "rename the workflow in ComfyUI (e.g. to `{}`), run `comfydock -e {env} workflow track {}`, then `comfydock -e {env} workflow untrack '{name}'`",
+                    comfydock_foundation::path_part::suggest_relative(name),
+                    comfydock_foundation::path_part::suggest_relative(name),
+                )
+            }),
+            Self::Env(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// Where ComfyUI saves workflows for the default user (`run` passes `--user-directory ComfyUI/user`).
+pub fn comfyui_workflows_dir(env: &Environment) -> PathBuf {
+    env.comfyui().join("user").join("default").join("workflows")
+}
+
+/// Where `commit` keeps tracked copies.
+pub fn cec_workflows_dir(env: &Environment) -> PathBuf {
+    env.cec().join("workflows")
+}
+
+fn file_for(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.json"))
+}
+
+/// Workflow names become paths: plain names separated by `/` ([`comfydock_foundation::path_part`]).
+fn check_name(name: &str) -> Result<(), TrackingError> {
+    comfydock_foundation::path_part::check_relative(name)
+        .map_err(|_| TrackingError::InvalidName(name.to_owned()))
+}
+
+/// `portraits/flux.json` → `portraits/flux`; also accepts names given with `.json`. A `\\`
+/// separates folders only on Windows; elsewhere it is part of a (non-portable) name, so a file
+/// named `a\\b.json` is never tracked as `a/b`.
+pub fn normalize_name(name: &str) -> String {
+    let name = if cfg!(windows) {
+        name.replace('\\', "/")
+    } else {
+        name.to_owned()
+    };
+    name.trim_end_matches(".json").to_owned()
+}
+
+/// Workflow names under `dir` (recursive), sorted.
+fn workflow_names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    if dir.is_dir() {
+        collect(dir, dir, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn collect(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect(base, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            // Folder parts joined with `/`; a `\\` inside a Unix file name stays in the name.
+            let rel = path
+                .strip_prefix(base)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push(rel.trim_end_matches(".json").to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// Names matched by `.cec/.comfydockignore` (gitignore syntax) are left out of `--all` and `list`.
+fn ignore_matcher(env: &Environment) -> Result<ignore::gitignore::Gitignore, TrackingError> {
+    let path = env.cec().join(".comfydockignore");
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(cec_workflows_dir(env));
+    if path.is_file()
+        && let Some(err) = builder.add(&path)
+    {
+        return Err(TrackingError::Ignore(err));
+    }
+    builder.build().map_err(TrackingError::Ignore)
+}
+
+fn is_ignored(matcher: &ignore::gitignore::Gitignore, name: &str) -> bool {
+    matcher
+        .matched_path_or_any_parents(format!("{name}.json"), false)
+        .is_ignore()
+}
+
+/// Tracked workflow names from the manifest. Names that are not plain relative names (they
+/// would become paths outside the workflows folders) are left out; see [`unsafe_tracked`].
+pub fn tracked(manifest: &Manifest) -> BTreeSet<String> {
+    let mut names = tracked_as_written(manifest);
+    names.retain(|n| check_name(n).is_ok());
+    names
+}
+
+/// Tracked names in the manifest that [`tracked`] leaves out because they are unsafe; `status`
+/// reports them and `commit` refuses while there are any.
+pub fn unsafe_tracked(manifest: &Manifest) -> Vec<String> {
+    tracked_as_written(manifest)
+        .into_iter()
+        .filter(|n| check_name(n).is_err())
+        .collect()
+}
+
+fn tracked_as_written(manifest: &Manifest) -> BTreeSet<String> {
+    manifest
+        .tool_section("workflows")
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| {
+                    v.get("tracked")
+                        .and_then(serde_json::Value::as_bool)
+                        .unwrap_or(true)
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How a workflow in ComfyUI compares with its tracked copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkflowState {
+    /// In ComfyUI, never committed.
+    New,
+    /// Committed, and ComfyUI's file differs in content (view state ignored).
+    Modified,
+    /// Committed (or tracked) but gone from ComfyUI.
+    Deleted,
+    /// Same content in both places.
+    Synced,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowEntry {
+    pub name: String,
+    pub tracked: bool,
+    pub state: WorkflowState,
+}
+
+/// Every workflow in ComfyUI's folder plus every tracked one.
+pub fn list(env: &Environment) -> Result<Vec<WorkflowEntry>, TrackingError> {
+    let manifest = env.manifest()?;
+    let tracked = tracked(&manifest);
+    let matcher = ignore_matcher(env)?;
+    let live_dir = comfyui_workflows_dir(env);
+    let cec_dir = cec_workflows_dir(env);
+    let mut names: BTreeSet<String> = workflow_names(&live_dir)?
+        .into_iter()
+        .filter(|n| !is_ignored(&matcher, n))
+        .collect();
+    names.extend(tracked.iter().cloned());
+    names.extend(workflow_names(&cec_dir)?);
+    let mut out = Vec::new();
+    for name in names {
+        let live = fs_err::read(file_for(&live_dir, &name)).ok();
+        let kept = fs_err::read(file_for(&cec_dir, &name)).ok();
+        let state = match (&live, &kept) {
+            (Some(_), None) => WorkflowState::New,
+            (None, _) => WorkflowState::Deleted,
+            (Some(a), Some(b)) if same_content(a, b) => WorkflowState::Synced,
+            (Some(_), Some(_)) => WorkflowState::Modified,
+        };
+        out.push(WorkflowEntry {
+            tracked: tracked.contains(&name),
+            name,
+            state,
+        });
+    }
+    Ok(out)
+}
+
+/// Equal bytes, or the same workflow once view state (pan/zoom, positions) is ignored.
+fn same_content(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        comfydock_workflow::WorkflowDocument::parse_bytes(a),
+        comfydock_workflow::WorkflowDocument::parse_bytes(b),
+    ) {
+        (Ok(x), Ok(y)) => comfydock_workflow::content_hash(&x) == comfydock_workflow::content_hash(&y),
+        _ => false,
+    }
+}
+
+/// What `track` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrackReport {
+    /// Names newly tracked.
+    pub added: Vec<String>,
+    /// With `--all`: workflows left untracked because their names are not portable, each with
+    /// a portable name to rename it to.
+    pub skipped: Vec<NonPortableName>,
+}
+
+/// A workflow whose name `import` would refuse, and a portable name for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NonPortableName {
+    pub name: String,
+    pub suggestion: String,
+}
+
+/// Start tracking `names` (or, with `all`, every workflow not ignored). Names that are not
+/// portable are refused when given, and listed in [`TrackReport::skipped`] with `all`.
+pub fn track(env: &Environment, names: &[String], all: bool) -> Result<TrackReport, TrackingError> {
+    let live_dir = comfyui_workflows_dir(env);
+    let available = workflow_names(&live_dir)?;
+    let mut skipped = Vec::new();
+    let chosen: Vec<String> = if all {
+        let matcher = ignore_matcher(env)?;
+        let mut chosen = Vec::new();
+        for name in available.iter().filter(|n| !is_ignored(&matcher, n)) {
+            if check_name(name).is_ok() {
+                chosen.push(name.clone());
+            } else {
+                skipped.push(NonPortableName {
+                    name: name.clone(),
+                    suggestion: comfydock_foundation::path_part::suggest_relative(name),
+                });
+            }
+        }
+        chosen
+    } else {
+        let available_set: BTreeSet<&String> = available.iter().collect();
+        let mut chosen = Vec::new();
+        for name in names {
+            let name = normalize_name(name);
+            check_name(&name)?;
+            if !available_set.contains(&name) {
+                return Err(TrackingError::NotFound {
+                    name,
+                    dir: live_dir,
+                    known: available.clone(),
+                });
+            }
+            chosen.push(name);
+        }
+        chosen
+    };
+    let mut manifest = env.manifest()?;
+    let already = tracked(&manifest);
+    let added: Vec<String> = chosen.into_iter().filter(|n| !already.contains(n)).collect();
+    for name in &added {
+        manifest.set_workflow_tracked(name, true);
+    }
+    if !added.is_empty() {
+        manifest.save()?;
+    }
+    Ok(TrackReport { added, skipped })
+}
+
+/// Stop tracking `name` (its committed copy is removed at the next commit).
+pub fn untrack(env: &Environment, name: &str) -> Result<(), TrackingError> {
+    let name = normalize_name(name);
+    let mut manifest = env.manifest()?;
+    // Any name written in the manifest can be untracked, portable or not (no path is made).
+    if !tracked_as_written(&manifest).contains(&name) {
+        return Err(TrackingError::NotTracked(name));
+    }
+    manifest.set_workflow_tracked(&name, false);
+    manifest.save()?;
+    Ok(())
+}
+
+/// What `commit` copied into `.cec/workflows/`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CopyReport {
+    pub copied: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Copy tracked workflows from ComfyUI into `.cec/workflows/` (one way); drop copies of workflows
+/// that are no longer tracked or no longer exist in ComfyUI.
+pub fn copy_tracked_into_cec(env: &Environment) -> Result<CopyReport, TrackingError> {
+    let manifest = env.manifest()?;
+    // A tracked name that cannot be a file would otherwise look untracked and lose its copy.
+    let non_portable = unsafe_tracked(&manifest);
+    if !non_portable.is_empty() {
+        return Err(TrackingError::NonPortableTracked {
+            env: env.name.clone(),
+            names: non_portable,
+        });
+    }
+    let tracked = tracked(&manifest);
+    let live_dir = comfyui_workflows_dir(env);
+    let cec_dir = cec_workflows_dir(env);
+    let mut report = CopyReport::default();
+    for name in &tracked {
+        let source = file_for(&live_dir, name);
+        let target = file_for(&cec_dir, name);
+        if let Ok(bytes) = fs_err::read(&source)
+            && fs_err::read(&target).ok().as_deref() != Some(bytes.as_slice())
+        {
+            if let Some(parent) = target.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            write_atomic(&target, bytes)?;
+            report.copied.push(name.clone());
+        }
+    }
+    for name in workflow_names(&cec_dir)? {
+        let gone = !file_for(&live_dir, &name).is_file();
+        if !tracked.contains(&name) || gone {
+            fs_err::remove_file(file_for(&cec_dir, &name))?;
+            report.removed.push(name);
+        }
+    }
+    Ok(report)
+}
+
+/// The committed content of a tracked workflow at `rev` (default: the working copy in `.cec`).
+pub fn committed(
+    git: &Git,
+    env: &Environment,
+    name: &str,
+    rev: Option<&str>,
+) -> Result<Vec<u8>, TrackingError> {
+    let name = normalize_name(name);
+    check_name(&name)?;
+    let rel = format!("workflows/{name}.json");
+    if let Some(rev) = rev {
+        comfydock_foundation::git::check_revision(rev)
+            .map_err(|e| EnvError::from(comfydock_foundation::git::GitError::from(e)))?;
+    }
+    match rev {
+        Some(rev) => git
+            .read_blob(&env.cec(), rev, &rel)
+            .map_err(|_| TrackingError::NotFound {
+                name,
+                dir: env.cec().join("workflows"),
+                known: Vec::new(),
+            }),
+        None => fs_err::read(env.cec().join(&rel)).map_err(|_| TrackingError::NotFound {
+            name,
+            dir: env.cec().join("workflows"),
+            known: Vec::new(),
+        }),
+    }
+}
+
+/// Write the committed version of `name` (at `rev`) back into ComfyUI's folder.
+pub fn restore(
+    git: &Git,
+    env: &Environment,
+    name: &str,
+    rev: Option<&str>,
+) -> Result<PathBuf, TrackingError> {
+    let bytes = committed(git, env, name, rev)?;
+    let target = file_for(&comfyui_workflows_dir(env), &normalize_name(name));
+    if let Some(parent) = target.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    write_atomic(&target, bytes)?;
+    Ok(target)
+}
+
+/// The live file of a workflow in ComfyUI.
+pub fn live_path(env: &Environment, name: &str) -> PathBuf {
+    file_for(&comfyui_workflows_dir(env), &normalize_name(name))
+}

@@ -1,0 +1,18 @@
+//! The foundation every comfydock crate stands on: errors with hints, the reporter traits,
+//! atomic files, subprocesses with the typed `git` and `uv` drivers, the workspace lock, safe
+//! path parts, URL redaction and display helpers. It knows nothing about environments, models
+//! or workflows; nothing here prints.
+
+pub mod atomic_file;
+pub mod display_text;
+pub mod env_vars;
+pub mod git;
+pub mod hint;
+pub mod path_part;
+pub mod redact;
+pub mod reporter;
+pub mod subprocess;
+pub mod uv;
+pub mod workspace_lock;
+
+pub use hint::Hinted;
