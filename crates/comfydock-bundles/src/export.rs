@@ -224,7 +224,7 @@ pub fn export(
         },
         torch_backend: env.backend().to_string(),
         // What the exported lock covers (what an import can sync with).
-        torch_backends: comfydock_environments::backends::coverage::read(&env.lock_path())?
+        torch_backends: comfydock_environments::lock_coverage::read(&env.lock_path())?
             .iter()
             .map(|l| l.backend.to_string())
             .collect(),

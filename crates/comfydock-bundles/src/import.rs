@@ -15,9 +15,9 @@ use super::format::{
     BundleManifest, ComfyUiRecord, Counts, ModelRef, current_platform, current_version, is_newer_version,
 };
 use super::substitution::{self, Substitution};
-use comfydock_environments::backends::coverage;
-use comfydock_environments::environment::BackendChoice;
-use comfydock_environments::environment::{self, Created, EnvError, ImportFiles, Tools};
+use comfydock_environments::environment::{self, EnvError, Tools};
+use comfydock_environments::lifecycle::{self, BackendChoice, Created, ImportFiles};
+use comfydock_environments::lock_coverage;
 use comfydock_environments::manifest::Manifest;
 use comfydock_environments::nodes::{NodeContext, NodeSource, entry, install};
 use comfydock_environments::settings::Settings;
@@ -342,7 +342,7 @@ pub fn import(
     let manifest = Manifest::parse(Path::new("pyproject.toml"), &pyproject_text)?;
     let _ = &manifest;
     let lock = bundle.files.read("uv.lock")?;
-    let covered: Vec<TorchBackend> = coverage::parse(&String::from_utf8_lossy(&lock))
+    let covered: Vec<TorchBackend> = lock_coverage::parse(&String::from_utf8_lossy(&lock))
         .into_iter()
         .map(|l| l.backend)
         .collect();
@@ -509,8 +509,7 @@ pub fn import(
         }
         Ok(())
     };
-    let created =
-        environment::create_from_files(workspace, settings, tools, &files, &mut populate, reporter)?;
+    let created = lifecycle::create_from_files(workspace, settings, tools, &files, &mut populate, reporter)?;
 
     // Downloads: after the environment exists; a failure is listed, not fatal.
     for (i, model) in to_download.iter().enumerate() {
@@ -560,11 +559,11 @@ fn import_comfygit(
     options: &ImportOptions,
     reporter: &dyn Reporter,
 ) -> Result<ImportReport, BundleError> {
-    let created = environment::create(
+    let created = lifecycle::create(
         workspace,
         settings,
         tools,
-        &environment::CreateOptions {
+        &lifecycle::CreateOptions {
             name: options.name.clone(),
             comfyui: plan.comfyui.clone(),
             python: plan.python.clone(),

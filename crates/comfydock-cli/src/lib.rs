@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 
-mod args;
 mod commands;
 mod error;
 mod logging;
@@ -12,8 +11,8 @@ mod printer;
 mod prompt;
 mod reporter;
 
-pub use args::Cli;
-use args::Command;
+pub use commands::args::Cli;
+use commands::args::Command;
 use error::{CommandResult, ExitStatus};
 
 /// Run the CLI on a big-stack thread and turn the outcome into an exit code.

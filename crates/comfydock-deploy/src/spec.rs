@@ -210,7 +210,7 @@ impl DeploySpec {
             comfyui,
             comfyui_repo: comfyui_repo.to_owned(),
             // What the lock covers, never `torch_backends` (which may list one not locked yet).
-            backends: comfydock_environments::backends::coverage::parse(&lock)
+            backends: comfydock_environments::lock_coverage::parse(&lock)
                 .into_iter()
                 .map(|l| l.backend)
                 .collect(),

@@ -10,6 +10,8 @@ pub mod comfyui_process;
 pub mod comfyui_source;
 pub mod environment;
 pub mod history;
+pub mod lifecycle;
+pub mod lock_coverage;
 pub mod manifest;
 pub mod nodes;
 pub mod python_deps;

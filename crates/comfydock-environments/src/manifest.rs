@@ -404,7 +404,7 @@ impl Manifest {
     }
 
     /// Whether `torch_backends` lists `backend` (what the manifest asks for; what `uv.lock`
-    /// really covers is [`crate::backends::coverage`]).
+    /// really covers is [`crate::lock_coverage`]).
     pub fn covers_backend(&self, backend: &TorchBackend) -> bool {
         self.torch_backends().contains(backend)
     }

@@ -42,8 +42,8 @@ impl fmt::Display for RedactedUrl<'_> {
     }
 }
 
-/// `url` with its user info replaced by `***` and secret query values by `***`. Text that is not
-/// a URL is returned unchanged, except that anything before an `@` in an scp-like address with a
+/// `url` with its user info replaced by `***` and secret query values by `***`. A URL without
+/// secrets, and text that is not a URL, are returned byte for byte, except that anything before an `@` in an scp-like address with a
 /// password (`user:pw@host:path`) is masked.
 pub fn redact_url(url: &str) -> String {
     // Without `://` (`user:pw@host:path`, `mailto:`-like forms) there is no host part to parse.
@@ -53,11 +53,17 @@ pub fn redact_url(url: &str) -> String {
     };
     // A password always; a user name too over http(s), where tokens travel as user names.
     let http = parsed.scheme().eq_ignore_ascii_case("http") || parsed.scheme().eq_ignore_ascii_case("https");
-    if parsed.password().is_some() || (http && !parsed.username().is_empty()) {
+    let user_info = parsed.password().is_some() || (http && !parsed.username().is_empty());
+    let secret_query = parsed.query().is_some() && parsed.query_pairs().any(|(k, _)| is_secret_key(&k));
+    if !user_info && !secret_query {
+        // Re-serialising would normalise it (a trailing `/`, percent-encoding): keep what was given.
+        return url.to_owned();
+    }
+    if user_info {
         let _ = parsed.set_password(None);
         let _ = parsed.set_username(MASK);
     }
-    if parsed.query().is_some() && parsed.query_pairs().any(|(k, _)| is_secret_key(&k)) {
+    if secret_query {
         let pairs: Vec<(String, String)> = parsed
             .query_pairs()
             .map(|(k, v)| {
@@ -120,6 +126,18 @@ pub fn credentials_in(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_without_secrets_is_kept_byte_for_byte() {
+        for text in [
+            "(https://, ssh://, file://, user@host:path)",
+            "postgres://…",
+            "http://127.0.0.1:4000",
+            "see https://example.org/a%20b?x=1 for more",
+        ] {
+            assert_eq!(redact_text(text), text);
+        }
+    }
 
     #[test]
     fn secrets_are_masked() {

@@ -104,7 +104,7 @@ impl NodeContent {
                     display_name: name,
                     version: self.version.as_deref().unwrap_or("1.0.0"),
                     description: &format!("Stand-in git node pack {name}"),
-                    repository: &format!("https://github.com/{}/{name}", crate::registry::PUBLISHER_ID),
+                    repository: &format!("https://github.com/{}/{name}", crate::node_source::PUBLISHER_ID),
                     dependencies,
                 }),
             ),

@@ -4,6 +4,9 @@
 
 use std::fmt::Write as _;
 
+/// The publisher every stand-in node belongs to.
+pub const PUBLISHER_ID: &str = "comfydock-test";
+
 /// The importable module of a requirement (`node-dep-a>=1` → `node_dep_a`).
 pub fn requirement_module(requirement: &str) -> String {
     let name: String = requirement
@@ -69,7 +72,7 @@ pub fn pyproject_toml(fields: &PyprojectFields<'_>) -> String {
         desc = fields.description.replace('"', "'"),
         display = fields.display_name.replace('"', "'"),
         deps = deps.join(", "),
-        publisher = crate::registry::PUBLISHER_ID,
+        publisher = PUBLISHER_ID,
     )
 }
 

@@ -20,8 +20,7 @@ use crate::archive::{ZipEntry, build_zip, sha256_hex};
 use crate::file_server::serve_bytes;
 use crate::http::{HttpServer, Request, RequestLog, Response};
 
-/// The publisher every stand-in node belongs to.
-pub const PUBLISHER_ID: &str = "comfydock-test";
+pub use crate::node_source::PUBLISHER_ID;
 
 /// A node pack version to publish: metadata, files, dependencies and node classes.
 #[derive(Clone, Debug)]

@@ -1,13 +1,14 @@
 //! The workflow document: a parsed JSON tree (kept whole so unknown fields survive a round trip)
 //! plus typed, borrowing views over the parts comfydock understands.
 
+mod subgraph_check;
+
 use std::collections::HashMap;
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::WorkflowError;
-use crate::subgraph_check;
 
 /// Which of ComfyUI's two JSON shapes a document uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

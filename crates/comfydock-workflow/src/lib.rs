@@ -21,7 +21,6 @@ pub mod error;
 mod flatten;
 pub mod png;
 mod resolve;
-mod subgraph_check;
 pub mod types;
 pub mod validation;
 

@@ -8,6 +8,7 @@ use comfydock_bundles::export::{self, ExportOptions};
 use comfydock_bundles::format::ModelRef;
 use comfydock_bundles::import::{self, ImportOptions, ModelProvider, ModelStrategy};
 use comfydock_environments::environment;
+use comfydock_environments::lifecycle;
 use comfydock_environments::torch_backend;
 use comfydock_environments::workspace::Workspace;
 use comfydock_foundation::reporter::Reporter;
@@ -98,7 +99,7 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
 
 pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
-    let backend: environment::BackendChoice = args
+    let backend: lifecycle::BackendChoice = args
         .torch_backend
         .parse()
         .map_err(|e: torch_backend::InvalidBackend| CommandError::usage(e.to_string()))?;

@@ -4,7 +4,7 @@ use std::io::Write as _;
 
 use clap::CommandFactory as _;
 
-use crate::args::{Cli, CompletionsArgs};
+use crate::commands::args::{Cli, CompletionsArgs};
 use crate::error::ExitStatus;
 
 /// What a shell reports for a program ended by a broken pipe (128 + SIGPIPE).

@@ -4,7 +4,7 @@ use comfydock_environments::settings::{self, Resolved};
 use serde::Serialize;
 
 use super::Context;
-use crate::args::ConfigCommand;
+use crate::commands::args::ConfigCommand;
 use crate::error::{CommandError, CommandResult};
 
 /// One row of `config list --json`. Field names are stable.

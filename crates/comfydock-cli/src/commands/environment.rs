@@ -1,14 +1,15 @@
 //! `create`, `list`, `use`, `delete`, `status`, `sync`, `comfyui update`.
 
 use comfydock_environments::backends::{self, BackendContext};
-use comfydock_environments::environment::{self, BackendChoice, CreateOptions, Environment};
+use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::lifecycle::{self, BackendChoice, CreateOptions};
 use comfydock_environments::torch_backend::TorchBackend;
 use comfydock_environments::workflow_tracking::WorkflowState;
 use comfydock_environments::workspace::Workspace;
 use serde_json::json;
 
 use super::Context;
-use crate::args::{ComfyuiCommand, CreateArgs, SyncArgs};
+use crate::commands::args::{ComfyuiCommand, CreateArgs, SyncArgs};
 use crate::error::{CommandError, CommandResult};
 use crate::prompt::confirm;
 
@@ -32,7 +33,7 @@ pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
         python: args.python.clone(),
         backend,
     };
-    let created = environment::create(&workspace, &settings, &tools, &options, &ctx.reporter)?;
+    let created = lifecycle::create(&workspace, &settings, &tools, &options, &ctx.reporter)?;
     if args.use_it {
         workspace.set_active_environment(Some(created.name.clone()))?;
     }
@@ -81,7 +82,7 @@ pub fn list(ctx: &Context) -> CommandResult {
                 "active": active == Some(name.as_str()),
                 "comfyui_ref": pin.as_ref().map(|p| p.reference.clone()),
                 "comfyui_commit": pin.as_ref().map(|p| p.commit.clone()),
-                "running": env.running_pid().is_some(),
+                "running": comfydock_environments::comfyui_process::running(&env).is_some(),
                 "path": env.root,
             })
         })
@@ -135,7 +136,7 @@ pub fn delete(ctx: &Context, name: Option<&str>) -> CommandResult {
     }
     let _lock = ctx.lock(&workspace)?;
     let mut workspace = Workspace::open(workspace.root())?;
-    environment::delete(&mut workspace, &env)?;
+    lifecycle::delete(&mut workspace, &env)?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&json!({ "deleted": env.name }));
     } else {
@@ -149,13 +150,13 @@ pub fn status(ctx: &Context) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let git = comfydock_foundation::git::Git::find()?;
-    let mut status = environment::status(&git, &env)?;
+    let mut status = lifecycle::status(&git, &env)?;
     let workflows = comfydock_environments::workflow_tracking::list(&env)?;
     for w in workflows
         .iter()
         .filter(|w| w.tracked && w.state != WorkflowState::Synced)
     {
-        status.issues.push(environment::StatusIssue {
+        status.issues.push(lifecycle::StatusIssue {
             what: format!(
                 "tracked workflow `{}` is {} since the last commit",
                 w.name,
@@ -254,7 +255,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
             }
             switch.sync
         }
-        None => environment::sync(
+        None => lifecycle::sync(
             &workspace,
             &settings,
             &tools,
@@ -341,7 +342,7 @@ pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {
     let _lock = ctx.lock(&workspace)?;
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let update = environment::update_comfyui(
+    let update = lifecycle::update_comfyui(
         &workspace,
         &settings,
         &tools,

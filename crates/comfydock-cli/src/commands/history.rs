@@ -2,11 +2,12 @@
 
 use comfydock_environments::environment;
 use comfydock_environments::history::{self, ChangeKind, EnvDiff, NamedChange};
+use comfydock_environments::lifecycle;
 use comfydock_foundation::git::Git;
 use serde_json::json;
 
 use super::Context;
-use crate::args::{CommitArgs, DiffArgs, LogArgs, RollbackArgs};
+use crate::commands::args::{CommitArgs, DiffArgs, LogArgs, RollbackArgs};
 use crate::error::CommandResult;
 
 pub fn commit(ctx: &Context, args: &CommitArgs) -> CommandResult {
@@ -67,7 +68,7 @@ pub fn rollback(ctx: &Context, args: &RollbackArgs) -> CommandResult {
     let rev = args.rev.as_deref().unwrap_or("HEAD");
     let commit = history::rollback(&tools.git, &env, rev, args.force)?;
     // A rollback restores the installed packages exactly: what the earlier lock lacks is removed.
-    let report = environment::sync(&workspace, &settings, &tools, &env, true, false, &ctx.reporter)?;
+    let report = lifecycle::sync(&workspace, &settings, &tools, &env, true, false, &ctx.reporter)?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&json!({ "commit": commit, "sync": report }));
         return Ok(());

@@ -4,7 +4,7 @@ use comfydock_environments::workspace::{InitOutcome, Workspace};
 use serde_json::json;
 
 use super::Context;
-use crate::args::InitArgs;
+use crate::commands::args::InitArgs;
 use crate::error::CommandResult;
 
 pub fn run(ctx: &Context, args: &InitArgs) -> CommandResult {

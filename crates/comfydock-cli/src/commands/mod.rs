@@ -6,11 +6,12 @@ use comfydock_environments::settings::Settings;
 use comfydock_environments::workspace::Workspace;
 use comfydock_foundation::workspace_lock::WorkspaceLock;
 
-use crate::args::GlobalArgs;
+use crate::commands::args::GlobalArgs;
 use crate::error::{CommandError, CommandResult};
 use crate::printer::Printer;
 use crate::reporter::CliReporter;
 
+pub mod args;
 pub mod backend;
 pub mod bundle;
 pub mod completions;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use comfydock_environments::comfyui_process::{self, RunOptions};
 use comfydock_environments::environment;
+use comfydock_environments::lifecycle;
 
 use super::Context;
-use crate::args::{LogsArgs, RunArgs};
+use crate::commands::args::{LogsArgs, RunArgs};
 use crate::error::{CommandResult, ExitStatus};
 
 fn log_path(ctx: &Context, name: &str) -> CommandResult<std::path::PathBuf> {
@@ -19,7 +20,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     if !args.no_sync {
         let git = comfydock_foundation::git::Git::find()?;
-        let status = environment::status(&git, &env)?;
+        let status = lifecycle::status(&git, &env)?;
         let stale = status.comfyui.actual_commit.as_deref() != Some(status.comfyui.expected_commit.as_str())
             || !status.packages_in_sync;
         if stale {
@@ -28,7 +29,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
             let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
             ctx.printer
                 .status("Syncing", format!("`{}` before starting", env.name));
-            environment::sync(&workspace, &settings, &tools, &env, false, false, &ctx.reporter)?;
+            lifecycle::sync(&workspace, &settings, &tools, &env, false, false, &ctx.reporter)?;
         }
     }
     super::model::ensure_model_paths(&workspace)?;
@@ -148,7 +149,7 @@ pub fn logs(ctx: &Context, args: &LogsArgs) -> CommandResult {
                     ctx.printer.data(line);
                 }
             }
-            if env.running_pid().is_none() {
+            if comfyui_process::running(&env).is_none() {
                 break;
             }
         }

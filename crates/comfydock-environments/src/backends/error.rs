@@ -1,6 +1,7 @@
 //! Everything that can go wrong while changing which torch backends an environment locks.
 
 use crate::environment::EnvError;
+use crate::lifecycle::SyncError;
 use crate::manifest::ManifestError;
 use crate::nodes::error::ResolverOutput;
 use crate::torch_backend::InvalidBackend;
@@ -37,6 +38,8 @@ pub enum BackendError {
     #[error(transparent)]
     Env(Box<EnvError>),
     #[error(transparent)]
+    Sync(Box<SyncError>),
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -45,6 +48,12 @@ pub enum BackendError {
 impl From<EnvError> for BackendError {
     fn from(e: EnvError) -> Self {
         Self::Env(Box::new(e))
+    }
+}
+
+impl From<SyncError> for BackendError {
+    fn from(e: SyncError) -> Self {
+        Self::Sync(Box::new(e))
     }
 }
 
@@ -69,6 +78,7 @@ impl Hinted for BackendError {
                 Some("backends look like `cpu`, `cu128`, `rocm6.4` or `xpu`".into())
             }
             Self::Env(e) => e.hint(),
+            Self::Sync(e) => e.hint(),
             Self::Manifest(e) => e.hint(),
             Self::Io(_) => None,
         }

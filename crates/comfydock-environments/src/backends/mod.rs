@@ -4,14 +4,14 @@
 //! each machine syncs with one of them, stored in `.local.json`. Adding or removing a backend
 //! rewrites every place uv reads backends from ([`crate::manifest::Manifest::set_torch_backends`])
 //! and re-locks, all or nothing: on failure `pyproject.toml` and `uv.lock` get their bytes back.
-//! What the lock really covers is read from `uv.lock` itself ([`coverage`]).
+//! What the lock really covers is read from `uv.lock` itself ([`crate::lock_coverage`]).
 
-pub mod coverage;
 pub mod error;
 
 use serde::Serialize;
 
-use crate::environment::{self, Environment, SyncMode, SyncReport, Tools};
+use crate::environment::{self, Environment, SyncMode, Tools};
+use crate::lifecycle::SyncReport;
 use crate::manifest::FileTransaction;
 use crate::nodes::error::ResolverOutput;
 use crate::settings::Settings;
@@ -19,7 +19,8 @@ use crate::torch_backend::TorchBackend;
 use crate::workspace::Workspace;
 use comfydock_foundation::reporter::Reporter;
 
-pub use coverage::LockedBackend;
+pub use crate::lock_coverage::LockedBackend;
+
 pub use error::BackendError;
 
 /// Everything a backend change needs.
@@ -46,7 +47,7 @@ pub struct BackendListing {
 /// Read which backends `env`'s lock covers.
 pub fn list(env: &Environment) -> Result<BackendListing, BackendError> {
     let manifest = env.manifest()?;
-    let locked = coverage::read(&env.lock_path())?;
+    let locked = crate::lock_coverage::read(&env.lock_path())?;
     let pending = manifest
         .torch_backends()
         .into_iter()
@@ -78,7 +79,7 @@ pub struct BackendChange {
 pub fn add(ctx: &BackendContext<'_>, backends: &[TorchBackend]) -> Result<BackendChange, BackendError> {
     let env = ctx.env;
     let manifest = env.manifest()?;
-    let locked = coverage::read(&env.lock_path())?;
+    let locked = crate::lock_coverage::read(&env.lock_path())?;
     let mut wanted = manifest.torch_backends();
     let mut change = BackendChange {
         environment: env.name.clone(),
@@ -114,7 +115,7 @@ pub fn add(ctx: &BackendContext<'_>, backends: &[TorchBackend]) -> Result<Backen
 pub fn remove(ctx: &BackendContext<'_>, backends: &[TorchBackend]) -> Result<BackendChange, BackendError> {
     let env = ctx.env;
     let manifest = env.manifest()?;
-    let locked = coverage::read(&env.lock_path())?;
+    let locked = crate::lock_coverage::read(&env.lock_path())?;
     let declared = manifest.torch_backends();
     let current = env.backend();
     for backend in backends {
@@ -194,7 +195,7 @@ fn relock(
             resolver: ResolverOutput::from_uv_stderr(&stderr),
         });
     }
-    let locked = coverage::read(&env.lock_path())?;
+    let locked = crate::lock_coverage::read(&env.lock_path())?;
     if let Some(missing) = must_cover
         .iter()
         .find(|b| !locked.iter().any(|l| l.backend == **b))
@@ -239,7 +240,7 @@ pub fn use_backend(
     prune: bool,
 ) -> Result<BackendSwitch, BackendError> {
     let env = ctx.env;
-    let locked = coverage::read(&env.lock_path())?;
+    let locked = crate::lock_coverage::read(&env.lock_path())?;
     let manifest = env.manifest()?;
     // A backend only listed in `torch_backends` is locked by the sync below.
     if !locked.iter().any(|l| l.backend == *backend) && !manifest.covers_backend(backend) {
@@ -254,7 +255,7 @@ pub fn use_backend(
     let mut state = before.clone();
     state.torch_backend = Some(backend.to_string());
     env.save_state(&state)?;
-    match environment::sync(
+    match crate::lifecycle::sync(
         ctx.workspace,
         ctx.settings,
         ctx.tools,

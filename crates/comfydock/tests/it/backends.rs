@@ -1,7 +1,7 @@
 //! `comfydock backend` and `--torch-backend` on `sync` and `import`, against the stand-in
 //! PyTorch indexes (cpu, cu126, cu128, rocm6.3; no xpu).
 
-use comfydock_environments::backends::coverage;
+use comfydock_environments::lock_coverage;
 
 use crate::common::{context, stderr, stdout};
 use crate::env_support::EnvSandbox;
@@ -23,7 +23,7 @@ fn ok(sb: &EnvSandbox, args: &[&str]) -> std::process::Output {
 
 /// Backends `uv.lock` of `env` covers, in lock order.
 fn locked(sb: &EnvSandbox, env: &str) -> Vec<String> {
-    coverage::read(&sb.env_dir(env).join(".cec/uv.lock"))
+    lock_coverage::read(&sb.env_dir(env).join(".cec/uv.lock"))
         .unwrap()
         .into_iter()
         .map(|l| l.backend.to_string())

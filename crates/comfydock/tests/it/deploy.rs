@@ -295,7 +295,7 @@ fn a_backend_added_after_create_deploys_and_its_frozen_sync_succeeds_against_the
     let ds = DeploySandbox::new();
     let added = ds.ok(&["-e", "studio", "backend", "add", "rocm6.3"]);
     assert!(stderr(&added).contains("Locked"), "{}", stderr(&added));
-    let covered = comfydock_environments::backends::coverage::read(&ds.cec("uv.lock")).unwrap();
+    let covered = comfydock_environments::lock_coverage::read(&ds.cec("uv.lock")).unwrap();
     let rocm = covered
         .iter()
         .find(|l| l.backend.as_str() == "rocm6.3")

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::document::UiWorkflow;
+use super::UiWorkflow;
 use crate::error::WorkflowError;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub(crate) fn check_no_cycles(workflow: &UiWorkflow) -> Result<(), WorkflowError
     Ok(())
 }
 
-fn describe(def: crate::document::SubgraphView<'_>) -> String {
+fn describe(def: super::SubgraphView<'_>) -> String {
     match (def.name(), def.id()) {
         (Some(name), Some(id)) => format!("'{name}' ({id})"),
         (None, Some(id)) => id.to_owned(),
