@@ -1,6 +1,10 @@
 //! Global CLI behaviour: help, version, usage errors, completions.
 
 use crate::common::{context, stderr, stdout};
+use crate::snapshot::comfydock_snapshot;
+
+/// Filters the crate version out of `--version` output, so a release does not change snapshots.
+const VERSION_FILTER: [(&str, &str); 1] = [(r"comfydock \d+\.\d+\.\d+\S*", "comfydock [VERSION]")];
 
 #[test]
 fn help_lists_every_command_with_a_description() {
@@ -25,6 +29,16 @@ fn help_lists_every_command_with_a_description() {
 }
 
 #[test]
+fn help_output() {
+    let ctx = context();
+    comfydock_snapshot!(ctx, ctx.command().arg("--help"));
+    comfydock_snapshot!(ctx, ctx.command().args(["node", "--help"]));
+    comfydock_snapshot!(ctx, ctx.command().args(["model", "--help"]));
+    comfydock_snapshot!(ctx, ctx.command().args(["serve", "--help"]));
+    comfydock_snapshot!(ctx, ctx.command().arg("--version"), filters = VERSION_FILTER);
+}
+
+#[test]
 fn version_prints_the_crate_version() {
     let out = context().command().arg("--version").output().unwrap();
     assert!(out.status.success());
@@ -37,15 +51,14 @@ fn version_prints_the_crate_version() {
 #[test]
 fn usage_errors_exit_2() {
     let ctx = context();
-    let out = ctx.command().arg("no-such-command").output().unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().arg("no-such-command"));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = ctx
-        .command()
-        .args(["-c", "nonsense", "config", "list"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["-c", "nonsense", "config", "list"]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("expected KEY=VALUE"), "{}", stderr(&out));
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["completions", "no-such-shell"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["--verbose", "--quiet", "list"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]

@@ -8,6 +8,17 @@ use comfydock_test::archive::{ZipEntry, build_zip};
 use comfydock_test::context::TestContext;
 
 use crate::common::{context, stderr, stdout};
+use crate::snapshot::comfydock_snapshot;
+
+/// git's version and location differ between machines, and the columns follow their width.
+const TOOL_FILTERS: [(&str, &str); 3] = [
+    (r"(?m)^git .*$", "git [VERSION] [PATH] (PATH)"),
+    (r"(?m)^uv +(\S+) +", "uv $1 "),
+    (
+        r#"("name": "git",\s+"path": "[^"]*",\s+"version": )"[^"]*""#,
+        r#"$1"[VERSION]""#,
+    ),
+];
 
 const UV_VERSION: &str = "0.13.9";
 
@@ -81,27 +92,19 @@ fn installs_pinned_uv_when_missing_then_reuses_it() {
         .env("COMFYDOCK_PYTHON", real_python());
     ctx.init_workspace();
 
-    let out = ctx.command().arg("doctor").output().unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().arg("doctor"), filters = TOOL_FILTERS);
     assert!(out.status.success(), "{}", stderr(&out));
-    let err = ctx.filter(&stderr(&out));
-    assert!(
-        err.contains(&format!(
-            "Installing uv {UV_VERSION} into [TEMP]/ws/tools/uv-{UV_VERSION}"
-        )),
-        "{err}"
-    );
-    let text = ctx.filter(&stdout(&out));
-    assert!(
-        text.contains(&format!("uv   {UV_VERSION}")) && text.contains("(installed now)"),
-        "{text}"
-    );
     assert!(
         ctx.workspace
             .join(format!("tools/uv-{UV_VERSION}/bin/uv"))
             .is_file()
     );
 
-    let out = ctx.command().args(["--json", "doctor"]).output().unwrap();
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["--json", "doctor"]),
+        filters = TOOL_FILTERS
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         !stderr(&out).contains("Installing"),

@@ -6,6 +6,7 @@ use comfydock_test::comfyui_repo::{EXIT_CODE_ENV, IMPORT_ENV, SHUTDOWN_DELAY_ENV
 
 use crate::common::{stderr, stdout};
 use crate::env_support::{EnvSandbox, free_port, http_get};
+use crate::snapshot::comfydock_snapshot;
 
 #[test]
 fn two_environments_at_different_commits_share_one_mirror() {
@@ -72,8 +73,7 @@ fn default_ref_is_the_newest_release_and_use_makes_it_active() {
     let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(created["comfyui"]["reference"], "v0.3.41");
     assert_eq!(created["comfyui"]["commit"], sb.repo.commit("v0.3.41"));
-    let out = sb.ctx.command().arg("list").output().unwrap();
-    assert!(stdout(&out).contains("* main"), "{}", stdout(&out));
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().arg("list"));
     // Commands now act on it without -e.
     sb.ctx.command().arg("status").assert().success();
 }
@@ -389,18 +389,16 @@ fn edit_sync_commit_rollback_log_diff() {
     assert_ne!(text, edited);
     fs_err::write(cec.join("pyproject.toml"), edited).unwrap();
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "--json", "status"])
-        .output()
-        .unwrap();
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "status"]));
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "--json", "status"]));
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(status["clean"], false);
     assert_eq!(status["packages_in_sync"], false);
     let fixes = status["issues"].to_string();
     assert!(fixes.contains("comfydock -e a sync"), "{fixes}");
 
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "sync", "--dry-run"]));
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = sb.ctx.command().args(["-e", "a", "sync"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -409,44 +407,33 @@ fn edit_sync_commit_rollback_log_diff() {
         "1.1.0"
     );
 
-    let out = sb.ctx.command().args(["-e", "a", "diff"]).output().unwrap();
-    let diff = stdout(&out);
-    assert!(diff.contains("+ node-dep-a node-dep-a==1.1.0"), "{diff}");
-    assert!(
-        diff.contains("Locked packages:") && diff.contains("+ node-dep-a 1.1.0"),
-        "{diff}"
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "diff"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "commit", "-m", "Add node-dep-a"])
     );
-
-    sb.ctx
-        .command()
-        .args(["-e", "a", "commit", "-m", "Add node-dep-a"])
-        .assert()
-        .success();
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "commit", "-m", "again"])
-        .output()
-        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args(["-e", "a", "commit", "-m", "again"])
+    );
     assert!(out.status.success());
-    assert!(stderr(&out).contains("Nothing to commit"), "{}", stderr(&out));
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "--json", "diff", "HEAD~1", "HEAD"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "--json", "diff", "HEAD~1", "HEAD"])
+    );
     let diff: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(diff["requirements"][0]["name"], "node-dep-a");
     assert_eq!(diff["requirements"][0]["kind"], "added");
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "rollback", "HEAD~1"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "rollback", "HEAD~1"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         fs_err::read(cec.join("pyproject.toml")).unwrap(),
@@ -458,12 +445,8 @@ fn edit_sync_commit_rollback_log_diff() {
         "rollback must uninstall node-dep-a"
     );
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "--json", "log"])
-        .output()
-        .unwrap();
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "log"]));
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "--json", "log"]));
     let log: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let messages: Vec<&str> = log
         .as_array()
@@ -476,14 +459,12 @@ fn edit_sync_commit_rollback_log_diff() {
     assert_eq!(messages[1], "Add node-dep-a");
     assert_eq!(messages[2], "Create environment a");
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "--json", "status"])
-        .output()
-        .unwrap();
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "status"]));
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "--json", "status"]));
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(status["clean"], true, "{status}");
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().arg("list"));
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["--json", "list"]));
 }
 
 #[test]
@@ -601,38 +582,29 @@ fn sigkill_during_create_leaves_no_half_environment() {
 #[test]
 fn bad_input_is_rejected_with_a_useful_error() {
     let sb = EnvSandbox::new();
-    let out = sb
-        .ctx
-        .command()
-        .args(["create", "x", "--comfyui", "v0.3.4O", "--torch-backend", "cpu"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.contains("Unknown ComfyUI ref `v0.3.4O`"), "{err}");
-    assert!(
-        err.contains("hint: the closest release tags are `v0.3.40`"),
-        "{err}"
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["create", "x", "--comfyui", "v0.3.4O", "--torch-backend", "cpu"])
     );
+    assert_eq!(out.status.code(), Some(1));
     assert!(!sb.env_dir("x").exists(), "a failed create leaves nothing");
 
-    let out = sb.ctx.command().args(["create", "../x"]).output().unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["create", "../x"]));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("may not contain path separators"),
-        "{}",
-        stderr(&out)
-    );
     for name in [".hidden", "models"] {
-        let out = sb.ctx.command().args(["create", name]).output().unwrap();
+        let out = comfydock_snapshot!(
+            sb.ctx,
+            sb.ctx.command().args(["create", name]),
+            description = format!("comfydock create {name}")
+        );
         assert_eq!(out.status.code(), Some(1), "{name}");
     }
-    let out = sb
-        .ctx
-        .command()
-        .args(["create", "y", "--torch-backend", "cuda"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args(["create", "y", "--torch-backend", "cuda"])
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     // uv failing: a release whose requirements cannot be resolved.
@@ -656,10 +628,33 @@ fn bad_input_is_rejected_with_a_useful_error() {
     );
     assert!(!sb.env_dir("z").exists());
 
-    // Nothing selected.
-    let out = sb.ctx.command().arg("status").output().unwrap();
+    // Nothing selected, or an environment that does not exist.
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().arg("status"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("No environment selected") && stderr(&out).contains("comfydock use NAME"));
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["--json", "status"]));
+    assert_eq!(out.status.code(), Some(1));
+    for args in [
+        &["-e", "nope", "status"][..],
+        &["use", "nope"],
+        &["delete", "nope", "--yes"],
+        &["-e", "nope", "node", "add", "some-node"],
+        &["-e", "nope", "py", "list"],
+        &["-e", "nope", "backend", "list"],
+        &["-e", "nope", "workflow", "list"],
+        &["-e", "nope", "export"],
+        &["-e", "nope", "deploy", "docker", "--out", "ctx"],
+        &["-e", "nope", "log"],
+        &["import", "no-such-bundle.tar.gz"],
+    ] {
+        let out = comfydock_snapshot!(
+            sb.ctx,
+            sb.ctx.command().args(args),
+            description = format!("comfydock {}", args.join(" "))
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().arg("list"));
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["--json", "list"]));
 }
 
 #[test]
@@ -669,11 +664,11 @@ fn delete_asks_unless_yes_and_never_touches_models() {
     let model = sb.ctx.workspace.join("models/checkpoints/keep.safetensors");
     fs_err::create_dir_all(model.parent().unwrap()).unwrap();
     fs_err::write(&model, "weights").unwrap();
-    let out = sb.ctx.command().args(["delete", "a"]).output().unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["delete", "a"]));
     assert_eq!(out.status.code(), Some(2), "no terminal: must fail naming --yes");
-    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
     assert!(sb.env_dir("a").exists());
-    sb.ctx.command().args(["delete", "a", "--yes"]).assert().success();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["delete", "a", "--yes"]));
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(!sb.env_dir("a").exists());
     assert_eq!(fs_err::read_to_string(&model).unwrap(), "weights");
     let yaml = sb.ctx.workspace.join("environments");

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use comfydock_foundation::reporter::NoReporter;
 use comfydock_foundation::workspace_lock::WorkspaceLock;
 
-use crate::common::{context, stderr};
+use crate::common::context;
+use crate::snapshot::comfydock_snapshot;
 
 #[test]
 fn a_mutating_command_waits_then_fails_naming_the_holder() {
@@ -21,24 +22,14 @@ fn a_mutating_command_waits_then_fails_naming_the_holder() {
     )
     .unwrap();
     let start = Instant::now();
-    let out = ctx
-        .command()
-        .args(["config", "set", "civitai.url", "http://127.0.0.1:4000"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["config", "set", "civitai.url", "http://127.0.0.1:4000"])
+    );
     let waited = start.elapsed();
     assert_eq!(out.status.code(), Some(1));
     assert!(waited >= Duration::from_secs(1), "did not wait: {waited:?}");
-    let err = ctx.filter(&stderr(&out));
-    assert!(
-        err.contains("Waiting for the workspace lock held by pid [PID] running `comfydock create slow-env`"),
-        "{err}"
-    );
-    assert!(
-        err.contains("error: Timed out after 1s waiting for the workspace lock"),
-        "{err}"
-    );
-    assert!(err.contains("COMFYDOCK_LOCK_TIMEOUT"), "{err}");
     let text = fs_err::read_to_string(ctx.workspace.join(".metadata/workspace.json")).unwrap();
     assert!(!text.contains("4000"), "nothing written while locked");
 

@@ -18,4 +18,5 @@ mod python_deps;
 mod release;
 mod resolve;
 mod serve;
+mod snapshot;
 mod workflows;

@@ -3,6 +3,7 @@
 use comfydock_test::file_server::FileServer;
 
 use crate::common::{context, stderr, stdout};
+use crate::snapshot::comfydock_snapshot;
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -41,7 +42,10 @@ fn scan_is_incremental_and_queries_find_models() {
     fs_err::write(models.join("loras/readme.txt"), "not a model").unwrap();
     fs_err::write(models.join("loras/empty.safetensors"), "").unwrap();
 
-    let first = json(&ctx.command().args(["--json", "model", "scan"]).output().unwrap());
+    let first = json(&comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["--json", "model", "scan"])
+    ));
     assert_eq!(first["files_hashed"], 2, "{first}");
     assert_eq!(first["bytes_read"], 350_000);
     let again = json(&ctx.command().args(["--json", "model", "scan"]).output().unwrap());
@@ -51,7 +55,13 @@ fn scan_is_incremental_and_queries_find_models() {
         "{again}"
     );
 
-    let listed = json(&ctx.command().args(["--json", "model", "list"]).output().unwrap());
+    comfydock_snapshot!(ctx, ctx.command().args(["model", "scan"]));
+    comfydock_snapshot!(ctx, ctx.command().args(["model", "list"]));
+    comfydock_snapshot!(ctx, ctx.command().args(["model", "find", "dream"]));
+    let listed = json(&comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["--json", "model", "list"])
+    ));
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let found = json(
         &ctx.command()
@@ -85,7 +95,7 @@ fn scan_is_incremental_and_queries_find_models() {
 
     // Changed content on disk: verify reports it and fails.
     fs_err::write(models.join("loras/style.safetensors"), pseudo_random(50_000, 3)).unwrap();
-    let out = ctx.command().args(["model", "verify", "--all"]).output().unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["model", "verify", "--all"]));
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let rescan = json(&ctx.command().args(["--json", "model", "scan"]).output().unwrap());
     assert_eq!(

@@ -7,6 +7,7 @@ use comfydock_test::registry::{NodePackage, RegistryServer};
 
 use crate::common::{stderr, stdout};
 use crate::env_support::EnvSandbox;
+use crate::snapshot::comfydock_snapshot;
 
 /// An environment sandbox plus a registry stand-in.
 struct NodeSandbox {
@@ -324,12 +325,11 @@ fn nodes_update_prints_from_to_and_remove_cleans_up() {
             .unwrap(),
         "1.0.0"
     );
-    let out = ns.ok("a", &["update", "my-node"]);
-    assert!(
-        stderr(&out).contains("`my-node` 1.0.0 -> 1.1.0"),
-        "{}",
-        stderr(&out)
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "node", "update", "my-node"])
     );
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         ns.sb
             .python("a", "import node_dep_a; print(node_dep_a.__version__)")
@@ -338,13 +338,37 @@ fn nodes_update_prints_from_to_and_remove_cleans_up() {
     );
     let nodes = ns.list("a");
     assert_eq!(nodes[0]["version"], "1.1.0");
+    comfydock_snapshot!(ns.sb.ctx, ns.sb.ctx.command().args(["-e", "a", "node", "list"]));
+    comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "--json", "node", "list"])
+    );
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb
+            .ctx
+            .command()
+            .args(["-e", "a", "node", "add", "no-such-node"])
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb
+            .ctx
+            .command()
+            .args(["-e", "a", "node", "remove", "no-such-node"])
+    );
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         fs_err::read_to_string(ns.custom_nodes("a").join("my-node/__init__.py"))
             .unwrap()
             .contains("MyNodeB")
     );
-    let out = ns.ok("a", &["update", "--all"]);
-    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "node", "update", "--all"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // A folder at another version shows in status and is replaced by sync.
     let marker = ns.custom_nodes("a").join("my-node/.comfydock-node.json");

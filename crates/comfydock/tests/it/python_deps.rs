@@ -5,6 +5,7 @@ use comfydock_test::comfyui_repo::requirements_for;
 
 use crate::common::{stderr, stdout};
 use crate::env_support::EnvSandbox;
+use crate::snapshot::comfydock_snapshot;
 
 /// `comfydock -e NAME py ARGS...`.
 fn py(sb: &EnvSandbox, env: &str, args: &[&str]) -> std::process::Output {
@@ -87,15 +88,26 @@ fn py_add_installs_replaces_lists_and_py_remove_uninstalls() {
         comfyui_requirements("v0.3.40")
     );
 
-    let out = py_ok(&sb, "a", &["add", "node-dep-a==1.0.0"]);
-    assert!(stderr(&out).contains("node-dep-a==1.0.0"), "{}", stderr(&out));
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "py", "add", "node-dep-a==1.0.0"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         sb.python("a", "import node_dep_a; print(node_dep_a.__version__)")
             .unwrap(),
         "1.0.0"
     );
     // The same name again replaces its spec.
-    let out = py_ok(&sb, "a", &["--json", "add", "node-dep-a==1.1.0"]);
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "py", "--json", "add", "node-dep-a==1.1.0"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     let change: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(change["place"]["kind"], "packages");
     assert_eq!(change["replaced"][0]["old"], "node-dep-a==1.0.0");
@@ -112,6 +124,8 @@ fn py_add_installs_replaces_lists_and_py_remove_uninstalls() {
         "10.4.0"
     );
 
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "py", "list"]));
+    comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "--json", "py", "list"]));
     let list = py_list(&sb, "a");
     assert_eq!(list["environment"], "a");
     assert_eq!(list["schema_version"], 2);

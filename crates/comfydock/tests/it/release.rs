@@ -5,6 +5,7 @@
 mod support;
 
 use crate::common::{context, stderr, stdout};
+use crate::snapshot::comfydock_snapshot;
 
 #[test]
 fn nano_banana_regression_through_the_cli() {
@@ -29,7 +30,14 @@ fn nano_banana_regression_through_the_cli() {
     fixture.add_nano_banana_template();
     fixture.commit("Add nano banana");
 
-    let out = release(&["--json", "status"]);
+    let release_command = |args: &[&str]| {
+        let mut cmd = ctx.command();
+        cmd.current_dir(&fixture.root).arg("release").args(args);
+        cmd
+    };
+    let out = comfydock_snapshot!(ctx, release_command(&["status"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = comfydock_snapshot!(ctx, release_command(&["--json", "status"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let media_api = status["packages"]
@@ -56,7 +64,10 @@ fn nano_banana_regression_through_the_cli() {
         )
     });
     assert!(report["problems"].to_string().contains("nano_banana"), "{report}");
-    let out = release(&["validate", "--index-url", &index.simple_url()]);
+    let out = comfydock_snapshot!(
+        ctx,
+        release_command(&["validate", "--index-url", &index.simple_url()])
+    );
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -13,7 +13,8 @@ use comfydock_test::context::TestContext;
 use comfydock_test::postgres::PostgresServer;
 use serde_json::{Value, json};
 
-use crate::common::{context, stdout};
+use crate::common::{context, stderr, stdout};
+use crate::snapshot::comfydock_snapshot;
 
 /// LoadImage → SaveImage; the save prefix tells jobs apart.
 fn write_workflow(dir: &Path) -> std::path::PathBuf {
@@ -237,49 +238,69 @@ fn two_serve_instances_share_one_postgres_queue_without_losing_or_repeating_jobs
     );
 }
 
+/// API keys and their shown prefixes are random.
+const KEY_FILTERS: [(&str, &str); 2] = [
+    (r"\bcdk_[0-9A-Za-z]{64}\b", "cdk_[KEY]"),
+    (r"\bcdk_[0-9A-Za-z]{8}\b", "cdk_[PREFIX]"),
+];
+
 #[test]
 fn serve_keys_create_list_revoke() {
     let ctx = context();
     let db = format!("sqlite:{}", ctx.path().join("keys.db").display());
-    let created = ctx
-        .command()
-        .args(["serve", "keys", "create", "ci", "--db", &db])
-        .output()
-        .unwrap();
+    let created = comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["serve", "keys", "create", "ci", "--db", &db]),
+        filters = KEY_FILTERS
+    );
     assert!(created.status.success());
     let key = stdout(&created).trim().to_owned();
     assert!(key.starts_with("cdk_") && key.len() == 68, "{key}");
-    let listed = ctx
-        .command()
-        .args(["--json", "serve", "keys", "list", "--db", &db])
-        .output()
-        .unwrap();
+    comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["serve", "keys", "list", "--db", &db]),
+        filters = KEY_FILTERS
+    );
+    let listed = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["--json", "serve", "keys", "list", "--db", &db]),
+        filters = KEY_FILTERS
+    );
     let keys: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(keys[0]["name"], "ci");
     assert!(!stdout(&listed).contains(&key), "the secret is never listed");
-    ctx.command()
-        .args(["serve", "keys", "revoke", "ci", "--db", &db])
-        .assert()
-        .success();
-    ctx.command()
-        .args(["serve", "keys", "revoke", "ci", "--db", &db])
-        .assert()
-        .failure();
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["serve", "keys", "revoke", "ci", "--db", &db])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["serve", "keys", "revoke", "ci", "--db", &db])
+    );
+    assert!(!out.status.success());
     // Without keys, a non-loopback address is refused.
     let comfy = ComfyUiServer::start();
     let workflow = write_workflow(ctx.path());
-    let refused = ctx
-        .command()
-        .arg("serve")
-        .arg("--workflow")
-        .arg(&workflow)
-        .args(["--comfyui", &comfy.url(), "--listen", "0.0.0.0:0", "--db", &db])
-        .arg("--outputs")
-        .arg(ctx.path().join("outputs"))
-        .output()
-        .unwrap();
+    let refused = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .arg("serve")
+            .arg("--workflow")
+            .arg(&workflow)
+            .args(["--comfyui", &comfy.url(), "--listen", "0.0.0.0:0", "--db", &db])
+            .arg("--outputs")
+            .arg(ctx.path().join("outputs"))
+    );
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("serve keys create"));
+    // A database URL that is neither sqlite nor postgres is a usage error.
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["serve", "keys", "list", "--db", "mysql://db"])
+    );
+    assert!(!out.status.success());
 }
 
 #[test]
