@@ -235,7 +235,11 @@ pub trait ModelProvider {
     /// A file with this content already on this machine, as a path relative to the models root.
     fn find_local(&self, model: &ModelRef) -> Option<String>;
     /// Download `model` to `target` under the models root, verifying its hash.
-    fn download(&self, model: &ModelRef, reporter: &dyn Reporter) -> Result<(), String>;
+    fn download(
+        &self,
+        model: &ModelRef,
+        reporter: &dyn Reporter,
+    ) -> Result<(), crate::indexed_models::ModelFetchError>;
     /// Free bytes where models are downloaded to.
     fn free_space(&self) -> Option<u64>;
     /// Where models are downloaded to (for messages).
@@ -523,7 +527,7 @@ pub fn import(
                 Ok(()) => outcome.state = "downloaded".into(),
                 Err(e) => {
                     outcome.state = "failed".into();
-                    outcome.detail = Some(e);
+                    outcome.detail = Some(e.to_string());
                 }
             }
         }

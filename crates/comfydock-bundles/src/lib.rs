@@ -29,6 +29,7 @@ pub mod comfygit;
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod indexed_models;
 pub mod models;
 pub mod substitution;
 

@@ -85,19 +85,6 @@ impl CommandError {
         }
     }
 
-    /// The operation failed with `message`, caused by `source` (whose hints are kept).
-    pub fn context_failed(message: impl Into<String>, source: impl Into<CommandError>) -> Self {
-        let source = source.into();
-        Self {
-            error: Box::new(Contextual {
-                message: message.into(),
-                source: source.error,
-            }),
-            hints: source.hints,
-            status: source.status,
-        }
-    }
-
     #[must_use]
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hints.push(hint.into());
@@ -153,24 +140,6 @@ impl CommandError {
                 ExitStatus::External(code) => code,
             },
         })
-    }
-}
-
-#[derive(Debug)]
-struct Contextual {
-    message: String,
-    source: Box<dyn Error + Send + Sync>,
-}
-
-impl std::fmt::Display for Contextual {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl Error for Contextual {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(self.source.as_ref())
     }
 }
 

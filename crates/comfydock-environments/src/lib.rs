@@ -19,3 +19,4 @@ pub mod settings;
 pub mod torch_backend;
 pub mod workflow_tracking;
 pub mod workspace;
+pub mod workspace_models;

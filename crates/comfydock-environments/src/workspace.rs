@@ -240,6 +240,18 @@ impl Workspace {
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
     }
+    /// The content-addressed model index (SQLite).
+    pub fn model_index_path(&self) -> PathBuf {
+        self.metadata_dir().join("model_index.db")
+    }
+    /// The model roots (`comfydock model root`).
+    pub fn model_roots_path(&self) -> PathBuf {
+        self.metadata_dir().join("model_roots.json")
+    }
+    /// The deploy build history (SQLite).
+    pub fn builds_db_path(&self) -> PathBuf {
+        self.metadata_dir().join("builds.db")
+    }
     pub fn cache_dir(&self) -> PathBuf {
         self.root.join("cache")
     }

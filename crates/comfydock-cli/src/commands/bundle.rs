@@ -5,17 +5,11 @@ use std::path::PathBuf;
 use clap::Args;
 use comfydock_bundles::archive::Limits;
 use comfydock_bundles::export::{self, ExportOptions};
-use comfydock_bundles::format::ModelRef;
 use comfydock_bundles::import::{self, ImportOptions, ModelProvider, ModelStrategy};
 use comfydock_environments::environment;
 use comfydock_environments::lifecycle;
 use comfydock_environments::torch_backend;
 use comfydock_environments::workspace::Workspace;
-use comfydock_foundation::reporter::Reporter;
-use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash};
-use comfydock_models::index::ModelIndex;
-use comfydock_models::query::ModelId;
-use comfydock_models::roots::ModelRoot;
 
 use super::Context;
 use crate::error::{CommandError, CommandResult};
@@ -165,7 +159,8 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     }
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let models = IndexedModels::new(ctx, &workspace)?;
+    let models =
+        comfydock_bundles::indexed_models::IndexedModels::new(&workspace, &ctx.settings(&workspace))?;
     let options = ImportOptions {
         name,
         models: args.models,
@@ -252,7 +247,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
                 "  • Model `{}` ({}) is missing: place it under {} and run `comfydock -e {name} status`",
                 model.target,
                 model.criticality,
-                models.root.path.join(&model.target).display()
+                models.root().join(&model.target).display()
             ));
         }
         if !report.nodes_failed.is_empty() {
@@ -266,97 +261,6 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ));
     }
     Ok(())
-}
-
-/// Model files through the workspace model index and verified downloads.
-struct IndexedModels {
-    index_path: PathBuf,
-    root: ModelRoot,
-    downloader: Downloader,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl IndexedModels {
-    /// Downloads go to the default model root, with the same endpoints and tokens as
-    /// `comfydock model download`.
-    fn new(ctx: &Context, workspace: &Workspace) -> CommandResult<Self> {
-        let runtime = comfydock_serve::server::runtime()
-            .map_err(|e| CommandError::failed(format!("cannot start the async runtime: {e}")))?;
-        Ok(Self {
-            index_path: workspace.metadata_dir().join("model_index.db"),
-            root: super::model::default_root(workspace)?,
-            downloader: super::model::downloader(ctx, workspace, 1)?,
-            runtime,
-        })
-    }
-
-    fn index(&self) -> Result<ModelIndex, String> {
-        ModelIndex::open(&self.index_path).map_err(|e| e.to_string())
-    }
-}
-
-impl ModelProvider for IndexedModels {
-    fn find_local(&self, model: &ModelRef) -> Option<String> {
-        let index = self.index().ok()?;
-        let hashes = [model.blake3.as_deref(), model.sha256.as_deref()];
-        let record = hashes
-            .into_iter()
-            .flatten()
-            .find_map(|h| index.resolve(&ModelId::HashPrefix(h.to_ascii_lowercase())).ok())?;
-        let folder = model.target.split('/').next().unwrap_or_default();
-        let mut present: Vec<_> = record.locations.iter().filter(|l| l.path().is_file()).collect();
-        // Prefer the exact target, then the same folder.
-        present.sort_by_key(|l| {
-            (
-                l.relative_path != model.target,
-                l.folder.as_deref() != Some(folder) && !l.relative_path.starts_with(&format!("{folder}/")),
-            )
-        });
-        present.first().map(|l| l.relative_path.clone())
-    }
-
-    fn download(&self, model: &ModelRef, _reporter: &dyn Reporter) -> Result<(), String> {
-        let expected = model
-            .blake3
-            .clone()
-            .map(ExpectedHash::Blake3)
-            .or_else(|| model.sha256.clone().map(ExpectedHash::Sha256));
-        let mut last_error = String::from("no download source");
-        for url in &model.sources {
-            let request = DownloadRequest {
-                url: url.clone(),
-                to: Some(model.target.clone()),
-                expected: expected.clone(),
-            };
-            let result = self.runtime.block_on(self.downloader.download(
-                &self.root,
-                &request,
-                0,
-                &comfydock_foundation::reporter::NoReporter,
-            ));
-            match result {
-                Ok(done) => {
-                    let mut index = self.index()?;
-                    index.record_download(&done).map_err(|e| e.to_string())?;
-                    return Ok(());
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        Err(last_error)
-    }
-
-    fn free_space(&self) -> Option<u64> {
-        let mut dir = self.root.path.clone();
-        while !dir.exists() {
-            dir = dir.parent()?.to_path_buf();
-        }
-        fs4::available_space(&dir).ok()
-    }
-
-    fn root(&self) -> PathBuf {
-        self.root.path.clone()
-    }
 }
 
 fn human_size(bytes: u64) -> String {

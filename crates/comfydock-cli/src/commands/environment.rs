@@ -24,7 +24,7 @@ pub fn create(ctx: &Context, args: &CreateArgs) -> CommandResult {
     environment::validate_name(&args.name)?;
     let _lock = ctx.lock(&workspace)?;
     let mut workspace = Workspace::open(workspace.root())?;
-    super::model::ensure_model_paths(&workspace)?;
+    comfydock_environments::workspace_models::ensure_model_paths(&workspace)?;
     let settings = ctx.settings(&workspace);
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
     let options = CreateOptions {

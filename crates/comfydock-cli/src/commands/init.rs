@@ -14,7 +14,7 @@ pub fn run(ctx: &Context, args: &InitArgs) -> CommandResult {
     };
     let (workspace, outcome) = Workspace::init(&root, args.force)?;
     if outcome == InitOutcome::Created {
-        super::model::refresh_model_paths(&workspace)?;
+        comfydock_environments::workspace_models::refresh_model_paths(&workspace)?;
     }
     let root = workspace.root().display();
     if ctx.printer.json_mode() {

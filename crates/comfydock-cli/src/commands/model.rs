@@ -4,14 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use clap::{Args, Subcommand};
-use comfydock_environments::environment::{self, Environment};
 use comfydock_environments::workspace::Workspace;
-use comfydock_models::download::{DownloadReporter, DownloadRequest, Downloader, ExpectedHash};
-use comfydock_models::endpoints::{Endpoints, Tokens};
-use comfydock_models::extra_paths::{import_extra_model_paths, write_extra_model_paths};
+use comfydock_environments::workspace_models;
+use comfydock_models::download::{DownloadReporter, DownloadRequest, ExpectedHash};
+use comfydock_models::extra_paths::import_extra_model_paths;
 use comfydock_models::index::{ModelIndex, ModelRecord};
 use comfydock_models::query::{FindQuery, ModelId};
-use comfydock_models::roots::{ModelRoot, ModelRoots};
+use comfydock_models::roots::ModelRoot;
 use comfydock_models::scan::{ScanIssue, ScanOptions, ScanReporter};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -134,48 +133,13 @@ pub struct DownloadArgs {
     pub jobs: usize,
 }
 
-fn roots_file(workspace: &Workspace) -> PathBuf {
-    workspace.metadata_dir().join("model_roots.json")
-}
-
-fn load_roots(workspace: &Workspace) -> CommandResult<ModelRoots> {
-    Ok(ModelRoots::load_or_default(
-        &roots_file(workspace),
-        &workspace.models_dir(),
-    )?)
-}
-
-fn open_index(workspace: &Workspace) -> CommandResult<ModelIndex> {
-    Ok(ModelIndex::open(
-        &workspace.metadata_dir().join("model_index.db"),
-    )?)
-}
-
-/// Render the workspace's `extra_model_paths.yaml` from the roots and give it to every environment.
-pub fn refresh_model_paths(workspace: &Workspace) -> CommandResult {
-    let roots = load_roots(workspace)?;
-    write_extra_model_paths(&environment::workspace_model_paths(workspace), &roots.roots)?;
-    for name in environment::list(workspace)? {
-        environment::write_extra_model_paths(workspace, &Environment::at(workspace, &name))?;
-    }
-    Ok(())
-}
-
-/// Render the workspace's model paths once if they were never rendered (older workspaces).
-pub fn ensure_model_paths(workspace: &Workspace) -> CommandResult {
-    if environment::workspace_model_paths(workspace).is_file() {
-        return Ok(());
-    }
-    refresh_model_paths(workspace)
-}
-
 pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
     let workspace = ctx.workspace()?;
     match command {
         ModelCommand::Root(command) => root(ctx, &workspace, command),
         ModelCommand::Scan { root, sha256 } => scan(ctx, &workspace, root.as_deref(), *sha256),
         ModelCommand::List => {
-            print_models(ctx, &open_index(&workspace)?.list()?);
+            print_models(ctx, &workspace_models::open_index(&workspace)?.list()?);
             Ok(())
         }
         ModelCommand::Find { query, folder } => {
@@ -183,11 +147,11 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 text: Some(query.clone()),
                 folder: folder.clone(),
             };
-            print_models(ctx, &open_index(&workspace)?.find(&query)?);
+            print_models(ctx, &workspace_models::open_index(&workspace)?.find(&query)?);
             Ok(())
         }
         ModelCommand::Show { id } => {
-            let model = open_index(&workspace)?.resolve(&ModelId::parse(id))?;
+            let model = workspace_models::open_index(&workspace)?.resolve(&ModelId::parse(id))?;
             if ctx.printer.json_mode() {
                 ctx.printer.json(&model);
             } else {
@@ -197,7 +161,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
         }
         ModelCommand::Hash { select, sha256: _ } => {
             let _lock = ctx.lock(&workspace)?;
-            let mut index = open_index(&workspace)?;
+            let mut index = workspace_models::open_index(&workspace)?;
             let models = selected_models(&index, select)?;
             let report = index.ensure_sha256(&models)?;
             if ctx.printer.json_mode() {
@@ -217,7 +181,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             Ok(())
         }
         ModelCommand::Duplicates => {
-            let report = open_index(&workspace)?.duplicates()?;
+            let report = workspace_models::open_index(&workspace)?.duplicates()?;
             if ctx.printer.json_mode() {
                 ctx.printer.json(&report);
                 return Ok(());
@@ -244,7 +208,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             Ok(())
         }
         ModelCommand::Verify(select) => {
-            let index = open_index(&workspace)?;
+            let index = workspace_models::open_index(&workspace)?;
             let models = selected_models(&index, select)?;
             let report = index.verify(&models);
             if ctx.printer.json_mode() {
@@ -275,10 +239,10 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
         ModelCommand::Download(args) => download(ctx, &workspace, args),
         ModelCommand::Sources(SourcesCommand::Find(select)) => {
             let _lock = ctx.lock(&workspace)?;
-            let mut index = open_index(&workspace)?;
+            let mut index = workspace_models::open_index(&workspace)?;
             let models = selected_models(&index, select)?;
-            let downloader = downloader(ctx, &workspace, 4)?;
-            let search = runtime()?.block_on(index.find_sources(&downloader, &models))?;
+            let downloader = workspace_models::downloader(&ctx.settings(&workspace), 4)?;
+            let search = workspace_models::block_on(index.find_sources(&downloader, &models))??;
             if ctx.printer.json_mode() {
                 ctx.printer.json(&search);
             } else {
@@ -293,7 +257,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             Ok(())
         }
         ModelCommand::AddSource { id, url } => {
-            let kind = endpoints(ctx, &workspace)?.classify(url);
+            let kind = workspace_models::endpoints(&ctx.settings(&workspace))?.classify(url);
             // Sources are stored in the index and travel into manifests, bundles and deploy
             // files: credentials belong in the token settings, never in a source.
             if let Some(what) = comfydock_foundation::redact::credentials_in(url) {
@@ -310,7 +274,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 )));
             }
             let _lock = ctx.lock(&workspace)?;
-            let mut index = open_index(&workspace)?;
+            let mut index = workspace_models::open_index(&workspace)?;
             let model = index.resolve(&ModelId::parse(id))?;
             let added = index.add_source(model.id, url, kind)?;
             if ctx.printer.json_mode() {
@@ -334,7 +298,7 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
 
 fn root(ctx: &Context, workspace: &Workspace, command: &RootCommand) -> CommandResult {
     if let RootCommand::List = command {
-        let roots = load_roots(workspace)?;
+        let roots = workspace_models::load_roots(workspace)?;
         if ctx.printer.json_mode() {
             ctx.printer.json(&roots.roots);
         } else {
@@ -346,7 +310,7 @@ fn root(ctx: &Context, workspace: &Workspace, command: &RootCommand) -> CommandR
         return Ok(());
     }
     let _lock = ctx.lock(workspace)?;
-    let mut roots = load_roots(workspace)?;
+    let mut roots = workspace_models::load_roots(workspace)?;
     match command {
         RootCommand::List => unreachable!("handled above"),
         RootCommand::Add { path, default } => {
@@ -359,7 +323,7 @@ fn root(ctx: &Context, workspace: &Workspace, command: &RootCommand) -> CommandR
         RootCommand::Remove { path } => {
             let path = std::path::absolute(path)?;
             let removed = roots.remove(&path)?;
-            open_index(workspace)?.forget_root(&removed)?;
+            workspace_models::open_index(workspace)?.forget_root(&removed)?;
             ctx.printer.status(
                 "Removed",
                 format!("model root {} (files untouched)", path.display()),
@@ -379,8 +343,8 @@ fn root(ctx: &Context, workspace: &Workspace, command: &RootCommand) -> CommandR
             }
         }
     }
-    roots.save(&roots_file(workspace))?;
-    refresh_model_paths(workspace)?;
+    roots.save(&workspace.model_roots_path())?;
+    workspace_models::refresh_model_paths(workspace)?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&roots.roots);
     }
@@ -396,7 +360,7 @@ fn selected_models(index: &ModelIndex, select: &SelectArgs) -> CommandResult<Vec
 
 fn scan(ctx: &Context, workspace: &Workspace, only: Option<&Path>, sha256: bool) -> CommandResult {
     let _lock = ctx.lock(workspace)?;
-    let mut roots = load_roots(workspace)?.roots;
+    let mut roots = workspace_models::load_roots(workspace)?.roots;
     if let Some(only) = only {
         let only = std::path::absolute(only)?;
         roots.retain(|r| r.path == only);
@@ -410,7 +374,7 @@ fn scan(ctx: &Context, workspace: &Workspace, only: Option<&Path>, sha256: bool)
         }
     }
     let reporter = ScanProgress::new(ctx.printer);
-    let summary = open_index(workspace)?.scan(
+    let summary = workspace_models::open_index(workspace)?.scan(
         &roots,
         ScanOptions {
             compute_sha256: sha256,
@@ -486,48 +450,9 @@ impl ScanReporter for ScanProgress {
     fn issue(&self, _issue: &ScanIssue) {}
 }
 
-fn endpoints(ctx: &Context, workspace: &Workspace) -> CommandResult<Endpoints> {
-    let settings = ctx.settings(workspace);
-    let parse = |key: &str| -> CommandResult<url::Url> {
-        let value = settings.value(key).unwrap_or_default();
-        url::Url::parse(&value).map_err(|e| {
-            CommandError::failed(format!("`{key}` is not a valid URL: {e}"))
-                .with_hint(format!("fix it with `comfydock config set {key} URL`"))
-        })
-    };
-    Ok(Endpoints {
-        huggingface: parse("huggingface.endpoint")?,
-        civitai: parse("civitai.url")?,
-    })
-}
-
-pub(super) fn downloader(ctx: &Context, workspace: &Workspace, jobs: usize) -> CommandResult<Downloader> {
-    let settings = ctx.settings(workspace);
-    let tokens = Tokens {
-        huggingface: settings.value("tokens.huggingface"),
-        civitai: settings.value("tokens.civitai"),
-    };
-    Ok(Downloader::new(endpoints(ctx, workspace)?, tokens)?.with_concurrency(jobs.max(1)))
-}
-
-fn runtime() -> CommandResult<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
-/// Where downloads go: the first (default) model root.
-pub(super) fn default_root(workspace: &Workspace) -> CommandResult<ModelRoot> {
-    let roots = load_roots(workspace)?;
-    Ok(roots
-        .default_root()
-        .cloned()
-        .unwrap_or_else(|| ModelRoot::standard(workspace.models_dir())))
-}
-
 fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> CommandResult {
     let _lock = ctx.lock(workspace)?;
-    let root = default_root(workspace)?;
+    let root = workspace_models::default_root(workspace)?;
     let expected = match (&args.sha256, &args.blake3) {
         (Some(h), _) => Some(ExpectedHash::Sha256(h.clone())),
         (_, Some(h)) => Some(ExpectedHash::Blake3(h.clone())),
@@ -542,10 +467,10 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
             expected: expected.clone(),
         })
         .collect();
-    let client = downloader(ctx, workspace, args.jobs)?;
+    let client = workspace_models::downloader(&ctx.settings(workspace), args.jobs)?;
     let reporter = DownloadProgress::new(ctx.printer);
-    let results = runtime()?.block_on(client.download_all(&root, &requests, &reporter));
-    let mut index = open_index(workspace)?;
+    let results = workspace_models::download_blocking(&client, &root, &requests, Some(&reporter))?;
+    let mut index = workspace_models::open_index(workspace)?;
     let mut failures = Vec::new();
     let mut succeeded = Vec::new();
     for (request, result) in requests.iter().zip(results) {

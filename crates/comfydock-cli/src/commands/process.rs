@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> CommandResult<ExitStatus> {
             lifecycle::sync(&workspace, &settings, &tools, &env, false, false, &ctx.reporter)?;
         }
     }
-    super::model::ensure_model_paths(&workspace)?;
+    comfydock_environments::workspace_models::ensure_model_paths(&workspace)?;
     environment::write_extra_model_paths(&workspace, &env)?;
     let options = RunOptions {
         host: args.listen.clone(),

@@ -1,0 +1,71 @@
+//! Why a workflow could not be resolved.
+
+use std::path::PathBuf;
+
+use comfydock_environments::environment::EnvError;
+use comfydock_environments::manifest::ManifestError;
+use comfydock_environments::nodes::NodeError;
+use comfydock_environments::workspace_models::WorkspaceModelsError;
+use comfydock_foundation::Hinted;
+use comfydock_models::download::DownloadError;
+use comfydock_models::index::IndexError;
+use comfydock_workflow::WorkflowError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("Failed to read workflow `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: {source}", path.display())]
+    Workflow { path: PathBuf, source: WorkflowError },
+    #[error("Several packages provide `{node_type}` and there is no terminal to ask on")]
+    NoTerminal { node_type: String },
+    #[error("`{answer}` is not one of the choices for `{node_type}`")]
+    InvalidChoice { node_type: String, answer: String },
+    #[error("Failed to download `{url}`")]
+    Download {
+        /// Redacted.
+        url: String,
+        #[source]
+        source: DownloadError,
+    },
+    #[error("Failed to record the resolution of `{workflow}`: {reason}")]
+    Record { workflow: String, reason: String },
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Nodes(#[from] NodeError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Models(#[from] WorkspaceModelsError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Hinted for ResolveError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::NoTerminal { .. } => Some("pass `--auto` to take the best-ranked candidate".into()),
+            Self::Download { source, .. } => source.hint(),
+            Self::Env(e) => e.hint(),
+            Self::Nodes(e) => e.hint(),
+            Self::Manifest(e) => e.hint(),
+            Self::Models(e) => e.hint(),
+            Self::Index(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+impl ResolveError {
+    /// Whether the user asked for something impossible (exit code 2) rather than a failure.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::NoTerminal { .. } | Self::InvalidChoice { .. })
+    }
+}

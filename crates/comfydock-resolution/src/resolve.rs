@@ -1,0 +1,357 @@
+//! `workflow resolve`: map a tracked workflow's custom node types to packages and its models to
+//! the index, optionally installing the packages and downloading the models, and record the
+//! result in `[tool.comfydock.workflows."NAME"]`.
+
+use std::collections::BTreeMap;
+
+use comfydock_environments::environment::{Environment, Tools};
+use comfydock_environments::nodes::{NodeContext, NodeSpec, ops};
+use comfydock_environments::settings::Settings;
+use comfydock_environments::workflow_tracking as tracking;
+use comfydock_environments::workspace::Workspace;
+use comfydock_environments::workspace_models;
+use comfydock_foundation::redact::redact_url;
+use comfydock_foundation::reporter::Reporter;
+use comfydock_models::download::{DownloadRequest, ExpectedHash};
+use comfydock_workflow::{AnalysisOptions, Criticality, NodeCategory, WorkflowDocument, analyze};
+use serde::Serialize;
+
+use crate::error::ResolveError;
+use crate::model_match::{ModelPin, find_model, pin};
+use crate::node_candidates::{Candidate, candidates, is_installed};
+
+/// Asks the user when the answer is theirs to give.
+pub trait Chooser {
+    /// Several packages claim `node_type`: the index of the chosen candidate and why it was
+    /// chosen (shown in the report).
+    fn choose_package(
+        &self,
+        node_type: &str,
+        candidates: &[Candidate],
+    ) -> Result<(usize, String), ResolveError>;
+}
+
+/// What `resolve` may do besides looking.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResolveOptions {
+    /// Install missing packages and download missing models that have a URL.
+    pub install: bool,
+}
+
+/// How one custom node type was resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResolution {
+    pub node_type: String,
+    pub package: Option<String>,
+    pub installed: bool,
+    pub why: String,
+    pub candidates: Vec<Candidate>,
+}
+
+/// How one model reference was resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelResolution {
+    pub name: String,
+    pub folder: Option<String>,
+    pub criticality: Criticality,
+    /// blake3 of the matched or downloaded file.
+    pub blake3: Option<String>,
+    pub how: String,
+    pub url: Option<String>,
+}
+
+/// What `resolve` found and did.
+#[derive(Debug, Serialize)]
+pub struct ResolveReport {
+    pub workflow: String,
+    pub nodes: Vec<NodeResolution>,
+    pub models: Vec<ModelResolution>,
+    pub nodes_installed: Vec<String>,
+    pub models_downloaded: Vec<String>,
+    /// Problems that did not stop the resolution (e.g. the node index could not be refreshed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl ResolveReport {
+    /// Node types without an installed package.
+    pub fn missing_nodes(&self) -> usize {
+        self.nodes.iter().filter(|n| !n.installed).count()
+    }
+    /// Required models that matched nothing.
+    pub fn missing_required_models(&self) -> usize {
+        self.models
+            .iter()
+            .filter(|m| m.blake3.is_none() && m.criticality == Criticality::Required)
+            .count()
+    }
+}
+
+/// The manifest entry of a resolved workflow.
+#[derive(Debug, Serialize)]
+struct WorkflowEntry {
+    tracked: bool,
+    nodes: Vec<String>,
+    node_choices: BTreeMap<String, String>,
+    models: BTreeMap<String, ModelPin>,
+    unresolved_models: Vec<String>,
+}
+
+/// Everything `resolve` works with.
+pub struct ResolveContext<'a> {
+    pub workspace: &'a Workspace,
+    pub settings: &'a Settings,
+    pub tools: &'a Tools,
+    pub env: &'a Environment,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// Resolve the tracked workflow `name` of `ctx.env` (see the module docs). Call under the
+/// workspace lock.
+pub fn resolve(
+    ctx: &ResolveContext<'_>,
+    name: &str,
+    options: ResolveOptions,
+    chooser: &dyn Chooser,
+) -> Result<ResolveReport, ResolveError> {
+    let env = ctx.env;
+    let name = tracking::normalize_name(name);
+    let live = tracking::live_path(env, &name);
+    let bytes = fs_err::read(&live).map_err(|source| ResolveError::Read {
+        path: live.clone(),
+        source,
+    })?;
+    let workflow_error = |source| ResolveError::Workflow {
+        path: live.clone(),
+        source,
+    };
+    let doc = WorkflowDocument::parse_bytes(&bytes).map_err(workflow_error)?;
+    let analysis_options = AnalysisOptions {
+        builtins: comfydock_environments::comfyui_builtins::builtin_nodes(env),
+        ..Default::default()
+    };
+    let analysis = analyze(&doc, &analysis_options).map_err(workflow_error)?;
+
+    let node_ctx = NodeContext {
+        workspace: ctx.workspace,
+        settings: ctx.settings,
+        tools: ctx.tools,
+        env,
+        reporter: ctx.reporter,
+    };
+    let previous = previous_choices(env, &name);
+    let mut warnings = Vec::new();
+
+    // Nodes: refresh the index (installed nodes, ComfyUI-Manager's class map) before looking up.
+    if let Err(err) = ops::refresh_index(&node_ctx) {
+        warnings.push(format!("could not refresh the node index: {err}"));
+    }
+    let installed = ops::list(env)?;
+    let index = node_ctx.index()?;
+    let mut node_results = Vec::new();
+    for usage in analysis
+        .node_types
+        .iter()
+        .filter(|t| t.category == NodeCategory::Custom)
+    {
+        let found = candidates(usage, &index, &installed)?;
+        let (package, why) = if let Some(pkg) = found.installed.clone() {
+            (Some(pkg), "already installed".to_owned())
+        } else if let Some(choice) = previous.get(&usage.node_type) {
+            (
+                Some(choice.clone()),
+                "chosen earlier (saved in pyproject.toml)".to_owned(),
+            )
+        } else {
+            match found.distinct().len() {
+                0 => (None, "no package known for this node type".to_owned()),
+                1 => (Some(found.list[0].package.clone()), found.list[0].why.clone()),
+                _ => {
+                    let (pick, why) = chooser.choose_package(&usage.node_type, &found.list)?;
+                    let chosen = found.list.get(pick).ok_or_else(|| ResolveError::InvalidChoice {
+                        node_type: usage.node_type.clone(),
+                        answer: (pick + 1).to_string(),
+                    })?;
+                    (Some(chosen.package.clone()), why)
+                }
+            }
+        };
+        let installed_now = package.as_deref().is_some_and(|p| is_installed(&installed, p));
+        node_results.push(NodeResolution {
+            node_type: usage.node_type.clone(),
+            package,
+            installed: installed_now,
+            why,
+            candidates: found.list,
+        });
+    }
+
+    let mut nodes_installed = Vec::new();
+    if options.install {
+        let specs = install_specs(&node_results)?;
+        if !specs.is_empty() {
+            let report = ops::add(&node_ctx, &specs, false)?;
+            for changed in &report.nodes {
+                nodes_installed.push(
+                    serde_json::to_value(changed)
+                        .ok()
+                        .and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_owned))
+                        .unwrap_or_default(),
+                );
+            }
+            for n in &mut node_results {
+                if n.package.is_some() {
+                    n.installed = true;
+                }
+            }
+        }
+    }
+
+    // Models.
+    let mut models_index = workspace_models::open_index(ctx.workspace)?;
+    let records = models_index.list()?;
+    let mut model_results = Vec::new();
+    let mut pins: BTreeMap<String, ModelPin> = BTreeMap::new();
+    let mut downloads: Vec<(usize, DownloadRequest)> = Vec::new();
+    for reference in &analysis.models {
+        let found = find_model(&records, reference);
+        let (blake3, how) = match &found {
+            Some((record, how)) => (Some(record.blake3.clone()), (*how).to_owned()),
+            None if reference.url.is_some() => (None, "not in the index; can be downloaded".to_owned()),
+            None => (None, "not in the index and no download URL".to_owned()),
+        };
+        if let Some((record, _)) = &found {
+            pins.insert(record.blake3.clone(), pin(record, reference));
+        } else if options.install
+            && let Some(url) = &reference.url
+        {
+            let to = match &reference.folder {
+                Some(folder) => format!("{folder}/{}", reference.relative_path),
+                None => reference.relative_path.clone(),
+            };
+            let expected = reference.hash.clone().map(ExpectedHash::Sha256);
+            downloads.push((
+                model_results.len(),
+                DownloadRequest {
+                    url: url.clone(),
+                    to: Some(to),
+                    expected,
+                },
+            ));
+        }
+        model_results.push(ModelResolution {
+            name: reference.relative_path.clone(),
+            folder: reference.folder.clone(),
+            criticality: reference.criticality,
+            blake3,
+            how,
+            url: reference.url.clone(),
+        });
+    }
+    let mut models_downloaded = Vec::new();
+    if !downloads.is_empty() {
+        workspace_models::ensure_model_paths(ctx.workspace)?;
+        let requests: Vec<DownloadRequest> = downloads.iter().map(|(_, r)| r.clone()).collect();
+        let root = workspace_models::default_root(ctx.workspace)?;
+        let client = workspace_models::downloader(ctx.settings, 4)?;
+        let results = workspace_models::download_blocking(&client, &root, &requests, None)?;
+        for ((slot, request), result) in downloads.iter().zip(results) {
+            let downloaded = result.map_err(|source| ResolveError::Download {
+                url: redact_url(&request.url),
+                source,
+            })?;
+            let model_id = models_index.record_download(&downloaded)?;
+            ctx.reporter
+                .status("Downloaded", &downloaded.path.display().to_string());
+            models_downloaded.push(downloaded.relative_path.clone());
+            // `slot` indexes both `model_results` and `analysis.models` (one result per reference).
+            if let Some(record) = models_index.model(model_id)? {
+                let reference = &analysis.models[*slot];
+                pins.insert(record.blake3.clone(), pin(&record, reference));
+                model_results[*slot].blake3 = Some(record.blake3.clone());
+                model_results[*slot].how = "downloaded and verified".into();
+            }
+        }
+    }
+
+    // Store the result.
+    let entry = WorkflowEntry {
+        tracked: true,
+        nodes: {
+            let mut n: Vec<String> = node_results.iter().filter_map(|n| n.package.clone()).collect();
+            n.sort();
+            n.dedup();
+            n
+        },
+        node_choices: node_results
+            .iter()
+            .filter_map(|n| n.package.clone().map(|p| (n.node_type.clone(), p)))
+            .collect(),
+        models: pins,
+        unresolved_models: model_results
+            .iter()
+            .filter(|m| m.blake3.is_none())
+            .map(|m| m.name.clone())
+            .collect(),
+    };
+    let table = toml_edit::ser::to_document(&entry)
+        .map_err(|e| ResolveError::Record {
+            workflow: name.clone(),
+            reason: e.to_string(),
+        })?
+        .as_table()
+        .clone();
+    let mut manifest = env.manifest()?;
+    manifest.set_workflow_entry(&name, table);
+    manifest.save()?;
+
+    Ok(ResolveReport {
+        workflow: name,
+        nodes: node_results,
+        models: model_results,
+        nodes_installed,
+        models_downloaded,
+        warnings,
+    })
+}
+
+/// `node add` specs for the chosen packages that are not installed yet (a version pin when the
+/// workflow recorded a release version).
+fn install_specs(node_results: &[NodeResolution]) -> Result<Vec<NodeSpec>, ResolveError> {
+    let mut specs: Vec<NodeSpec> = Vec::new();
+    let mut seen = Vec::new();
+    for n in node_results.iter().filter(|n| !n.installed) {
+        let Some(package) = &n.package else { continue };
+        if seen.contains(package) {
+            continue;
+        }
+        seen.push(package.clone());
+        let version = n
+            .candidates
+            .iter()
+            .find(|c| &c.package == package)
+            .and_then(|c| c.version.clone());
+        let spec_text = match version
+            .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()) && v.contains('.'))
+        {
+            Some(v) => format!("{package}@{v}"),
+            None => package.clone(),
+        };
+        specs.push(NodeSpec::parse(&spec_text)?);
+    }
+    Ok(specs)
+}
+
+/// Decisions saved by an earlier resolve.
+fn previous_choices(env: &Environment, name: &str) -> BTreeMap<String, String> {
+    env.manifest()
+        .ok()
+        .map(|m| m.tool_section("workflows"))
+        .and_then(|w| w.get(name)?.get("node_choices")?.as_object().cloned())
+        .map(|o| {
+            o.into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
