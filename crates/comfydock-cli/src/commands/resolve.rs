@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
 use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::manifest::schema::{
+    ModelEntry, ModelHash, ModelSource, WorkflowEntry, WorkflowModels,
+};
 use comfydock_environments::nodes::index::ClaimSource;
 use comfydock_environments::nodes::{NodeContext, NodeSpec, ops};
 use comfydock_environments::workflow_tracking as tracking;
@@ -63,31 +66,6 @@ struct ResolveReport {
     models_downloaded: Vec<String>,
 }
 
-/// Pinned model entry stored in the manifest.
-#[derive(Debug, Serialize)]
-struct ModelPin {
-    /// The file name as the workflow writes it.
-    name: String,
-    /// Where it goes under a models root (`folder/name`), as deploy and import expect.
-    relative_path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    folder: Option<String>,
-    criticality: String,
-    size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<String>,
-    sources: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct WorkflowEntry {
-    tracked: bool,
-    nodes: Vec<String>,
-    node_choices: BTreeMap<String, String>,
-    models: BTreeMap<String, ModelPin>,
-    unresolved_models: Vec<String>,
-}
-
 pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
@@ -114,7 +92,7 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
         env: &env,
         reporter: &ctx.reporter,
     };
-    let previous = previous_choices(&env, &name);
+    let previous = previous_choices(&env, &name)?;
 
     // Nodes: refresh the index (installed nodes, ComfyUI-Manager's class map) before looking up.
     if let Err(err) = ops::refresh_index(&node_ctx) {
@@ -243,7 +221,7 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
     let mut models_index = ModelIndex::open(&workspace.metadata_dir().join("model_index.db"))?;
     let records = models_index.list()?;
     let mut model_results = Vec::new();
-    let mut pins: BTreeMap<String, ModelPin> = BTreeMap::new();
+    let mut pins: BTreeMap<ModelHash, ModelEntry> = BTreeMap::new();
     let mut downloads: Vec<(usize, DownloadRequest)> = Vec::new();
     for reference in &analysis.models {
         let found = find_model(&records, reference);
@@ -253,7 +231,8 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
             None => (None, "not in the index and no download URL".to_owned()),
         };
         if let Some((record, _)) = &found {
-            pins.insert(record.blake3.clone(), pin(record, reference));
+            let (hash, entry) = pin(record, reference)?;
+            pins.insert(hash, entry);
         } else if install && let Some(url) = &reference.url {
             let to = match &reference.folder {
                 Some(folder) => format!("{folder}/{}", reference.relative_path),
@@ -308,7 +287,8 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
             // `slot` indexes both `model_results` and `analysis.models` (one result per reference).
             if let Some(record) = models_index.model(model_id)? {
                 let reference = &analysis.models[*slot];
-                pins.insert(record.blake3.clone(), pin(&record, reference));
+                let (hash, entry) = pin(&record, reference)?;
+                pins.insert(hash, entry);
                 model_results[*slot].blake3 = Some(record.blake3.clone());
                 model_results[*slot].how = "downloaded and verified".into();
             }
@@ -328,19 +308,16 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
             .iter()
             .filter_map(|n| n.package.clone().map(|p| (n.node_type.clone(), p)))
             .collect(),
-        models: pins,
+        models: WorkflowModels::ByHash(pins),
         unresolved_models: model_results
             .iter()
             .filter(|m| m.blake3.is_none())
             .map(|m| m.name.clone())
             .collect(),
     };
-    let table = toml_edit::ser::to_document(&entry)
-        .map_err(|e| CommandError::failed(format!("Failed to record the resolution: {e}")))?
-        .as_table()
-        .clone();
+    // Merged into what the manifest holds: pins and sources this run did not produce are kept.
     let mut manifest = env.manifest()?;
-    manifest.set_workflow_entry(&name, table);
+    manifest.record_workflow_resolution(&name, entry)?;
     manifest.save()?;
 
     let report = ResolveReport {
@@ -446,17 +423,14 @@ fn choose(
 }
 
 /// Decisions saved by an earlier resolve.
-fn previous_choices(env: &Environment, name: &str) -> BTreeMap<String, String> {
-    env.manifest()
-        .ok()
-        .map(|m| m.tool_section("workflows"))
-        .and_then(|w| w.get(name)?.get("node_choices")?.as_object().cloned())
-        .map(|o| {
-            o.into_iter()
-                .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
+fn previous_choices(env: &Environment, name: &str) -> CommandResult<BTreeMap<String, String>> {
+    Ok(env
+        .manifest()?
+        .tool()
+        .workflows
+        .get(name)
+        .map(|w| w.node_choices.clone())
+        .unwrap_or_default())
 }
 
 /// The resolution chain: declared hash, exact path, folder-aware path, file name, file name ignoring case.
@@ -499,25 +473,35 @@ fn find_model<'a>(
         .map(|(r, _)| (r, "same file name (ignoring case)"))
 }
 
-fn pin(record: &ModelRecord, reference: &ModelReference) -> ModelPin {
+/// The manifest pin of an indexed model, keyed by its blake3.
+fn pin(record: &ModelRecord, reference: &ModelReference) -> CommandResult<(ModelHash, ModelEntry)> {
     let mut sources: Vec<String> = record.sources.iter().map(|s| s.url.clone()).collect();
     if let Some(url) = &reference.url
         && !sources.contains(url)
     {
         sources.push(url.clone());
     }
-    ModelPin {
-        name: reference.relative_path.clone(),
-        relative_path: match &reference.folder {
+    let invalid = |e| CommandError::failed(format!("the model index holds an invalid hash: {e}"));
+    let hash = ModelHash::Blake3(record.blake3.parse().map_err(invalid)?);
+    let entry = ModelEntry {
+        name: Some(reference.relative_path.clone()),
+        relative_path: Some(match &reference.folder {
             Some(folder) => format!("{folder}/{}", reference.relative_path),
             None => reference.relative_path.clone(),
-        },
+        }),
         folder: reference.folder.clone(),
-        criticality: format!("{:?}", reference.criticality).to_ascii_lowercase(),
-        size: record.size,
-        sha256: record.sha256.clone(),
-        sources,
-    }
+        criticality: Some(reference.criticality),
+        size: Some(record.size),
+        sha256: record
+            .sha256
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(invalid)?,
+        sources: sources.into_iter().map(|url| ModelSource { url }).collect(),
+        ..ModelEntry::default()
+    };
+    Ok((hash, entry))
 }
 
 fn print_report(ctx: &Context, env: &Environment, report: &ResolveReport) {
