@@ -72,6 +72,7 @@ impl Hinted for TrackingError {
                 )
             }),
             Self::Env(e) => e.hint(),
+            Self::Manifest(e) => e.hint(),
             _ => None,
         }
     }

@@ -11,12 +11,12 @@ fn run(sb: &EnvSandbox, args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), stderr(&out))
 }
 
-/// The `error:` and `hint:` lines of a failure.
-fn error_and_hint(err: &str) -> (&str, &str) {
+/// The `error:` and `hint:` lines of a failure of `args`.
+fn error_and_hint<'a>(args: &[&str], err: &'a str) -> (&'a str, &'a str) {
     let line = |prefix: &str| {
         err.lines()
             .find(|l| l.trim_start().starts_with(prefix))
-            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{err}"))
+            .unwrap_or_else(|| panic!("{args:?}: no `{prefix}` line in:\n{err}"))
     };
     (line("error:"), line("hint:"))
 }
@@ -55,7 +55,7 @@ fn manifest_entries_that_do_not_fit_the_schema_are_errors_naming_the_key() {
         ] {
             let (code, err) = run(&sb, args);
             assert_eq!(code, Some(1), "{args:?} with {extra}:\n{err}");
-            let (error, hint) = error_and_hint(&err);
+            let (error, hint) = error_and_hint(args, &err);
             assert!(error.contains(key), "{args:?}: the error names {key}:\n{err}");
             assert!(
                 error.contains(".cec/pyproject.toml"),
@@ -80,7 +80,7 @@ fn a_manifest_from_a_newer_comfydock_is_refused_with_an_upgrade_hint() {
     for args in [&["status"][..], &["node", "list"], &["sync"]] {
         let (code, err) = run(&sb, args);
         assert_eq!(code, Some(1), "{args:?}:\n{err}");
-        let (error, hint) = error_and_hint(&err);
+        let (error, hint) = error_and_hint(args, &err);
         assert!(error.contains("schema version 3"), "{args:?}:\n{err}");
         assert!(!err.contains("future_key"), "{args:?}:\n{err}");
         assert!(
