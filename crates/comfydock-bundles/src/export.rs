@@ -11,7 +11,8 @@ use super::format::{
     BundleManifest, ComfyUiRecord, Counts, FORMAT_VERSION, ModelRef, current_platform, current_version,
 };
 use comfydock_environments::environment::{self, Environment};
-use comfydock_environments::nodes::{NodeSource, entry, install};
+use comfydock_environments::manifest::node_entry as entry;
+use comfydock_environments::nodes::{NodeSource, install};
 use comfydock_environments::workflow_tracking::{self, WorkflowState};
 use comfydock_foundation::git::Git;
 use comfydock_foundation::reporter::Reporter;

@@ -19,7 +19,8 @@ use comfydock_environments::environment::{self, EnvError, Tools};
 use comfydock_environments::lifecycle::{self, BackendChoice, Created, ImportFiles};
 use comfydock_environments::lock_coverage;
 use comfydock_environments::manifest::Manifest;
-use comfydock_environments::nodes::{NodeContext, NodeSource, entry, install};
+use comfydock_environments::manifest::node_entry as entry;
+use comfydock_environments::nodes::{NodeContext, NodeSource, install};
 use comfydock_environments::settings::Settings;
 use comfydock_environments::torch_backend::{self, TorchBackend};
 use comfydock_environments::workflow_tracking;
@@ -229,17 +230,26 @@ impl std::str::FromStr for ModelStrategy {
     }
 }
 
+/// Why one model of a bundle could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFetchError {
+    #[error("the bundle lists no download source")]
+    NoSource,
+    #[error(transparent)]
+    Download(#[from] comfydock_models::download::DownloadError),
+    #[error(transparent)]
+    Index(#[from] comfydock_models::index::IndexError),
+    #[error(transparent)]
+    Models(#[from] comfydock_environments::workspace_models::WorkspaceModelsError),
+}
+
 /// Model files on this machine: lookup by hash, verified downloads, free space. Implemented by
 /// the CLI on top of the model index.
 pub trait ModelProvider {
     /// A file with this content already on this machine, as a path relative to the models root.
     fn find_local(&self, model: &ModelRef) -> Option<String>;
     /// Download `model` to `target` under the models root, verifying its hash.
-    fn download(
-        &self,
-        model: &ModelRef,
-        reporter: &dyn Reporter,
-    ) -> Result<(), crate::indexed_models::ModelFetchError>;
+    fn download(&self, model: &ModelRef, reporter: &dyn Reporter) -> Result<(), ModelFetchError>;
     /// Free bytes where models are downloaded to.
     fn free_space(&self) -> Option<u64>;
     /// Where models are downloaded to (for messages).

@@ -7,26 +7,13 @@ use comfydock_environments::settings::Settings;
 use comfydock_environments::workspace::Workspace;
 use comfydock_environments::workspace_models::{self, WorkspaceModelsError};
 use comfydock_foundation::reporter::{NoReporter, Reporter};
-use comfydock_models::download::{DownloadError, DownloadRequest, Downloader, ExpectedHash};
+use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash};
 use comfydock_models::index::{IndexError, ModelIndex};
 use comfydock_models::query::ModelId;
 use comfydock_models::roots::ModelRoot;
 
 use crate::format::ModelRef;
-use crate::import::ModelProvider;
-
-/// Why one model of a bundle could not be fetched.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelFetchError {
-    #[error("the bundle lists no download source")]
-    NoSource,
-    #[error(transparent)]
-    Download(#[from] DownloadError),
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    #[error(transparent)]
-    Models(#[from] WorkspaceModelsError),
-}
+use crate::import::{ModelFetchError, ModelProvider};
 
 /// Model files through the workspace model index and verified downloads.
 pub struct IndexedModels {

@@ -8,10 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::format::ModelRef;
 use comfydock_environments::manifest::Manifest;
+use comfydock_environments::manifest::schema::{Criticality, ModelEntry, ModelHash};
 
 /// What [`collect`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,59 +24,43 @@ pub struct CollectedModels {
 /// Read every model reference of `manifest` (environment `env` for the fix commands).
 pub fn collect(manifest: &Manifest, env: &str) -> CollectedModels {
     let mut out = CollectedModels::default();
-    let mut found: Vec<ModelRef> = Vec::new();
-    if let Value::Object(catalog) = manifest.tool_section("models") {
-        for (key, value) in &catalog {
+    let mut found: Vec<(ModelRef, Criticality)> = Vec::new();
+    let tool = manifest.tool();
+    for (key, entry) in &tool.models {
+        read_entry(
+            &format!("models.{key}"),
+            None,
+            entry,
+            env,
+            &mut found,
+            &mut out.issues,
+        );
+    }
+    for (name, workflow) in &tool.workflows {
+        for model in workflow.models.entries() {
             read_entry(
-                &format!("models.{key}"),
-                None,
-                value,
+                &format!("workflows.{name}.models.{}", model.label),
+                model.key.as_ref(),
+                &model.entry,
                 env,
                 &mut found,
                 &mut out.issues,
             );
         }
-    }
-    if let Value::Object(workflows) = manifest.tool_section("workflows") {
-        for (name, value) in &workflows {
-            let label = |k: &str| format!("workflows.{name}.models.{k}");
-            match value.get("models") {
-                Some(Value::Object(table)) => {
-                    for (hash, entry) in table {
-                        read_entry(&label(hash), Some(hash), entry, env, &mut found, &mut out.issues);
-                    }
-                }
-                Some(Value::Array(items)) => {
-                    for (i, entry) in items.iter().enumerate() {
-                        read_entry(
-                            &label(&i.to_string()),
-                            None,
-                            entry,
-                            env,
-                            &mut found,
-                            &mut out.issues,
-                        );
-                    }
-                }
-                _ => {}
-            }
-            if let Some(Value::Array(unresolved)) = value.get("unresolved_models") {
-                for model in unresolved.iter().filter_map(Value::as_str) {
-                    out.issues.push(format!(
-                        "workflow `{name}` has an unresolved model `{model}`: run `comfydock -e {env} workflow resolve {name}`"
-                    ));
-                }
-            }
+        for model in &workflow.unresolved_models {
+            out.issues.push(format!(
+                "workflow `{name}` has an unresolved model `{model}`: run `comfydock -e {env} workflow resolve {name}`"
+            ));
         }
     }
-    let mut merged: BTreeMap<String, ModelRef> = BTreeMap::new();
-    for model in found {
-        let same = merged.values_mut().find(|m| {
+    let mut merged: BTreeMap<String, (ModelRef, Criticality)> = BTreeMap::new();
+    for (model, criticality) in found {
+        let same = merged.values_mut().find(|(m, _)| {
             (model.blake3.is_some() && m.blake3 == model.blake3)
                 || (model.sha256.is_some() && m.sha256 == model.sha256)
         });
         match same {
-            Some(existing) => {
+            Some((existing, strictest)) => {
                 existing.blake3 = existing.blake3.take().or(model.blake3);
                 existing.sha256 = existing.sha256.take().or(model.sha256);
                 existing.size = existing.size.or(model.size);
@@ -86,77 +69,46 @@ pub fn collect(manifest: &Manifest, env: &str) -> CollectedModels {
                         existing.sources.push(s);
                     }
                 }
-                if rank(&model.criticality) > rank(&existing.criticality) {
-                    existing.criticality = model.criticality;
+                // `Required` sorts first: the smaller is the stricter.
+                if criticality < *strictest {
+                    *strictest = criticality;
+                    existing.criticality = criticality_name(criticality);
                 }
             }
             None => {
-                merged.insert(model.target.clone(), model);
+                merged.insert(model.target.clone(), (model, criticality));
             }
         }
     }
-    out.models = merged.into_values().collect();
+    out.models = merged.into_values().map(|(m, _)| m).collect();
     out
 }
 
-fn rank(criticality: &str) -> u8 {
+fn criticality_name(criticality: Criticality) -> String {
     match criticality {
-        "optional" => 0,
-        "flexible" => 1,
-        _ => 2,
+        Criticality::Required => "required",
+        Criticality::Flexible => "flexible",
+        Criticality::Optional => "optional",
     }
-}
-
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    .to_owned()
 }
 
 fn read_entry(
     label: &str,
-    key_hash: Option<&str>,
-    value: &Value,
+    key: Option<&ModelHash>,
+    entry: &ModelEntry,
     env: &str,
-    found: &mut Vec<ModelRef>,
+    found: &mut Vec<(ModelRef, Criticality)>,
     issues: &mut Vec<String>,
 ) {
-    let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
-    let mut blake3 = None;
-    let mut sha256 = text("sha256")
-        .map(|s| s.to_ascii_lowercase())
-        .filter(|s| is_hex64(s));
-    for hash in [key_hash.map(str::to_owned), text("blake3"), text("hash")]
-        .into_iter()
-        .flatten()
-    {
-        let hash = hash.to_ascii_lowercase();
-        if let Some(h) = hash.strip_prefix("sha256:") {
-            if is_hex64(h) && sha256.is_none() {
-                sha256 = Some(h.to_owned());
-            }
-        } else {
-            let h = hash.strip_prefix("blake3:").unwrap_or(&hash);
-            if is_hex64(h) && blake3.is_none() {
-                blake3 = Some(h.to_owned());
-            }
-        }
-    }
-    let target = ["target", "path", "relative_path"]
-        .into_iter()
-        .find_map(text)
-        .or_else(|| {
-            let file = text("name").or_else(|| text("filename"))?;
-            Some(match text("folder") {
-                Some(folder) if !file.starts_with(&format!("{folder}/")) => format!("{folder}/{file}"),
-                _ => file,
-            })
-        })
-        .and_then(|t| clean_target(&t));
-    let Some(target) = target else {
+    let Some(target) = entry.raw_target().and_then(|t| clean_target(&t)) else {
         issues.push(format!(
             "model `{label}` cannot be referenced: no target folder/path under models/ (fix it with `comfydock -e {env} workflow resolve`)"
         ));
         return;
     };
+    let blake3 = entry.blake3(key).map(|h| h.to_string());
+    let sha256 = entry.sha256(key).map(|h| h.to_string());
     if blake3.is_none() && sha256.is_none() {
         issues.push(format!(
             "model `{label}` cannot be referenced: no blake3 or sha256 hash (fix it with `comfydock -e {env} workflow resolve`)"
@@ -164,44 +116,33 @@ fn read_entry(
         return;
     }
     let mut sources = Vec::new();
-    let mut with_credentials = Vec::new();
-    let mut add = |s: &Value| {
-        let url = s
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| s.get("url").and_then(Value::as_str).map(str::to_owned));
-        if let Some(url) = url.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            && !sources.contains(&url)
-        {
-            // A source with credentials never travels in a bundle.
-            if comfydock_foundation::redact::credentials_in(&url).is_some() {
-                with_credentials.push(comfydock_foundation::redact::redact_url(&url));
-            } else {
-                sources.push(url);
-            }
+    for url in entry
+        .urls()
+        .into_iter()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+    {
+        // A source with credentials never travels in a bundle.
+        if comfydock_foundation::redact::credentials_in(&url).is_some() {
+            issues.push(format!(
+                "model `{label}` has a source with credentials, left out of the bundle: {} (record it without them; tokens belong in `comfydock config set tokens.…`)",
+                comfydock_foundation::redact::redact_url(&url)
+            ));
+        } else {
+            sources.push(url);
         }
-    };
-    match value.get("sources") {
-        Some(Value::Array(items)) => items.iter().for_each(&mut add),
-        Some(other) => add(other),
-        None => {}
     }
-    if let Some(url) = value.get("url") {
-        add(url);
-    }
-    for url in with_credentials {
-        issues.push(format!(
-            "model `{label}` has a source with credentials, left out of the bundle: {url} (record it without them; tokens belong in `comfydock config set tokens.…`)"
-        ));
-    }
-    found.push(ModelRef {
-        blake3,
-        sha256,
-        size: value.get("size").and_then(Value::as_u64),
-        target,
-        sources,
-        criticality: text("criticality").unwrap_or_else(|| "required".into()),
-    });
+    let criticality = entry.criticality.unwrap_or(Criticality::Required);
+    found.push((
+        ModelRef {
+            blake3,
+            sha256,
+            size: entry.size,
+            target,
+            sources,
+            criticality: criticality_name(criticality),
+        },
+        criticality,
+    ));
 }
 
 /// `models/checkpoints/x.safetensors` or `checkpoints\x.safetensors` → `checkpoints/x.safetensors`;

@@ -2,20 +2,22 @@
 //!
 //! Everything the generators need is collected here once, sorted, so that rendering is a pure
 //! function of this value. Models and workflow resolutions (`[tool.comfydock.models.<key>]`,
-//! `[tool.comfydock.workflows.<name>]`) are read defensively: a manifest without them still
-//! deploys, and an entry that lacks a hash or a target folder is reported, never guessed.
+//! `[tool.comfydock.workflows.<name>]`) come from the typed manifest schema: a manifest without
+//! them still deploys, and an entry that lacks a hash or a target folder is reported, never
+//! guessed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::Value;
 use sha2::Digest as _;
 
 use super::DeployError;
+use comfydock_environments::dependency_groups::{self as layout, GroupOwner};
 use comfydock_environments::environment::Environment;
+use comfydock_environments::manifest::node_entry as entry;
+use comfydock_environments::manifest::schema::{Criticality, ModelEntry, ModelHash};
 use comfydock_environments::manifest::{ComfyUiPin, Manifest};
-use comfydock_environments::nodes::{NodeEntry, NodeSource, entry};
-use comfydock_environments::python_deps::layout::{self, GroupOwner};
+use comfydock_environments::nodes::{NodeEntry, NodeSource};
 use comfydock_environments::torch_backend::TorchBackend;
 use comfydock_foundation::git::Git;
 
@@ -32,13 +34,16 @@ pub struct ModelPin {
     /// Download URLs, best first.
     pub sources: Vec<String>,
     /// `required`, `flexible` or `optional`; absent means required.
-    pub criticality: Option<String>,
+    pub criticality: Option<Criticality>,
 }
 
 impl ModelPin {
     /// Whether a missing file must stop the container from starting.
     pub fn is_required(&self) -> bool {
-        !matches!(self.criticality.as_deref(), Some("optional" | "flexible"))
+        !matches!(
+            self.criticality,
+            Some(Criticality::Optional | Criticality::Flexible)
+        )
     }
 }
 
@@ -299,7 +304,7 @@ struct WorkflowModel {
     size: Option<u64>,
     target: Option<String>,
     sources: Vec<String>,
-    criticality: Option<String>,
+    criticality: Option<Criticality>,
 }
 
 impl WorkflowModel {
@@ -341,10 +346,7 @@ impl WorkflowModel {
             size: self.size.or_else(|| known.and_then(|k| k.size)),
             target,
             sources,
-            criticality: self
-                .criticality
-                .clone()
-                .or_else(|| known.and_then(|k| k.criticality.clone())),
+            criticality: self.criticality.or_else(|| known.and_then(|k| k.criticality)),
         };
         if pin.blake3.is_none() && pin.sha256.is_none() {
             skipped.push(SkippedModel {
@@ -367,11 +369,8 @@ struct WorkflowResolution {
 fn read_models(manifest: &Manifest) -> (Vec<ModelPin>, Vec<SkippedModel>) {
     let mut pins = Vec::new();
     let mut skipped = Vec::new();
-    let Value::Object(section) = manifest.tool_section("models") else {
-        return (pins, skipped);
-    };
-    for (key, value) in &section {
-        let model = read_model(&format!("models.{key}"), None, value);
+    for (key, entry) in &manifest.tool().models {
+        let model = read_model(&format!("models.{key}"), None, entry);
         match (
             model.target.clone(),
             model.blake3.is_some() || model.sha256.is_some(),
@@ -397,62 +396,21 @@ fn read_models(manifest: &Manifest) -> (Vec<ModelPin>, Vec<SkippedModel>) {
     (pins, skipped)
 }
 
-/// Read one model table in any of the shapes the manifest may use.
-fn read_model(label: &str, hash_key: Option<&str>, value: &Value) -> WorkflowModel {
-    let mut model = WorkflowModel {
+/// One model entry of the manifest, its target confined and only web URLs kept.
+fn read_model(label: &str, key: Option<&ModelHash>, entry: &ModelEntry) -> WorkflowModel {
+    WorkflowModel {
         label: label.to_owned(),
-        ..WorkflowModel::default()
-    };
-    let text = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
-    for hash in [
-        hash_key.map(str::to_owned),
-        text("hash"),
-        text("blake3"),
-        text("sha256").map(|s| format!("sha256:{s}")),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let hash = hash.to_ascii_lowercase();
-        if let Some(h) = hash.strip_prefix("sha256:") {
-            if is_hex(h, 64) {
-                model.sha256.get_or_insert_with(|| h.to_owned());
-            }
-        } else {
-            let h = hash.strip_prefix("blake3:").unwrap_or(&hash);
-            if is_hex(h, 64) {
-                model.blake3.get_or_insert_with(|| h.to_owned());
-            }
-        }
+        blake3: entry.blake3(key).map(|h| h.to_string()),
+        sha256: entry.sha256(key).map(|h| h.to_string()),
+        size: entry.size,
+        target: entry.raw_target().and_then(|t| clean_target(&t)),
+        sources: entry
+            .urls()
+            .into_iter()
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+            .collect(),
+        criticality: entry.criticality,
     }
-    model.size = value.get("size").and_then(Value::as_u64);
-    model.criticality = text("criticality");
-    model.target = ["target", "path", "relative_path", "local_path"]
-        .into_iter()
-        .find_map(text)
-        .or_else(|| Some(format!("{}/{}", text("folder")?, text("filename")?)))
-        .and_then(|t| clean_target(&t));
-    let sources = value.get("sources").or_else(|| value.get("source"));
-    let mut add = |s: &Value| {
-        let url = s
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| s.get("url").and_then(Value::as_str).map(str::to_owned));
-        if let Some(url) = url.filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-            && !model.sources.contains(&url)
-        {
-            model.sources.push(url);
-        }
-    };
-    match sources {
-        Some(Value::Array(items)) => items.iter().for_each(&mut add),
-        Some(other) => add(other),
-        None => {}
-    }
-    if let Some(url) = value.get("url") {
-        add(url);
-    }
-    model
 }
 
 /// `models/checkpoints/x.safetensors` or `checkpoints\x.safetensors` → `checkpoints/x.safetensors`;
@@ -470,50 +428,34 @@ fn clean_target(raw: &str) -> Option<String> {
     safe.then(|| parts.join("/"))
 }
 
-/// `[tool.comfydock.workflows.<name>]`: `nodes = [...]`, `models` as hashes or tables.
+/// `[tool.comfydock.workflows.<name>]`: the node packages and models each workflow needs.
 fn read_workflows(manifest: &Manifest) -> BTreeMap<String, WorkflowResolution> {
-    let mut out = BTreeMap::new();
-    let Value::Object(section) = manifest.tool_section("workflows") else {
-        return out;
-    };
-    for (name, value) in &section {
-        let mut resolution = WorkflowResolution::default();
-        let nodes = value
-            .get("nodes")
-            .or_else(|| value.get("requires").and_then(|r| r.get("nodes")));
-        if let Some(Value::Array(items)) = nodes {
-            for item in items {
-                let key = item.as_str().map(str::to_owned).or_else(|| {
-                    ["key", "id", "package", "name"]
-                        .iter()
-                        .find_map(|k| item.get(*k)?.as_str().map(str::to_owned))
-                });
-                if let Some(key) = key {
-                    resolution.nodes.push(key);
-                }
-            }
-        }
-        let label = |suffix: &str| format!("workflows.{name}.models.{suffix}");
-        match value.get("models") {
-            Some(Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    let model = match item {
-                        Value::String(hash) => read_model(&label(hash), Some(hash), &Value::Null),
-                        other => read_model(&label(&i.to_string()), None, other),
-                    };
-                    resolution.models.push(model);
-                }
-            }
-            Some(Value::Object(table)) => {
-                for (hash, item) in table {
-                    resolution.models.push(read_model(&label(hash), Some(hash), item));
-                }
-            }
-            _ => {}
-        }
-        out.insert(name.clone(), resolution);
-    }
-    out
+    manifest
+        .tool()
+        .workflows
+        .iter()
+        .map(|(name, entry)| {
+            let models = entry
+                .models
+                .entries()
+                .into_iter()
+                .map(|m| {
+                    read_model(
+                        &format!("workflows.{name}.models.{}", m.label),
+                        m.key.as_ref(),
+                        &m.entry,
+                    )
+                })
+                .collect();
+            (
+                name.clone(),
+                WorkflowResolution {
+                    nodes: entry.nodes.clone(),
+                    models,
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

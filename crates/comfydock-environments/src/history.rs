@@ -243,16 +243,10 @@ pub fn diff(git: &Git, env: &Environment, from: Option<&str>, to: Option<&str>) 
                 .collect()
         };
         out.node_groups = diff_maps(&groups(a), &groups(b));
-        for (section, field) in [
-            ("nodes", &mut out.nodes),
-            ("models", &mut out.models),
-            ("workflows", &mut out.workflows),
-        ] {
-            *field = diff_maps(
-                &json_entries(&a.tool_section(section)),
-                &json_entries(&b.tool_section(section)),
-            );
-        }
+        let (ta, tb) = (a.tool(), b.tool());
+        out.nodes = diff_maps(&json_entries(&ta.nodes), &json_entries(&tb.nodes));
+        out.models = diff_maps(&json_entries(&ta.models), &json_entries(&tb.models));
+        out.workflows = diff_maps(&json_entries(&ta.workflows), &json_entries(&tb.workflows));
     }
     out.locked = diff_maps(
         &locked_versions(old.lock.as_deref().unwrap_or_default()),
@@ -274,11 +268,17 @@ fn by_name(requirements: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn json_entries(value: &serde_json::Value) -> BTreeMap<String, String> {
-    value
-        .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
-        .unwrap_or_default()
+/// Each entry of a `[tool.comfydock]` table as one line of JSON, for a readable diff.
+fn json_entries<T: Serialize>(entries: &indexmap::IndexMap<String, T>) -> BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::to_value(v).map(|v| v.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// `name → version` of every `[[package]]` in a uv.lock (the project itself excluded).

@@ -8,6 +8,7 @@ pub mod backends;
 pub mod comfyui_builtins;
 pub mod comfyui_process;
 pub mod comfyui_source;
+pub mod dependency_groups;
 pub mod environment;
 pub mod history;
 pub mod lifecycle;

@@ -333,7 +333,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
         });
     }
     let mut ignored = Vec::new();
-    for (key, err) in crate::nodes::entry::unsafe_entries(&manifest) {
+    for (key, err) in manifest::node_entry::unsafe_entries(&manifest) {
         let suggestion = comfydock_foundation::path_part::suggest(&key);
         issues.push(StatusIssue {
             what: format!(
@@ -374,7 +374,7 @@ pub fn status(git: &Git, env: &Environment) -> Result<Status, EnvError> {
             suggestion,
         });
     }
-    let node_entries = crate::nodes::entry::read_all(&manifest);
+    let node_entries = manifest::node_entry::read_all(&manifest);
     let node_drift = crate::nodes::install::drift(env, &node_entries);
     for drift in &node_drift {
         let fix = match drift {
@@ -508,7 +508,7 @@ pub fn sync(
         env,
         reporter,
     };
-    let node_entries = crate::nodes::entry::read_all(&manifest);
+    let node_entries = manifest::node_entry::read_all(&manifest);
     report.nodes_changed = crate::nodes::install::apply(&node_ctx, &node_entries, dry_run)?;
     if !dry_run {
         reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
@@ -598,7 +598,7 @@ pub struct ComfyUiUpdate {
     /// The user's own packages, kept as they were.
     pub packages: Vec<String>,
     /// The manifest was moved from the legacy layout first (what went where).
-    pub migrated: Option<crate::python_deps::layout::LegacySplit>,
+    pub migrated: Option<crate::dependency_groups::LegacySplit>,
 }
 
 /// Move ComfyUI to another ref, replace ComfyUI's dependency group with its requirements,
@@ -612,7 +612,7 @@ pub fn update_comfyui(
     reference: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<ComfyUiUpdate, EnvError> {
-    use crate::python_deps::layout;
+    use crate::dependency_groups as layout;
     let mut manifest = env.manifest()?;
     let old = manifest.comfyui()?;
     let repo = settings.value("comfyui.repo").unwrap_or_default();

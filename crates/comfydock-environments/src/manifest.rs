@@ -11,6 +11,11 @@ use toml_edit::{Array, DocumentMut, Item, Value};
 use crate::torch_backend::{TORCH_PACKAGES, TorchBackend};
 use comfydock_foundation::Hinted;
 use comfydock_foundation::atomic_file::write_atomic;
+pub use schema::SchemaError;
+use schema::{NodeTable, ToolSection, WorkflowEntry};
+
+pub mod node_entry;
+pub mod schema;
 
 /// `[tool.comfydock] schema_version` written by this build.
 ///
@@ -45,6 +50,22 @@ pub enum ManifestError {
     Missing { path: PathBuf, field: &'static str },
     #[error("`{path}` has schema version {found}; this comfydock reads up to {MANIFEST_SCHEMA_VERSION}")]
     NewerSchema { path: PathBuf, found: i64 },
+    /// A key of `[tool.comfydock]` that is unknown or holds a value of the wrong shape.
+    #[error("`{path}` {error}")]
+    Schema { path: PathBuf, error: SchemaError },
+    /// `workflow resolve` cannot merge its result into a hand-written entry.
+    #[error("`{path}`: cannot record the resolution of `{key}`: {error}")]
+    Unmergeable {
+        path: PathBuf,
+        key: String,
+        error: schema::UnkeyedModel,
+    },
+    #[error("Failed to write `[tool.comfydock]` of `{path}`")]
+    Serialize {
+        path: PathBuf,
+        #[source]
+        source: toml_edit::ser::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -56,8 +77,15 @@ impl Hinted for ManifestError {
                 Some("fix the TOML by hand, or restore it with `comfydock rollback`".into())
             }
             Self::NewerSchema { .. } => Some(
-                "it was written by a newer comfydock; upgrade comfydock to work with this environment".into(),
+                "this manifest was written by a newer comfydock; upgrade comfydock to work with this environment (from a checkout: `git pull && cargo install --locked --path crates/comfydock`)".into(),
             ),
+            Self::Schema { error, .. } => Some(format!(
+                "fix `{}` in the file by hand (see the `[tool.comfydock]` reference in README.md), or restore it with `comfydock rollback`",
+                error.key
+            )),
+            Self::Unmergeable { key, .. } => Some(format!(
+                "give every model of `{key}.models` a hash, or remove the entry and resolve again"
+            )),
             _ => None,
         }
     }
@@ -260,6 +288,8 @@ fn project_name(env_name: &str) -> String {
 pub struct Manifest {
     path: PathBuf,
     doc: DocumentMut,
+    /// `[tool.comfydock]`, typed; every edit of that section updates both.
+    tool: ToolSection,
 }
 
 impl Manifest {
@@ -275,26 +305,40 @@ impl Manifest {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let manifest = Self {
-            path: path.to_path_buf(),
-            doc,
-        };
-        let found = manifest.schema_version();
-        if found > MANIFEST_SCHEMA_VERSION {
+        // The version first: a newer manifest may hold keys this build does not know, and the
+        // answer to that is an upgrade, not a list of unknown keys.
+        let version = doc
+            .get("tool")
+            .and_then(|t| t.get("comfydock"))
+            .and_then(|t| t.get("schema_version"));
+        if let Some(found) = version.and_then(Item::as_integer)
+            && found > MANIFEST_SCHEMA_VERSION
+        {
             return Err(ManifestError::NewerSchema {
                 path: path.to_path_buf(),
                 found,
             });
         }
-        Ok(manifest)
+        // Schema 1 differs from 2 outside this section only (see [`Layout`]): it reads the same.
+        let tool = schema::read(text).map_err(|error| ManifestError::Schema {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            doc,
+            tool,
+        })
+    }
+
+    /// `[tool.comfydock]`, typed.
+    pub fn tool(&self) -> &ToolSection {
+        &self.tool
     }
 
     /// `[tool.comfydock] schema_version`; a manifest without one is schema 1.
     pub fn schema_version(&self) -> i64 {
-        self.comfydock()
-            .and_then(|t| t.get("schema_version"))
-            .and_then(Item::as_integer)
-            .unwrap_or(1)
+        self.tool.schema_version.unwrap_or(1)
     }
 
     /// Where this manifest keeps ComfyUI's requirements.
@@ -310,6 +354,7 @@ impl Manifest {
     pub fn set_schema_version(&mut self, version: i64) {
         let table = self.doc["tool"]["comfydock"].or_insert(toml_edit::table());
         table["schema_version"] = toml_edit::value(version);
+        self.tool.schema_version = Some(version);
     }
 
     pub fn path(&self) -> &Path {
@@ -326,24 +371,15 @@ impl Manifest {
         self.doc.to_string()
     }
 
-    fn comfydock(&self) -> Option<&toml_edit::Table> {
-        self.doc.get("tool")?.get("comfydock")?.as_table()
-    }
-
     pub fn comfyui(&self) -> Result<ComfyUiPin, ManifestError> {
-        let table = self
-            .comfydock()
-            .and_then(|t| t.get("comfyui"))
-            .and_then(Item::as_table);
-        let get = |key| {
-            table
-                .and_then(|t| t.get(key))
-                .and_then(Item::as_str)
-                .map(str::to_owned)
-        };
+        let table = self.tool.comfyui.as_ref();
         Ok(ComfyUiPin {
-            reference: get("ref").ok_or(self.missing("tool.comfydock.comfyui.ref"))?,
-            commit: get("commit").ok_or(self.missing("tool.comfydock.comfyui.commit"))?,
+            reference: table
+                .and_then(|t| t.reference.clone())
+                .ok_or(self.missing("tool.comfydock.comfyui.ref"))?,
+            commit: table
+                .and_then(|t| t.commit.clone())
+                .ok_or(self.missing("tool.comfydock.comfyui.commit"))?,
         })
     }
 
@@ -351,22 +387,19 @@ impl Manifest {
         let table = self.doc["tool"]["comfydock"]["comfyui"].or_insert(toml_edit::table());
         table["ref"] = toml_edit::value(pin.reference.as_str());
         table["commit"] = toml_edit::value(pin.commit.as_str());
+        self.tool.comfyui = Some(schema::ComfyUiTable {
+            reference: Some(pin.reference.clone()),
+            commit: Some(pin.commit.clone()),
+        });
     }
 
     pub fn python(&self) -> Option<String> {
-        self.comfydock()
-            .and_then(|t| t.get("python"))
-            .and_then(Item::as_str)
-            .map(str::to_owned)
+        self.tool.python.clone()
     }
 
-    /// Backends the lock covers.
+    /// Backends the manifest asks the lock to cover.
     pub fn torch_backends(&self) -> Vec<TorchBackend> {
-        self.comfydock()
-            .and_then(|t| t.get("torch_backends"))
-            .and_then(Item::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect())
-            .unwrap_or_default()
+        self.tool.torch_backends.clone()
     }
 
     /// `[project] dependencies` as written.
@@ -547,6 +580,7 @@ impl Manifest {
         let names: Vec<String> = backends.iter().map(ToString::to_string).collect();
         let table = self.doc["tool"]["comfydock"].or_insert(toml_edit::table());
         table["torch_backends"] = Item::Value(Value::Array(inline_strings(&names)));
+        self.tool.torch_backends = backends.to_vec();
     }
 
     /// The torch requirements a backend extra holds (`torch>=2.0`, `torchvision`, ...), read from
@@ -578,23 +612,38 @@ impl Manifest {
             .unwrap_or_default()
     }
 
-    /// `[tool.comfydock.<section>]` as JSON, for semantic diffs (nodes, workflows, models).
-    pub fn tool_section(&self, section: &str) -> serde_json::Value {
-        // Round-trip through the `toml` crate: it resolves implicit and dotted tables for us.
-        toml::from_str::<toml::Table>(&self.doc.to_string())
-            .ok()
-            .and_then(|t| t.get("tool")?.get("comfydock")?.get(section).cloned())
-            .and_then(|v| serde_json::to_value(v).ok())
-            .unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Replace the whole `[tool.comfydock.workflows."name"]` entry (resolution results).
-    pub fn set_workflow_entry(&mut self, name: &str, entry: toml_edit::Table) {
+    /// Record a `workflow resolve` result in `[tool.comfydock.workflows."name"]`, merged into
+    /// what is there ([`WorkflowEntry::merge_resolution`]: pins, sources and choices the
+    /// resolution did not produce are kept). Comments and layout of the entry's keys survive.
+    pub fn record_workflow_resolution(
+        &mut self,
+        name: &str,
+        resolution: WorkflowEntry,
+    ) -> Result<(), ManifestError> {
+        let mut entry = self.tool.workflows.get(name).cloned().unwrap_or_default();
+        entry
+            .merge_resolution(resolution)
+            .map_err(|error| ManifestError::Unmergeable {
+                path: self.path.clone(),
+                key: format!("tool.comfydock.workflows.{}", schema::quote_key(name)),
+                error,
+            })?;
+        let fresh = schema::to_table(&entry).map_err(|source| ManifestError::Serialize {
+            path: self.path.clone(),
+            source,
+        })?;
         let workflows = self.doc["tool"]["comfydock"]["workflows"].or_insert(toml_edit::table());
         if let Some(table) = workflows.as_table_mut() {
             table.set_implicit(true);
-            table.insert(name, Item::Table(entry));
+            match table.get_mut(name).and_then(Item::as_table_mut) {
+                Some(existing) => schema::update_table(existing, fresh),
+                None => {
+                    table.insert(name, Item::Table(fresh));
+                }
+            }
         }
+        self.tool.workflows.insert(name.to_owned(), entry);
+        Ok(())
     }
 
     /// Mark a workflow as tracked (`[tool.comfydock.workflows."name"] tracked = true`), or drop
@@ -610,6 +659,11 @@ impl Manifest {
                 table.remove(name);
             }
         }
+        if tracked {
+            self.tool.workflows.entry(name.to_owned()).or_default().tracked = true;
+        } else {
+            self.tool.workflows.shift_remove(name);
+        }
     }
 
     fn missing(&self, field: &'static str) -> ManifestError {
@@ -622,31 +676,32 @@ impl Manifest {
 
 /// Custom node entries (`[tool.comfydock.nodes.<key>]`) and their dependency groups.
 impl Manifest {
-    /// `[tool.comfydock.nodes]` as `(key, table)` pairs, in file order.
-    pub fn node_tables(&self) -> Vec<(String, toml_edit::Table)> {
-        self.comfydock()
-            .and_then(|t| t.get("nodes"))
-            .and_then(Item::as_table)
-            .map(|nodes| {
-                nodes
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.to_owned(), v.as_table()?.clone())))
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// `[tool.comfydock.nodes]` by key, in file order.
+    pub fn nodes(&self) -> &indexmap::IndexMap<String, NodeTable> {
+        &self.tool.nodes
     }
 
-    /// Insert or replace `[tool.comfydock.nodes.<key>]`.
-    pub fn set_node_table(&mut self, key: &str, table: toml_edit::Table) {
+    /// Insert or replace `[tool.comfydock.nodes.<key>]` (an existing entry keeps its place and
+    /// the comments on the keys it keeps).
+    pub fn set_node(&mut self, key: &str, node: &NodeTable) {
+        // A flat table of strings, numbers and booleans always serializes.
+        let fresh = schema::to_table(node).expect("a node table serializes to TOML");
         let nodes = self.doc["tool"]["comfydock"]["nodes"].or_insert(toml_edit::table());
         if let Some(nodes) = nodes.as_table_mut() {
             nodes.set_implicit(true);
-            nodes.insert(key, Item::Table(table));
+            match nodes.get_mut(key).and_then(Item::as_table_mut) {
+                Some(existing) => schema::update_table(existing, fresh),
+                None => {
+                    nodes.insert(key, Item::Table(fresh));
+                }
+            }
         }
+        self.tool.nodes.insert(key.to_owned(), node.clone());
     }
 
     /// Remove `[tool.comfydock.nodes.<key>]`; returns whether it existed.
-    pub fn remove_node_table(&mut self, key: &str) -> bool {
+    pub fn remove_node(&mut self, key: &str) -> bool {
+        self.tool.nodes.shift_remove(key);
         self.doc
             .get_mut("tool")
             .and_then(|t| t.get_mut("comfydock"))

@@ -53,6 +53,19 @@ impl fmt::Display for TorchBackend {
     }
 }
 
+impl serde::Serialize for TorchBackend {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TorchBackend {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl TorchBackend {
     pub fn cpu() -> Self {
         Self("cpu".into())

@@ -72,6 +72,7 @@ impl Hinted for TrackingError {
                 )
             }),
             Self::Env(e) => e.hint(),
+            Self::Manifest(e) => e.hint(),
             _ => None,
         }
     }
@@ -177,19 +178,12 @@ pub fn unsafe_tracked(manifest: &Manifest) -> Vec<String> {
 
 fn tracked_as_written(manifest: &Manifest) -> BTreeSet<String> {
     manifest
-        .tool_section("workflows")
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(_, v)| {
-                    v.get("tracked")
-                        .and_then(serde_json::Value::as_bool)
-                        .unwrap_or(true)
-                })
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+        .tool()
+        .workflows
+        .iter()
+        .filter(|(_, entry)| entry.tracked)
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// How a workflow in ComfyUI compares with its tracked copy.

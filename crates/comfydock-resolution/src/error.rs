@@ -32,8 +32,8 @@ pub enum ResolveError {
         #[source]
         source: DownloadError,
     },
-    #[error("Failed to record the resolution of `{workflow}`: {reason}")]
-    Record { workflow: String, reason: String },
+    #[error("The model index holds an invalid hash `{hash}`: {reason}")]
+    InvalidIndexHash { hash: String, reason: String },
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error(transparent)]
@@ -58,6 +58,9 @@ impl Hinted for ResolveError {
             Self::Manifest(e) => e.hint(),
             Self::Models(e) => e.hint(),
             Self::Index(e) => e.hint(),
+            Self::InvalidIndexHash { .. } => {
+                Some("rebuild the index entry with `comfydock model scan`".into())
+            }
             _ => None,
         }
     }

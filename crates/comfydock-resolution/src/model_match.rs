@@ -1,25 +1,11 @@
 //! Matching a workflow's model reference to a file in the model index, and the pin recorded for
 //! a match.
 
+use comfydock_environments::manifest::schema::{ModelEntry, ModelHash, ModelSource};
 use comfydock_models::index::ModelRecord;
 use comfydock_workflow::ModelReference;
-use serde::Serialize;
 
-/// Pinned model entry stored in the manifest.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelPin {
-    /// The file name as the workflow writes it.
-    pub name: String,
-    /// Where it goes under a models root (`folder/name`), as deploy and import expect.
-    pub relative_path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub folder: Option<String>,
-    pub criticality: String,
-    pub size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    pub sources: Vec<String>,
-}
+use crate::error::ResolveError;
 
 /// The matching chain, strongest first: declared hash, exact path, folder-aware path, file name,
 /// file name ignoring case. Returns the record and how it matched.
@@ -62,24 +48,44 @@ pub fn find_model<'a>(
         .map(|(r, _)| (r, "same file name (ignoring case)"))
 }
 
-/// The pin for `record` matched by `reference`: its size, hashes and every known source.
-pub fn pin(record: &ModelRecord, reference: &ModelReference) -> ModelPin {
+/// The manifest pin for `record` matched by `reference`, keyed by its blake3: its size, hashes
+/// and every known source.
+pub fn pin(
+    record: &ModelRecord,
+    reference: &ModelReference,
+) -> Result<(ModelHash, ModelEntry), ResolveError> {
     let mut sources: Vec<String> = record.sources.iter().map(|s| s.url.clone()).collect();
     if let Some(url) = &reference.url
         && !sources.contains(url)
     {
         sources.push(url.clone());
     }
-    ModelPin {
-        name: reference.relative_path.clone(),
-        relative_path: match &reference.folder {
+    let invalid = |hash: &str, reason: String| ResolveError::InvalidIndexHash {
+        hash: hash.to_owned(),
+        reason,
+    };
+    let hash = ModelHash::Blake3(
+        record
+            .blake3
+            .parse()
+            .map_err(|e| invalid(&record.blake3, format!("{e}")))?,
+    );
+    let sha256 = match record.sha256.as_deref() {
+        Some(text) => Some(text.parse().map_err(|e| invalid(text, format!("{e}")))?),
+        None => None,
+    };
+    let entry = ModelEntry {
+        name: Some(reference.relative_path.clone()),
+        relative_path: Some(match &reference.folder {
             Some(folder) => format!("{folder}/{}", reference.relative_path),
             None => reference.relative_path.clone(),
-        },
+        }),
         folder: reference.folder.clone(),
-        criticality: format!("{:?}", reference.criticality).to_ascii_lowercase(),
-        size: record.size,
-        sha256: record.sha256.clone(),
-        sources,
-    }
+        criticality: Some(reference.criticality),
+        size: Some(record.size),
+        sha256,
+        sources: sources.into_iter().map(|url| ModelSource { url }).collect(),
+        ..ModelEntry::default()
+    };
+    Ok((hash, entry))
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use comfydock_environments::environment::{Environment, Tools};
+use comfydock_environments::manifest::schema::{ModelEntry, ModelHash, WorkflowEntry, WorkflowModels};
 use comfydock_environments::nodes::{NodeContext, NodeSpec, ops};
 use comfydock_environments::settings::Settings;
 use comfydock_environments::workflow_tracking as tracking;
@@ -17,7 +18,7 @@ use comfydock_workflow::{AnalysisOptions, Criticality, NodeCategory, WorkflowDoc
 use serde::Serialize;
 
 use crate::error::ResolveError;
-use crate::model_match::{ModelPin, find_model, pin};
+use crate::model_match::{find_model, pin};
 use crate::node_candidates::{Candidate, candidates, is_installed};
 
 /// Asks the user when the answer is theirs to give.
@@ -87,16 +88,6 @@ impl ResolveReport {
     }
 }
 
-/// The manifest entry of a resolved workflow.
-#[derive(Debug, Serialize)]
-struct WorkflowEntry {
-    tracked: bool,
-    nodes: Vec<String>,
-    node_choices: BTreeMap<String, String>,
-    models: BTreeMap<String, ModelPin>,
-    unresolved_models: Vec<String>,
-}
-
 /// Everything `resolve` works with.
 pub struct ResolveContext<'a> {
     pub workspace: &'a Workspace,
@@ -139,7 +130,7 @@ pub fn resolve(
         env,
         reporter: ctx.reporter,
     };
-    let previous = previous_choices(env, &name);
+    let previous = previous_choices(env, &name)?;
     let mut warnings = Vec::new();
 
     // Nodes: refresh the index (installed nodes, ComfyUI-Manager's class map) before looking up.
@@ -211,7 +202,7 @@ pub fn resolve(
     let mut models_index = workspace_models::open_index(ctx.workspace)?;
     let records = models_index.list()?;
     let mut model_results = Vec::new();
-    let mut pins: BTreeMap<String, ModelPin> = BTreeMap::new();
+    let mut pins: BTreeMap<ModelHash, ModelEntry> = BTreeMap::new();
     let mut downloads: Vec<(usize, DownloadRequest)> = Vec::new();
     for reference in &analysis.models {
         let found = find_model(&records, reference);
@@ -221,7 +212,8 @@ pub fn resolve(
             None => (None, "not in the index and no download URL".to_owned()),
         };
         if let Some((record, _)) = &found {
-            pins.insert(record.blake3.clone(), pin(record, reference));
+            let (hash, entry) = pin(record, reference)?;
+            pins.insert(hash, entry);
         } else if options.install
             && let Some(url) = &reference.url
         {
@@ -267,7 +259,8 @@ pub fn resolve(
             // `slot` indexes both `model_results` and `analysis.models` (one result per reference).
             if let Some(record) = models_index.model(model_id)? {
                 let reference = &analysis.models[*slot];
-                pins.insert(record.blake3.clone(), pin(&record, reference));
+                let (hash, entry) = pin(&record, reference)?;
+                pins.insert(hash, entry);
                 model_results[*slot].blake3 = Some(record.blake3.clone());
                 model_results[*slot].how = "downloaded and verified".into();
             }
@@ -287,22 +280,16 @@ pub fn resolve(
             .iter()
             .filter_map(|n| n.package.clone().map(|p| (n.node_type.clone(), p)))
             .collect(),
-        models: pins,
+        models: WorkflowModels::ByHash(pins),
         unresolved_models: model_results
             .iter()
             .filter(|m| m.blake3.is_none())
             .map(|m| m.name.clone())
             .collect(),
     };
-    let table = toml_edit::ser::to_document(&entry)
-        .map_err(|e| ResolveError::Record {
-            workflow: name.clone(),
-            reason: e.to_string(),
-        })?
-        .as_table()
-        .clone();
+    // Merged into what the manifest holds: pins and sources this run did not produce are kept.
     let mut manifest = env.manifest()?;
-    manifest.set_workflow_entry(&name, table);
+    manifest.record_workflow_resolution(&name, entry)?;
     manifest.save()?;
 
     Ok(ResolveReport {
@@ -343,15 +330,12 @@ fn install_specs(node_results: &[NodeResolution]) -> Result<Vec<NodeSpec>, Resol
 }
 
 /// Decisions saved by an earlier resolve.
-fn previous_choices(env: &Environment, name: &str) -> BTreeMap<String, String> {
-    env.manifest()
-        .ok()
-        .map(|m| m.tool_section("workflows"))
-        .and_then(|w| w.get(name)?.get("node_choices")?.as_object().cloned())
-        .map(|o| {
-            o.into_iter()
-                .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
+fn previous_choices(env: &Environment, name: &str) -> Result<BTreeMap<String, String>, ResolveError> {
+    Ok(env
+        .manifest()?
+        .tool()
+        .workflows
+        .get(name)
+        .map(|w| w.node_choices.clone())
+        .unwrap_or_default())
 }

@@ -267,7 +267,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
     };
     // Folders the user put in custom_nodes: reported by `status`; `--prune` moves them to the trash.
     let trashed = if args.prune && !args.dry_run {
-        let entries = comfydock_environments::nodes::entry::read_all(&env.manifest()?);
+        let entries = comfydock_environments::manifest::node_entry::read_all(&env.manifest()?);
         comfydock_environments::nodes::install::trash_unmanaged(&workspace, &env, &entries)?
     } else {
         Vec::new()

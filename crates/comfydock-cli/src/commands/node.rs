@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use comfydock_environments::environment::{self, Environment};
+use comfydock_environments::manifest::node_entry as entry;
 use comfydock_environments::nodes::ops::{self, ChangeReport, InstallScript};
-use comfydock_environments::nodes::{NodeContext, NodeSource, NodeSpec, check, entry, install};
+use comfydock_environments::nodes::{NodeContext, NodeSource, NodeSpec, check, install};
 use comfydock_environments::workspace::Workspace;
 use serde_json::json;
 

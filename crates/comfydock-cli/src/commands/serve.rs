@@ -203,9 +203,8 @@ fn read_workflow(path: &Path) -> CommandResult<Value> {
 /// Resolves `--workflow` values: existing files as given, else names in the environment
 /// (its tracked copy in `.cec/workflows`, else ComfyUI's user workflows).
 fn workflow_sources(names: &[String], env: Option<&Environment>) -> CommandResult<Vec<WorkflowSource>> {
-    let api_config = env
-        .and_then(|env| env.manifest().ok())
-        .map_or(Value::Null, |m| m.tool_section("api"));
+    let manifest = env.map(Environment::manifest).transpose()?;
+    let api_config = manifest.as_ref().map(|m| &m.tool().api);
     let mut sources = Vec::new();
     for name in names {
         let as_path = PathBuf::from(name);
@@ -239,17 +238,15 @@ fn workflow_sources(names: &[String], env: Option<&Environment>) -> CommandResul
             })?;
             (route_name(&normalized), path)
         };
-        let expose = match api_config
-            .get(&route)
-            .or_else(|| api_config.get(tracking::normalize_name(name)))
-        {
-            Some(table) => Some(
-                serde_json::from_value::<ExposeConfig>(table.clone()).map_err(|e| {
-                    CommandError::failed(format!("`[tool.comfydock.api.{route}]` is malformed: {e}"))
-                })?,
-            ),
-            None => None,
-        };
+        let expose = api_config
+            .and_then(|api| {
+                api.get(&route)
+                    .or_else(|| api.get(&tracking::normalize_name(name)))
+            })
+            .map(|table| ExposeConfig {
+                expose: table.expose.clone(),
+                names: table.names.clone(),
+            });
         if sources.iter().any(|s: &WorkflowSource| s.name == route) {
             return Err(CommandError::usage(format!("workflow `{route}` is given twice")));
         }

@@ -190,11 +190,11 @@ impl From<comfydock_foundation::uv::UvError> for NodeError {
     }
 }
 
-impl From<super::entry::UnsafeEntry> for NodeError {
-    fn from(e: super::entry::UnsafeEntry) -> Self {
+impl From<crate::manifest::node_entry::UnsafeEntry> for NodeError {
+    fn from(e: crate::manifest::node_entry::UnsafeEntry) -> Self {
         match e {
-            super::entry::UnsafeEntry::Name(e) => Self::UnsafeName(e),
-            super::entry::UnsafeEntry::Git(e) => Self::Git(Box::new(GitError::Unsafe(e))),
+            crate::manifest::node_entry::UnsafeEntry::Name(e) => Self::UnsafeName(e),
+            crate::manifest::node_entry::UnsafeEntry::Git(e) => Self::Git(Box::new(GitError::Unsafe(e))),
         }
     }
 }

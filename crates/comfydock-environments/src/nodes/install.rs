@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::NodeContext;
-use super::entry::{NodeEntry, NodeSource};
 use super::error::NodeError;
 use crate::environment::Environment;
+use crate::manifest::node_entry::{NodeEntry, NodeSource};
 
 /// The file inside an installed node folder that says what comfydock installed there.
 pub const MARKER: &str = ".comfydock-node.json";

@@ -11,7 +11,6 @@
 
 pub mod archive;
 pub mod check;
-pub mod entry;
 pub mod error;
 pub mod git_source;
 pub mod index;
@@ -27,7 +26,7 @@ use crate::settings::Settings;
 use crate::workspace::Workspace;
 use comfydock_foundation::reporter::Reporter;
 
-pub use entry::{NodeEntry, NodeSource};
+pub use crate::manifest::node_entry::{NodeEntry, NodeSource};
 pub use error::NodeError;
 pub use spec::NodeSpec;
 

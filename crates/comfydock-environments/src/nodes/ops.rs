@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::NodeContext;
-use super::entry::{self, NodeEntry, NodeSource};
 use super::error::{NodeError, ResolverOutput};
 use super::index::{Claim, ClaimSource, normalize_repo_url};
 use super::install::{self, InstalledMarker};
@@ -18,9 +17,10 @@ use super::registry::{Freshness, RegistryNode};
 use super::requirements::{self, NodeRequirements};
 use super::resolution;
 use super::spec::{NodeSpec, key_for, repo_name};
+use crate::dependency_groups as layout;
 use crate::environment::{self, EnvError, SyncMode};
+use crate::manifest::node_entry::{self as entry, NodeEntry, NodeSource};
 use crate::manifest::{FileTransaction, Manifest};
-use crate::python_deps::layout;
 
 /// What happened to a node's `install.py`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -11,7 +11,6 @@
 //! [`ops::unconstrain`]; for `comfyui update` and conflict messages: [`layout`].
 
 pub mod error;
-pub mod layout;
 pub mod ops;
 
 use crate::comfyui_source::ComfyUiMirror;

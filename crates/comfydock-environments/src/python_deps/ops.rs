@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use super::PyContext;
 use super::error::PyError;
-use super::layout::{self, GroupOwner, LegacySplit};
 use crate::comfyui_source::ComfyUiMirror;
+use crate::dependency_groups::{self as layout, GroupOwner, LegacySplit};
 use crate::environment::{self, EnvError, Environment, SyncMode};
+use crate::manifest::node_entry::{self as entry, NodeEntry, normalize_group_name};
 use crate::manifest::{COMFYUI_GROUP, FileTransaction, Layout, Manifest, requirement_name};
-use crate::nodes::entry::{self, NodeEntry, normalize_group_name};
 use crate::nodes::error::ResolverOutput;
 use crate::nodes::resolution;
 use crate::torch_backend::TORCH_PACKAGES;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use comfydock_deploy::dockerfile_syntax::{self, Instruction, Stage};
 use comfydock_environments::manifest::Manifest;
-use comfydock_environments::nodes::{NodeSource, entry};
+use comfydock_environments::manifest::node_entry as entry;
+use comfydock_environments::nodes::NodeSource;
 use comfydock_test::node_repo::{NodeContent, NodeRepo};
 use comfydock_test::registry::{NodePackage, RegistryServer};
 

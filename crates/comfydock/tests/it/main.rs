@@ -12,6 +12,7 @@ mod environments;
 mod hostile_inputs;
 mod init;
 mod lock;
+mod manifest_schema;
 mod models;
 mod nodes;
 mod python_deps;

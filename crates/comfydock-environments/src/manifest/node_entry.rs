@@ -18,17 +18,19 @@
 //! would take a reserved group name (`comfyui`, ComfyUI's own requirements) gets the group
 //! `node-<key>` instead (see [`node_group_name`]).
 
-use serde::Serialize;
-use toml_edit::{Item, Table, value};
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
+use crate::manifest::schema::NodeTable;
 
 /// Where a node comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeSource {
     Registry,
     Git,
+    /// `development` is read as `dev`.
+    #[serde(alias = "development")]
     Dev,
 }
 
@@ -38,15 +40,6 @@ impl NodeSource {
             Self::Registry => "registry",
             Self::Git => "git",
             Self::Dev => "dev",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "registry" => Some(Self::Registry),
-            "git" => Some(Self::Git),
-            "dev" | "development" => Some(Self::Dev),
-            _ => None,
         }
     }
 }
@@ -144,53 +137,39 @@ impl NodeEntry {
         Ok(())
     }
 
-    fn from_table(key: &str, table: &Table) -> Option<Self> {
-        let get = |k: &str| table.get(k).and_then(Item::as_str).map(str::to_owned);
-        let source = NodeSource::parse(&get("source")?)?;
-        Some(Self {
+    /// The entry stored under `key`.
+    pub fn from_table(key: &str, table: &NodeTable) -> Self {
+        Self {
             key: key.to_owned(),
-            name: get("name").unwrap_or_else(|| key.to_owned()),
-            source,
-            version: get("version"),
-            url: get("url"),
-            sha256: get("sha256"),
-            size: table
-                .get("size")
-                .and_then(Item::as_integer)
-                .and_then(|s| u64::try_from(s).ok()),
-            reference: get("ref"),
-            commit: get("commit"),
-            path: get("path"),
-            repository: get("repository"),
-            enabled: table.get("enabled").and_then(Item::as_bool).unwrap_or(true),
-        })
+            name: table.name.clone().unwrap_or_else(|| key.to_owned()),
+            source: table.source,
+            version: table.version.clone(),
+            url: table.url.clone(),
+            sha256: table.sha256.clone(),
+            size: table.size,
+            reference: table.reference.clone(),
+            commit: table.commit.clone(),
+            path: table.path.clone(),
+            repository: table.repository.clone(),
+            enabled: table.enabled,
+        }
     }
 
-    fn to_table(&self) -> Table {
-        let mut t = Table::new();
-        t["source"] = value(self.source.as_str());
-        t["name"] = value(self.name.as_str());
-        let strings = [
-            ("version", &self.version),
-            ("url", &self.url),
-            ("sha256", &self.sha256),
-            ("ref", &self.reference),
-            ("commit", &self.commit),
-            ("path", &self.path),
-            ("repository", &self.repository),
-        ];
-        for (k, v) in strings {
-            if let Some(v) = v {
-                t[k] = value(v.as_str());
-            }
+    /// What the manifest stores for this entry (the folder name always written).
+    pub fn to_table(&self) -> NodeTable {
+        NodeTable {
+            source: self.source,
+            name: Some(self.name.clone()),
+            version: self.version.clone(),
+            url: self.url.clone(),
+            sha256: self.sha256.clone(),
+            reference: self.reference.clone(),
+            commit: self.commit.clone(),
+            path: self.path.clone(),
+            repository: self.repository.clone(),
+            size: self.size,
+            enabled: self.enabled,
         }
-        if let Some(size) = self.size.and_then(|s| i64::try_from(s).ok()) {
-            t["size"] = value(size);
-        }
-        if !self.enabled {
-            t["enabled"] = value(false);
-        }
-        t
     }
 }
 
@@ -259,14 +238,16 @@ impl UnsafeEntry {
     }
 }
 
-/// Every node entry of a manifest. Unreadable entries are skipped, and so are entries whose
-/// key, folder name or version is not a plain name (they would become paths outside the
-/// environment); [`unsafe_entries`] lists those.
+/// Every node entry of a manifest that is safe to use. An entry that does not fit the schema
+/// never gets here ([`Manifest::parse`] refuses the manifest, naming the key); an entry whose
+/// key, folder name or version is not a plain name (it would become a path outside the
+/// environment) is left out, and [`unsafe_entries`] lists it for `status` to report and
+/// `import`/`export` to refuse.
 pub fn read_all(manifest: &Manifest) -> Vec<NodeEntry> {
     manifest
-        .node_tables()
+        .nodes()
         .iter()
-        .filter_map(|(k, t)| NodeEntry::from_table(k, t))
+        .map(|(k, t)| NodeEntry::from_table(k, t))
         .filter(|e| match e.check_names() {
             Ok(()) => true,
             Err(err) => {
@@ -284,27 +265,27 @@ pub fn read_all(manifest: &Manifest) -> Vec<NodeEntry> {
 /// Entries of a manifest that [`read_all`] ignores because a name in them is unsafe.
 pub fn unsafe_entries(manifest: &Manifest) -> Vec<(String, UnsafeEntry)> {
     manifest
-        .node_tables()
+        .nodes()
         .iter()
-        .filter_map(|(k, t)| NodeEntry::from_table(k, t))
+        .map(|(k, t)| NodeEntry::from_table(k, t))
         .filter_map(|e| e.check_names().err().map(|err| (e.key, err)))
         .collect()
 }
 
 /// Write (insert or replace) an entry and its dependency group.
 pub fn write(manifest: &mut Manifest, entry: &NodeEntry, requirements: &[String]) {
-    manifest.set_node_table(&entry.key, entry.to_table());
+    manifest.set_node(&entry.key, &entry.to_table());
     manifest.set_dependency_group(&entry.group(), requirements);
 }
 
 /// Write only the entry (its group is unchanged).
 pub fn write_entry(manifest: &mut Manifest, entry: &NodeEntry) {
-    manifest.set_node_table(&entry.key, entry.to_table());
+    manifest.set_node(&entry.key, &entry.to_table());
 }
 
 /// Remove an entry and its dependency group.
 pub fn remove(manifest: &mut Manifest, entry: &NodeEntry) {
-    manifest.remove_node_table(&entry.key);
+    manifest.remove_node(&entry.key);
     manifest.remove_dependency_group(&entry.group());
 }
 

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::comfyui_source::ComfyUiMirror;
 use crate::environment::Environment;
+use crate::manifest::node_entry::{self as entry, NodeEntry, normalize_group_name};
 use crate::manifest::{
     self, COMFYUI_GROUP, Layout, MANIFEST_SCHEMA_VERSION, Manifest, Requirements, requirement_name,
 };
-use crate::nodes::entry::{self, NodeEntry, normalize_group_name};
 
 /// The comment above `[project].dependencies` in the split layout.
 pub const USER_DEPENDENCIES_COMMENT: &str =
