@@ -1,5 +1,6 @@
 //! Integration tests: the real `comfydock` binary in a sandbox (one test binary, one module per area).
 
+mod architecture;
 mod backends;
 mod bundles;
 mod cli;
