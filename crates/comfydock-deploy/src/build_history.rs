@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use comfydock_foundation::sqlite::{self, Migration, Schema};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -68,6 +69,24 @@ pub struct NewBuild<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// Schema steps, numbered from 1; never edit or remove one. Step 1 is the table files written
+/// before versions were recorded already have (hence `IF NOT EXISTS`).
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "CREATE TABLE IF NOT EXISTS builds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        environment TEXT NOT NULL,
+        cec_commit TEXT,
+        kind TEXT NOT NULL,
+        image_tag TEXT NOT NULL,
+        digest TEXT,
+        time TEXT NOT NULL,
+        result TEXT NOT NULL,
+        context_dir TEXT NOT NULL,
+        detail TEXT
+    );",
+}];
+
 /// The build history database.
 pub struct BuildHistory {
     conn: Connection,
@@ -77,31 +96,7 @@ pub struct BuildHistory {
 impl BuildHistory {
     /// Open (creating) `.metadata/builds.db`.
     pub fn open(path: &Path) -> Result<Self, DeployError> {
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        let db = |source| DeployError::History {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS builds (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                environment TEXT NOT NULL,
-                cec_commit TEXT,
-                kind TEXT NOT NULL,
-                image_tag TEXT NOT NULL,
-                digest TEXT,
-                time TEXT NOT NULL,
-                result TEXT NOT NULL,
-                context_dir TEXT NOT NULL,
-                detail TEXT
-            );",
-        )
-        .map_err(db)?;
+        let conn = sqlite::open(path, &Schema::new(MIGRATIONS))?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -200,5 +195,46 @@ mod tests {
         assert_eq!(all[0].digest.as_deref(), Some("sha256:00"));
         assert!(all[1].time.ends_with('Z'), "{}", all[1].time);
         assert_eq!(history.list(Some("a")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn opens_a_history_written_before_versions_keeping_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("builds.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0].sql).unwrap();
+        old.execute(
+            "INSERT INTO builds (environment, kind, image_tag, time, result, context_dir)
+             VALUES ('old', 'docker', 'comfydock-old:1', '2025-01-01T00:00:00Z', 'built', '/out')",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let history = BuildHistory::open(&path).unwrap();
+        let rows = history.list(None).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].environment, "old");
+        assert_eq!(rows[0].result, BuildResult::Built);
+        let version = sqlite::user_version(&history.conn).unwrap();
+        assert_eq!(version, 1);
+    }
+
+    #[test]
+    fn refuses_a_history_of_a_newer_comfydock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("builds.db");
+        drop(BuildHistory::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 2)
+            .unwrap();
+        let Err(err) = BuildHistory::open(&path) else {
+            panic!("a newer history must be refused");
+        };
+        assert!(err.to_string().contains("builds.db"), "{err}");
+        assert!(
+            comfydock_foundation::Hinted::hint(&err).is_some_and(|hint| hint.contains("upgrade comfydock")),
+            "{err:?}"
+        );
     }
 }

@@ -107,6 +107,8 @@ pub enum DeployError {
         source: rusqlite::Error,
     },
     #[error(transparent)]
+    OpenHistory(#[from] comfydock_foundation::sqlite::SqliteError),
+    #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -148,6 +150,7 @@ impl Hinted for DeployError {
                 dir.display()
             )),
             Self::Manifest(e) => e.hint(),
+            Self::OpenHistory(e) => e.hint(),
             _ => None,
         }
     }

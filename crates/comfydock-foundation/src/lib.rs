@@ -1,6 +1,6 @@
 //! The foundation every comfydock crate stands on: errors with hints, the reporter traits,
 //! atomic files, subprocesses with the typed `git` and `uv` drivers, the workspace lock, safe
-//! path parts, URL redaction and display helpers. It knows nothing about environments, models
+//! path parts, URL redaction, display helpers and the one way to open a SQLite file. It knows nothing about environments, models
 //! or workflows; nothing here prints.
 
 pub mod atomic_file;
@@ -11,6 +11,7 @@ pub mod hint;
 pub mod path_part;
 pub mod redact;
 pub mod reporter;
+pub mod sqlite;
 pub mod subprocess;
 pub mod uv;
 pub mod workspace_lock;

@@ -5,23 +5,26 @@
 //! model_hashes  model_id, hash_type ('blake3' | 'sha256' | ...), hash_value   PK (hash_type, hash_value)
 //! locations     model_id, root, relative_path, folder, size, mtime_ns, inode, last_seen   UNIQUE (root, relative_path)
 //! sources       model_id, url, kind, added_at                                 UNIQUE (model_id, url)
-//! schema_version
 //! ```
 //!
-//! Migrations are additive steps keyed by version; no step drops a table, so stored hashes and
-//! sources survive every upgrade. A vanished file loses its location row only.
+//! Migrations are additive steps keyed by version ([`comfydock_foundation::sqlite`] records it in
+//! `PRAGMA user_version`); no step drops a table, so stored hashes and sources survive every
+//! upgrade. A vanished file loses its location row only. Indexes written before that kept their
+//! version in a `schema_version` table; opening one adopts that version and drops the table.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension as _, params};
+use comfydock_foundation::sqlite::{self, Migration, Schema, SqliteError};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 
 use crate::hashing::FileDigest;
 
-/// Schema steps; entry `i` upgrades version `i` to `i + 1`. Never edit or remove a step.
-const MIGRATIONS: &[&str] = &[
-    // 1: initial schema.
-    "CREATE TABLE models (
+/// Schema steps, numbered from 1. Never edit or remove a step.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "CREATE TABLE models (
         id INTEGER PRIMARY KEY,
         blake3 TEXT NOT NULL UNIQUE,
         size INTEGER NOT NULL,
@@ -57,9 +60,33 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (model_id, url)
     );
     CREATE INDEX idx_sources_model ON sources(model_id);",
-    // 2: a rescan finds the few rows whose last_seen needs refreshing without reading them all.
-    "CREATE INDEX idx_locations_root_seen ON locations(root, last_seen);",
+    },
+    // A rescan finds the few rows whose last_seen needs refreshing without reading them all.
+    Migration {
+        version: 2,
+        sql: "CREATE INDEX idx_locations_root_seen ON locations(root, last_seen);",
+    },
 ];
+
+/// The model index's schema, adopting the `schema_version` table of earlier indexes.
+const SCHEMA: Schema<'static> = Schema::new(MIGRATIONS).with_legacy_version(legacy_schema_version);
+
+/// The version an index written before `user_version` was used recorded in its own
+/// `schema_version` table (one row per applied step); the table is dropped once read.
+fn legacy_schema_version(tx: &Transaction<'_>) -> rusqlite::Result<u32> {
+    let has_table: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_table {
+        return Ok(0);
+    }
+    let version: Option<u32> =
+        tx.query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))?;
+    tx.execute_batch("DROP TABLE schema_version")?;
+    Ok(version.unwrap_or(0))
+}
 
 /// `locations.last_seen` is refreshed by a scan only when older than this.
 pub const LAST_SEEN_RESOLUTION_SECS: i64 = 3600;
@@ -67,6 +94,19 @@ pub const LAST_SEEN_RESOLUTION_SECS: i64 = 3600;
 /// The schema version this build writes.
 #[allow(clippy::cast_possible_wrap)] // a handful of steps
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+impl From<SqliteError> for IndexError {
+    /// Keep the model index's own variants (and hints): a full disk, a newer schema.
+    fn from(error: SqliteError) -> Self {
+        match error {
+            SqliteError::CreateDir { path, source } => Self::CreateDir { path, source },
+            SqliteError::NewerSchema { path, found, .. } => Self::NewerSchema { path, found },
+            SqliteError::Open { path, source } | SqliteError::Migrate { path, source, .. } => {
+                Self::from_sqlite(&path, source, true)
+            }
+        }
+    }
+}
 
 /// An index operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -296,27 +336,11 @@ fn from_sql_u64(value: i64) -> u64 {
 impl ModelIndex {
     /// Open (creating if needed) the index at `path` and bring its schema up to date.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs_err::create_dir_all(parent).map_err(|source| IndexError::CreateDir {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        let open_error = |source| IndexError::from_sqlite(path, source, true);
-        let conn = Connection::open(path).map_err(open_error)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_error)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_error)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_error)?;
-        let mut index = Self {
+        let conn = sqlite::open(path, &SCHEMA)?;
+        Ok(Self {
             path: path.to_owned(),
             conn,
-        };
-        index.migrate()?;
-        Ok(index)
+        })
     }
 
     /// The database file.
@@ -328,45 +352,9 @@ impl ModelIndex {
         |source| IndexError::from_sqlite(&self.path, source, false)
     }
 
-    fn migrate(&mut self) -> Result<(), IndexError> {
-        let path = self.path.clone();
-        let err = |source| IndexError::from_sqlite(&path, source, true);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            .map_err(err)?;
-        let current: Option<i64> = tx
-            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
-            .map_err(err)?;
-        let current = current.unwrap_or(0);
-        if current > SCHEMA_VERSION {
-            return Err(IndexError::NewerSchema {
-                path: path.clone(),
-                found: current,
-            });
-        }
-        for (step, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(current).unwrap_or(0))
-        {
-            tx.execute_batch(sql).map_err(err)?;
-            tx.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [i64::try_from(step).unwrap_or(0) + 1],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)
-    }
-
     /// The schema version stored in the file.
     pub fn schema_version(&self) -> Result<i64, IndexError> {
-        self.conn
-            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
-            .map_err(self.query_error())
+        sqlite::user_version(&self.conn).map_err(self.query_error())
     }
 
     /// Run `work` in one transaction (batched writes).
@@ -547,7 +535,7 @@ impl ModelIndex {
 
 /// Writes inside one batched transaction.
 pub(crate) struct IndexTransaction<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    tx: &'a Transaction<'a>,
 }
 
 impl IndexTransaction<'_> {
@@ -704,13 +692,9 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         drop(index);
+        // Step 1 creates tables without `IF NOT EXISTS`: re-running it would fail.
         let again = ModelIndex::open(&path).unwrap();
         assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
-        let rows: i64 = again
-            .connection()
-            .query_row("SELECT COUNT(*) FROM schema_version", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(rows, SCHEMA_VERSION, "reopening must not re-run migrations");
     }
 
     #[test]
@@ -735,7 +719,7 @@ mod tests {
             .unwrap();
         index
             .connection()
-            .execute("INSERT INTO schema_version (version) VALUES (99)", [])
+            .pragma_update(None, "user_version", 99)
             .unwrap();
         drop(index);
         let err = ModelIndex::open(&path).unwrap_err();
@@ -750,31 +734,90 @@ mod tests {
         assert_eq!(sources, 1);
     }
 
+    /// An index as builds before the shared SQLite opener wrote it: its version in a
+    /// `schema_version` table (one row per applied step), `user_version` 0, one model with a
+    /// recorded source.
+    fn write_index_of_previous_builds(path: &Path, steps: usize) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for migration in &MIGRATIONS[..steps] {
+            conn.execute_batch(migration.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [migration.version],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO models (blake3, size, first_seen) VALUES ('b3', 1, 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sources (model_id, url, kind, added_at) VALUES (1, 'https://x.test/m', 'url', 0)",
+            [],
+        )
+        .unwrap();
+    }
+
+    fn has_table(index: &ModelIndex, name: &str) -> bool {
+        index
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn opens_an_up_to_date_index_of_previous_builds_keeping_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("previous.db");
+        write_index_of_previous_builds(&path, MIGRATIONS.len());
+        // Re-running any step would fail (its tables and indexes exist): the version is adopted.
+        let index = ModelIndex::open(&path).unwrap();
+        assert_eq!(index.schema_version().unwrap(), SCHEMA_VERSION);
+        assert!(!has_table(&index, "schema_version"));
+        let model = index.model(1).unwrap().unwrap();
+        assert_eq!(model.sources[0].url, "https://x.test/m");
+        drop(index);
+        let again = ModelIndex::open(&path).unwrap();
+        assert_eq!(again.model(1).unwrap().unwrap().blake3, "b3");
+    }
+
+    #[test]
+    fn refuses_an_index_of_previous_builds_with_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newer.db");
+        write_index_of_previous_builds(&path, MIGRATIONS.len());
+        Connection::open(&path)
+            .unwrap()
+            .execute("INSERT INTO schema_version (version) VALUES (99)", [])
+            .unwrap();
+        let err = ModelIndex::open(&path).unwrap_err();
+        assert!(
+            matches!(err, IndexError::NewerSchema { found: 99, .. }),
+            "{err:?}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        let recorded: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(recorded, 99, "a refused index keeps its version table");
+    }
+
     #[test]
     fn upgrades_an_older_schema_keeping_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        {
-            // A file written by a build that knew only the first step.
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-                .unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute("INSERT INTO schema_version (version) VALUES (1)", [])
-                .unwrap();
-            conn.execute(
-                "INSERT INTO models (blake3, size, first_seen) VALUES ('b3', 1, 0)",
-                [],
-            )
-            .unwrap();
-            conn.execute(
-                "INSERT INTO sources (model_id, url, kind, added_at) VALUES (1, 'https://x.test/m', 'url', 0)",
-                [],
-            )
-            .unwrap();
-        }
+        // A file written by a build that knew only the first step.
+        write_index_of_previous_builds(&path, 1);
         let index = ModelIndex::open(&path).unwrap();
         assert_eq!(index.schema_version().unwrap(), SCHEMA_VERSION);
+        assert!(!has_table(&index, "schema_version"));
         let has_new_index: bool = index
             .connection()
             .query_row(

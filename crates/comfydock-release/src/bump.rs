@@ -19,9 +19,11 @@ use serde::Serialize;
 
 use crate::error::ReleaseError;
 use crate::git_repo::RepoGit;
+use crate::layout::META_PYPROJECT;
 use crate::package_index::PackageIndex;
+pub use crate::problems::FrozenChange;
 use crate::published::{PublishedContent, compare_with_index, summarize};
-use crate::repo::{META_PYPROJECT, ReleaseRepo, RevisionView};
+use crate::repo::{ReleaseRepo, RevisionView};
 use crate::requirement::normalize_name;
 use crate::status::{compute, resolve_since};
 use crate::sync::run_sync;
@@ -88,15 +90,6 @@ pub struct PackageBump {
     pub action: BumpAction,
     /// For [`BumpAction::BumpedPastPublished`]: the wheel members that differ from the index's.
     pub published_changes: Vec<String>,
-}
-
-/// A frozen package that changed: what `bump` refuses to raise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FrozenChange {
-    pub dir: String,
-    pub package: String,
-    /// Why it counts as changed, one line each.
-    pub reasons: Vec<String>,
 }
 
 /// One rewritten dependency string of the meta package.

@@ -198,7 +198,7 @@ impl ReleaseConfig {
     /// Whether a bundle entry names a JSON-only file (`index` → `templates/index.json`) rather
     /// than a template with assets.
     pub fn is_json_only_entry(&self, name: &str) -> bool {
-        self.is_json_only(&format!("{}/{name}.json", crate::repo::TEMPLATES_DIR))
+        self.is_json_only(&format!("{}/{name}.json", crate::layout::TEMPLATES_DIR))
     }
 
     /// The package folder a `package-paths` pattern assigns `path` to.

@@ -7,7 +7,7 @@ use comfydock_foundation::git::GitError;
 use comfydock_foundation::subprocess::ProcessError;
 use comfydock_foundation::uv::UvError;
 
-use crate::validate::ValidationReport;
+use crate::problems::{FrozenChange, ValidationReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -86,9 +86,9 @@ pub enum ReleaseError {
     },
     #[error(
         "Frozen package(s) changed: {}",
-        changes.iter().map(|c| format!("{} ({}/{}: {})", c.package, crate::repo::PACKAGES_DIR, c.dir, c.reasons.join("; "))).collect::<Vec<_>>().join(", ")
+        changes.iter().map(|c| format!("{} ({}/{}: {})", c.package, crate::layout::PACKAGES_DIR, c.dir, c.reasons.join("; "))).collect::<Vec<_>>().join(", ")
     )]
-    FrozenPackagesChanged { changes: Vec<crate::bump::FrozenChange> },
+    FrozenPackagesChanged { changes: Vec<FrozenChange> },
     #[error("`{dir}` is not a frozen package (frozen: {})", if frozen.is_empty() { "none".to_owned() } else { frozen.join(", ") })]
     NotFrozen { dir: String, frozen: Vec<String> },
     #[error("The sync command `{command}` failed")]

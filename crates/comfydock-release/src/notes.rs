@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::catalog::{Bundles, template_of_file};
 use crate::error::ReleaseError;
 use crate::git_repo::RepoGit;
-use crate::repo::{INPUT_DIR, ReleaseRepo, RevisionView, TEMPLATES_DIR};
+use crate::layout::{INPUT_DIR, TEMPLATES_DIR};
+use crate::repo::{ReleaseRepo, RevisionView};
 
 /// The template changes shipped by one package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

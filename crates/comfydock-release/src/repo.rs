@@ -15,21 +15,9 @@ use crate::catalog::{Bundles, TemplateIndex};
 use crate::config::{DEFAULT_JSON_PACKAGE, ReleaseConfig};
 use crate::error::ReleaseError;
 use crate::git_repo::RepoGit;
+use crate::layout::{BUNDLES_FILE, INDEX_FILE, META_PYPROJECT, PACKAGES_DIR};
 use crate::pyproject::Pyproject;
 use crate::requirement::normalize_name;
-
-/// The root pyproject of the meta package.
-pub const META_PYPROJECT: &str = "pyproject.toml";
-/// The folder holding one sub-package per sub-folder.
-pub const PACKAGES_DIR: &str = "packages";
-/// The folder holding the template workflows, their thumbnails and the index.
-pub const TEMPLATES_DIR: &str = "templates";
-/// The template index, relative to the repository root.
-pub const INDEX_FILE: &str = "templates/index.json";
-/// The bundle → template names map, relative to the repository root.
-pub const BUNDLES_FILE: &str = "bundles.json";
-/// The folder of sample inputs referenced by templates.
-pub const INPUT_DIR: &str = "input";
 
 /// A sub-package: `packages/<dir>/pyproject.toml`.
 #[derive(Debug, Clone)]

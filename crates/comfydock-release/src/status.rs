@@ -22,9 +22,8 @@ use crate::catalog::{Bundles, template_of_file};
 use crate::config::ReleaseConfig;
 use crate::error::ReleaseError;
 use crate::git_repo::{Change, RepoGit};
-use crate::repo::{
-    BUNDLES_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, ReleaseRepo, RevisionView, TEMPLATES_DIR,
-};
+use crate::layout::{BUNDLES_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, TEMPLATES_DIR};
+use crate::repo::{ReleaseRepo, RevisionView};
 
 /// Options of [`status`].
 #[derive(Debug, Clone, Default)]

@@ -18,18 +18,16 @@ use std::path::{Path, PathBuf};
 use comfydock_foundation::reporter::Reporter;
 use comfydock_foundation::uv::Uv;
 use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::is_asset_of;
 use crate::error::{ReleaseError, error_chain};
 use crate::git_repo::RepoGit;
+use crate::layout::{BUNDLES_FILE, INDEX_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, TEMPLATES_DIR};
 use crate::package_index::PackageIndex;
+pub use crate::problems::{Problem, ProblemKind, ValidationReport};
 use crate::published::{PublishedContent, compare_with_index, summarize};
-use crate::repo::{
-    BUNDLES_FILE, INDEX_FILE, INPUT_DIR, META_PYPROJECT, PACKAGES_DIR, ReleaseRepo, RevisionView, SubPackage,
-    TEMPLATES_DIR,
-};
+use crate::repo::{ReleaseRepo, RevisionView, SubPackage};
 use crate::status::compute;
 use crate::sync::run_sync;
 use crate::version;
@@ -47,77 +45,6 @@ pub struct ValidateOptions {
     /// Build every package whose version is on the index and compare its content with what
     /// the index holds (see [`crate::published`]); `None` skips that check.
     pub content_check: Option<Uv>,
-}
-
-/// What kind of problem was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemKind {
-    MissingIndex,
-    MissingBundles,
-    DuplicateTemplate,
-    TemplateFileMissing,
-    ThumbnailMissing,
-    InvalidWorkflow,
-    TemplateNotInBundle,
-    TemplateInSeveralBundles,
-    BundleTemplateMissing,
-    BundlePackageMissing,
-    AssetMissingFromPackage,
-    AssetOutdatedInPackage,
-    InputFileMissing,
-    PackageNotBumped,
-    FrozenPackageChanged,
-    SyncChangedFile,
-    LogoMissingFromPackage,
-    LogoOutdatedInPackage,
-    MetaVersionNotRaised,
-    SubPackageNotPinned,
-    NotExactlyPinned,
-    PinMismatch,
-    PinnedVersionUnavailable,
-    PublishedContentDiffers,
-    ManifestMissing,
-    ManifestTemplateMissing,
-    ManifestBundleMismatch,
-    ManifestAssetMissing,
-    ManifestAssetOutdated,
-    IndexQueryFailed,
-}
-
-/// One problem: what it concerns and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub kind: ProblemKind,
-    /// The file, template, bundle or package concerned.
-    pub subject: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.subject, self.message)
-    }
-}
-
-/// The result of [`validate`]; the release is valid when `problems` is empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ValidationReport {
-    pub problems: Vec<Problem>,
-    pub templates_checked: usize,
-    pub bundles_checked: usize,
-    pub packages_checked: usize,
-    /// The index pinned versions were checked against (`None`: not checked).
-    pub index_url: Option<String>,
-    /// Whether packages already on the index were built and compared with it.
-    pub content_checked: bool,
-}
-
-impl ValidationReport {
-    /// Whether no problem was found.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
 }
 
 /// Check the repository at `repo_root` for everything a release needs.

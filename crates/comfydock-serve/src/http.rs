@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::hub::EventHub;
-use crate::job::{Job, JobEvent, JobStatus, NewJob, format_ms};
+use crate::job::{JobStatus, NewJob};
+use crate::job_view::{event_json, job_json};
 use crate::metrics::Metrics;
 use crate::params::{WorkflowApi, is_safe_filename};
 use crate::store::{JobFilter, JobStore, StoreError};
@@ -68,41 +69,6 @@ fn store_error(err: &StoreError) -> Response {
         "queue_unavailable",
         err.to_string(),
     )
-}
-
-/// The API view of a job.
-pub fn job_json(job: &Job) -> Value {
-    let params = job.params.as_object().map(|map| {
-        map.iter()
-            .map(|(name, value)| {
-                let shown = match value.get("data").and_then(Value::as_str) {
-                    Some(data) => json!({"filename": value["filename"], "base64_length": data.len()}),
-                    None => value.clone(),
-                };
-                (name.clone(), shown)
-            })
-            .collect::<serde_json::Map<_, _>>()
-    });
-    json!({
-        "id": job.id,
-        "workflow": job.workflow,
-        "status": job.status,
-        "params": params,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "idempotency_key": job.idempotency_key,
-        "created_at": format_ms(job.created_at),
-        "started_at": job.started_at.map(format_ms),
-        "finished_at": job.finished_at.map(format_ms),
-        "error": job.last_error,
-        "outputs": job.outputs.as_ref().map_or(json!([]), |o| o["files"].clone()),
-        "events_url": format!("/v1/jobs/{}/events", job.id),
-    })
-}
-
-fn event_json(event: &JobEvent) -> Value {
-    json!({"job_id": event.job_id, "seq": event.seq, "at": format_ms(event.at), "kind": event.kind, "data": event.data})
 }
 
 /// Builds the router.

@@ -157,7 +157,7 @@ pub struct Claimed {
     pub lease: Lease,
 }
 
-/// The result of [`crate::store::JobStore::enqueue`].
+/// The result of enqueueing a job (`JobStore::enqueue` of the store).
 #[derive(Debug, Clone)]
 pub struct Enqueued {
     pub job: Job,
@@ -214,7 +214,7 @@ impl JobFailure {
     }
 }
 
-/// What happened to a job after [`crate::store::JobStore::fail`].
+/// What happened to a job after a failure was recorded (`JobStore::fail` of the store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
     /// Queued again, claimable from this instant (ms).

@@ -1,6 +1,6 @@
 //! HTTP API for workflows with a durable job queue.
 //!
-//! - [`job`]: jobs, events, failures and the retry policy.
+//! - [`job`]: jobs, events, failures and the retry policy; [`job_view`]: their JSON in the API.
 //! - [`store`]: the [`store::JobStore`] queue on SQLite (embedded) or PostgreSQL (shared).
 //! - [`params`]: a typed API per workflow (parameters from the workflow + `/object_info`,
 //!   validation, injection); [`openapi`]: the OpenAPI 3.1 document and docs page.
@@ -12,6 +12,7 @@ pub mod comfyui;
 pub mod http;
 pub mod hub;
 pub mod job;
+pub mod job_view;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;

@@ -42,12 +42,9 @@ pub enum StoreError {
     Corrupt { location: String, message: String },
     #[error("`{0}` is not a queue database URL (expected `sqlite:PATH` or `postgres://…`)")]
     UnknownUrl(String),
-    #[error("cannot create the directory of the queue database `{path}`")]
-    CreateDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Opening or migrating the SQLite queue file failed (names the file).
+    #[error(transparent)]
+    SqliteOpen(#[from] comfydock_foundation::sqlite::SqliteError),
     #[error("queue database task panicked or was cancelled")]
     Join(#[source] tokio::task::JoinError),
 }
@@ -58,6 +55,7 @@ impl comfydock_foundation::Hinted for StoreError {
             StoreError::UnknownUrl(_) => {
                 Some("use `--db sqlite:PATH` or `--db postgres://USER@HOST/DB`".to_owned())
             }
+            StoreError::SqliteOpen(e) => e.hint(),
             StoreError::Postgres { url, .. } => Some(format!(
                 "check that PostgreSQL answers: `psql {url} -c 'select 1'`"
             )),

@@ -526,7 +526,7 @@ async fn send_webhook(store: &dyn JobStore, job_id: Uuid, url: &str) {
     let Ok(Some(job)) = store.get(job_id).await else {
         return;
     };
-    let body = crate::http::job_json(&job);
+    let body = crate::job_view::job_json(&job);
     let client = reqwest::Client::new();
     for _ in 0..3 {
         let sent = client

@@ -158,6 +158,8 @@ pub enum NodeError {
         source: Box<rusqlite::Error>,
     },
     #[error(transparent)]
+    OpenDatabase(Box<comfydock_foundation::sqlite::SqliteError>),
+    #[error(transparent)]
     UnsafeName(#[from] comfydock_foundation::path_part::UnsafePathPart),
     #[error(transparent)]
     Env(Box<EnvError>),
@@ -196,6 +198,12 @@ impl From<crate::manifest::node_entry::UnsafeEntry> for NodeError {
             crate::manifest::node_entry::UnsafeEntry::Name(e) => Self::UnsafeName(e),
             crate::manifest::node_entry::UnsafeEntry::Git(e) => Self::Git(Box::new(GitError::Unsafe(e))),
         }
+    }
+}
+
+impl From<comfydock_foundation::sqlite::SqliteError> for NodeError {
+    fn from(e: comfydock_foundation::sqlite::SqliteError) -> Self {
+        Self::OpenDatabase(Box::new(e))
     }
 }
 
@@ -291,6 +299,15 @@ impl Hinted for NodeError {
             Self::Database { path, .. } => Some(format!(
                 "it is only a cache: delete `{}` and retry",
                 path.display()
+            )),
+            Self::OpenDatabase(e)
+                if matches!(**e, comfydock_foundation::sqlite::SqliteError::CreateDir { .. }) =>
+            {
+                e.hint()
+            }
+            Self::OpenDatabase(e) => Some(format!(
+                "it is only a cache: delete `{}` and retry",
+                e.path().display()
             )),
             Self::UnsafeName(e) => e.hint(),
             Self::Env(e) => e.hint(),

@@ -6,8 +6,8 @@
 //! with its source and rank: nothing is shadowed silently.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use comfydock_foundation::sqlite::{self, Migration, Schema};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -59,6 +59,22 @@ pub struct Claim {
     pub version: Option<String>,
 }
 
+/// Schema steps, numbered from 1; never edit or remove one. Step 1 is the schema files written
+/// before versions were recorded already have (hence `IF NOT EXISTS`).
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "CREATE TABLE IF NOT EXISTS node_classes (
+        class_name TEXT NOT NULL,
+        package TEXT NOT NULL,
+        source TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        version TEXT,
+        PRIMARY KEY (class_name, package, source)
+    );
+    CREATE INDEX IF NOT EXISTS node_classes_by_class ON node_classes(class_name);
+    CREATE INDEX IF NOT EXISTS node_classes_by_package ON node_classes(package);",
+}];
+
 /// The SQLite node index.
 #[derive(Debug)]
 pub struct NodeIndex {
@@ -69,28 +85,7 @@ pub struct NodeIndex {
 impl NodeIndex {
     /// Open (creating) the index.
     pub fn open(path: &Path) -> Result<Self, NodeError> {
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        let db = |source| NodeError::Database {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        };
-        let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS node_classes (
-                class_name TEXT NOT NULL,
-                package TEXT NOT NULL,
-                source TEXT NOT NULL,
-                rank INTEGER NOT NULL,
-                version TEXT,
-                PRIMARY KEY (class_name, package, source)
-            );
-            CREATE INDEX IF NOT EXISTS node_classes_by_class ON node_classes(class_name);
-            CREATE INDEX IF NOT EXISTS node_classes_by_package ON node_classes(package);",
-        )
-        .map_err(db)?;
+        let conn = sqlite::open(path, &Schema::new(MIGRATIONS))?;
         Ok(Self {
             path: path.to_path_buf(),
             conn,
@@ -325,5 +320,47 @@ mod tests {
         let mut names = scan_node_folder(dir.path());
         names.sort();
         assert_eq!(names, ["A", "B", "C"]);
+    }
+
+    #[test]
+    fn opens_an_index_written_before_versions_keeping_its_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node_index.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0].sql).unwrap();
+        old.execute(
+            "INSERT INTO node_classes (class_name, package, source, rank, version)
+             VALUES ('OldNode', 'old-pack', 'installed', 1, '1.0')",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let index = NodeIndex::open(&path).unwrap();
+        let claims = index.lookup("OldNode").unwrap();
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].package, "old-pack");
+        assert_eq!(sqlite::user_version(&index.conn).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_newer_index_is_refused_with_the_cache_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node_index.db");
+        drop(NodeIndex::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 7)
+            .unwrap();
+        let err = NodeIndex::open(&path).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                NodeError::OpenDatabase(e)
+                    if matches!(**e, sqlite::SqliteError::NewerSchema { found: 7, .. })
+            ),
+            "{err:?}"
+        );
+        let hint = comfydock_foundation::Hinted::hint(&err).unwrap();
+        assert!(hint.contains("node_index.db"), "{hint}");
     }
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use comfydock_foundation::sqlite::{self, Migration, Schema};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -38,6 +39,17 @@ pub enum Freshness {
     Revalidate,
 }
 
+/// Schema steps of the cache, numbered from 1; never edit or remove one. Step 1 is the table
+/// files written before versions were recorded already have (hence `IF NOT EXISTS`).
+const CACHE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "CREATE TABLE IF NOT EXISTS responses (
+        url TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        fetched_at INTEGER NOT NULL
+    );",
+}];
+
 /// SQLite cache of HTTP JSON answers, keyed by URL.
 #[derive(Debug)]
 pub struct ApiCache {
@@ -48,23 +60,7 @@ pub struct ApiCache {
 impl ApiCache {
     /// Open (creating) the cache database.
     pub fn open(path: &Path) -> Result<Self, NodeError> {
-        if let Some(parent) = path.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        let db = |source| NodeError::Database {
-            path: path.to_path_buf(),
-            source: Box::new(source),
-        };
-        let conn = Connection::open(path).map_err(db)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS responses (
-                url TEXT PRIMARY KEY,
-                body TEXT NOT NULL,
-                fetched_at INTEGER NOT NULL
-            );",
-        )
-        .map_err(db)?;
+        let conn = sqlite::open(path, &Schema::new(CACHE_MIGRATIONS))?;
         Ok(Self {
             path: path.to_path_buf(),
             conn,
@@ -430,6 +426,24 @@ pub fn version_key(version: &str) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opens_a_cache_written_before_versions_keeping_its_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api_cache.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(CACHE_MIGRATIONS[0].sql).unwrap();
+        old.execute(
+            "INSERT INTO responses (url, body, fetched_at) VALUES ('http://r.test/nodes/a', '{\"id\":\"a\"}', 0)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let cache = ApiCache::open(&path).unwrap();
+        let (body, _age) = cache.get("http://r.test/nodes/a").unwrap().unwrap();
+        assert_eq!(body["id"], "a");
+        assert_eq!(sqlite::user_version(&cache.conn).unwrap(), 1);
+    }
 
     #[test]
     fn cache_round_trip_and_versions_sort() {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use comfydock_foundation::sqlite::{self, Migration, Schema};
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
@@ -21,7 +22,11 @@ use crate::job::{
     Claimed, Enqueued, FailOutcome, Job, JobEvent, JobFailure, JobStatus, Lease, NewJob, RetryPolicy, now_ms,
 };
 
-const SCHEMA: &str = "
+/// Schema steps, numbered from 1; never edit or remove one. Step 1 is the schema queues written
+/// before versions were recorded already have (hence `IF NOT EXISTS`).
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     workflow TEXT NOT NULL,
@@ -61,7 +66,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
-";
+",
+}];
 
 const JOB_COLUMNS: &str = "id, workflow, params, priority, status, attempts, max_attempts, idempotency_key, \
      webhook, lease_owner, lease_until, run_after, created_at, started_at, finished_at, last_error, outputs";
@@ -76,21 +82,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating when missing) the queue database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source| StoreError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs_err::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let conn = sqlite::open(path, &Schema::new(MIGRATIONS))?;
         Ok(Self {
             path: path.to_owned(),
             conn: Arc::new(Mutex::new(conn)),
@@ -607,5 +599,26 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn opens_a_queue_written_before_versions_keeping_its_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(super::MIGRATIONS[0].sql).unwrap();
+        let id = uuid::Uuid::now_v7();
+        old.execute(
+            "INSERT INTO jobs (id, workflow, params, status, max_attempts, run_after, created_at)
+             VALUES (?1, 'w', '{\"x\":2}', 'queued', 3, 0, 0)",
+            [id.to_string()],
+        )
+        .unwrap();
+        drop(old);
+        let store = SqliteStore::open(&path).unwrap();
+        let found = crate::store::JobStore::get(&store, id).await.unwrap().unwrap();
+        assert_eq!(found.params["x"], 2);
+        let version = super::sqlite::user_version(&store.conn.lock().unwrap()).unwrap();
+        assert_eq!(version, 1);
     }
 }
