@@ -14,15 +14,40 @@ const MAP: &[(&str, &[&str])] = &[
     ("comfydock-foundation", &[]),
     ("comfydock-workflow", &[]),
     ("comfydock-models", &["comfydock-foundation"]),
-    ("comfydock-environments", &["comfydock-foundation", "comfydock-models", "comfydock-workflow"]),
+    (
+        "comfydock-environments",
+        &["comfydock-foundation", "comfydock-models", "comfydock-workflow"],
+    ),
     (
         "comfydock-resolution",
-        &["comfydock-foundation", "comfydock-models", "comfydock-workflow", "comfydock-environments"],
+        &[
+            "comfydock-foundation",
+            "comfydock-models",
+            "comfydock-workflow",
+            "comfydock-environments",
+        ],
     ),
-    ("comfydock-bundles", &["comfydock-foundation", "comfydock-models", "comfydock-environments"]),
-    ("comfydock-deploy", &["comfydock-foundation", "comfydock-environments", "comfydock-bundles"]),
+    (
+        "comfydock-bundles",
+        &[
+            "comfydock-foundation",
+            "comfydock-models",
+            "comfydock-environments",
+        ],
+    ),
+    (
+        "comfydock-deploy",
+        &[
+            "comfydock-foundation",
+            "comfydock-environments",
+            "comfydock-bundles",
+        ],
+    ),
     ("comfydock-serve", &["comfydock-foundation", "comfydock-workflow"]),
-    ("comfydock-release", &["comfydock-foundation", "comfydock-workflow"]),
+    (
+        "comfydock-release",
+        &["comfydock-foundation", "comfydock-workflow"],
+    ),
     (
         "comfydock-cli",
         &[
@@ -68,7 +93,10 @@ fn every_crate_is_on_the_map_and_uses_only_crates_below_it() {
             .map(|s| (*s).to_owned())
             .collect();
         let outside: Vec<&String> = deps.difference(&allowed).collect();
-        assert!(outside.is_empty(), "`{name}` depends on {outside:?}, which the map does not allow");
+        assert!(
+            outside.is_empty(),
+            "`{name}` depends on {outside:?}, which the map does not allow"
+        );
     }
     let mapped: BTreeSet<String> = MAP.iter().map(|(n, _)| (*n).to_owned()).collect();
     assert_eq!(on_disk, mapped, "the map and the crates on disk differ");
@@ -81,14 +109,19 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     for entry in fs_err::read_dir(src).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if path.is_dir() && stem != "bin" || path.extension().is_some_and(|e| e == "rs") && stem != "lib" && stem != "main" {
+        if path.is_dir() && stem != "bin"
+            || path.extension().is_some_and(|e| e == "rs") && stem != "lib" && stem != "main"
+        {
             modules.insert(stem);
         }
     }
-    let mut graph: BTreeMap<String, BTreeSet<String>> = modules.iter().map(|m| (m.clone(), BTreeSet::new())).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> =
+        modules.iter().map(|m| (m.clone(), BTreeSet::new())).collect();
     for file in walk(src) {
         let rel = file.strip_prefix(src).unwrap();
-        let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let mut parts = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         let first = parts.next().unwrap();
         let module = first.trim_end_matches(".rs").to_owned();
         if !modules.contains(&module) {
@@ -109,9 +142,17 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
                     rest = &rest[at + prefix.len()..];
                     if let Some(group) = rest.strip_prefix('{') {
                         let inner = group.split('}').next().unwrap_or_default();
-                        named.extend(inner.split(',').map(|s| s.trim().split("::").next().unwrap_or_default().to_owned()));
+                        named.extend(
+                            inner
+                                .split(',')
+                                .map(|s| s.trim().split("::").next().unwrap_or_default().to_owned()),
+                        );
                     } else {
-                        named.push(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
+                        named.push(
+                            rest.chars()
+                                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                                .collect(),
+                        );
                     }
                 }
             }
@@ -165,7 +206,9 @@ fn find_circle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>
         None
     }
     let mut done = BTreeSet::new();
-    graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
+    graph
+        .keys()
+        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
 }
 
 #[test]
