@@ -91,10 +91,7 @@ pub struct Requirements {
 
 /// The normalised project name of a PEP 508 requirement (`Foo_Bar>=1` → `foo-bar`).
 pub fn requirement_name(requirement: &str) -> String {
-    let end = requirement
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .unwrap_or(requirement.len());
-    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+    comfydock_foundation::package_name::of_requirement(requirement)
 }
 
 /// Parse a requirements file: comments, blank lines and pip options are skipped.
