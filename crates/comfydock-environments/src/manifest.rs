@@ -94,21 +94,11 @@ pub fn requirement_name(requirement: &str) -> String {
     comfydock_foundation::package_name::of_requirement(requirement)
 }
 
-/// Parse a requirements file: comments, blank lines and pip options are skipped.
+/// Parse a requirements file (pip's rules, see [`crate::nodes::requirements`]): comments, blank
+/// lines, includes and pip options are skipped.
 pub fn parse_requirements(text: &str) -> Requirements {
-    let mut out = Requirements::default();
-    for line in text.lines() {
-        let line = line.split(" #").next().unwrap_or_default().trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
-            continue;
-        }
-        if TORCH_PACKAGES.contains(&requirement_name(line).as_str()) {
-            out.torch.push(line.to_owned());
-        } else {
-            out.dependencies.push(line.to_owned());
-        }
-    }
-    out
+    let (dependencies, torch) = crate::nodes::requirements::requirements_and_torch(text);
+    Requirements { dependencies, torch }
 }
 
 fn toml_string(s: &str) -> String {
