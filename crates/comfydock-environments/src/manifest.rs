@@ -119,27 +119,14 @@ pub struct Requirements {
 
 /// The normalised project name of a PEP 508 requirement (`Foo_Bar>=1` → `foo-bar`).
 pub fn requirement_name(requirement: &str) -> String {
-    let end = requirement
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .unwrap_or(requirement.len());
-    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+    comfydock_foundation::package_name::of_requirement(requirement)
 }
 
-/// Parse a requirements file: comments, blank lines and pip options are skipped.
+/// Parse a requirements file (pip's rules, see [`crate::nodes::requirements`]): comments, blank
+/// lines, includes and pip options are skipped.
 pub fn parse_requirements(text: &str) -> Requirements {
-    let mut out = Requirements::default();
-    for line in text.lines() {
-        let line = line.split(" #").next().unwrap_or_default().trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
-            continue;
-        }
-        if TORCH_PACKAGES.contains(&requirement_name(line).as_str()) {
-            out.torch.push(line.to_owned());
-        } else {
-            out.dependencies.push(line.to_owned());
-        }
-    }
-    out
+    let (dependencies, torch) = crate::nodes::requirements::requirements_and_torch(text);
+    Requirements { dependencies, torch }
 }
 
 fn toml_string(s: &str) -> String {

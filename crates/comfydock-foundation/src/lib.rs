@@ -8,6 +8,7 @@ pub mod display_text;
 pub mod env_vars;
 pub mod git;
 pub mod hint;
+pub mod package_name;
 pub mod path_part;
 pub mod redact;
 pub mod reporter;

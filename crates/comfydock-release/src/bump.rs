@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use std::path::Path;
 
 use comfydock_foundation::atomic_file::write_atomic;
+use comfydock_foundation::package_name;
 use comfydock_foundation::reporter::Reporter;
 use comfydock_foundation::uv::Uv;
 use serde::Serialize;
@@ -24,7 +25,6 @@ use crate::package_index::PackageIndex;
 pub use crate::problems::FrozenChange;
 use crate::published::{PublishedContent, compare_with_index, summarize};
 use crate::repo::{ReleaseRepo, RevisionView};
-use crate::requirement::normalize_name;
 use crate::status::{compute, resolve_since};
 use crate::sync::run_sync;
 use crate::version;
@@ -293,11 +293,9 @@ pub fn bump(
         });
     }
     for package in repo.packages.iter().filter(|p| repo.config.is_pinned(&p.dir)) {
-        let pinned = repo
-            .meta
-            .dependencies()
-            .iter()
-            .any(|d| normalize_name(d.requirement.name()) == normalize_name(package.name()));
+        let pinned = repo.meta.dependencies().iter().any(|d| {
+            package_name::normalize(d.requirement.name()) == package_name::normalize(package.name())
+        });
         if !pinned {
             warnings.push(format!(
                 "{META_PYPROJECT}: the meta package does not depend on `{}` ({}); add `\"{}=={}\"` to its dependencies",

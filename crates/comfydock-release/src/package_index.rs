@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use comfydock_foundation::package_name;
 use regex::Regex;
 use serde::Serialize;
 use url::Url;
 
 use crate::error::ReleaseError;
-use crate::requirement::normalize_name;
 use crate::version;
 
 /// The simple API of PyPI.
@@ -73,7 +73,7 @@ impl PackageIndex {
     pub fn files(&self, project: &str) -> Result<Vec<DistFile>, ReleaseError> {
         let url = self
             .url
-            .join(&format!("{}/", normalize_name(project)))
+            .join(&format!("{}/", package_name::normalize(project)))
             .map_err(|source| ReleaseError::InvalidIndexUrl {
                 url: self.url.to_string(),
                 source,

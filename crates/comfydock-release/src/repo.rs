@@ -11,13 +11,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use comfydock_foundation::package_name;
+
 use crate::catalog::{Bundles, TemplateIndex};
 use crate::config::{DEFAULT_JSON_PACKAGE, ReleaseConfig};
 use crate::error::ReleaseError;
 use crate::git_repo::RepoGit;
 use crate::layout::{BUNDLES_FILE, INDEX_FILE, META_PYPROJECT, PACKAGES_DIR};
 use crate::pyproject::Pyproject;
-use crate::requirement::normalize_name;
 
 /// A sub-package: `packages/<dir>/pyproject.toml`.
 #[derive(Debug, Clone)]
@@ -122,8 +123,10 @@ impl ReleaseRepo {
 
     /// The sub-package whose distribution name normalises to the same name as `name`.
     pub fn package_named(&self, name: &str) -> Option<&SubPackage> {
-        let wanted = normalize_name(name);
-        self.packages.iter().find(|p| normalize_name(p.name()) == wanted)
+        let wanted = package_name::normalize(name);
+        self.packages
+            .iter()
+            .find(|p| package_name::normalize(p.name()) == wanted)
     }
 
     /// The package folder a bundle's assets ship in.

@@ -70,7 +70,7 @@ impl Requirement {
 
     /// The PEP 503 normalised project name.
     pub fn normalized_name(&self) -> String {
-        normalize_name(self.name())
+        comfydock_foundation::package_name::normalize(self.name())
     }
 
     /// The version specifier as written (`==0.3.6`, `>=0.3.4`, or empty).
@@ -100,24 +100,6 @@ impl Requirement {
         out.push_str(&self.text[self.specifier.end..]);
         Some(out)
     }
-}
-
-/// PEP 503 name normalisation: lower case, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_separator {
-                out.push('-');
-            }
-            in_separator = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            in_separator = false;
-        }
-    }
-    out
 }
 
 fn skip_spaces(text: &str, from: usize) -> usize {
@@ -186,6 +168,7 @@ mod tests {
 
     #[test]
     fn normalizes_names() {
-        assert_eq!(normalize_name("Foo.__Bar-baz"), "foo-bar-baz");
+        let req = Requirement::parse("Foo.__Bar-baz==1").unwrap();
+        assert_eq!(req.normalized_name(), "foo-bar-baz");
     }
 }

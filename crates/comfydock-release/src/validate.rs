@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use comfydock_foundation::package_name;
 use comfydock_foundation::reporter::Reporter;
 use comfydock_foundation::uv::Uv;
 use comfydock_workflow::{AnalysisOptions, FileLocation, WorkflowDocument, analyze};
@@ -769,8 +770,7 @@ fn check_pins(repo: &ReleaseRepo, index: Option<&PackageIndex>, report: &mut Val
             .dependencies()
             .iter()
             .filter(|d| {
-                crate::requirement::normalize_name(d.requirement.name())
-                    == crate::requirement::normalize_name(package.name())
+                package_name::normalize(d.requirement.name()) == package_name::normalize(package.name())
             })
             .collect();
         let subject = format!("{META_PYPROJECT} {}", package.name());

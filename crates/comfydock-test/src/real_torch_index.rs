@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use comfydock_foundation::package_name;
 use sha2::Digest as _;
 
 use crate::http::{HttpServer, Response};
@@ -144,12 +145,7 @@ fn index_wheels(dir: &Path) -> Vec<IndexedWheel> {
             .expect("file name")
             .to_string_lossy()
             .into_owned();
-        let project = filename
-            .split('-')
-            .next()
-            .expect("wheel name")
-            .replace('_', "-")
-            .to_lowercase();
+        let project = package_name::normalize(filename.split('-').next().expect("wheel name"));
         let sha256 = cached_sha256(&path);
         let metadata = wheel_metadata(&path);
         let requires_python = String::from_utf8_lossy(&metadata)
@@ -234,7 +230,7 @@ fn route(wheels: &[IndexedWheel], path: &str) -> Response {
             Response::html(html)
         }
         [_backend, project] => {
-            let project = project.to_lowercase().replace(['_', '.'], "-");
+            let project = package_name::normalize(project);
             let listed: Vec<&IndexedWheel> = wheels.iter().filter(|w| w.project == project).collect();
             if listed.is_empty() {
                 return Response::not_found();

@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use comfydock_foundation::package_name;
+
 use crate::archive::{ZipEntry, build_zip, sha256_hex};
 use crate::file_server::serve_bytes;
 use crate::http::{HttpServer, Request, RequestLog, Response};
@@ -170,27 +172,9 @@ impl BuiltWheel {
     }
 }
 
-/// PEP 503 normalized project name: runs of `-_.` become `-`, lowercase.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut previous_separator = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !previous_separator {
-                out.push('-');
-            }
-            previous_separator = true;
-        } else {
-            out.push(c.to_ascii_lowercase());
-            previous_separator = false;
-        }
-    }
-    out
-}
-
 /// The distribution part of a wheel filename: normalized name with `_` separators.
 fn wheel_dist_name(name: &str) -> String {
-    normalize_name(name).replace('-', "_")
+    package_name::normalize(name).replace('-', "_")
 }
 
 /// `sha256=` value for RECORD: urlsafe base64 without padding.
@@ -360,7 +344,7 @@ impl WheelIndex {
             .indexes
             .entry(key.trim_matches('/').to_owned())
             .or_default()
-            .entry(normalize_name(spec.name()))
+            .entry(package_name::normalize(spec.name()))
             .or_default();
         project.retain(|w| w.filename != wheel.filename);
         project.push(wheel.clone());
@@ -491,7 +475,7 @@ fn handle(state: &Mutex<IndexState>, request: &Request) -> Response {
     let Some(wheels) = state
         .indexes
         .get(key)
-        .and_then(|p| p.get(&normalize_name(project)))
+        .and_then(|p| p.get(&package_name::normalize(project)))
     else {
         return Response::not_found();
     };
@@ -570,7 +554,7 @@ mod tests {
 
     #[test]
     fn normalizes_names_like_pep_503() {
-        assert_eq!(normalize_name("Comfy__Tiny.-A"), "comfy-tiny-a");
+        assert_eq!(package_name::normalize("Comfy__Tiny.-A"), "comfy-tiny-a");
         assert_eq!(wheel_dist_name("comfy-tiny-a"), "comfy_tiny_a");
     }
 
