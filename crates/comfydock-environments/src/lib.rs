@@ -16,6 +16,7 @@ pub mod lock_coverage;
 pub mod manifest;
 pub mod nodes;
 pub mod python_deps;
+pub mod requirements_txt;
 pub mod settings;
 pub mod torch_backend;
 pub mod workflow_tracking;

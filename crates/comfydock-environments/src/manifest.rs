@@ -122,10 +122,10 @@ pub fn requirement_name(requirement: &str) -> String {
     comfydock_foundation::package_name::of_requirement(requirement)
 }
 
-/// Parse a requirements file (pip's rules, see [`crate::nodes::requirements`]): comments, blank
+/// Parse a requirements file (pip's rules, see [`crate::requirements_txt`]): comments, blank
 /// lines, includes and pip options are skipped.
 pub fn parse_requirements(text: &str) -> Requirements {
-    let (dependencies, torch) = crate::nodes::requirements::requirements_and_torch(text);
+    let (dependencies, torch) = crate::requirements_txt::requirements_and_torch(text);
     Requirements { dependencies, torch }
 }
 

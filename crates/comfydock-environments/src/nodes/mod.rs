@@ -17,7 +17,6 @@ pub mod index;
 pub mod install;
 pub mod ops;
 pub mod registry;
-pub mod requirements;
 pub mod resolution;
 pub mod spec;
 

@@ -14,13 +14,13 @@ use super::error::{NodeError, ResolverOutput};
 use super::index::{Claim, ClaimSource, normalize_repo_url};
 use super::install::{self, InstalledMarker};
 use super::registry::{Freshness, RegistryNode};
-use super::requirements::{self, NodeRequirements};
 use super::resolution;
 use super::spec::{NodeSpec, key_for, repo_name};
 use crate::dependency_groups as layout;
 use crate::environment::{self, EnvError, SyncMode};
 use crate::manifest::node_entry::{self as entry, NodeEntry, NodeSource};
 use crate::manifest::{FileTransaction, Manifest};
+use crate::requirements_txt::{self, NodeRequirements};
 
 /// What happened to a node's `install.py`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -283,7 +283,7 @@ fn prepare_unchecked(
             );
             let archive = archives.fetch(client, &id, &picked.version, &picked.download_url, None)?;
             let store = archives.extract(&archive)?;
-            let requirements = requirements::collect(&|p| fs_err::read_to_string(store.join(p)).ok());
+            let requirements = requirements_txt::collect(&|p| fs_err::read_to_string(store.join(p)).ok());
             let mut e = NodeEntry::new(&id, &id, NodeSource::Registry);
             e.version = Some(picked.version);
             e.url = Some(picked.download_url);
@@ -308,7 +308,7 @@ fn prepare_unchecked(
                 ),
             );
             let commit = mirror.resolve(reference.as_deref(), refresh)?;
-            let requirements = requirements::collect(&|p| mirror.read_file(&commit, p));
+            let requirements = requirements_txt::collect(&|p| mirror.read_file(&commit, p));
             let name = repo_name(url);
             let mut e = NodeEntry::new(&key_for(&name), &name, NodeSource::Git);
             e.url = Some(url.clone());
@@ -338,7 +338,7 @@ fn prepare_unchecked(
             } else {
                 canonical.to_string_lossy().into_owned()
             });
-            let requirements = requirements::collect(&|p| fs_err::read_to_string(canonical.join(p)).ok());
+            let requirements = requirements_txt::collect(&|p| fs_err::read_to_string(canonical.join(p)).ok());
             Ok(Prepared {
                 entry: e,
                 requirements,
