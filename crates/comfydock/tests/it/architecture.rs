@@ -63,7 +63,7 @@ const MAP: &[(&str, &[&str])] = &[
         ],
     ),
     ("comfydock", &["comfydock-cli"]),
-    ("comfydock-test", &[]),
+    ("comfydock-test", &["comfydock-foundation"]),
 ];
 
 #[test]
