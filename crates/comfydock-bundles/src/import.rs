@@ -269,14 +269,27 @@ pub struct ImportOptions {
     pub allow_builds: bool,
 }
 
+/// What happened to one model of an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelState {
+    /// Found on this machine by hash.
+    Local,
+    /// To be downloaded once the environment exists.
+    Pending,
+    Downloaded,
+    /// Left out by the user's choice (`--models skip`).
+    Skipped,
+    Failed,
+}
+
 /// One model and what happened to it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelOutcome {
     pub target: String,
     pub criticality: String,
     pub size: Option<u64>,
-    /// `local`, `downloaded`, `skipped`, `failed`.
-    pub state: String,
+    pub state: ModelState,
     /// Where it was found locally (when not at `target`), or why it failed.
     pub detail: Option<String>,
 }
@@ -372,11 +385,11 @@ pub fn import(
             target: model.target.clone(),
             criticality: model.criticality.clone(),
             size: model.size,
-            state: "skipped".into(),
+            state: ModelState::Skipped,
             detail: None,
         };
         if let Some(local) = models.find_local(model) {
-            outcome.state = "local".into();
+            outcome.state = ModelState::Local;
             if local != model.target {
                 renames.push((
                     substitution::widget_value(&model.target).to_owned(),
@@ -392,7 +405,7 @@ pub fn import(
             };
             if wanted && !model.sources.is_empty() {
                 to_download.push(model);
-                outcome.state = "pending".into();
+                outcome.state = ModelState::Pending;
             } else if wanted {
                 outcome.detail = Some("no download source".into());
             }
@@ -534,9 +547,9 @@ pub fn import(
         let result = models.download(model, reporter);
         if let Some(outcome) = outcomes.iter_mut().find(|o| o.target == model.target) {
             match result {
-                Ok(()) => outcome.state = "downloaded".into(),
+                Ok(()) => outcome.state = ModelState::Downloaded,
                 Err(e) => {
-                    outcome.state = "failed".into();
+                    outcome.state = ModelState::Failed;
                     outcome.detail = Some(e.to_string());
                 }
             }

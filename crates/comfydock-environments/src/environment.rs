@@ -16,6 +16,7 @@ use sha2::Digest as _;
 
 use crate::comfyui_source::SourceError;
 use crate::manifest::{FileTransaction, Manifest, ManifestError};
+use crate::settings::Key;
 use crate::settings::Settings;
 use crate::torch_backend::{InvalidBackend, TorchBackend};
 use crate::workspace::{RESERVED_NAMES, Workspace, WorkspaceError};
@@ -527,7 +528,7 @@ pub fn uncommitted(git: &Git, env: &Environment) -> Result<Vec<String>, EnvError
 pub fn tools(workspace: &Workspace, settings: &Settings, reporter: &dyn Reporter) -> Result<Tools, EnvError> {
     let git = Git::find()?;
     let uv = Uv::locate_or_install(
-        settings.value("uv.path").as_deref(),
+        settings.value(Key::UvPath).as_deref(),
         &workspace.tools_dir(),
         reporter,
     )?

@@ -15,6 +15,7 @@ use crate::environment::{
 };
 use crate::manifest::{self, ComfyUiPin, FileTransaction, ManifestError, NewManifest};
 use crate::nodes::NodeError;
+use crate::settings::Key;
 use crate::settings::Settings;
 use crate::torch_backend::{self, DEFAULT_LOCKED_BACKENDS, InvalidBackend, TorchBackend};
 use crate::workspace::Workspace;
@@ -162,7 +163,7 @@ fn create_inner(
     };
 
     phase("Resolving ComfyUI")?;
-    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
     let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
     let mirror_cloned = !mirror.path().join("HEAD").is_file();
     let resolved = mirror.resolve(options.comfyui.as_deref(), reporter)?;
@@ -195,7 +196,7 @@ fn create_inner(
         reference: resolved.reference.clone(),
         commit: resolved.commit.clone(),
     };
-    let torch_index_url = settings.value("torch.index_url").unwrap_or_default();
+    let torch_index_url = settings.value(Key::TorchIndexUrl).unwrap_or_default();
     fs_err::create_dir_all(env.cec())?;
     write_atomic(
         &env.manifest_path(),
@@ -456,7 +457,7 @@ pub fn sync(
                 pin.reference,
                 comfydock_foundation::display_text::short_hash(&pin.commit)
             ));
-            let repo = settings.value("comfyui.repo").unwrap_or_default();
+            let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
             let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
             mirror.ensure(reporter)?;
             if mirror.resolve(Some(&pin.commit), reporter).is_err() {
@@ -482,7 +483,7 @@ pub fn sync(
         report.backends_rewritten = true;
         if !dry_run {
             let mut manifest = manifest.clone();
-            let base = settings.value("torch.index_url").unwrap_or_default();
+            let base = settings.value(Key::TorchIndexUrl).unwrap_or_default();
             manifest.set_torch_backends(&declared, &base);
             manifest.save()?;
         }
@@ -615,7 +616,7 @@ pub fn update_comfyui(
     use crate::dependency_groups as layout;
     let mut manifest = env.manifest()?;
     let old = manifest.comfyui()?;
-    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
     let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
     if reference.is_none() {
         mirror.ensure(reporter)?;
@@ -752,7 +753,7 @@ pub fn create_from_files(
         let manifest = env.manifest()?;
         let pin = manifest.comfyui()?;
         reporter.phase("Resolving ComfyUI");
-        let repo = settings.value("comfyui.repo").unwrap_or_default();
+        let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
         let mirror = ComfyUiMirror::new(tools.git.clone(), &workspace.cache_dir(), &repo);
         let resolved = mirror.resolve(Some(&pin.commit), reporter)?;
         reporter.phase(&format!(

@@ -38,7 +38,45 @@ impl KeySpec {
     }
 }
 
-/// Every settings key, in display order.
+/// A settings key, as code names it; [`Key::spec`] is its entry in [`KEYS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    ComfyuiRepo,
+    RegistryUrl,
+    TorchIndexUrl,
+    ManagerDataUrl,
+    HuggingfaceEndpoint,
+    CivitaiUrl,
+    UvPath,
+    TokensHuggingface,
+    TokensCivitai,
+}
+
+impl Key {
+    /// Every key, in the order of [`KEYS`].
+    pub const ALL: [Self; 9] = [
+        Self::ComfyuiRepo,
+        Self::RegistryUrl,
+        Self::TorchIndexUrl,
+        Self::ManagerDataUrl,
+        Self::HuggingfaceEndpoint,
+        Self::CivitaiUrl,
+        Self::UvPath,
+        Self::TokensHuggingface,
+        Self::TokensCivitai,
+    ];
+
+    pub fn spec(self) -> &'static KeySpec {
+        &KEYS[self as usize]
+    }
+
+    /// The key as users write it (`comfyui.repo`).
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// Every settings key, in display order (the order of [`Key`]).
 pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "comfyui.repo",
@@ -341,10 +379,9 @@ impl Settings {
         Resolved { spec, value, origin }
     }
 
-    /// The effective value of a key by name; panics on an unknown name (a programming error).
-    pub fn value(&self, name: &str) -> Option<String> {
-        let spec = key_spec(name).unwrap_or_else(|_| panic!("unknown settings key `{name}`"));
-        self.get(spec).value
+    /// The effective value of `key`.
+    pub fn value(&self, key: Key) -> Option<String> {
+        self.get(key.spec()).value
     }
 
     pub fn all(&self) -> Vec<Resolved> {
@@ -355,6 +392,29 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_names_its_own_spec() {
+        assert_eq!(Key::ALL.len(), KEYS.len());
+        for (key, spec) in Key::ALL.iter().zip(KEYS) {
+            assert!(std::ptr::eq(key.spec(), spec), "{key:?}");
+        }
+        let names: Vec<&str> = Key::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "comfyui.repo",
+                "registry.url",
+                "torch.index_url",
+                "manager_data.url",
+                "huggingface.endpoint",
+                "civitai.url",
+                "uv.path",
+                "tokens.huggingface",
+                "tokens.civitai"
+            ]
+        );
+    }
 
     #[test]
     fn precedence_is_flag_env_config_default() {

@@ -11,7 +11,7 @@ use comfydock_models::index::{IndexError, ModelIndex};
 use comfydock_models::roots::{ModelRoot, ModelRoots, RootsError};
 
 use crate::environment::{self, Environment};
-use crate::settings::Settings;
+use crate::settings::{Key, Settings};
 use crate::workspace::Workspace;
 
 /// Why the workspace's models could not be opened or configured.
@@ -86,24 +86,24 @@ pub fn ensure_model_paths(workspace: &Workspace) -> Result<(), WorkspaceModelsEr
 
 /// The model hosts, from `huggingface.endpoint` and `civitai.url`.
 pub fn endpoints(settings: &Settings) -> Result<Endpoints, WorkspaceModelsError> {
-    let parse = |key: &'static str| {
+    let parse = |key: Key| {
         let value = settings.value(key).unwrap_or_default();
         url::Url::parse(&value).map_err(|e| WorkspaceModelsError::InvalidUrl {
-            key,
+            key: key.name(),
             reason: e.to_string(),
         })
     };
     Ok(Endpoints {
-        huggingface: parse("huggingface.endpoint")?,
-        civitai: parse("civitai.url")?,
+        huggingface: parse(Key::HuggingfaceEndpoint)?,
+        civitai: parse(Key::CivitaiUrl)?,
     })
 }
 
 /// A downloader for the configured hosts with the configured tokens, `jobs` at a time.
 pub fn downloader(settings: &Settings, jobs: usize) -> Result<Downloader, WorkspaceModelsError> {
     let tokens = Tokens {
-        huggingface: settings.value("tokens.huggingface"),
-        civitai: settings.value("tokens.civitai"),
+        huggingface: settings.value(Key::TokensHuggingface),
+        civitai: settings.value(Key::TokensCivitai),
     };
     Ok(Downloader::new(endpoints(settings)?, tokens)?.with_concurrency(jobs.max(1)))
 }

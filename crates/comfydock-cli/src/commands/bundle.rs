@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use comfydock_bundles::archive::Limits;
 use comfydock_bundles::export::{self, ExportOptions};
-use comfydock_bundles::import::{self, ImportOptions, ModelProvider, ModelStrategy};
+use comfydock_bundles::import::{self, ImportOptions, ModelProvider, ModelState, ModelStrategy};
 use comfydock_environments::environment;
 use comfydock_environments::lifecycle;
 use comfydock_environments::torch_backend;
@@ -201,17 +201,17 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     for (key, error) in &report.nodes_failed {
         ctx.printer.warn(format!("node `{key}` failed: {error}"));
     }
-    let state_count = |s: &str| report.models.iter().filter(|m| m.state == s).count();
+    let state_count = |s: ModelState| report.models.iter().filter(|m| m.state == s).count();
     ctx.printer.info(format!(
         "Models: {}/{} available ({} found locally, {} downloaded, {} skipped, {} failed)",
-        state_count("local") + state_count("downloaded"),
+        state_count(ModelState::Local) + state_count(ModelState::Downloaded),
         report.models.len(),
-        state_count("local"),
-        state_count("downloaded"),
-        state_count("skipped"),
-        state_count("failed")
+        state_count(ModelState::Local),
+        state_count(ModelState::Downloaded),
+        state_count(ModelState::Skipped),
+        state_count(ModelState::Failed)
     ));
-    for model in report.models.iter().filter(|m| m.state == "failed") {
+    for model in report.models.iter().filter(|m| m.state == ModelState::Failed) {
         ctx.printer.warn(format!(
             "model `{}` failed: {}",
             model.target,
@@ -238,7 +238,7 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let missing: Vec<_> = report
         .models
         .iter()
-        .filter(|m| m.state == "failed" || m.state == "skipped")
+        .filter(|m| m.state == ModelState::Failed || m.state == ModelState::Skipped)
         .collect();
     if !report.nodes_failed.is_empty() || !missing.is_empty() {
         ctx.printer.info("Optional - fix remaining issues:");

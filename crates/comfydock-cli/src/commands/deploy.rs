@@ -12,6 +12,7 @@ use comfydock_deploy::spec::DeploySpec;
 use comfydock_deploy::target::{GpuKind, ModelMode, Target};
 use comfydock_deploy::{DeployError, output};
 use comfydock_environments::environment;
+use comfydock_environments::settings::Key;
 use comfydock_environments::workspace::Workspace;
 use comfydock_foundation::git::Git;
 use serde_json::json;
@@ -99,7 +100,7 @@ fn prepare(ctx: &Context, common: &CommonArgs) -> CommandResult<Prepared> {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let settings = ctx.settings(&workspace);
-    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
     let git = Git::find()?;
     let spec = DeploySpec::from_environment(&env, &git, &repo, &common.workflows)?;
     spec.check_nodes_pinned()?;

@@ -1,5 +1,6 @@
 //! `comfydock doctor`: are the tools comfydock drives usable?
 
+use comfydock_environments::settings::Key;
 use comfydock_foundation::git::Git;
 use comfydock_foundation::uv::{self as uv_tool, PassedOverUv, Uv};
 use serde::Serialize;
@@ -32,7 +33,7 @@ pub fn run(ctx: &Context) -> CommandResult {
         passed_over: None,
     }];
     let settings = ctx.settings(&workspace);
-    let configured = settings.value("uv.path");
+    let configured = settings.value(Key::UvPath);
     let uv = if let Some(uv) = Uv::locate(configured.as_deref(), &workspace.tools_dir())? {
         uv
     } else {

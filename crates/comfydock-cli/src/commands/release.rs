@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use comfydock_environments::settings::Key;
 use comfydock_environments::settings::Settings;
 use comfydock_environments::workspace::Workspace;
 use comfydock_foundation::uv::Uv;
@@ -262,7 +263,7 @@ fn release_uv(ctx: &Context) -> CommandResult<Uv> {
         };
         (settings, root.join("tools"), None)
     };
-    let uv = Uv::locate_or_install(settings.value("uv.path").as_deref(), &tools_dir, &ctx.reporter)?;
+    let uv = Uv::locate_or_install(settings.value(Key::UvPath).as_deref(), &tools_dir, &ctx.reporter)?;
     Ok(match cache_dir {
         Some(dir) => uv.with_cache_dir(dir),
         None => uv,

@@ -14,6 +14,7 @@ use crate::environment::{self, Environment, SyncMode, Tools};
 use crate::lifecycle::SyncReport;
 use crate::manifest::FileTransaction;
 use crate::nodes::error::ResolverOutput;
+use crate::settings::Key;
 use crate::settings::Settings;
 use crate::torch_backend::TorchBackend;
 use crate::workspace::Workspace;
@@ -166,7 +167,7 @@ fn relock(
 ) -> Result<Vec<LockedBackend>, BackendError> {
     let env = ctx.env;
     let mut manifest = env.manifest()?;
-    let base = ctx.settings.value("torch.index_url").unwrap_or_default();
+    let base = ctx.settings.value(Key::TorchIndexUrl).unwrap_or_default();
     let mut tx = FileTransaction::new();
     tx.track(&env.manifest_path())?;
     tx.track(&env.lock_path())?;

@@ -21,6 +21,7 @@ pub mod resolution;
 pub mod spec;
 
 use crate::environment::{Environment, Tools};
+use crate::settings::Key;
 use crate::settings::Settings;
 use crate::workspace::Workspace;
 use comfydock_foundation::reporter::Reporter;
@@ -41,7 +42,7 @@ pub struct NodeContext<'a> {
 impl NodeContext<'_> {
     /// The registry client for `registry.url`, caching into `.metadata/api_cache.db`.
     pub fn registry(&self) -> Result<registry::RegistryClient, NodeError> {
-        let url = self.settings.value("registry.url").unwrap_or_default();
+        let url = self.settings.value(Key::RegistryUrl).unwrap_or_default();
         registry::RegistryClient::new(&url, &self.workspace.metadata_dir().join("api_cache.db"))
     }
 

@@ -21,6 +21,7 @@ use crate::environment::{self, EnvError, SyncMode};
 use crate::manifest::node_entry::{self as entry, NodeEntry, NodeSource};
 use crate::manifest::{FileTransaction, Manifest};
 use crate::requirements_txt::{self, NodeRequirements};
+use crate::settings::Key;
 
 /// What happened to a node's `install.py`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -567,13 +568,34 @@ fn stamp(ctx: &NodeContext<'_>) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// A node's folder compared with its manifest entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    Installed,
+    Missing,
+    Disabled,
+    /// The folder differs from the manifest (another version, commit or source).
+    Wrong,
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Installed => "installed",
+            Self::Missing => "missing",
+            Self::Disabled => "disabled",
+            Self::Wrong => "wrong",
+        })
+    }
+}
+
 /// A node as `node list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ListedNode {
     #[serde(flatten)]
     pub entry: NodeEntry,
-    /// `installed`, `missing`, `disabled`, `wrong` (differs from the manifest).
-    pub state: &'static str,
+    pub state: NodeState,
     pub requirements: Vec<String>,
 }
 
@@ -586,13 +608,13 @@ pub fn list(env: &environment::Environment) -> Result<Vec<ListedNode>, NodeError
         .map(|e| {
             let dir = install::node_dir(env, &e);
             let state = if fs_err::symlink_metadata(&dir).is_err() {
-                "missing"
+                NodeState::Missing
             } else if !install::matches(env, &e, &dir) {
-                "wrong"
+                NodeState::Wrong
             } else if e.enabled {
-                "installed"
+                NodeState::Installed
             } else {
-                "disabled"
+                NodeState::Disabled
             };
             let requirements = groups
                 .iter()
@@ -746,7 +768,7 @@ fn import_manager_map(
             .find(|(r, _)| *r == wanted)
             .map(|(_, p)| p.clone())
     };
-    let Some(base) = ctx.settings.value("manager_data.url") else {
+    let Some(base) = ctx.settings.value(Key::ManagerDataUrl) else {
         return Ok(());
     };
     let url = format!("{}/extension-node-map.json", base.trim_end_matches('/'));

@@ -15,6 +15,7 @@ pub mod ops;
 
 use crate::comfyui_source::ComfyUiMirror;
 use crate::environment::{Environment, Tools};
+use crate::settings::Key;
 use crate::settings::Settings;
 use crate::workspace::Workspace;
 use comfydock_foundation::reporter::Reporter;
@@ -43,6 +44,6 @@ pub fn comfyui_mirror(
     settings: &Settings,
     git: &comfydock_foundation::git::Git,
 ) -> ComfyUiMirror {
-    let repo = settings.value("comfyui.repo").unwrap_or_default();
+    let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
     ComfyUiMirror::new(git.clone(), &workspace.cache_dir(), &repo)
 }

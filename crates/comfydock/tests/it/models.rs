@@ -137,12 +137,9 @@ fn roots_drive_every_environments_extra_model_paths() {
 
     let library = ctx.path().join("library");
     fs_err::create_dir_all(library.join("checkpoints")).unwrap();
-    let out = ctx
-        .command()
-        .args(["model", "root", "add"])
-        .arg(&library)
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["model", "root", "add"]).arg(&library));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["model", "root", "list"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let roots = json(
         &ctx.command()
@@ -176,12 +173,7 @@ fn roots_drive_every_environments_extra_model_paths() {
     let text = fs_err::read_to_string(&yaml).unwrap();
     assert!(text.contains("Stable-diffusion"), "{text}");
 
-    let out = ctx
-        .command()
-        .args(["model", "root", "remove"])
-        .arg(&library)
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["model", "root", "remove"]).arg(&library));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         !fs_err::read_to_string(&yaml)

@@ -575,10 +575,16 @@ fn nodes_conflict_with_comfyui_and_class_name_collisions() {
         ],
         "{found}"
     );
-    let out = ns.ok("a", &["info", "my-node"]);
-    let text = stdout(&out);
-    assert!(text.contains("my-node (registry), installed"), "{text}");
-    assert!(text.contains("MyNodeB"), "{text}");
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "node", "info", "my-node"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "node", "search", "my node"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
