@@ -83,12 +83,15 @@ fn run_in_background_logs_stop_and_foreground_exit_code() {
     let sb = EnvSandbox::new();
     sb.create("a", "v0.3.40");
     let port = free_port();
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "run", "--background", "--port", &port.to_string()])
-        .output()
-        .unwrap();
+    let port_text = port.to_string();
+    let port_regex = format!(r"\b{port}\b");
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "run", "--background", "--port", &port_text]),
+        filters = vec![(port_regex.as_str(), "[PORT]")]
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let stats: serde_json::Value = serde_json::from_str(&http_get(port, "/system_stats")).unwrap();
     assert_eq!(stats["system"]["comfyui_version"], "0.3.40");
@@ -96,18 +99,14 @@ fn run_in_background_logs_stop_and_foreground_exit_code() {
     assert!(argv.contains("--extra-model-paths-config"), "{argv}");
 
     // A second run on the same port is refused, naming the port.
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "run", "--no-sync", "--port", &port.to_string()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("already running") || stderr(&out).contains(&port.to_string()),
-        "{}",
-        stderr(&out)
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "run", "--no-sync", "--port", &port_text]),
+        filters = vec![(port_regex.as_str(), "[PORT]")]
     );
+    assert_eq!(out.status.code(), Some(1));
 
     let out = sb
         .ctx
@@ -118,16 +117,11 @@ fn run_in_background_logs_stop_and_foreground_exit_code() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("To see the GUI go to"), "{}", stdout(&out));
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "delete", "--yes"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "delete", "--yes"]));
     assert_eq!(out.status.code(), Some(1), "delete must refuse while running");
-    assert!(stderr(&out).contains("is running"), "{}", stderr(&out));
 
-    sb.ctx.command().args(["-e", "a", "stop"]).assert().success();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "stop"]));
+    assert!(out.status.success(), "{}", stderr(&out));
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -489,12 +483,10 @@ fn rollback_refuses_uncommitted_changes_without_force() {
 fn comfyui_update_moves_to_a_newer_release_and_rollback_moves_back() {
     let sb = EnvSandbox::new();
     sb.create("a", "v0.3.40");
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "comfyui", "update", "v0.3.41"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args(["-e", "a", "comfyui", "update", "v0.3.41"])
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sb.comfyui_head("a"), sb.repo.commit("v0.3.41"));
     assert_eq!(
@@ -502,20 +494,15 @@ fn comfyui_update_moves_to_a_newer_release_and_rollback_moves_back() {
             .unwrap(),
         "2.1.0"
     );
-    let out = sb.ctx.command().args(["-e", "a", "diff"]).output().unwrap();
-    assert!(stdout(&out).contains("ComfyUI: v0.3.40"), "{}", stdout(&out));
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "diff"]));
+    assert!(out.status.success(), "{}", stderr(&out));
     sb.ctx
         .command()
         .args(["-e", "a", "commit", "-m", "ComfyUI v0.3.41"])
         .assert()
         .success();
 
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "rollback", "HEAD~1"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "rollback", "HEAD~1"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sb.comfyui_head("a"), sb.repo.commit("v0.3.40"));
     assert_eq!(

@@ -252,7 +252,12 @@ fn constraints_bound_the_lock_and_are_listed() {
 
     // A constraint that contradicts ComfyUI's requirements changes nothing.
     let before = cec_bytes(&sb, "a");
-    let out = py(&sb, "a", &["constrain", "tinynum>=2"]);
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "py", "constrain", "tinynum>=2"])
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(cec_bytes(&sb, "a"), before);
 
