@@ -215,7 +215,7 @@ impl comfydock_foundation::Hinted for DownloadError {
 
 impl DownloadError {
     /// Worth another try (after a pause, resuming from the `.part`).
-    fn is_retryable(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         match self {
             Self::Fetch(FetchError::Network { .. }) | Self::Truncated { .. } | Self::RangeRejected { .. } => {
                 true

@@ -300,6 +300,9 @@ impl ModelIndex {
         if pending.is_empty() {
             return Ok(0);
         }
+        // Hashes finish in any order; recording them in scan order keeps model ids (and so
+        // `model list`) the same from run to run.
+        pending.sort_by_key(|(position, _)| *position);
         let added = self.batch(|tx| {
             let mut added = 0;
             for (position, digest) in pending.iter() {

@@ -472,6 +472,8 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
     let results = workspace_models::download_blocking(&client, &root, &requests, Some(&reporter))?;
     let mut index = workspace_models::open_index(workspace)?;
     let mut failures = Vec::new();
+    // Whether any failure is worth re-running (a network error, not a wrong hash or a bad `--to`).
+    let mut retryable = false;
     let mut succeeded = Vec::new();
     for (request, result) in requests.iter().zip(results) {
         match result {
@@ -491,12 +493,15 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
                 succeeded.push(downloaded);
             }
             Err(err) => {
-                let err = CommandError::from(err);
+                retryable |= err.is_retryable();
                 ctx.printer.warn(format!(
                     "{}: {}",
                     comfydock_models::endpoints::redact_url(&request.url),
-                    err.render().trim()
+                    err
                 ));
+                if let Some(hint) = comfydock_foundation::Hinted::hint(&err) {
+                    ctx.printer.info(format!("  {hint}"));
+                }
                 failures.push(request.url.clone());
             }
         }
@@ -507,12 +512,16 @@ fn download(ctx: &Context, workspace: &Workspace, args: &DownloadArgs) -> Comman
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(CommandError::failed(format!(
+        let failed = CommandError::failed(format!(
             "{} of {} downloads failed",
             failures.len(),
             requests.len()
-        ))
-        .with_hint("re-run the same command: partial downloads resume from their .part files"))
+        ));
+        Err(if retryable {
+            failed.with_hint("re-run the same command: partial downloads resume from their .part files")
+        } else {
+            failed
+        })
     }
 }
 

@@ -393,7 +393,7 @@ fn edit_sync_commit_rollback_log_diff() {
 
     let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "sync", "--dry-run"]));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = sb.ctx.command().args(["-e", "a", "sync"]).output().unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "sync"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         sb.python("a", "import node_dep_a; print(node_dep_a.__version__)")

@@ -273,11 +273,11 @@ fn download_verifies_resumes_and_indexes_with_its_source() {
     // Wrong bytes: nothing at the final path, nothing indexed.
     server.add("/files/bad.safetensors", pseudo_random(10_000, 8));
     let bad = server.url_for("/files/bad.safetensors");
-    let out = ctx
-        .command()
-        .args(["model", "download", &bad, "--to", "loras/", "--sha256", &sha])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["model", "download", &bad, "--to", "loras/", "--sha256", &sha])
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(!ctx.workspace.join("models/loras/bad.safetensors").exists());
     let found = json(
@@ -289,11 +289,11 @@ fn download_verifies_resumes_and_indexes_with_its_source() {
     assert!(found.as_array().unwrap().is_empty());
 
     // `..` in --to is refused before any request.
-    let out = ctx
-        .command()
-        .args(["model", "download", &url, "--to", "../outside/"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["model", "download", &url, "--to", "../outside/"])
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -313,11 +313,10 @@ fn the_hugging_face_token_never_follows_a_redirect_to_another_host() {
         .env("HF_TOKEN", "hf_secret_token_value_1234");
     ctx.init_workspace();
     let url = hf.url_for("/org/repo/blob/main/vae.safetensors");
-    let out = ctx
-        .command()
-        .args(["model", "download", &url, "--to", "vae/"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["model", "download", &url, "--to", "vae/"])
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hf_secret_token_value_1234"));
     assert!(
