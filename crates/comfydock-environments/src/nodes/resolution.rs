@@ -70,6 +70,24 @@ pub fn conflict_sides(
     sides
 }
 
+/// The first torch package whose locked versions differ between two [`torch_versions`] maps:
+/// `(package, versions before or "nothing", versions after)`.
+pub fn first_torch_change(
+    before: &BTreeMap<String, Vec<String>>,
+    after: &BTreeMap<String, Vec<String>>,
+) -> Option<(String, String, String)> {
+    after
+        .iter()
+        .find(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                before.get(k).map_or_else(|| "nothing".into(), |b| b.join(", ")),
+                v.join(", "),
+            )
+        })
+}
+
 /// Versions of torch, torchvision and torchaudio in a `uv.lock` (package → sorted versions).
 pub fn torch_versions(lock: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -430,19 +430,8 @@ fn apply(
     }
     let torch_after = resolution::torch_versions(&env.lock_path());
     if torch_after != torch_before {
-        let (package, from, to) = torch_after
-            .iter()
-            .find(|(k, v)| torch_before.get(*k) != Some(v))
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    torch_before
-                        .get(k)
-                        .map_or_else(|| "nothing".into(), |b| b.join(", ")),
-                    v.join(", "),
-                )
-            })
-            .unwrap_or_default();
+        let (package, from, to) =
+            resolution::first_torch_change(&torch_before, &torch_after).unwrap_or_default();
         tx.rollback()?;
         return Err(PyError::TorchChanged {
             requirements: quoted(what),
