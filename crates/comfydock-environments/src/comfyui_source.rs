@@ -4,12 +4,12 @@
 //! and fetched again only when a requested ref is not in it. Environments get a local clone of
 //! the mirror (objects hardlinked, no network) checked out at an exact commit.
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::settings::edit_distance;
 use comfydock_foundation::Hinted;
 use comfydock_foundation::git::{Git, GitError};
+use comfydock_foundation::git_mirror::{GitMirror, MirrorError};
 use comfydock_foundation::reporter::Reporter;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,61 +71,37 @@ pub struct ResolvedRef {
 /// The workspace's ComfyUI mirror.
 #[derive(Debug, Clone)]
 pub struct ComfyUiMirror {
-    git: Git,
-    path: PathBuf,
-    repo: String,
+    mirror: GitMirror,
 }
 
 impl ComfyUiMirror {
     pub fn new(git: Git, cache_dir: &Path, repo: &str) -> Self {
         Self {
-            git,
-            path: cache_dir.join("git").join("comfyui.git"),
-            repo: repo.to_owned(),
+            mirror: GitMirror::new(git, repo, cache_dir.join("git").join("comfyui.git")),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.mirror.path()
+    }
+
+    fn repo(&self) -> &str {
+        self.mirror.url()
     }
 
     /// Clone the mirror if it does not exist yet; returns whether it was cloned now.
     pub fn ensure(&self, reporter: &dyn Reporter) -> Result<bool, SourceError> {
-        if self.path.join("HEAD").is_file() {
+        if self.mirror.exists() {
             return Ok(false);
         }
-        let parent = self.path.parent().expect("mirror path has a parent");
-        fs_err::create_dir_all(parent)?;
-        comfydock_foundation::git::check_url(&self.repo).map_err(GitError::from)?;
         reporter.status(
             "Cloning",
             &format!(
                 "ComfyUI from {}",
-                comfydock_foundation::redact::RedactedUrl(&self.repo)
+                comfydock_foundation::redact::RedactedUrl(self.repo())
             ),
         );
-        let staging = tempfile::Builder::new()
-            .prefix(".comfyui-mirror-")
-            .tempdir_in(parent)?;
-        let target = staging.path().join("m.git");
-        self.git
-            .run(
-                None,
-                [
-                    OsStr::new("clone"),
-                    OsStr::new("--mirror"),
-                    OsStr::new("--quiet"),
-                    OsStr::new("--"),
-                    OsStr::new(&self.repo),
-                    target.as_os_str(),
-                ],
-            )
-            .map_err(|source| SourceError::Clone {
-                repo: self.repo.clone(),
-                source,
-            })?;
-        fs_err::rename(&target, &self.path)?;
-        Ok(true)
+        self.mirror.ensure().map_err(|e| self.mirror_error(e))
     }
 
     /// Fetch new refs from the source.
@@ -134,24 +110,29 @@ impl ComfyUiMirror {
             "Fetching",
             &format!(
                 "ComfyUI updates from {}",
-                comfydock_foundation::redact::RedactedUrl(&self.repo)
+                comfydock_foundation::redact::RedactedUrl(self.repo())
             ),
         );
-        self.git
-            .run(
-                Some(&self.path),
-                ["fetch", "--quiet", "--prune", "--tags", "origin"],
-            )
-            .map_err(|source| SourceError::Clone {
-                repo: self.repo.clone(),
+        self.mirror.fetch().map_err(|e| self.mirror_error(e))
+    }
+
+    fn mirror_error(&self, error: MirrorError) -> SourceError {
+        match error {
+            MirrorError::Clone { source, .. } | MirrorError::Fetch { source, .. } => SourceError::Clone {
+                repo: self.repo().to_owned(),
                 source,
-            })?;
-        Ok(())
+            },
+            MirrorError::Git(e) => SourceError::Git(e),
+            MirrorError::Io { source, .. } => SourceError::Io(source),
+        }
     }
 
     /// Release tags (`vX.Y.Z`), newest first.
     pub fn release_tags(&self) -> Result<Vec<String>, SourceError> {
-        let out = self.git.run(Some(&self.path), ["tag", "--list", "v*"])?;
+        let out = self
+            .mirror
+            .git()
+            .run(Some(self.path()), ["tag", "--list", "v*"])?;
         let mut tags: Vec<(Vec<u64>, String)> = out
             .lines()
             .filter_map(|t| parse_release(t).map(|v| (v, t.to_owned())))
@@ -175,14 +156,15 @@ impl ComfyUiMirror {
                 .into_iter()
                 .next()
                 .ok_or_else(|| SourceError::NoReleases {
-                    repo: self.repo.clone(),
+                    repo: self.repo().to_owned(),
                 })?,
         };
-        let commit = match self.rev_parse(&reference) {
+        let commit = match self.mirror.rev_parse(&reference) {
             Some(c) => c,
             None if !cloned => {
                 self.fetch(reporter)?;
-                self.rev_parse(&reference)
+                self.mirror
+                    .rev_parse(&reference)
                     .ok_or_else(|| self.unknown(&reference))?
             }
             None => return Err(self.unknown(&reference)),
@@ -195,12 +177,11 @@ impl ComfyUiMirror {
         })
     }
 
-    fn rev_parse(&self, reference: &str) -> Option<String> {
-        self.git.resolve_commit(&self.path, reference)
-    }
-
     fn release_tag_at(&self, commit: &str) -> Result<Option<String>, SourceError> {
-        let out = self.git.run(Some(&self.path), ["tag", "--points-at", commit])?;
+        let out = self
+            .mirror
+            .git()
+            .run(Some(self.path()), ["tag", "--points-at", commit])?;
         let mut tags: Vec<(Vec<u64>, &str)> = out
             .lines()
             .filter_map(|t| parse_release(t).map(|v| (v, t)))
@@ -219,63 +200,24 @@ impl ComfyUiMirror {
         closest.sort();
         SourceError::UnknownRef {
             reference: reference.to_owned(),
-            repo: self.repo.clone(),
+            repo: self.repo().to_owned(),
             closest: closest.into_iter().take(3).map(|(_, t)| t).collect(),
         }
     }
 
     /// The text of `path` at `commit`, or `None` if the mirror lacks the commit or the file.
     pub fn read_file(&self, commit: &str, path: &str) -> Option<String> {
-        if comfydock_foundation::git::check_revision(commit).is_err() || !self.path.join("HEAD").is_file() {
-            return None;
-        }
-        self.git
-            .run_bytes(Some(&self.path), ["show", &format!("{commit}:{path}")])
-            .ok()
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        self.mirror.read_file(commit, path)
     }
 
     /// Check out `commit` into `dest` (a new folder) from the mirror, without network.
     pub fn checkout(&self, commit: &str, dest: &Path) -> Result<(), SourceError> {
-        comfydock_foundation::git::check_revision(commit).map_err(GitError::from)?;
-        self.git.run(
-            None,
-            [
-                OsStr::new("clone"),
-                OsStr::new("--quiet"),
-                OsStr::new("--no-checkout"),
-                OsStr::new("--"),
-                self.path.as_os_str(),
-                dest.as_os_str(),
-            ],
-        )?;
-        self.git
-            .run(Some(dest), ["checkout", "--quiet", "--detach", commit])?;
-        Ok(())
+        Ok(self.mirror.checkout(commit, dest)?)
     }
 
     /// Move an existing checkout to `commit`, fetching it from the mirror first.
     pub fn move_checkout(&self, dest: &Path, commit: &str) -> Result<(), SourceError> {
-        comfydock_foundation::git::check_revision(commit).map_err(GitError::from)?;
-        if self
-            .git
-            .run(Some(dest), ["cat-file", "-e", &format!("{commit}^{{commit}}")])
-            .is_err()
-        {
-            self.git.run(
-                Some(dest),
-                [
-                    OsStr::new("fetch"),
-                    OsStr::new("--quiet"),
-                    OsStr::new("--"),
-                    self.path.as_os_str(),
-                    OsStr::new("+refs/*:refs/remotes/mirror/*"),
-                ],
-            )?;
-        }
-        self.git
-            .run(Some(dest), ["checkout", "--quiet", "--detach", commit])?;
-        Ok(())
+        Ok(self.mirror.move_checkout(dest, commit)?)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod atomic_file;
 pub mod display_text;
 pub mod env_vars;
 pub mod git;
+pub mod git_mirror;
 pub mod hint;
 pub mod package_name;
 pub mod path_part;
