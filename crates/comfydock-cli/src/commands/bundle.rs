@@ -71,7 +71,11 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
     let counts = &report.manifest.counts;
     ctx.printer.status(
         "Exported",
-        format!("{} ({})", report.path.display(), human_size(report.size)),
+        format!(
+            "{} ({})",
+            report.path.display(),
+            comfydock_foundation::display_text::human_bytes(report.size)
+        ),
     );
     ctx.printer.info("Summary:");
     ctx.printer.info(format!("  • {} workflows", counts.workflows));
@@ -128,8 +132,10 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
             m.counts.registry_nodes,
             m.counts.git_nodes
         ));
-        ctx.printer
-            .info(format!("  • {count} models ({} total)", human_size(bytes)));
+        ctx.printer.info(format!(
+            "  • {count} models ({} total)",
+            comfydock_foundation::display_text::human_bytes(bytes)
+        ));
         if !bundle.builds.is_empty() {
             ctx.printer.info(format!(
                 "  • {} packages built from source (their code runs):",
@@ -261,18 +267,4 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         ));
     }
     Ok(())
-}
-
-fn human_size(bytes: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let b = bytes as f64;
-    if b >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.1} GB", b / (1024.0 * 1024.0 * 1024.0))
-    } else if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MB", b / (1024.0 * 1024.0))
-    } else if b >= 1024.0 {
-        format!("{:.1} KB", b / 1024.0)
-    } else {
-        format!("{bytes} B")
-    }
 }

@@ -1,5 +1,6 @@
 //! `comfydock model ...`: model roots, the content-addressed index, verified downloads.
 
+use comfydock_foundation::display_text::human_bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -188,8 +189,9 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             }
             for model in &report.same_content {
                 ctx.printer.data(format!(
-                    "same content ({}):",
-                    comfydock_foundation::display_text::truncate(&model.blake3, 16)
+                    "same content ({}, {} each):",
+                    comfydock_foundation::display_text::truncate(&model.blake3, 16),
+                    human_bytes(model.size)
                 ));
                 for l in &model.locations {
                     ctx.printer.data(format!("  {}", l.path().display()));
@@ -199,10 +201,17 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
                 ctx.printer
                     .data(format!("same name `{}`, different content:", clash.file_name));
                 for m in &clash.models {
-                    ctx.printer.data(format!(
-                        "  {}",
-                        comfydock_foundation::display_text::truncate(&m.blake3, 16)
-                    ));
+                    let named = m.locations.iter().filter(|l| {
+                        l.path().file_name().and_then(|n| n.to_str()) == Some(clash.file_name.as_str())
+                    });
+                    for l in named {
+                        ctx.printer.data(format!(
+                            "  {}  {:>9}  {}",
+                            comfydock_foundation::display_text::truncate(&m.blake3, 16),
+                            human_bytes(m.size),
+                            l.path().display()
+                        ));
+                    }
                 }
             }
             Ok(())
@@ -243,18 +252,39 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
             let models = selected_models(&index, select)?;
             let downloader = workspace_models::downloader(&ctx.settings(&workspace), 4)?;
             let search = workspace_models::block_on(index.find_sources(&downloader, &models))??;
+            let short = |blake3: &str| comfydock_foundation::display_text::truncate(blake3, 16).to_owned();
             if ctx.printer.json_mode() {
                 ctx.printer.json(&search);
             } else {
                 for found in &search.found {
-                    ctx.printer.data(serde_json::to_string(found).unwrap_or_default());
+                    let name = found.file.model_name.as_deref().unwrap_or("?");
+                    let state = if found.added { "added" } else { "already recorded" };
+                    ctx.printer.data(format!(
+                        "{}  {name} (Civitai version {})  {}  {state}",
+                        short(&found.blake3),
+                        found.file.version_id,
+                        found.file.download_url
+                    ));
                 }
                 for blake3 in &search.not_found {
-                    ctx.printer
-                        .data(format!("{}  no source found", &blake3[..16.min(blake3.len())]));
+                    ctx.printer.data(format!("{}  no source found", short(blake3)));
                 }
             }
-            Ok(())
+            match search.errors.as_slice() {
+                [] => Ok(()),
+                errors => {
+                    for (blake3, message) in errors {
+                        ctx.printer
+                            .warn(format!("{}: the look-up failed: {message}", short(blake3)));
+                    }
+                    Err(CommandError::failed(format!(
+                        "{} of {} look-ups failed; the sources found were recorded",
+                        errors.len(),
+                        models.len()
+                    ))
+                    .with_hint("check `comfydock config get civitai.url` and your network, then run the same command again"))
+                }
+            }
         }
         ModelCommand::AddSource { id, url } => {
             let kind = workspace_models::endpoints(&ctx.settings(&workspace))?.classify(url);

@@ -334,3 +334,128 @@ fn the_hugging_face_token_never_follows_a_redirect_to_another_host() {
         body
     );
 }
+
+/// `model show`, `hash`, `duplicates`, `sources find` and `add-source` as a user reads them:
+/// human and `--json` output, with a credentialed URL never printed or stored in the clear.
+#[test]
+fn show_hash_duplicates_sources_and_add_source_print_what_they_did() {
+    let ctx = context();
+    ctx.init_workspace();
+    let models = ctx.workspace.join("models");
+    for folder in ["checkpoints", "loras", "loras/old"] {
+        fs_err::create_dir_all(models.join(folder)).unwrap();
+    }
+    let dream = pseudo_random(120_000, 7);
+    let style = pseudo_random(40_000, 8);
+    fs_err::write(models.join("checkpoints/dream.safetensors"), &dream).unwrap();
+    // The same bytes twice, and another model under the same file name.
+    fs_err::write(models.join("loras/style.safetensors"), &style).unwrap();
+    fs_err::write(models.join("loras/old/style-copy.safetensors"), &style).unwrap();
+    fs_err::write(
+        models.join("checkpoints/style.safetensors"),
+        pseudo_random(1_000, 9),
+    )
+    .unwrap();
+    assert!(
+        ctx.command()
+            .args(["model", "scan"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    comfydock_snapshot!(ctx, ctx.command().args(["model", "duplicates"]));
+    let duplicates = json(&comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["--json", "model", "duplicates"])
+    ));
+    assert_eq!(
+        duplicates["same_content"].as_array().map(Vec::len),
+        Some(1),
+        "{duplicates}"
+    );
+
+    let dream_file = models.join("checkpoints/dream.safetensors");
+    let dream_path = dream_file.to_str().unwrap();
+    comfydock_snapshot!(ctx, ctx.command().args(["model", "hash", dream_path]));
+
+    // A Civitai answer for `dream` (the by-hash endpoint), nothing for the others.
+    let civitai = FileServer::start();
+    civitai.add(
+        &format!("/api/v1/model-versions/by-hash/{}", sha256_hex(&dream)),
+        serde_json::json!({
+            "id": 4242, "modelId": 42, "model": {"name": "Dream", "type": "Checkpoint"},
+            "files": [{"name": "dream.safetensors",
+                       "downloadUrl": "https://civitai.example/api/download/models/4242",
+                       "hashes": {"SHA256": sha256_hex(&dream).to_uppercase()}}]
+        })
+        .to_string(),
+    );
+    let civitai_url = format!("civitai.url={}", civitai.url());
+    comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["-c", &civitai_url, "model", "sources", "find", dream_path])
+    );
+    let again = json(&comfydock_snapshot!(
+        ctx,
+        ctx.command().args([
+            "-c",
+            &civitai_url,
+            "--json",
+            "model",
+            "sources",
+            "find",
+            dream_path
+        ])
+    ));
+    assert!(again.to_string().contains("4242"), "{again}");
+
+    // Every model: one found, one unknown, and one look-up that keeps failing (exit 1, the
+    // found source is still recorded).
+    civitai.fault_always(
+        &format!(
+            "/api/v1/model-versions/by-hash/{}",
+            sha256_hex(&pseudo_random(1_000, 9))
+        ),
+        comfydock_test::file_server::Fault::Status(500),
+    );
+    let all = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["-c", &civitai_url, "model", "sources", "find", "--all"])
+    );
+    assert_eq!(all.status.code(), Some(1), "{}", stderr(&all));
+
+    let secret_url = "http://user:hunter2@127.0.0.1:9/dream.safetensors?access_token=hunter2";
+    let refused = comfydock_snapshot!(
+        ctx,
+        ctx.command()
+            .args(["model", "add-source", dream_path, secret_url])
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    comfydock_snapshot!(
+        ctx,
+        ctx.command().args([
+            "model",
+            "add-source",
+            dream_path,
+            "http://127.0.0.1:7/mirror/dream.safetensors"
+        ])
+    );
+    let shown = comfydock_snapshot!(ctx, ctx.command().args(["model", "show", dream_path]));
+    assert!(!stdout(&shown).contains("hunter2"));
+    let shown = json(&comfydock_snapshot!(
+        ctx,
+        ctx.command().args(["--json", "model", "show", dream_path]),
+        filters = vec![(r#""added_at": \d+"#, r#""added_at": "[TIMESTAMP]""#)]
+    ));
+    assert_eq!(shown["sources"].as_array().map(Vec::len), Some(2), "{shown}");
+    assert!(!shown.to_string().contains("hunter2"), "{shown}");
+    let db = fs_err::read(ctx.workspace.join(".metadata/model_index.db")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&db).contains("hunter2"),
+        "credentials never reach the index"
+    );
+}
