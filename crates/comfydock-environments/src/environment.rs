@@ -52,6 +52,8 @@ pub enum EnvError {
     #[error("`{name}` has uncommitted changes in .cec")]
     Uncommitted { name: String, files: Vec<String> },
     #[error(transparent)]
+    ComfyUiRequirements(Box<ComfyUiRequirementsError>),
+    #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -93,6 +95,7 @@ impl Hinted for EnvError {
                 "add it to the lock with `comfydock -e {name} backend add {backend}`, or pick a locked one (`comfydock -e {name} backend list`)"
             )),
             Self::Create { source, .. } => source.hint(),
+            Self::ComfyUiRequirements(e) => e.hint(),
             Self::Uncommitted { name, .. } => Some(format!(
                 "commit them with `comfydock -e {name} commit -m MESSAGE`, or pass `--force` to discard them"
             )),
@@ -103,6 +106,29 @@ impl Hinted for EnvError {
             Self::Workspace(e) => e.hint(),
             _ => None,
         }
+    }
+}
+
+/// `comfyui update` could not lock the new version's requirements (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+#[error("ComfyUI {reference} cannot be installed in `{name}`: {problem}")]
+pub struct ComfyUiRequirementsError {
+    pub name: String,
+    pub reference: String,
+    /// The current pin, kept.
+    pub kept: String,
+    /// What uv could not satisfy, with who asked for each side.
+    pub problem: String,
+    #[source]
+    pub resolver: crate::resolver_failure::ResolverOutput,
+}
+
+impl Hinted for ComfyUiRequirementsError {
+    fn hint(&self) -> Option<String> {
+        let Self { name, kept, .. } = self;
+        Some(format!(
+            "nothing was changed (ComfyUI stays at {kept}); pick another version with `comfydock -e {name} comfyui update REF`, or bound a package with `comfydock -e {name} py constrain 'NAME<VERSION'`"
+        ))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod nodes;
 pub mod python_deps;
 pub mod requirements_txt;
+pub mod resolver_failure;
 pub mod settings;
 pub mod torch_backend;
 pub mod workflow_tracking;

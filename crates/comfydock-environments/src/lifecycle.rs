@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::comfyui_source::{ComfyUiMirror, SourceError};
 use crate::environment::{
-    EnvError, Environment, Interrupt, LocalState, SyncMode, Tools, commit_all, init_cec_repo,
-    lock_is_current, sweep_partial, uncommitted, uv_lock, uv_sync, uv_sync_checked, validate_name,
-    write_extra_model_paths,
+    ComfyUiRequirementsError, EnvError, Environment, Interrupt, LocalState, SyncMode, Tools, commit_all,
+    init_cec_repo, lock_is_current, sweep_partial, uncommitted, uv_lock, uv_sync, uv_sync_checked,
+    validate_name, write_extra_model_paths,
 };
-use crate::manifest::{self, ComfyUiPin, FileTransaction, ManifestError, NewManifest};
+use crate::manifest::{self, ComfyUiPin, FileTransaction, Manifest, ManifestError, NewManifest};
 use crate::nodes::NodeError;
 use crate::settings::Key;
 use crate::settings::Settings;
@@ -663,7 +663,7 @@ pub fn update_comfyui(
         manifest.set_dependency_group(manifest::COMFYUI_GROUP, &requirements.dependencies);
         manifest.save()?;
         reporter.phase("Resolving Python dependencies");
-        uv_lock(tools, env)?;
+        uv_lock(tools, env).map_err(|err| requirements_error(env, &manifest, &old, &new, err))?;
         reporter.phase("Installing Python packages");
         uv_sync(tools, env, &env.backend(), SyncMode::Inexact)?;
         let mut state = env.state();
@@ -689,6 +689,39 @@ pub fn update_comfyui(
             Err(err)
         }
     }
+}
+
+/// A failed lock of a new ComfyUI version, explained: which requirement (and whose) uv could
+/// not satisfy.
+fn requirements_error(
+    env: &Environment,
+    manifest: &Manifest,
+    old: &ComfyUiPin,
+    new: &ComfyUiPin,
+    err: EnvError,
+) -> EnvError {
+    let Some(stderr) = err.uv_stderr() else {
+        return err;
+    };
+    let nodes = manifest::node_entry::read_all(manifest);
+    let origin_of_group = |group: &str| crate::dependency_groups::group_origin(manifest, &nodes, group);
+    let sides = crate::resolver_failure::conflict_sides(
+        stderr,
+        &origin_of_group,
+        crate::dependency_groups::project_origin(manifest),
+    );
+    let problem = if sides.is_empty() {
+        "its requirements cannot be resolved".to_owned()
+    } else {
+        crate::resolver_failure::conflict_message(&sides)
+    };
+    EnvError::ComfyUiRequirements(Box::new(ComfyUiRequirementsError {
+        name: env.name.clone(),
+        reference: new.reference.clone(),
+        kept: old.reference.clone(),
+        problem,
+        resolver: crate::resolver_failure::ResolverOutput::from_uv_stderr(stderr),
+    }))
 }
 
 /// What an imported environment is made of (`comfydock import`): its name, this machine's

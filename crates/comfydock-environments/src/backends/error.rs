@@ -3,7 +3,7 @@
 use crate::environment::EnvError;
 use crate::lifecycle::SyncError;
 use crate::manifest::ManifestError;
-use crate::nodes::error::ResolverOutput;
+use crate::resolver_failure::ResolverOutput;
 use crate::torch_backend::InvalidBackend;
 use comfydock_foundation::Hinted;
 

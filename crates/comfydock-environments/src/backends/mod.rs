@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::environment::{self, Environment, SyncMode, Tools};
 use crate::lifecycle::SyncReport;
 use crate::manifest::FileTransaction;
-use crate::nodes::error::ResolverOutput;
+use crate::resolver_failure::ResolverOutput;
 use crate::settings::Key;
 use crate::settings::Settings;
 use crate::torch_backend::TorchBackend;

@@ -4,42 +4,9 @@ use std::path::PathBuf;
 
 use crate::environment::EnvError;
 use crate::manifest::ManifestError;
+use crate::resolver_failure::{ConflictSide, ResolverOutput, conflict_message};
 use comfydock_foundation::Hinted;
 use comfydock_foundation::git::GitError;
-
-/// uv's explanation of a failed resolution, shown as the cause of a conflict.
-#[derive(Debug, Clone)]
-pub struct ResolverOutput(pub String);
-
-impl std::fmt::Display for ResolverOutput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.trim())
-    }
-}
-
-impl std::error::Error for ResolverOutput {}
-
-impl ResolverOutput {
-    /// uv's stderr without its interpreter line and blank lines: the resolver's explanation.
-    pub fn from_uv_stderr(stderr: &str) -> Self {
-        Self(
-            stderr
-                .lines()
-                .filter(|l| !l.starts_with("Using ") && !l.trim().is_empty())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    }
-}
-
-/// One side of a dependency conflict: a requirement and who asked for it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConflictSide {
-    /// `node `x`` or `ComfyUI (requirements.txt)` or `the torch backend extra`.
-    pub origin: String,
-    /// The requirement as uv printed it (`conflict-a`, `shared-dep>=2`).
-    pub requirement: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -169,21 +136,6 @@ pub enum NodeError {
     Git(Box<GitError>),
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// "Dependency conflict: `a` (from X) and `b` (from Y) cannot both be installed".
-pub(crate) fn conflict_message(sides: &[ConflictSide]) -> String {
-    match sides {
-        [a, b, ..] => format!(
-            "Dependency conflict: `{}` (from {}) and `{}` (from {}) cannot both be installed",
-            a.requirement, a.origin, b.requirement, b.origin
-        ),
-        [a] => format!(
-            "Dependency conflict: `{}` (from {}) cannot be installed",
-            a.requirement, a.origin
-        ),
-        [] => "Dependency conflict".to_owned(),
-    }
 }
 
 impl From<comfydock_foundation::uv::UvError> for NodeError {

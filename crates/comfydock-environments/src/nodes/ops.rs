@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::NodeContext;
-use super::error::{NodeError, ResolverOutput};
+use super::error::NodeError;
 use super::index::{Claim, ClaimSource, normalize_repo_url};
 use super::install::{self, InstalledMarker};
 use super::registry::{Freshness, RegistryNode};
@@ -21,6 +21,7 @@ use crate::environment::{self, EnvError, SyncMode};
 use crate::manifest::node_entry::{self as entry, NodeEntry, NodeSource};
 use crate::manifest::{FileTransaction, Manifest};
 use crate::requirements_txt::{self, NodeRequirements};
+use crate::resolver_failure::ResolverOutput;
 use crate::settings::Key;
 
 /// What happened to a node's `install.py`.
@@ -465,7 +466,8 @@ fn lock_error(
     };
     let entries = entry::read_all(manifest);
     let origin_of_group = |group: &str| layout::group_origin(manifest, &entries, group);
-    let sides = resolution::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest));
+    let sides =
+        crate::resolver_failure::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest));
     let resolver = ResolverOutput::from_uv_stderr(&stderr);
     if sides.is_empty() {
         NodeError::Unresolvable {

@@ -2,7 +2,7 @@
 
 use crate::environment::EnvError;
 use crate::manifest::ManifestError;
-use crate::nodes::error::{ConflictSide, ResolverOutput, conflict_message};
+use crate::resolver_failure::{ConflictSide, ResolverOutput, conflict_message};
 use comfydock_foundation::Hinted;
 
 #[derive(Debug, thiserror::Error)]

@@ -16,8 +16,8 @@ use crate::dependency_groups::{self as layout, GroupOwner, LegacySplit};
 use crate::environment::{self, EnvError, Environment, SyncMode};
 use crate::manifest::node_entry::{self as entry, NodeEntry, normalize_group_name};
 use crate::manifest::{COMFYUI_GROUP, FileTransaction, Layout, Manifest, requirement_name};
-use crate::nodes::error::ResolverOutput;
 use crate::nodes::resolution;
+use crate::resolver_failure::ResolverOutput;
 use crate::torch_backend::TORCH_PACKAGES;
 
 /// A PEP 508 requirement: name, extras, then version specifiers, `@ URL`, and/or `; markers`.
@@ -476,7 +476,7 @@ fn lock_error(
     }
     let origin_of_group = |group: &str| layout::group_origin(manifest, nodes, group);
     let sides = if stderr.contains("No solution found") {
-        resolution::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest))
+        crate::resolver_failure::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest))
     } else {
         Vec::new()
     };

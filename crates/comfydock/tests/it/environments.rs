@@ -301,7 +301,15 @@ fn a_missing_module_at_startup_is_reported_with_the_package_to_add() {
     assert!(err.contains("`comfydock -e a py add requests`"), "{err}");
 
     // `logs` shows the traceback and ends with the same advice.
-    let out = sb.ctx.command().args(["-e", "a", "logs"]).output().unwrap();
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args(["-e", "a", "logs"]),
+        // Frames inside Python's own library differ between Python versions.
+        filters = vec![(
+            r#"(?m)(?:^  File "(?:<frozen [^"]+>|[^"]*/lib/python3\.\d+/[^"]+)", line \d+, in \w+\n(?:    .*\n)*)+"#,
+            "  [PYTHON LIBRARY FRAMES]\n"
+        )]
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out).trim_end().lines().last(),
@@ -510,6 +518,15 @@ fn comfyui_update_moves_to_a_newer_release_and_rollback_moves_back() {
             .unwrap(),
         "1.26.4"
     );
+
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "--json", "comfyui", "update", "v0.3.41"])
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["to"]["commit"], sb.repo.commit("v0.3.41"), "{report}");
 }
 
 #[test]
@@ -522,19 +539,31 @@ fn a_failed_comfyui_update_changes_nothing() {
         fs_err::read(cec.join("pyproject.toml")).unwrap(),
         fs_err::read(cec.join("uv.lock")).unwrap(),
     );
-    let out = sb
-        .ctx
-        .command()
-        .args(["-e", "a", "comfyui", "update", "v0.3.42"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "--json", "comfyui", "update", "v0.3.42"])
+    );
     assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["exit_code"], 1,
+        "one JSON document names the failure: {report}"
+    );
     let err = stderr(&out);
     assert!(
         err.contains("no-such-package"),
         "uv's own message is shown: {err}"
     );
-    assert!(err.contains("lock"), "the failing uv command is shown: {err}");
+    assert!(
+        err.contains("`no-such-package>=1` (from ComfyUI's requirements)"),
+        "the requirement and who asked for it are named: {err}"
+    );
+    assert!(
+        err.contains("nothing was changed (ComfyUI stays at v0.3.40)"),
+        "{err}"
+    );
     let after = (
         fs_err::read(cec.join("pyproject.toml")).unwrap(),
         fs_err::read(cec.join("uv.lock")).unwrap(),

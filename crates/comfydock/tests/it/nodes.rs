@@ -130,10 +130,20 @@ fn nodes_registry_git_and_dev_then_commit_and_rollback() {
 
     ns.sb.create("a", "v0.3.40");
     let git_spec = format!("{}@v1.0.0", repo.url());
-    let out = ns.ok(
-        "a",
-        &["add", "My-Node@1.0.0", &git_spec, "--dev", dev.to_str().unwrap()],
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args([
+            "-e",
+            "a",
+            "node",
+            "add",
+            "My-Node@1.0.0",
+            &git_spec,
+            "--dev",
+            dev.to_str().unwrap()
+        ])
     );
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Added"), "{}", stderr(&out));
     // Side-effect-free endpoints only: no install was recorded.
     assert!(ns.registry.installs().is_empty());
@@ -258,7 +268,13 @@ fn nodes_conflict_fails_the_whole_add_and_restores_everything() {
     let lock = fs_err::read(ns.cec("a", "uv.lock")).unwrap();
 
     // fine-pack would be fine alone: the whole add fails.
-    let out = ns.node("a", &["add", "fine-pack", "pack-two"]);
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb
+            .ctx
+            .command()
+            .args(["-e", "a", "node", "add", "fine-pack", "pack-two"])
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -385,7 +401,11 @@ fn nodes_update_prints_from_to_and_remove_cleans_up() {
     ns.run("a", &["sync"]);
     assert!(fs_err::read_to_string(&marker).unwrap().contains("\"1.1.0\""));
 
-    ns.ok("a", &["remove", "my-node"]);
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "node", "remove", "my-node"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(node_folders(&ns.custom_nodes("a")).is_empty());
     let manifest = fs_err::read_to_string(ns.cec("a", "pyproject.toml")).unwrap();
     assert!(!manifest.contains("my-node"), "{manifest}");
