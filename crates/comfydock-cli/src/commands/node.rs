@@ -235,22 +235,39 @@ fn list(ctx: &Context) -> CommandResult {
             env.name, env.name
         ));
     }
-    for n in &nodes {
-        let e = &n.entry;
-        let detail = match e.source {
-            NodeSource::Registry => format!(
-                "sha256 {}",
-                e.sha256.as_deref().map_or("?", |s| &s[..16.min(s.len())])
-            ),
-            NodeSource::Git => e.url.clone().unwrap_or_default(),
-            NodeSource::Dev => String::new(),
-        };
+    let rows: Vec<[String; 5]> = nodes
+        .iter()
+        .map(|n| {
+            let e = &n.entry;
+            let (version, detail) = match e.source {
+                NodeSource::Registry => (
+                    e.pinned(),
+                    format!(
+                        "sha256 {}",
+                        e.sha256.as_deref().map_or("?", |s| &s[..16.min(s.len())])
+                    ),
+                ),
+                NodeSource::Git => (e.pinned(), e.url.clone().unwrap_or_default()),
+                NodeSource::Dev => ("dev".to_owned(), e.path.clone().unwrap_or_default()),
+            };
+            [
+                e.key.clone(),
+                e.source.as_str().to_owned(),
+                version,
+                n.state.to_string(),
+                detail,
+            ]
+        })
+        .collect();
+    let width = |column: usize| rows.iter().map(|r| r[column].chars().count()).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2), width(3)];
+    for [key, source, version, state, detail] in &rows {
         ctx.printer.data(format!(
-            "{:<28} {:<8} {:<32} {:<9} {detail}",
-            e.key,
-            e.source.as_str(),
-            e.pinned(),
-            n.state
+            "{key:<w0$}  {source:<w1$}  {version:<w2$}  {state:<w3$}  {detail}",
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
         ));
     }
     Ok(())

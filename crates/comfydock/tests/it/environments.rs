@@ -11,7 +11,13 @@ use crate::snapshot::comfydock_snapshot;
 #[test]
 fn two_environments_at_different_commits_share_one_mirror() {
     let sb = EnvSandbox::new();
-    sb.create("a", "v0.3.40");
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["create", "a", "--comfyui", "v0.3.40", "--torch-backend", "cpu"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     // The second create must not clone from the source again: take the source away.
     let moved = sb.repo.path().with_file_name("ComfyUI-moved");
     fs_err::rename(sb.repo.path(), &moved).unwrap();
@@ -63,12 +69,12 @@ fn two_environments_at_different_commits_share_one_mirror() {
 #[test]
 fn default_ref_is_the_newest_release_and_use_makes_it_active() {
     let sb = EnvSandbox::new();
-    let out = sb
-        .ctx
-        .command()
-        .args(["--json", "create", "main", "--torch-backend", "cpu", "--use"])
-        .output()
-        .unwrap();
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["--json", "create", "main", "--torch-backend", "cpu", "--use"])
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(created["comfyui"]["reference"], "v0.3.41");

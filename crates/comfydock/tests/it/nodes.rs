@@ -230,7 +230,14 @@ fn nodes_registry_git_and_dev_then_commit_and_rollback() {
     assert!(cn.join("my-node/__init__.py").is_file());
 
     // disable / enable move the folder and show in list.
-    ns.ok("a", &["disable", "my-node"]);
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb
+            .ctx
+            .command()
+            .args(["-e", "a", "node", "disable", "my-node"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(cn.join(".disabled/my-node").is_dir());
     assert!(!cn.join("my-node").exists());
     let nodes = ns.list("a");
@@ -238,7 +245,12 @@ fn nodes_registry_git_and_dev_then_commit_and_rollback() {
         nodes.iter().find(|n| n["key"] == "my-node").unwrap()["state"],
         "disabled"
     );
-    ns.ok("a", &["enable", "my-node"]);
+    comfydock_snapshot!(ns.sb.ctx, ns.sb.ctx.command().args(["-e", "a", "node", "list"]));
+    let out = comfydock_snapshot!(
+        ns.sb.ctx,
+        ns.sb.ctx.command().args(["-e", "a", "node", "enable", "my-node"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     assert!(cn.join("my-node").is_dir());
 
     // The node index knows the installed classes; search finds them with their package.
