@@ -46,16 +46,14 @@ fn run_from_args() -> ExitStatus {
     let result =
         commands::Context::new(cli.global, command_line).and_then(|ctx| dispatch(&ctx, &cli.command));
     match result {
-        Ok(status) => status,
+        Ok(status) => {
+            printer::finish_json(None);
+            status
+        }
         Err(err) => {
             use std::io::Write as _;
             if json {
-                let mut out = anstream::stdout();
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&err.to_json()).unwrap_or_default()
-                );
+                printer::finish_json(Some(err.to_json()));
             }
             let mut stderr = anstream::stderr();
             let _ = write!(stderr, "{}", err.render());

@@ -2,6 +2,7 @@
 //! hints show every URL redacted ([`comfydock_foundation::redact`]).
 
 use std::io::Write as _;
+use std::sync::{Mutex, PoisonError};
 
 use comfydock_foundation::redact::redact_text;
 use owo_colors::OwoColorize as _;
@@ -38,12 +39,31 @@ impl Printer {
         let _ = writeln!(out, "{line}");
     }
 
-    /// A JSON document on stdout.
+    /// The command's JSON document. It is printed when the command ends — alone on success, or
+    /// as the `data` of the error document on failure — so stdout always holds exactly one
+    /// JSON document.
     #[allow(clippy::unused_self)]
     pub fn json(self, value: &impl Serialize) {
+        let value = serde_json::to_value(value).expect("JSON output serialises");
+        let mut document = DOCUMENT.lock().unwrap_or_else(PoisonError::into_inner);
+        debug_assert!(
+            matches!(*document, Document::None),
+            "a command produced two JSON documents"
+        );
+        if matches!(*document, Document::None) {
+            *document = Document::Pending(value);
+        }
+    }
+
+    /// The JSON document of a command that keeps running after it (a server announcing where
+    /// it listens): printed now. A later failure is reported on stderr only.
+    #[allow(clippy::unused_self)]
+    pub fn json_now(self, value: &impl Serialize) {
         let mut out = anstream::stdout();
         let text = serde_json::to_string_pretty(value).expect("JSON output serialises");
         let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+        *DOCUMENT.lock().unwrap_or_else(PoisonError::into_inner) = Document::Printed;
     }
 
     /// A cargo-style status line on stderr: a right-aligned green verb and a message.
@@ -92,4 +112,36 @@ impl Printer {
             redact_text(&message.to_string())
         );
     }
+}
+
+/// The one JSON document of this process's command.
+enum Document {
+    None,
+    Pending(serde_json::Value),
+    Printed,
+}
+
+static DOCUMENT: Mutex<Document> = Mutex::new(Document::None);
+
+/// Print the command's JSON document once it has ended: its data on success; on failure the
+/// error document, carrying the data produced before the failure as `data`.
+pub fn finish_json(error: Option<serde_json::Value>) {
+    let document = std::mem::replace(
+        &mut *DOCUMENT.lock().unwrap_or_else(PoisonError::into_inner),
+        Document::Printed,
+    );
+    let out = match (document, error) {
+        (Document::Printed, _) | (Document::None, None) => return,
+        (Document::Pending(data), None) => data,
+        (Document::None, Some(error)) => error,
+        (Document::Pending(data), Some(mut error)) => {
+            if let Some(object) = error.as_object_mut() {
+                object.insert("data".to_owned(), data);
+            }
+            error
+        }
+    };
+    let mut stdout = anstream::stdout();
+    let text = serde_json::to_string_pretty(&out).expect("JSON output serialises");
+    let _ = writeln!(stdout, "{text}");
 }

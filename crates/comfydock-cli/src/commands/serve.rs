@@ -366,7 +366,7 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
     let addr = server.addr();
     if ctx.printer.json_mode() {
         ctx.printer
-            .json(&json!({"listen": addr.to_string(), "workflows": names, "backends": backends}));
+            .json_now(&json!({"listen": addr.to_string(), "workflows": names, "backends": backends}));
     } else {
         ctx.printer.status(
             "Serving",

@@ -523,12 +523,10 @@ fn nodes_submodules_torch_filter_install_scripts_and_import_check() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let json = ns.node("a", &["--json", "check", "importer"]);
-    // The reports come first; the failure follows as its own JSON document.
-    let reports: serde_json::Value = serde_json::Deserializer::from_str(&stdout(&json))
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap();
+    // One JSON document: the failure, carrying the reports as its data.
+    let document: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(document["exit_code"], 1, "{document}");
+    let reports = &document["data"];
     assert_eq!(reports[0]["missing"][0]["package"], "opencv-python", "{reports}");
     assert_eq!(reports[0]["optional"][0]["reason"], "guarded_by_try", "{reports}");
     ns.ok("a", &["check", "comfyui-sub"]);

@@ -131,13 +131,10 @@ fn validate_with_object_info_reports_missing_required_inputs() {
     );
     let out = validate(true);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    // The issues come first; the failure report follows as its own JSON document.
-    let text = stdout(&out);
-    let issues: serde_json::Value = serde_json::Deserializer::from_str(&text)
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap();
+    // One JSON document: the failure, carrying the issues as its data.
+    let document: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(document["exit_code"], 1, "{document}");
+    let issues = &document["data"];
     assert_eq!(issues[0]["code"], "required_input_missing", "{issues}");
     assert_eq!(issues[0]["node_id"], "3");
     assert_eq!(issues[0]["input_name"], "images");
