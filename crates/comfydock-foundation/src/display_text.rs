@@ -35,6 +35,15 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// Items in backticks, comma-separated: `` `a`, `b` `` (names in messages).
+pub fn backticked(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `s` cut to `max` characters with `…` at the end when it was longer.
 pub fn ellipsize(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

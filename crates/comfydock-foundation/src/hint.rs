@@ -13,3 +13,16 @@ pub trait Hinted: std::error::Error + Send + Sync + 'static {
 
 impl Hinted for std::io::Error {}
 impl Hinted for serde_json::Error {}
+
+/// An error and all its causes on one line (`outer: cause: root cause`), for warnings and
+/// per-item failure reports where the full `Caused by:` block would be too much.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

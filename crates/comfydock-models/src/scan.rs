@@ -358,16 +358,7 @@ fn intern(list: &mut Vec<PathBuf>, path: &Path) -> usize {
 }
 
 /// An error and its causes on one line (`Cannot read `x`: Permission denied`).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+pub(crate) use comfydock_foundation::hint::error_chain;
 
 /// Walk all units in parallel, following symlinks safely.
 fn walk_units(location_roots: &[PathBuf], units: &[(usize, PathBuf, Option<String>)]) -> WalkOutput {

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod model_match;
 pub mod node_candidates;
+pub mod recovery;
 pub mod resolve;
 
 pub use error::ResolveError;

@@ -182,14 +182,7 @@ pub fn resolve(
         let specs = install_specs(&node_results)?;
         if !specs.is_empty() {
             let report = ops::add(&node_ctx, &specs, false)?;
-            for changed in &report.nodes {
-                nodes_installed.push(
-                    serde_json::to_value(changed)
-                        .ok()
-                        .and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_owned))
-                        .unwrap_or_default(),
-                );
-            }
+            nodes_installed.extend(report.nodes.iter().map(|changed| changed.entry.key.clone()));
             for n in &mut node_results {
                 if n.package.is_some() {
                     n.installed = true;
@@ -199,6 +192,13 @@ pub fn resolve(
     }
 
     // Models.
+    let recorded_pins = env
+        .manifest()?
+        .tool()
+        .workflows
+        .get(&name)
+        .map(|w| w.models.entries())
+        .unwrap_or_default();
     let mut models_index = workspace_models::open_index(ctx.workspace)?;
     let records = models_index.list()?;
     let mut model_results = Vec::new();
@@ -206,22 +206,45 @@ pub fn resolve(
     let mut downloads: Vec<(usize, DownloadRequest)> = Vec::new();
     for reference in &analysis.models {
         let found = find_model(&records, reference);
+        // A pin recorded earlier (by resolve, import or a teammate) knows the hash and sources
+        // even when the workflow file names no URL.
+        let recorded = recorded_pins
+            .iter()
+            .find(|m| m.entry.name.as_deref() == Some(reference.relative_path.as_str()));
+        let url = reference
+            .url
+            .clone()
+            .or_else(|| recorded.and_then(|m| m.entry.urls().into_iter().next()));
         let (blake3, how) = match &found {
             Some((record, how)) => (Some(record.blake3.clone()), (*how).to_owned()),
             None if reference.url.is_some() => (None, "not in the index; can be downloaded".to_owned()),
+            None if url.is_some() => (
+                None,
+                "not in the index; can be downloaded from its recorded source".to_owned(),
+            ),
             None => (None, "not in the index and no download URL".to_owned()),
         };
         if let Some((record, _)) = &found {
             let (hash, entry) = pin(record, reference)?;
             pins.insert(hash, entry);
         } else if options.install
-            && let Some(url) = &reference.url
+            && let Some(url) = &url
         {
             let to = match &reference.folder {
                 Some(folder) => format!("{folder}/{}", reference.relative_path),
                 None => reference.relative_path.clone(),
             };
-            let expected = reference.hash.clone().map(ExpectedHash::Sha256);
+            let expected = reference.hash.clone().map(ExpectedHash::Sha256).or_else(|| {
+                let m = recorded?;
+                m.entry
+                    .sha256(m.key.as_ref())
+                    .map(|h| ExpectedHash::Sha256(h.as_str().to_owned()))
+                    .or_else(|| {
+                        m.entry
+                            .blake3(m.key.as_ref())
+                            .map(|h| ExpectedHash::Blake3(h.as_str().to_owned()))
+                    })
+            });
             downloads.push((
                 model_results.len(),
                 DownloadRequest {
@@ -237,7 +260,7 @@ pub fn resolve(
             criticality: reference.criticality,
             blake3,
             how,
-            url: reference.url.clone(),
+            url,
         });
     }
     let mut models_downloaded = Vec::new();
@@ -285,6 +308,11 @@ pub fn resolve(
             .iter()
             .filter(|m| m.blake3.is_none())
             .map(|m| m.name.clone())
+            .collect(),
+        unresolved_nodes: node_results
+            .iter()
+            .filter(|n| n.package.is_none())
+            .map(|n| n.node_type.clone())
             .collect(),
     };
     // Merged into what the manifest holds: pins and sources this run did not produce are kept.

@@ -155,6 +155,19 @@ pub struct SyncArgs {
     /// Switch this machine to this torch backend first (as `backend use`); the lock must cover it
     #[arg(long, value_name = "BACKEND", conflicts_with = "dry_run")]
     pub torch_backend: Option<String>,
+    /// Also download the models .cec pins that this machine lacks, from their recorded sources
+    /// (verified against the pinned hash): `required` (the default) or `all`
+    #[arg(long, value_name = "WHICH", num_args = 0..=1, default_missing_value = "required", conflicts_with = "dry_run")]
+    pub models: Option<ModelsToFetch>,
+}
+
+/// Which missing models `sync --models` downloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelsToFetch {
+    /// Models a workflow cannot run without
+    Required,
+    /// Every missing model, optional ones too
+    All,
 }
 
 #[derive(Debug, Args)]

@@ -6,10 +6,12 @@ use comfydock_environments::lifecycle::{self, BackendChoice, CreateOptions};
 use comfydock_environments::torch_backend::TorchBackend;
 use comfydock_environments::workflow_tracking::WorkflowState;
 use comfydock_environments::workspace::Workspace;
+use comfydock_resolution::recovery::{self, ModelSelection};
+use comfydock_resolution::resolve::ResolveContext;
 use serde_json::json;
 
 use super::Context;
-use crate::commands::args::{ComfyuiCommand, CreateArgs, SyncArgs};
+use crate::commands::args::{ComfyuiCommand, CreateArgs, ModelsToFetch, SyncArgs};
 use crate::error::{CommandError, CommandResult};
 use crate::prompt::confirm;
 
@@ -156,13 +158,31 @@ pub fn status(ctx: &Context) -> CommandResult {
         .iter()
         .filter(|w| w.tracked && w.state != WorkflowState::Synced)
     {
+        let fix = if w.state == WorkflowState::Deleted {
+            format!(
+                "bring it back with `comfydock -e {env} workflow restore {name}`, or stop tracking it with `comfydock -e {env} workflow untrack {name}`",
+                env = env.name,
+                name = w.name
+            )
+        } else {
+            format!("comfydock -e {} commit -m MESSAGE", env.name)
+        };
         status.issues.push(lifecycle::StatusIssue {
             what: format!(
                 "tracked workflow `{}` is {} since the last commit",
                 w.name,
                 state_word(w.state)
             ),
-            fix: format!("comfydock -e {} commit -m MESSAGE", env.name),
+            fix,
+        });
+    }
+    let gaps = recovery::check(&workspace, &env)?;
+    let models_root = comfydock_environments::workspace_models::default_root(&workspace)
+        .map_or_else(|_| "models".to_owned(), |r| r.path.display().to_string());
+    for issue in gaps.issues(&env.name, &models_root) {
+        status.issues.push(lifecycle::StatusIssue {
+            what: issue.what,
+            fix: issue.fix,
         });
     }
     let untracked: Vec<&str> = workflows
@@ -181,6 +201,8 @@ pub fn status(ctx: &Context) -> CommandResult {
             "uncommitted": status.uncommitted,
             "running_pid": status.running_pid,
             "nodes": status.nodes,
+            "missing_models": gaps.missing_models,
+            "workflow_gaps": gaps.workflows,
             "ignored": status.ignored,
             "issues": status.issues,
         }));
@@ -272,6 +294,34 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
     } else {
         Vec::new()
     };
+    let fetched = match args.models {
+        Some(which) => Some(recovery::fetch_missing(
+            &ResolveContext {
+                workspace: &workspace,
+                settings: &settings,
+                tools: &tools,
+                env: &env,
+                reporter: &ctx.reporter,
+            },
+            match which {
+                ModelsToFetch::Required => ModelSelection::Required,
+                ModelsToFetch::All => ModelSelection::All,
+            },
+        )?),
+        None => None,
+    };
+    let fetch_failure = fetched.as_ref().and_then(|f| {
+        let failed = f.count("failed") + f.count("no_source");
+        (failed > 0).then(|| {
+            CommandError::failed(format!(
+                "{failed} missing model(s) could not be downloaded; the environment is synced otherwise"
+            ))
+            .with_hint(format!(
+                "see `comfydock -e {} status` for each model and its fix",
+                env.name
+            ))
+        })
+    });
     if ctx.printer.json_mode() {
         let mut value = serde_json::to_value(&report).unwrap_or_default();
         value["trashed"] = json!(
@@ -280,8 +330,41 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
                 .map(|(name, path)| json!({"name": name, "path": path}))
                 .collect::<Vec<_>>()
         );
+        if let Some(fetched) = &fetched {
+            value["models"] = json!(fetched.outcomes);
+        }
         ctx.printer.json(&value);
-        return Ok(());
+        return fetch_failure.map_or(Ok(()), Err);
+    }
+    if let Some(fetched) = &fetched {
+        for outcome in &fetched.outcomes {
+            match outcome.state {
+                "downloaded" => ctx.printer.status(
+                    "Downloaded",
+                    format!(
+                        "{} from {}",
+                        outcome.model,
+                        outcome.detail.as_deref().unwrap_or("?")
+                    ),
+                ),
+                "skipped" => ctx.printer.info(format!(
+                    "Skipped optional model {} (fetch it with `comfydock -e {} sync --models all`)",
+                    outcome.model, env.name
+                )),
+                "no_source" => ctx.printer.warn(format!(
+                    "{}: .cec records no download source; put the file in place and run `comfydock model scan`",
+                    outcome.model
+                )),
+                _ => ctx.printer.warn(format!(
+                    "{}: every source failed: {}",
+                    outcome.model,
+                    outcome.detail.as_deref().unwrap_or("?")
+                )),
+            }
+        }
+        if fetched.outcomes.is_empty() {
+            ctx.printer.info("Every model .cec pins is on this machine");
+        }
     }
     for (name, path) in &trashed {
         ctx.printer.status(
@@ -332,7 +415,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> CommandResult {
         ctx.printer
             .status("Synced", format!("environment `{}`", env.name));
     }
-    Ok(())
+    fetch_failure.map_or(Ok(()), Err)
 }
 
 pub fn comfyui(ctx: &Context, command: &ComfyuiCommand) -> CommandResult {

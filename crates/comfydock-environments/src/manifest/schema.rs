@@ -146,6 +146,9 @@ pub struct WorkflowEntry {
     /// Model references (as the workflow writes them) no pin covers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved_models: Vec<String>,
+    /// Custom node types no known package provides (and no mapping names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_nodes: Vec<String>,
 }
 
 impl Default for WorkflowEntry {
@@ -156,6 +159,7 @@ impl Default for WorkflowEntry {
             node_choices: BTreeMap::new(),
             models: WorkflowModels::default(),
             unresolved_models: Vec::new(),
+            unresolved_nodes: Vec::new(),
         }
     }
 }
@@ -185,6 +189,7 @@ impl WorkflowEntry {
         }
         self.tracked = fresh.tracked;
         self.nodes = fresh.nodes;
+        self.unresolved_nodes = fresh.unresolved_nodes;
         self.node_choices.extend(fresh.node_choices);
         self.unresolved_models = fresh
             .unresolved_models
@@ -1160,6 +1165,7 @@ sources = ["https://example.com/detail"]
             )])),
             // This index does not know the LoRA; the kept pin covers it.
             unresolved_models: vec!["detail.safetensors".into(), "vae.safetensors".into()],
+            unresolved_nodes: Vec::new(),
         };
         manifest.record_workflow_resolution("flow", fresh).unwrap();
 

@@ -434,7 +434,7 @@ fn apply(
             resolution::first_torch_change(&torch_before, &torch_after).unwrap_or_default();
         tx.rollback()?;
         return Err(PyError::TorchChanged {
-            requirements: quoted(what),
+            requirements: comfydock_foundation::display_text::backticked(what),
             package,
             from,
             to,
@@ -443,14 +443,6 @@ fn apply(
     ctx.reporter.phase("Installing Python packages");
     environment::sync_or_restore(ctx.tools, env, mode, tx)?;
     Ok(change)
-}
-
-fn quoted(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Turn a failed `uv lock` into an unknown package or a conflict naming both sides.
@@ -482,7 +474,7 @@ fn lock_error(
     };
     if sides.is_empty() {
         PyError::Unresolvable {
-            requirements: quoted(what),
+            requirements: comfydock_foundation::display_text::backticked(what),
             env: ctx.env.name.clone(),
             resolver,
         }

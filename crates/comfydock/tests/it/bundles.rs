@@ -288,10 +288,19 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
         sd15
     );
     assert!(!models_b.join("loras/detail.safetensors").exists());
-    // Status is clean in B.
+    // Status in B lists only the optional model left out, with the command that fetches it.
     let out = run_ok(&t.b, &["-e", "a", "--json", "status"]);
     let b_status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(b_status["clean"], true, "{b_status}");
+    let issues = b_status["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{b_status}");
+    assert!(
+        issues[0]["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("model `loras/detail.safetensors` (optional"),
+        "{b_status}"
+    );
+    assert_eq!(issues[0]["fix"], "comfydock -e a sync --models all");
 
     // Importing again: the name is taken, so it becomes `a-1`; `skip` downloads nothing, and the
     // checkpoint is found locally by hash. The git node's repository is gone now: that node
@@ -722,4 +731,104 @@ fn models_that_do_not_fit_stop_the_import_before_anything_is_created() {
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(environments.is_empty(), "{environments:?}");
+}
+
+/// The recovery loop: a resolved workflow exported, imported with `--models skip` elsewhere;
+/// `status` names the missing model with its fix, `resolve` keeps the pins it cannot satisfy,
+/// and `sync --models` downloads and verifies it from the recorded source. `pyproject.toml`
+/// never changes on the way.
+#[test]
+fn a_model_skipped_at_import_is_listed_by_status_and_fetched_by_sync_models() {
+    let t = TwoWorkspaces::new();
+    let a = &t.a;
+    a.create("a", "v0.3.40");
+    let files = FileServer::start();
+    let model = b"dream checkpoint ".repeat(2000);
+    files.add("/m/dream.safetensors", model.clone());
+    let sha = comfydock_test::archive::sha256_hex(&model);
+    let live = a.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    fs_err::write(
+        live.join("flow.json"),
+        workflow(
+            "CheckpointLoaderSimple",
+            "dream.safetensors",
+            &format!(
+                r#""models": [{{"name": "dream.safetensors", "directory": "checkpoints", "url": "{}", "hash": "{sha}", "hash_type": "SHA256"}}]"#,
+                files.url_for("/m/dream.safetensors")
+            ),
+        ),
+    )
+    .unwrap();
+    run_ok(&a.ctx, &["-e", "a", "workflow", "track", "flow"]);
+    run_ok(
+        &a.ctx,
+        &["-e", "a", "workflow", "resolve", "flow", "--auto", "--install"],
+    );
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Flow"]);
+    let bundle = a.ctx.path().join("flow.tar.gz");
+    run_ok(&a.ctx, &["-e", "a", "export", "-o", bundle.to_str().unwrap()]);
+    let pinned = fs_err::read(a.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+
+    run_ok(
+        &t.b,
+        &["--yes", "import", bundle.to_str().unwrap(), "--models", "skip"],
+    );
+    let manifest_b = t.b_env("a").join(".cec/pyproject.toml");
+    assert_eq!(fs_err::read(&manifest_b).unwrap(), pinned);
+    let model_b = t.b.workspace.join("models/checkpoints/dream.safetensors");
+    assert!(!model_b.exists());
+
+    // status names the model, who needs it, and the command that fetches it.
+    let out = comfydock_snapshot!(t.b, t.b.command().args(["-e", "a", "status"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&t.b, &["-e", "a", "--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], false, "{status}");
+    let missing = status["missing_models"].as_array().unwrap();
+    assert_eq!(missing.len(), 1, "{status}");
+    assert_eq!(missing[0]["sha256"], sha);
+    assert_eq!(missing[0]["workflows"][0], "flow");
+    assert!(
+        status["issues"]
+            .to_string()
+            .contains("comfydock -e a sync --models required"),
+        "{status}"
+    );
+
+    // A resolve that cannot find the file keeps the pin and its sources.
+    let out =
+        t.b.command()
+            .args(["-e", "a", "workflow", "resolve", "flow", "--auto"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(fs_err::read(&manifest_b).unwrap(), pinned, "no pin is dropped");
+
+    // sync --models fetches it from the recorded source and verifies it.
+    let out = comfydock_snapshot!(t.b, t.b.command().args(["-e", "a", "sync", "--models"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs_err::read(&model_b).unwrap(), model);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&t.b, &["-e", "a", "--json", "status"]))).unwrap();
+    assert_eq!(status["missing_models"], serde_json::json!([]), "{status}");
+    assert_eq!(status["clean"], true, "{status}");
+    assert_eq!(fs_err::read(&manifest_b).unwrap(), pinned);
+
+    // Bytes that do not match the pin are never installed.
+    fs_err::remove_file(&model_b).unwrap();
+    run_ok(&t.b, &["model", "scan"]);
+    files.wrong_bytes("/m/dream.safetensors", b"tampered".repeat(100));
+    let out =
+        t.b.command()
+            .args(["-e", "a", "sync", "--models", "all"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!model_b.exists(), "a file that fails verification is not kept");
+    assert!(
+        stderr(&out).contains("could not be downloaded"),
+        "{}",
+        stderr(&out)
+    );
 }
