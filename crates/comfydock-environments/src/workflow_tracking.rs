@@ -25,6 +25,10 @@ pub enum TrackingError {
     },
     #[error("Workflow `{0}` is not tracked")]
     NotTracked(String),
+    #[error(
+        "Workflow `{name}` in ComfyUI has changes that are not committed; restoring would overwrite them"
+    )]
+    WouldOverwrite { name: String, env: String },
     #[error("Invalid workflow name `{0}`: not a plain portable name")]
     InvalidName(String),
     /// Tracked names in the manifest that cannot become files on every system; `commit` refuses
@@ -60,6 +64,9 @@ impl Hinted for TrackingError {
                 Some("save the workflow in ComfyUI first, then run `comfydock workflow list`".into())
             }
             Self::NotTracked(name) => Some(format!("track it with `comfydock workflow track {name}`")),
+            Self::WouldOverwrite { name, env } => Some(format!(
+                "see them with `comfydock -e {env} workflow diff {name}` and keep them with `comfydock -e {env} commit -m MESSAGE`, or pass `--force` to restore anyway (the current file is moved to the workspace trash)"
+            )),
             Self::InvalidName(name) => Some(format!(
                 "names must be plain (no `:`, `\\`, `..`, control characters or `<>\"|?*`); rename the workflow in ComfyUI, e.g. to `{}`, and track that name",
                 comfydock_foundation::path_part::suggest_relative(name)
@@ -408,20 +415,57 @@ pub fn committed(
     }
 }
 
-/// Write the committed version of `name` (at `rev`) back into ComfyUI's folder.
+/// What [`restore`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub path: PathBuf,
+    /// Where the file it replaced was kept (when it differed from the restored one).
+    pub trashed: Option<PathBuf>,
+}
+
+/// Write the committed version of `name` (at `rev`) back into ComfyUI's folder. A live file with
+/// changes since the last commit is only replaced with `force`; a replaced file that differs from
+/// the restored one is moved to the workspace trash first, so nothing the user saved is lost.
 pub fn restore(
     git: &Git,
+    workspace: &crate::workspace::Workspace,
     env: &Environment,
     name: &str,
     rev: Option<&str>,
-) -> Result<PathBuf, TrackingError> {
+    force: bool,
+) -> Result<Restored, TrackingError> {
     let bytes = committed(git, env, name, rev)?;
-    let target = file_for(&comfyui_workflows_dir(env), &normalize_name(name));
+    let name = normalize_name(name);
+    let target = file_for(&comfyui_workflows_dir(env), &name);
+    let mut trashed = None;
+    if let Ok(live) = fs_err::read(&target)
+        && live != bytes
+    {
+        let last_commit = committed(git, env, &name, Some("HEAD")).ok();
+        if !force && last_commit.as_deref() != Some(live.as_slice()) {
+            return Err(TrackingError::WouldOverwrite {
+                name,
+                env: env.name.clone(),
+            });
+        }
+        let keep = workspace
+            .trash_dir(&env.name)
+            .join("workflows")
+            .join(format!("{name}.json"));
+        if let Some(parent) = keep.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::rename(&target, &keep)?;
+        trashed = Some(keep);
+    }
     if let Some(parent) = target.parent() {
         fs_err::create_dir_all(parent)?;
     }
     write_atomic(&target, bytes)?;
-    Ok(target)
+    Ok(Restored {
+        path: target,
+        trashed,
+    })
 }
 
 /// The live file of a workflow in ComfyUI.

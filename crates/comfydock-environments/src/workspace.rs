@@ -231,6 +231,15 @@ impl Workspace {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// A new folder of the workspace trash for `env`, `trash/<env>/<unix time>`: where files
+    /// comfydock would otherwise overwrite or delete are moved (not created yet).
+    pub fn trash_dir(&self, env: &str) -> PathBuf {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.root.join("trash").join(env).join(stamp.to_string())
+    }
+
     pub fn metadata_dir(&self) -> PathBuf {
         self.root.join(".metadata")
     }

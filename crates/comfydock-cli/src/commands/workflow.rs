@@ -61,6 +61,10 @@ pub enum WorkflowCommand {
         /// Take it from this revision of .cec [default: the last commit]
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
+        /// Replace the file even if it has changes that are not committed (it is moved to the
+        /// workspace trash)
+        #[arg(long)]
+        force: bool,
     },
     /// Map custom nodes to packages and models to the index; with --install, add and download what is missing
     Resolve {
@@ -118,7 +122,7 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
         WorkflowCommand::List => list(ctx),
         WorkflowCommand::Track { names, all } => track(ctx, names, *all),
         WorkflowCommand::Untrack { name } => untrack(ctx, name),
-        WorkflowCommand::Restore { name, rev } => restore(ctx, name, rev.as_deref()),
+        WorkflowCommand::Restore { name, rev, force } => restore(ctx, name, rev.as_deref(), *force),
         WorkflowCommand::Diff { name, rev } => diff(ctx, name, rev.as_deref()),
         WorkflowCommand::Resolve { name, auto, install } => {
             super::resolve::resolve(ctx, name, *auto, *install)
@@ -414,23 +418,31 @@ fn untrack(ctx: &Context, name: &str) -> CommandResult {
     Ok(())
 }
 
-fn restore(ctx: &Context, name: &str, rev: Option<&str>) -> CommandResult {
+fn restore(ctx: &Context, name: &str, rev: Option<&str>, force: bool) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let _lock = ctx.lock(&workspace)?;
     let git = Git::find()?;
     let rev = rev.unwrap_or("HEAD");
-    let path = tracking::restore(&git, &env, name, Some(rev))?;
+    let restored = tracking::restore(&git, &workspace, &env, name, Some(rev), force)?;
     if ctx.printer.json_mode() {
-        ctx.printer
-            .json(&json!({ "restored": tracking::normalize_name(name), "path": path, "rev": rev }));
+        ctx.printer.json(&json!({
+            "restored": tracking::normalize_name(name),
+            "path": restored.path,
+            "rev": rev,
+            "trashed": restored.trashed,
+        }));
     } else {
+        if let Some(kept) = &restored.trashed {
+            ctx.printer
+                .status("Kept", format!("the replaced file as {}", kept.display()));
+        }
         ctx.printer.status(
             "Restored",
             format!(
                 "{} from {rev} to {}",
                 tracking::normalize_name(name),
-                path.display()
+                restored.path.display()
             ),
         );
         ctx.printer

@@ -436,14 +436,7 @@ pub fn trash_unmanaged(
     env: &Environment,
     entries: &[NodeEntry],
 ) -> Result<Vec<(String, PathBuf)>, NodeError> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let trash = workspace
-        .root()
-        .join("trash")
-        .join(&env.name)
-        .join(stamp.to_string());
+    let trash = workspace.trash_dir(&env.name);
     let mut moved = Vec::new();
     for item in drift(env, entries) {
         let NodeDrift::Unmanaged { name } = item else {

@@ -240,15 +240,54 @@ fn track_commit_modify_diff_restore() {
     assert!(diff.contains("node 2 \"Positive\" (CLIPTextEncode)"), "{diff}");
     assert!(diff.contains("\"a cat\" -> \"a dog\""), "{diff}");
 
-    let out = ws(&["workflow", "restore", "portraits/flux"]);
+    // Restoring over uncommitted changes is refused, naming the ways out.
+    let edited = original.replace("a cat", "a dog");
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "workflow", "restore", "portraits/flux"])
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(),
+        edited
+    );
+    // With --force the edited file goes to the workspace trash, then the commit is restored.
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx
+            .command()
+            .args(["-e", "a", "workflow", "restore", "portraits/flux", "--force"]),
+        filters = vec![(r"trash/a/\d+/", "trash/a/[TIME]/")]
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("reload the workflow"), "{}", stderr(&out));
     assert_eq!(
         fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(),
         original
     );
+    let kept: Vec<String> = walk_files(&sb.ctx.workspace.join("trash/a"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].ends_with("/workflows/portraits/flux.json"), "{kept:?}");
+    assert_eq!(fs_err::read_to_string(&kept[0]).unwrap(), edited);
     let status: serde_json::Value = serde_json::from_str(&stdout(&ws(&["--json", "status"]))).unwrap();
     assert_eq!(status["clean"], true, "{status}");
+
+    // A tracked workflow deleted in ComfyUI: status offers restore or untrack, and restore
+    // brings it back without needing --force.
+    fs_err::remove_file(live_dir.join("portraits/flux.json")).unwrap();
+    let out = comfydock_snapshot!(sb.ctx, sb.ctx.command().args(["-e", "a", "status"]));
+    assert!(
+        stdout(&out).contains("workflow restore portraits/flux"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(ws(&["workflow", "restore", "portraits/flux"]).status.success());
+    assert_eq!(
+        fs_err::read_to_string(live_dir.join("portraits/flux.json")).unwrap(),
+        original
+    );
 
     // Untracking drops the committed copy at the next commit.
     assert!(ws(&["workflow", "untrack", "portraits/flux"]).status.success());
@@ -347,4 +386,21 @@ fn analyze_maps_unhinted_custom_types_through_the_node_index() {
         text.contains("Packs named in extra.node_versions: ComfyUI-KJNodes@a8aeef670b3f"),
         "{text}"
     );
+}
+
+/// Every file below `dir`, as paths.
+fn walk_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs_err::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }
