@@ -94,7 +94,26 @@ pub fn export(
     let python_version = fs_err::read(cec.join(".python-version"))
         .unwrap_or_else(|_| format!("{}\n", manifest.python().unwrap_or_default()).into_bytes());
     let pin = manifest.comfyui()?;
-    let collected = super::models::collect(&manifest, &env.name);
+    let mut collected = super::models::collect(&manifest, &env.name);
+    for name in workflow_tracking::never_resolved(env, &manifest) {
+        collected.issues.push(format!(
+            "workflow `{name}` was never resolved, so the bundle cannot say which nodes and models it needs: run `comfydock -e {} workflow resolve {name}`",
+            env.name
+        ));
+    }
+    let nodes = entry::read_all(&manifest);
+    for (name, workflow) in &manifest.tool().workflows {
+        for package in workflow
+            .nodes
+            .iter()
+            .filter(|p| !nodes.iter().any(|n| n.provides_package(p)))
+        {
+            collected.issues.push(format!(
+                "workflow `{name}` needs node package `{package}`, which this environment does not have: add it with `comfydock -e {env} workflow resolve {name} --install` (or `comfydock -e {env} node add {package}`)",
+                env = env.name
+            ));
+        }
+    }
     let mut warnings = Vec::new();
     if !collected.issues.is_empty() {
         if options.allow_issues {

@@ -52,6 +52,11 @@ pub fn collect(manifest: &Manifest, env: &str) -> CollectedModels {
                 "workflow `{name}` has an unresolved model `{model}`: run `comfydock -e {env} workflow resolve {name}`"
             ));
         }
+        for node_type in &workflow.unresolved_nodes {
+            out.issues.push(format!(
+                "workflow `{name}` uses node type `{node_type}` that no known package provides: map it with `comfydock -e {env} workflow node map {node_type} PACKAGE` (or `--none`), then `comfydock -e {env} workflow resolve {name}`"
+            ));
+        }
     }
     let mut merged: BTreeMap<String, (ModelRef, Criticality)> = BTreeMap::new();
     for (model, criticality) in found {

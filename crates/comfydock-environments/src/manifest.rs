@@ -601,6 +601,37 @@ impl Manifest {
 
     /// Record a `workflow resolve` result in `[tool.comfydock.workflows."name"]`, merged into
     /// what is there ([`WorkflowEntry::merge_resolution`]: pins, sources and choices the
+    /// Map `node_type` to a package by hand (`Some`), or drop its mapping (`None`); every
+    /// workflow's resolution follows the mapping. Returns the mapping it replaced.
+    pub fn set_node_mapping(
+        &mut self,
+        node_type: &str,
+        mapping: Option<schema::NodeMapping>,
+    ) -> Option<schema::NodeMapping> {
+        let table = self.doc["tool"]["comfydock"]["node_mappings"].or_insert(toml_edit::table());
+        let previous = if let Some(mapping) = mapping {
+            let value = match &mapping {
+                schema::NodeMapping::Package(p) => toml_edit::value(p.as_str()),
+                schema::NodeMapping::NoPackage(_) => toml_edit::value(false),
+            };
+            if let Some(t) = table.as_table_mut() {
+                t.insert(node_type, value);
+            }
+            self.tool.node_mappings.insert(node_type.to_owned(), mapping)
+        } else {
+            if let Some(t) = table.as_table_mut() {
+                t.remove(node_type);
+            }
+            self.tool.node_mappings.shift_remove(node_type)
+        };
+        if self.tool.node_mappings.is_empty()
+            && let Some(tool) = self.doc["tool"]["comfydock"].as_table_mut()
+        {
+            tool.remove("node_mappings");
+        }
+        previous
+    }
+
     /// resolution did not produce are kept). Comments and layout of the entry's keys survive.
     pub fn record_workflow_resolution(
         &mut self,

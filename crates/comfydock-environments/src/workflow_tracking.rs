@@ -174,6 +174,51 @@ pub fn tracked(manifest: &Manifest) -> BTreeSet<String> {
     names
 }
 
+/// Tracked workflows whose committed file uses custom node types or models while their entry
+/// records no resolution at all (`workflow resolve` was never run on them): `export` refuses
+/// them, since the bundle could not say what they need. Unreadable files are left to the
+/// commands that read them.
+pub fn never_resolved(env: &Environment, manifest: &Manifest) -> Vec<String> {
+    let tool = manifest.tool();
+    let builtins = crate::comfyui_builtins::builtin_nodes(env);
+    let options = comfydock_workflow::AnalysisOptions {
+        builtins,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    for name in tracked(manifest) {
+        let Some(entry) = tool.workflows.get(&name) else {
+            continue;
+        };
+        let recorded = !entry.nodes.is_empty()
+            || !entry.node_choices.is_empty()
+            || !entry.models.is_empty()
+            || !entry.unresolved_models.is_empty()
+            || !entry.unresolved_nodes.is_empty();
+        if recorded {
+            continue;
+        }
+        let Ok(bytes) = fs_err::read(file_for(&cec_workflows_dir(env), &name)) else {
+            continue;
+        };
+        let Ok(doc) = comfydock_workflow::WorkflowDocument::parse_bytes(&bytes) else {
+            continue;
+        };
+        let Ok(analysis) = comfydock_workflow::analyze(&doc, &options) else {
+            continue;
+        };
+        let needs_something = !analysis.models.is_empty()
+            || analysis
+                .node_types
+                .iter()
+                .any(|t| t.category == comfydock_workflow::NodeCategory::Custom);
+        if needs_something {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// Tracked names in the manifest that [`tracked`] leaves out because they are unsafe; `status`
 /// reports them and `commit` refuses while there are any.
 pub fn unsafe_tracked(manifest: &Manifest) -> Vec<String> {

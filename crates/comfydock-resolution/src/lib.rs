@@ -9,6 +9,7 @@
 pub mod error;
 pub mod model_match;
 pub mod node_candidates;
+pub mod node_mapping;
 pub mod recovery;
 pub mod resolve;
 

@@ -109,22 +109,5 @@ fn push(list: &mut Vec<Candidate>, package: String, version: Option<String>, ran
 
 /// Whether `package` (a registry id, node name or repository URL) is installed.
 pub fn is_installed(installed: &[ListedNode], package: &str) -> bool {
-    let normalized = package
-        .trim_end_matches(".git")
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    installed.iter().any(|n| {
-        n.entry.key.eq_ignore_ascii_case(package)
-            || n.entry.name.eq_ignore_ascii_case(package)
-            || n.entry
-                .url
-                .as_deref()
-                .or(n.entry.repository.as_deref())
-                .is_some_and(|u| {
-                    u.trim_end_matches(".git")
-                        .trim_end_matches('/')
-                        .to_ascii_lowercase()
-                        == normalized
-                })
-    })
+    installed.iter().any(|n| n.entry.provides_package(package))
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use comfydock_environments::environment::{Environment, Tools};
-use comfydock_environments::manifest::schema::{ModelEntry, ModelHash, WorkflowEntry, WorkflowModels};
+use comfydock_environments::manifest::schema::{
+    ModelEntry, ModelHash, NodeMapping, WorkflowEntry, WorkflowModels,
+};
 use comfydock_environments::nodes::{NodeContext, NodeSpec, ops};
 use comfydock_environments::settings::Settings;
 use comfydock_environments::workflow_tracking as tracking;
@@ -139,14 +141,24 @@ pub fn resolve(
     }
     let installed = ops::list(env)?;
     let index = node_ctx.index()?;
+    let mappings = env.manifest()?.tool().node_mappings.clone();
     let mut node_results = Vec::new();
     for usage in analysis
         .node_types
         .iter()
         .filter(|t| t.category == NodeCategory::Custom)
     {
+        let mapped = mappings.get(&usage.node_type);
+        if matches!(mapped, Some(NodeMapping::NoPackage(_))) {
+            continue;
+        }
         let found = candidates(usage, &index, &installed)?;
-        let (package, why) = if let Some(pkg) = found.installed.clone() {
+        let (package, why) = if let Some(NodeMapping::Package(pkg)) = mapped {
+            (
+                Some(pkg.clone()),
+                "mapped by hand (`workflow node map`)".to_owned(),
+            )
+        } else if let Some(pkg) = found.installed.clone() {
             (Some(pkg), "already installed".to_owned())
         } else if let Some(choice) = previous.get(&usage.node_type) {
             (

@@ -77,12 +77,36 @@ pub enum WorkflowCommand {
         #[arg(long)]
         install: bool,
     },
+    /// Map node types to packages by hand (for every workflow of the environment)
+    #[command(subcommand)]
+    Node(NodeMappingCommand),
     /// Semantic diff of a workflow: ComfyUI's file against its committed copy
     Diff {
         /// Workflow name
         name: String,
         /// Compare against this revision of .cec [default: HEAD]
         rev: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeMappingCommand {
+    /// Say which package provides a node type (or, with --none, that it needs none); then run
+    /// `workflow resolve`
+    Map {
+        /// The node type as the workflow names it (e.g. `MysteryNode`)
+        node_type: String,
+        /// Registry id, git URL or installed node
+        #[arg(required_unless_present = "none", conflicts_with = "none")]
+        package: Option<String>,
+        /// The type needs no package (resolution skips it)
+        #[arg(long)]
+        none: bool,
+    },
+    /// Drop a mapping made with `workflow node map`
+    Unmap {
+        /// The node type
+        node_type: String,
     },
 }
 
@@ -124,6 +148,7 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
         WorkflowCommand::Untrack { name } => untrack(ctx, name),
         WorkflowCommand::Restore { name, rev, force } => restore(ctx, name, rev.as_deref(), *force),
         WorkflowCommand::Diff { name, rev } => diff(ctx, name, rev.as_deref()),
+        WorkflowCommand::Node(command) => node_mapping(ctx, command),
         WorkflowCommand::Resolve { name, auto, install } => {
             super::resolve::resolve(ctx, name, *auto, *install)
         }
@@ -448,6 +473,59 @@ fn restore(ctx: &Context, name: &str, rev: Option<&str>, force: bool) -> Command
         ctx.printer
             .hint("reload the workflow in the ComfyUI browser tab: the open tab still shows the old version");
     }
+    Ok(())
+}
+
+fn node_mapping(ctx: &Context, command: &NodeMappingCommand) -> CommandResult {
+    use comfydock_resolution::node_mapping;
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let (node_type, mapped, previous) = match command {
+        NodeMappingCommand::Map {
+            node_type, package, ..
+        } => (
+            node_type,
+            Some(package.clone()),
+            node_mapping::map(&env, node_type, package.as_deref())?,
+        ),
+        NodeMappingCommand::Unmap { node_type } => {
+            let previous = node_mapping::unmap(&env, node_type)?;
+            if previous.is_none() {
+                return Err(CommandError::failed(format!(
+                    "Node type `{node_type}` has no mapping in `{}`",
+                    env.name
+                ))
+                .with_hint(format!(
+                    "map it with `comfydock -e {} workflow node map {node_type} PACKAGE`",
+                    env.name
+                )));
+            }
+            (node_type, None, previous)
+        }
+    };
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&json!({
+            "node_type": node_type,
+            "mapping": mapped.map(|p| p.map_or(json!(false), |p| json!(p))),
+            "previous": previous,
+        }));
+        return Ok(());
+    }
+    match &mapped {
+        Some(Some(package)) => ctx
+            .printer
+            .status("Mapped", format!("`{node_type}` to package `{package}`")),
+        Some(None) => ctx.printer.status(
+            "Mapped",
+            format!("`{node_type}` to no package (resolution skips it)"),
+        ),
+        None => ctx.printer.status("Unmapped", format!("`{node_type}`")),
+    }
+    ctx.printer.hint(format!(
+        "apply it with `comfydock -e {} workflow resolve NAME` (add `--install` to install the package)",
+        env.name
+    ));
     Ok(())
 }
 

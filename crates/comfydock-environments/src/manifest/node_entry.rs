@@ -112,6 +112,23 @@ impl NodeEntry {
         }
     }
 
+    /// Whether this node is `package` as a workflow resolution names it: its key, its name, or
+    /// its repository URL (ignoring case, a trailing `/` and `.git`).
+    pub fn provides_package(&self, package: &str) -> bool {
+        let normalized = |u: &str| {
+            u.trim_end_matches(".git")
+                .trim_end_matches('/')
+                .to_ascii_lowercase()
+        };
+        self.key.eq_ignore_ascii_case(package)
+            || self.name.eq_ignore_ascii_case(package)
+            || self
+                .url
+                .as_deref()
+                .or(self.repository.as_deref())
+                .is_some_and(|u| normalized(u) == normalized(package))
+    }
+
     /// Check the strings that become paths (key, folder name, registry version) against the
     /// plain-name rule of [`comfydock_foundation::path_part`], and the strings that reach git (URL, ref,
     /// commit) like command-line input ([`comfydock_foundation::git::check_url`], [`comfydock_foundation::git::check_revision`]).

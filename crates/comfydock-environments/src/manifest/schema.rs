@@ -84,6 +84,42 @@ pub struct ToolSection {
     /// What `serve` exposes of each workflow.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub api: IndexMap<String, ApiEntry>,
+    /// Node types mapped by hand (`workflow node map`): the package providing each, or `false`
+    /// for a type that needs none. Every workflow's resolution follows these first.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub node_mappings: IndexMap<String, NodeMapping>,
+}
+
+/// How a node type was mapped by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NodeMapping {
+    /// The package (registry id, git URL or installed node) that provides it.
+    Package(String),
+    /// `false`: no package provides it and none is needed (resolution skips it).
+    NoPackage(NoPackage),
+}
+
+/// The `false` of [`NodeMapping::NoPackage`]; `true` is rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoPackage;
+
+impl Serialize for NoPackage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bool(false)
+    }
+}
+
+impl<'de> Deserialize<'de> for NoPackage {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if bool::deserialize(deserializer)? {
+            Err(de::Error::custom(
+                "a node mapping is a package name, or `false` for none",
+            ))
+        } else {
+            Ok(Self)
+        }
+    }
 }
 
 /// `[tool.comfydock.comfyui]`: the exact ComfyUI (both keys are required by the commands that

@@ -174,6 +174,17 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
         files.url_for("/m/detail.safetensors"),
     )
     .unwrap();
+    // Each workflow's resolution pins its model (keyed by sha256, as a teammate may write it).
+    for (workflow, sha, target, criticality) in [
+        ("txt2img", &sd15_sha, "checkpoints/sd15.safetensors", "required"),
+        ("lora", &detail_sha, "loras/detail.safetensors", "optional"),
+    ] {
+        write!(
+            manifest,
+            "\n[tool.comfydock.workflows.{workflow}.models.\"sha256:{sha}\"]\ntarget = \"{target}\"\ncriticality = \"{criticality}\"\n"
+        )
+        .unwrap();
+    }
     fs_err::write(&manifest_path, manifest).unwrap();
 
     // Uncommitted changes are refused, naming the fix.
@@ -831,4 +842,112 @@ fn a_model_skipped_at_import_is_listed_by_status_and_fetched_by_sync_models() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `export` refuses a tracked workflow nobody resolved, and one using a node type no package
+/// is known for, each with its fix; `--allow-issues` exports anyway and lists them.
+#[test]
+fn export_refuses_unresolved_workflows_and_unknown_node_types() {
+    let t = TwoWorkspaces::new();
+    let a = &t.a;
+    a.create("a", "v0.3.40");
+    let live = a.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    fs_err::write(live.join("flow.json"), workflow("MysteryNode", "x", "")).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "workflow", "track", "flow"]);
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Flow"]);
+    let bundle = a.ctx.path().join("flow.tar.gz");
+    let export = |extra: &[&str]| {
+        a.ctx
+            .command()
+            .args(["-e", "a", "export", "-o", bundle.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = export(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("workflow `flow` was never resolved"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!bundle.exists());
+
+    // Resolving records the unknown type; export now names it and the mapping command.
+    let out = a
+        .ctx
+        .command()
+        .args(["-e", "a", "workflow", "resolve", "flow", "--auto"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Resolve flow"]);
+    let out = comfydock_snapshot!(
+        a.ctx,
+        a.ctx
+            .command()
+            .args(["-e", "a", "export", "-o", bundle.to_str().unwrap()])
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!bundle.exists());
+    let out = export(&["--allow-issues"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("MysteryNode"), "{}", stderr(&out));
+    assert!(bundle.is_file());
+    fs_err::remove_file(&bundle).unwrap();
+
+    // Mapped by hand to a registry package, the workflow resolves, installs and exports.
+    let out = comfydock_snapshot!(
+        a.ctx,
+        a.ctx
+            .command()
+            .args(["-e", "a", "workflow", "node", "map", "MysteryNode", "my-node"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = fs_err::read_to_string(a.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(
+        manifest.contains("[tool.comfydock.node_mappings]\nMysteryNode = \"my-node\""),
+        "{manifest}"
+    );
+    let out = run_ok(
+        &a.ctx,
+        &[
+            "-e",
+            "a",
+            "--json",
+            "workflow",
+            "resolve",
+            "flow",
+            "--auto",
+            "--install",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["nodes"][0]["package"], "my-node", "{report}");
+    assert_eq!(
+        report["nodes_installed"],
+        serde_json::json!(["my-node"]),
+        "{report}"
+    );
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Map MysteryNode"]);
+    run_ok(&a.ctx, &["-e", "a", "export", "-o", bundle.to_str().unwrap()]);
+
+    // `--none` says the type needs no package; unmap takes any mapping back.
+    run_ok(
+        &a.ctx,
+        &["-e", "a", "workflow", "node", "map", "MysteryNode", "--none"],
+    );
+    let manifest = fs_err::read_to_string(a.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(manifest.contains("MysteryNode = false"), "{manifest}");
+    run_ok(&a.ctx, &["-e", "a", "workflow", "node", "unmap", "MysteryNode"]);
+    let out = comfydock_snapshot!(
+        a.ctx,
+        a.ctx
+            .command()
+            .args(["-e", "a", "workflow", "node", "unmap", "MysteryNode"])
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let manifest = fs_err::read_to_string(a.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(!manifest.contains("node_mappings"), "{manifest}");
 }
