@@ -26,3 +26,18 @@ pub fn confirm(question: &str, yes: bool) -> CommandResult<bool> {
         .map_err(CommandError::from)?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
+
+/// Print `options` numbered on stderr and read a 1-based choice from the terminal (0 when the
+/// answer is not a number). Callers check there is a terminal first.
+pub fn choose(question: &str, options: &[String]) -> std::io::Result<usize> {
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "{question}");
+    for (i, option) in options.iter().enumerate() {
+        let _ = writeln!(err, "  {}. {option}", i + 1);
+    }
+    let _ = write!(err, "Choose [1-{}]: ", options.len());
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().parse().unwrap_or(0))
+}

@@ -23,6 +23,8 @@ pub enum ResolveError {
     Workflow { path: PathBuf, source: WorkflowError },
     #[error("Several packages provide `{node_type}` and there is no terminal to ask on")]
     NoTerminal { node_type: String },
+    #[error("Several indexed files match model `{name}` and there is no terminal to ask on")]
+    NoTerminalModel { name: String },
     #[error("`{answer}` is not one of the choices for `{node_type}`")]
     InvalidChoice { node_type: String, answer: String },
     #[error("Failed to download `{url}`")]
@@ -51,7 +53,9 @@ pub enum ResolveError {
 impl Hinted for ResolveError {
     fn hint(&self) -> Option<String> {
         match self {
-            Self::NoTerminal { .. } => Some("pass `--auto` to take the best-ranked candidate".into()),
+            Self::NoTerminal { .. } | Self::NoTerminalModel { .. } => {
+                Some("pass `--auto` to take the best-ranked candidate".into())
+            }
             Self::Download { source, .. } => source.hint(),
             Self::Env(e) => e.hint(),
             Self::Nodes(e) => e.hint(),
@@ -69,6 +73,9 @@ impl Hinted for ResolveError {
 impl ResolveError {
     /// Whether the user asked for something impossible (exit code 2) rather than a failure.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::NoTerminal { .. } | Self::InvalidChoice { .. })
+        matches!(
+            self,
+            Self::NoTerminal { .. } | Self::NoTerminalModel { .. } | Self::InvalidChoice { .. }
+        )
     }
 }

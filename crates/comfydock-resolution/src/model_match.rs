@@ -2,50 +2,54 @@
 //! a match.
 
 use comfydock_environments::manifest::schema::{ModelEntry, ModelHash, ModelSource};
-use comfydock_models::index::ModelRecord;
+use comfydock_models::index::{Location, ModelRecord};
 use comfydock_workflow::ModelReference;
 
 use crate::error::ResolveError;
 
 /// The matching chain, strongest first: declared hash, exact path, folder-aware path, file name,
-/// file name ignoring case. Returns the record and how it matched.
-pub fn find_model<'a>(
+/// file name ignoring case. Returns every indexed model matching at the strongest level that
+/// matches anything (one per model, in index order) and how they matched; several means the
+/// caller must choose.
+pub fn find_models<'a>(
     records: &'a [ModelRecord],
     reference: &ModelReference,
-) -> Option<(&'a ModelRecord, &'static str)> {
+) -> (Vec<&'a ModelRecord>, &'static str) {
     if let Some(hash) = &reference.hash {
         let hash = hash.to_ascii_lowercase();
-        if let Some(r) = records
+        let found: Vec<&ModelRecord> = records
             .iter()
-            .find(|r| r.sha256.as_deref() == Some(hash.as_str()) || r.blake3 == hash)
-        {
-            return Some((r, "matched by declared hash"));
+            .filter(|r| r.sha256.as_deref() == Some(hash.as_str()) || r.blake3 == hash)
+            .collect();
+        if !found.is_empty() {
+            return (found, "matched by declared hash");
         }
     }
     let wanted = reference.relative_path.replace('\\', "/");
     let full = reference.folder.as_ref().map(|f| format!("{f}/{wanted}"));
     let file_name = wanted.rsplit('/').next().unwrap_or(&wanted).to_owned();
-    let locations = || {
-        records
+    let level = |how: &'static str, matches: &dyn Fn(&Location) -> bool| {
+        let found: Vec<&ModelRecord> = records
             .iter()
-            .flat_map(|r| r.locations.iter().map(move |l| (r, l)))
+            .filter(|r| r.locations.iter().any(matches))
+            .collect();
+        (!found.is_empty()).then_some((found, how))
     };
-    if let Some(full) = &full
-        && let Some((r, _)) = locations().find(|(_, l)| &l.relative_path == full)
-    {
-        return Some((r, "exact path"));
-    }
-    if let Some((r, _)) = locations().find(|(_, l)| {
-        l.folder.as_deref() == reference.folder.as_deref() && l.relative_path.ends_with(&format!("/{wanted}"))
-    }) {
-        return Some((r, "same folder and path"));
-    }
-    if let Some((r, _)) = locations().find(|(_, l)| l.file_name() == file_name) {
-        return Some((r, "same file name"));
-    }
-    locations()
-        .find(|(_, l)| l.file_name().eq_ignore_ascii_case(&file_name))
-        .map(|(r, _)| (r, "same file name (ignoring case)"))
+    let nested = format!("/{wanted}");
+    full.as_ref()
+        .and_then(|full| level("exact path", &|l| &l.relative_path == full))
+        .or_else(|| {
+            level("same folder and path", &|l| {
+                l.folder.as_deref() == reference.folder.as_deref() && l.relative_path.ends_with(&nested)
+            })
+        })
+        .or_else(|| level("same file name", &|l| l.file_name() == file_name))
+        .or_else(|| {
+            level("same file name (ignoring case)", &|l| {
+                l.file_name().eq_ignore_ascii_case(&file_name)
+            })
+        })
+        .unwrap_or((Vec::new(), "no match"))
 }
 
 /// The manifest pin for `record` matched by `reference`, keyed by its blake3: its size, hashes

@@ -16,11 +16,12 @@ use comfydock_environments::workspace_models;
 use comfydock_foundation::redact::redact_url;
 use comfydock_foundation::reporter::Reporter;
 use comfydock_models::download::{DownloadRequest, ExpectedHash};
+use comfydock_models::index::ModelRecord;
 use comfydock_workflow::{AnalysisOptions, Criticality, NodeCategory, WorkflowDocument, analyze};
 use serde::Serialize;
 
 use crate::error::ResolveError;
-use crate::model_match::{find_model, pin};
+use crate::model_match::{find_models, pin};
 use crate::node_candidates::{Candidate, candidates, is_installed};
 
 /// Asks the user when the answer is theirs to give.
@@ -32,6 +33,44 @@ pub trait Chooser {
         node_type: &str,
         candidates: &[Candidate],
     ) -> Result<(usize, String), ResolveError>;
+
+    /// Several indexed files match the model reference `name`: the index of the chosen one and
+    /// why (the answer is saved as the workflow's pin and never asked again).
+    fn choose_model(
+        &self,
+        name: &str,
+        candidates: &[ModelCandidate],
+    ) -> Result<(usize, String), ResolveError>;
+}
+
+/// One indexed file a model reference could mean, as shown to the user who must choose.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelCandidate {
+    /// Where it is (`/models/checkpoints/v1/model.safetensors`).
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+    /// Other tracked workflows that already use it.
+    pub used_by: Vec<String>,
+}
+
+impl ModelCandidate {
+    fn of(record: &ModelRecord, other_pins: &[(String, String)], workflow: &str) -> Self {
+        Self {
+            path: record
+                .locations
+                .first()
+                .map(|l| l.path().display().to_string())
+                .unwrap_or_default(),
+            size: record.size,
+            blake3: record.blake3.clone(),
+            used_by: other_pins
+                .iter()
+                .filter(|(w, b)| *b == record.blake3 && w != workflow)
+                .map(|(w, _)| w.clone())
+                .collect(),
+        }
+    }
 }
 
 /// What `resolve` may do besides looking.
@@ -136,7 +175,11 @@ pub fn resolve(
     let mut warnings = Vec::new();
 
     // Nodes: refresh the index (installed nodes, ComfyUI-Manager's class map) before looking up.
-    if let Err(err) = ops::refresh_index(&node_ctx) {
+    let has_custom_nodes = analysis
+        .node_types
+        .iter()
+        .any(|t| t.category == NodeCategory::Custom);
+    if has_custom_nodes && let Err(err) = ops::refresh_index(&node_ctx) {
         warnings.push(format!("could not refresh the node index: {err}"));
     }
     let installed = ops::list(env)?;
@@ -211,24 +254,65 @@ pub fn resolve(
         .get(&name)
         .map(|w| w.models.entries())
         .unwrap_or_default();
+    // Which other workflows pin each model (shown when the user must choose).
+    let other_pins: Vec<(String, String)> = env
+        .manifest()?
+        .tool()
+        .workflows
+        .iter()
+        .filter(|(n, _)| **n != name)
+        .flat_map(|(n, w)| {
+            w.models
+                .entries()
+                .into_iter()
+                .filter_map(|m| m.entry.blake3(m.key.as_ref()))
+                .map(move |b| (n.clone(), b.as_str().to_owned()))
+        })
+        .collect();
     let mut models_index = workspace_models::open_index(ctx.workspace)?;
     let records = models_index.list()?;
     let mut model_results = Vec::new();
     let mut pins: BTreeMap<ModelHash, ModelEntry> = BTreeMap::new();
     let mut downloads: Vec<(usize, DownloadRequest)> = Vec::new();
     for reference in &analysis.models {
-        let found = find_model(&records, reference);
         // A pin recorded earlier (by resolve, import or a teammate) knows the hash and sources
-        // even when the workflow file names no URL.
+        // even when the workflow file names no URL, and is the answer to an earlier choice.
         let recorded = recorded_pins
             .iter()
             .find(|m| m.entry.name.as_deref() == Some(reference.relative_path.as_str()));
+        let (matches, how) = find_models(&records, reference);
+        let found = match matches.as_slice() {
+            [] => None,
+            [one] => Some((*one, how.to_owned())),
+            several => {
+                let earlier = recorded
+                    .and_then(|m| m.entry.blake3(m.key.as_ref()))
+                    .and_then(|b| several.iter().find(|r| r.blake3 == b.as_str()));
+                if let Some(record) = earlier {
+                    Some((*record, "chosen earlier (saved in pyproject.toml)".to_owned()))
+                } else {
+                    // Shown in path order, whatever order the scan found them in.
+                    let mut several = several.to_vec();
+                    several.sort_by_key(|r| r.locations.first().map(comfydock_models::index::Location::path));
+                    let candidates: Vec<ModelCandidate> = several
+                        .iter()
+                        .map(|r| ModelCandidate::of(r, &other_pins, &name))
+                        .collect();
+                    let (pick, why) = chooser.choose_model(&reference.relative_path, &candidates)?;
+                    let record = several.get(pick).ok_or_else(|| ResolveError::InvalidChoice {
+                        node_type: reference.relative_path.clone(),
+                        answer: (pick + 1).to_string(),
+                    })?;
+                    Some((*record, why))
+                }
+            }
+        };
         let url = reference
             .url
             .clone()
             .or_else(|| recorded.and_then(|m| m.entry.urls().into_iter().next()));
         let (blake3, how) = match &found {
-            Some((record, how)) => (Some(record.blake3.clone()), (*how).to_owned()),
+            Some((record, how)) => (Some(record.blake3.clone()), how.clone()),
             None if reference.url.is_some() => (None, "not in the index; can be downloaded".to_owned()),
             None if url.is_some() => (
                 None,

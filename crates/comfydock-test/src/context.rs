@@ -148,6 +148,28 @@ impl TestContext {
         env
     }
 
+    /// Run comfydock with `args` on a pseudo-terminal (through util-linux `script`), typing
+    /// `input` (e.g. `"2\n"`) as the user would: for the prompts that only appear on a
+    /// terminal. stdout holds everything the terminal showed (stdout and stderr together).
+    pub fn terminal_command(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write as _;
+        let line = std::iter::once(self.bin.to_string_lossy().into_owned())
+            .chain(args.iter().map(|a| (*a).to_owned()))
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = self.std_command("script");
+        cmd.args(["--quiet", "--return", "--command", &line, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("util-linux `script` runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(input.as_bytes()).expect("the answer is typed");
+        drop(stdin);
+        child.wait_with_output().expect("the terminal session ends")
+    }
+
     fn apply_env(&self, cmd: &mut assert_cmd::Command) {
         for var in SCRUBBED_VARS {
             cmd.env_remove(var);

@@ -1,11 +1,11 @@
 //! `comfydock workflow resolve NAME [--auto] [--install]`: arguments, the terminal prompt for
 //! choices, and the report. The resolution itself is `comfydock_resolution::resolve`.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 
 use comfydock_environments::environment::{self, Environment};
 use comfydock_environments::workspace::Workspace;
-use comfydock_resolution::resolve::{ResolveContext, ResolveReport};
+use comfydock_resolution::resolve::{ModelCandidate, ResolveContext, ResolveReport};
 use comfydock_resolution::{Candidate, Chooser, ResolveError, ResolveOptions};
 
 use super::Context;
@@ -90,20 +90,67 @@ impl Chooser for TerminalChooser {
                 node_type: node_type.to_owned(),
             });
         }
-        let mut err = std::io::stderr();
-        let _ = writeln!(err, "Several packages provide `{node_type}`:");
-        for (i, c) in candidates.iter().enumerate() {
-            let _ = writeln!(err, "  {}. {} ({})", i + 1, c.package, c.why);
-        }
-        let _ = write!(err, "Choose [1-{}]: ", candidates.len());
-        let _ = err.flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        let pick: usize = line.trim().parse().unwrap_or(0);
+        let options: Vec<String> = candidates
+            .iter()
+            .map(|c| format!("{} ({})", c.package, c.why))
+            .collect();
+        let pick = crate::prompt::choose(&format!("Several packages provide `{node_type}`:"), &options)?;
         if pick == 0 || pick > candidates.len() {
             return Err(ResolveError::InvalidChoice {
                 node_type: node_type.to_owned(),
-                answer: line.trim().to_owned(),
+                answer: pick.to_string(),
+            });
+        }
+        Ok((pick - 1, "chosen by you".to_owned()))
+    }
+
+    fn choose_model(
+        &self,
+        name: &str,
+        candidates: &[ModelCandidate],
+    ) -> Result<(usize, String), ResolveError> {
+        if self.auto {
+            // The file other workflows already use keeps the environment to one copy.
+            let pick = candidates.iter().position(|c| !c.used_by.is_empty()).unwrap_or(0);
+            let why = if candidates[pick].used_by.is_empty() {
+                format!("--auto picked the first of {} matching files", candidates.len())
+            } else {
+                format!(
+                    "--auto picked the file workflow `{}` already uses, of {} matching files",
+                    candidates[pick].used_by[0],
+                    candidates.len()
+                )
+            };
+            self.printer
+                .info(format!("`{name}` → {}: {why}", candidates[pick].path));
+            return Ok((pick, why));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(ResolveError::NoTerminalModel {
+                name: name.to_owned(),
+            });
+        }
+        let options: Vec<String> = candidates
+            .iter()
+            .map(|c| {
+                let used = if c.used_by.is_empty() {
+                    String::new()
+                } else {
+                    format!("; used by {}", c.used_by.join(", "))
+                };
+                format!(
+                    "{} ({}, blake3 {}{used})",
+                    c.path,
+                    comfydock_foundation::display_text::human_bytes(c.size),
+                    comfydock_foundation::display_text::short_hash(&c.blake3)
+                )
+            })
+            .collect();
+        let pick = crate::prompt::choose(&format!("Several indexed files match model `{name}`:"), &options)?;
+        if pick == 0 || pick > candidates.len() {
+            return Err(ResolveError::InvalidChoice {
+                node_type: name.to_owned(),
+                answer: pick.to_string(),
             });
         }
         Ok((pick - 1, "chosen by you".to_owned()))

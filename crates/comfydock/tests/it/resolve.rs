@@ -134,3 +134,117 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
+
+fn checkpoint_workflow(file: &str) -> String {
+    format!(
+        r#"{{"last_node_id": 1, "last_link_id": 0,
+ "nodes": [{{"id": 1, "type": "CheckpointLoaderSimple", "pos": [0, 0], "size": [300, 100], "flags": {{}}, "order": 0, "mode": 0,
+   "inputs": [], "outputs": [{{"name": "MODEL", "type": "MODEL", "links": null}}], "properties": {{}}, "widgets_values": ["{file}"]}}],
+ "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#
+    )
+}
+
+/// Seed 001 edge case 1: two indexed files match a model reference. Without a terminal the
+/// command says which flag decides; on a terminal it asks (path, size, hash, who uses each), the
+/// answer becomes the pin and is never asked again; `--auto` prefers the file other workflows use.
+#[test]
+fn an_ambiguous_model_is_asked_once_and_the_answer_is_kept() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let models = sb.ctx.workspace.join("models/checkpoints");
+    for (version, bytes) in [
+        ("v1", b"first version ".repeat(300)),
+        ("v2", b"second version ".repeat(400)),
+    ] {
+        fs_err::create_dir_all(models.join(version)).unwrap();
+        fs_err::write(models.join(version).join("model.safetensors"), bytes).unwrap();
+    }
+    assert!(
+        sb.ctx
+            .command()
+            .args(["model", "scan"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    for name in ["flow", "other"] {
+        fs_err::write(
+            live.join(format!("{name}.json")),
+            checkpoint_workflow("model.safetensors"),
+        )
+        .unwrap();
+    }
+    let run = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
+    assert!(run(&["workflow", "track", "flow", "other"]).status.success());
+
+    // No terminal: a usage error naming --auto.
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args(["-e", "a", "workflow", "resolve", "flow"])
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // On a terminal: the choices, then the second one.
+    let out = sb
+        .ctx
+        .terminal_command(&["-e", "a", "workflow", "resolve", "flow"], "2\n");
+    let shown = stdout(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("Several indexed files match model `model.safetensors`:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  1. ") && shown.contains("v1/model.safetensors (4.1 KiB, blake3 "),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  2. ") && shown.contains("v2/model.safetensors (5.9 KiB, blake3 "),
+        "{shown}"
+    );
+    assert!(
+        shown.find("v1/model").unwrap() < shown.find("v2/model").unwrap(),
+        "listed in path order: {shown}"
+    );
+    let v2: serde_json::Value = serde_json::from_str(&stdout(
+        &sb.ctx
+            .command()
+            .args(["--json", "model", "show"])
+            .arg(models.join("v2/model.safetensors"))
+            .output()
+            .unwrap(),
+    ))
+    .unwrap();
+    let v2_blake3 = v2["blake3"].as_str().unwrap().to_owned();
+    let manifest = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("[tool.comfydock.workflows.flow.models.{v2_blake3}]")),
+        "{manifest}"
+    );
+
+    // Asked once: the next resolve (no terminal) keeps the answer.
+    let out = run(&["--json", "workflow", "resolve", "flow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["models"][0]["blake3"], v2_blake3.as_str());
+    assert_eq!(
+        report["models"][0]["how"],
+        "chosen earlier (saved in pyproject.toml)"
+    );
+
+    // --auto for another workflow takes the file `flow` already uses.
+    let out = run(&["--json", "workflow", "resolve", "other", "--auto"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["models"][0]["blake3"], v2_blake3.as_str());
+    assert!(
+        report["models"][0]["how"]
+            .as_str()
+            .unwrap()
+            .contains("workflow `flow` already uses"),
+        "{report}"
+    );
+}
