@@ -190,6 +190,14 @@ impl OpenedBundle {
             self.manifest.models.iter().filter_map(|m| m.size).sum(),
         )
     }
+
+    /// How many models, and how many bytes, the required-only choice downloads at most.
+    pub fn required_model_totals(&self) -> (usize, u64) {
+        let required = self.manifest.models.iter().filter(|m| m.is_required());
+        required
+            .clone()
+            .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.size.unwrap_or(0)))
+    }
 }
 
 /// The name to import as: `wanted`, or `wanted-1`, `wanted-2`, … when taken. Returns the name

@@ -84,7 +84,12 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("Not enough disk space for models under `{path}`: need {needed} bytes, {available} available")]
+    #[error(
+        "Not enough disk space for models under `{}`: need {}, {} available",
+        path.display(),
+        comfydock_foundation::display_text::human_bytes(*needed),
+        comfydock_foundation::display_text::human_bytes(*available)
+    )]
     DiskSpace {
         path: PathBuf,
         needed: u64,

@@ -21,7 +21,7 @@ pub fn short_hash(hash: &str) -> &str {
 
 /// A byte count in binary units for people: `512 B`, `39.1 KiB`, `2.4 GiB`.
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
     }
@@ -65,7 +65,7 @@ mod tests {
         assert_eq!(human_bytes(1024), "1.0 KiB");
         assert_eq!(human_bytes(40_000), "39.1 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
-        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
     }
 
     #[test]

@@ -37,9 +37,10 @@ pub struct ImportArgs {
     /// Environment name [default: the exported environment's name]
     #[arg(long)]
     pub name: Option<String>,
-    /// Which missing models to download: all, required, skip
-    #[arg(long, value_name = "STRATEGY", default_value = "required")]
-    pub models: ModelStrategy,
+    /// Which missing models to download: all, required, skip [default: asked on a terminal
+    /// with the sizes and the free space; `required` otherwise]
+    #[arg(long, value_name = "STRATEGY")]
+    pub models: Option<ModelStrategy>,
     /// Let uv build the bundle's local, git and source-only packages (runs their code)
     #[arg(long)]
     pub run_install_scripts: bool,
@@ -93,6 +94,50 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
         report.path.display()
     ));
     Ok(())
+}
+
+/// `--models`, or the user's answer on a terminal (sizes and free space shown), or `required`.
+fn model_strategy(
+    ctx: &Context,
+    bundle: &import::OpenedBundle,
+    chosen: Option<ModelStrategy>,
+    models: &comfydock_bundles::indexed_models::IndexedModels,
+) -> CommandResult<ModelStrategy> {
+    use comfydock_foundation::display_text::human_bytes;
+    if let Some(strategy) = chosen {
+        return Ok(strategy);
+    }
+    let (all, all_bytes) = bundle.model_totals();
+    let interactive =
+        std::io::IsTerminal::is_terminal(&std::io::stdin()) && !ctx.global.yes && !ctx.printer.json_mode();
+    if all == 0 || !interactive {
+        return Ok(ModelStrategy::Required);
+    }
+    let (required, required_bytes) = bundle.required_model_totals();
+    let free = models
+        .free_space()
+        .map_or_else(|| "unknown".to_owned(), human_bytes);
+    let options = vec![
+        format!("all: {all} models, up to {}", human_bytes(all_bytes)),
+        format!(
+            "required: {required} models, up to {}",
+            human_bytes(required_bytes)
+        ),
+        "skip: none now (`comfydock -e NAME sync --models` fetches them later)".to_owned(),
+    ];
+    let question = format!(
+        "Which models should be downloaded? (files already on this machine are reused; {free} free under {})",
+        models.root().display()
+    );
+    match crate::prompt::choose(&question, &options)? {
+        1 => Ok(ModelStrategy::All),
+        2 => Ok(ModelStrategy::Required),
+        3 => Ok(ModelStrategy::Skip),
+        _ => Err(
+            CommandError::usage("That is not one of the choices; nothing was changed")
+                .with_hint("pass `--models all|required|skip`"),
+        ),
+    }
 }
 
 pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
@@ -167,9 +212,10 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
     let models =
         comfydock_bundles::indexed_models::IndexedModels::new(&workspace, &ctx.settings(&workspace))?;
+    let strategy = model_strategy(ctx, &bundle, args.models, &models)?;
     let options = ImportOptions {
         name,
-        models: args.models,
+        models: strategy,
         backend,
         allow_builds: args.run_install_scripts,
     };

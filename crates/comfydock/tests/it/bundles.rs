@@ -737,7 +737,7 @@ fn models_that_do_not_fit_stop_the_import_before_anything_is_created() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("Not enough disk space"), "{err}");
-    assert!(err.contains("need 1000000000000000000 bytes"), "{err}");
+    assert!(err.contains("need 888.2 PiB, "), "sizes in human units: {err}");
     let environments: Vec<_> = fs_err::read_dir(ctx.workspace.join("environments"))
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -781,10 +781,23 @@ fn a_model_skipped_at_import_is_listed_by_status_and_fetched_by_sync_models() {
     run_ok(&a.ctx, &["-e", "a", "export", "-o", bundle.to_str().unwrap()]);
     let pinned = fs_err::read(a.env_dir("a").join(".cec/pyproject.toml")).unwrap();
 
-    run_ok(
-        &t.b,
-        &["--yes", "import", bundle.to_str().unwrap(), "--models", "skip"],
+    // On a terminal import asks which models to fetch, with the sizes and the free space.
+    let out =
+        t.b.terminal_command(&["import", bundle.to_str().unwrap()], "y\n3\n");
+    let shown = stdout(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("Which models should be downloaded? (files already on this machine are reused; ")
+            && shown.contains(" free under "),
+        "{shown}"
     );
+    assert!(shown.contains("  1. all: 1 models, up to 33.2 KiB"), "{shown}");
+    assert!(
+        shown.contains("  2. required: 1 models, up to 33.2 KiB"),
+        "{shown}"
+    );
+    assert!(shown.contains("  3. skip: none now"), "{shown}");
+    assert!(shown.contains("1 skipped"), "{shown}");
     let manifest_b = t.b_env("a").join(".cec/pyproject.toml");
     assert_eq!(fs_err::read(&manifest_b).unwrap(), pinned);
     let model_b = t.b.workspace.join("models/checkpoints/dream.safetensors");
