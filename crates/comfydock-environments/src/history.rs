@@ -6,7 +6,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::environment::{EnvError, Environment, commit_all, uncommitted};
-use crate::manifest::{Manifest, requirement_name};
+use crate::manifest::node_entry::NodeSource;
+use crate::manifest::{Manifest, requirement_name, schema};
 use comfydock_foundation::git::Git;
 
 /// One commit of `.cec`.
@@ -244,9 +245,18 @@ pub fn diff(git: &Git, env: &Environment, from: Option<&str>, to: Option<&str>) 
         };
         out.node_groups = diff_maps(&groups(a), &groups(b));
         let (ta, tb) = (a.tool(), b.tool());
-        out.nodes = diff_maps(&json_entries(&ta.nodes), &json_entries(&tb.nodes));
-        out.models = diff_maps(&json_entries(&ta.models), &json_entries(&tb.models));
-        out.workflows = diff_maps(&json_entries(&ta.workflows), &json_entries(&tb.workflows));
+        out.nodes = diff_maps(
+            &summaries(&ta.nodes, node_summary),
+            &summaries(&tb.nodes, node_summary),
+        );
+        out.models = diff_maps(
+            &summaries(&ta.models, model_summary),
+            &summaries(&tb.models, model_summary),
+        );
+        out.workflows = diff_maps(
+            &summaries(&ta.workflows, workflow_summary),
+            &summaries(&tb.workflows, workflow_summary),
+        );
     }
     out.locked = diff_maps(
         &locked_versions(old.lock.as_deref().unwrap_or_default()),
@@ -268,17 +278,100 @@ fn by_name(requirements: &[String]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Each entry of a `[tool.comfydock]` table as one line of JSON, for a readable diff.
-fn json_entries<T: Serialize>(entries: &indexmap::IndexMap<String, T>) -> BTreeMap<String, String> {
-    entries
+/// Each entry of a `[tool.comfydock]` table as one readable line, for the diff.
+fn summaries<T>(
+    entries: &indexmap::IndexMap<String, T>,
+    summary: fn(&T) -> String,
+) -> BTreeMap<String, String> {
+    entries.iter().map(|(k, v)| (k.clone(), summary(v))).collect()
+}
+
+/// `registry 1.0.0`, `git v1.0.0 (0123456789ab) URL`, `dev PATH`, with `disabled` when it is.
+fn node_summary(node: &schema::NodeTable) -> String {
+    let pinned = match node.source {
+        NodeSource::Registry => node.version.clone().unwrap_or_default(),
+        NodeSource::Git => {
+            let commit = node.commit.as_deref().map(short).unwrap_or_default();
+            let url = node.url.as_deref().unwrap_or_default();
+            match node.reference.as_deref() {
+                Some(r) if r != commit => format!("{r} ({commit}) {url}"),
+                _ => format!("{commit} {url}"),
+            }
+        }
+        NodeSource::Dev => node.path.clone().unwrap_or_default(),
+    };
+    let disabled = if node.enabled { "" } else { ", disabled" };
+    format!("{} {}{disabled}", node.source.as_str(), pinned.trim())
+}
+
+/// `checkpoints/x.safetensors (required, 2.0 GiB, sha256 0123456789ab, 2 sources)`.
+fn model_summary(model: &schema::ModelEntry) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(c) = model.criticality {
+        parts.push(
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(size) = model.size {
+        parts.push(comfydock_foundation::display_text::human_bytes(size));
+    }
+    if let Some(h) = model.blake3(None) {
+        parts.push(format!("blake3 {}", short(h.as_str())));
+    } else if let Some(h) = model.sha256(None) {
+        parts.push(format!("sha256 {}", short(h.as_str())));
+    }
+    match model.urls().len() {
+        0 => {}
+        1 => parts.push("1 source".into()),
+        n => parts.push(format!("{n} sources")),
+    }
+    format!(
+        "{} ({})",
+        model.raw_target().unwrap_or_else(|| "?".into()),
+        parts.join(", ")
+    )
+}
+
+/// `tracked; nodes: a, b; 2 models pinned; unresolved: x` (what a resolution records).
+fn workflow_summary(workflow: &schema::WorkflowEntry) -> String {
+    let mut parts = vec![if workflow.tracked { "tracked" } else { "untracked" }.to_owned()];
+    if !workflow.nodes.is_empty() {
+        parts.push(format!("nodes: {}", workflow.nodes.join(", ")));
+    }
+    let models = workflow.models.entries();
+    if !models.is_empty() {
+        let names: Vec<String> = models
+            .iter()
+            .map(|m| {
+                let name = m.entry.raw_target().unwrap_or_else(|| m.label.clone());
+                let hash = m
+                    .entry
+                    .blake3(m.key.as_ref())
+                    .map(|h| short(h.as_str()).to_owned())
+                    .or_else(|| {
+                        m.entry
+                            .sha256(m.key.as_ref())
+                            .map(|h| short(h.as_str()).to_owned())
+                    })
+                    .unwrap_or_default();
+                format!("{name} {hash}").trim().to_owned()
+            })
+            .collect();
+        parts.push(format!("models: {}", names.join(", ")));
+    }
+    let unresolved: Vec<&str> = workflow
+        .unresolved_models
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                serde_json::to_value(v).map(|v| v.to_string()).unwrap_or_default(),
-            )
-        })
-        .collect()
+        .chain(&workflow.unresolved_nodes)
+        .map(String::as_str)
+        .collect();
+    if !unresolved.is_empty() {
+        parts.push(format!("unresolved: {}", unresolved.join(", ")));
+    }
+    parts.join("; ")
 }
 
 /// `name → version` of every `[[package]]` in a uv.lock (the project itself excluded).

@@ -133,6 +133,14 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
         sb.ctx.command().args(["-e", "a", "workflow", "resolve", "flow"])
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // The commit's semantic diff reads as nodes, models and workflows, not JSON.
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args(["-e", "a", "diff", "HEAD~1", "HEAD"])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains('{'), "{}", stdout(&out));
 }
 
 fn checkpoint_workflow(file: &str) -> String {
