@@ -66,6 +66,16 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: "CREATE INDEX idx_locations_root_seen ON locations(root, last_seen);",
     },
+    // `model list` reads models in first-seen order with their locations in path order straight
+    // from indexes (no sort, one pass), and `model find --folder` looks one folder up. The
+    // (model_id, root, relative_path) index replaces the one on model_id alone.
+    Migration {
+        version: 3,
+        sql: "CREATE INDEX idx_models_first_seen ON models(first_seen);
+    CREATE INDEX idx_locations_model_path ON locations(model_id, root, relative_path);
+    DROP INDEX idx_locations_model;
+    CREATE INDEX idx_locations_folder ON locations(folder);",
+    },
 ];
 
 /// The model index's schema, adopting the `schema_version` table of earlier indexes.
@@ -206,7 +216,7 @@ impl SourceKind {
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "huggingface" => Self::Huggingface,
             "civitai" => Self::Civitai,
@@ -329,7 +339,7 @@ fn to_sql_u64(value: u64) -> i64 {
 }
 
 #[allow(clippy::cast_sign_loss)]
-fn from_sql_u64(value: i64) -> u64 {
+pub(crate) fn from_sql_u64(value: i64) -> u64 {
     value as u64
 }
 
