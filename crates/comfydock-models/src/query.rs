@@ -16,9 +16,11 @@ use crate::scan::error_chain;
 /// Shortest hash prefix accepted as a model id.
 pub const MIN_PREFIX_LEN: usize = 8;
 
-/// Models with a hash (blake3 or sha256) starting with `?1`: a range of the hash-value index.
-const PREFIX_SQL: &str = "SELECT DISTINCT model_id FROM model_hashes
-    WHERE hash_value >= ?1 AND hash_value < ?1 || 'g' ORDER BY model_id";
+/// Models whose blake3 or another hash (sha256) starts with `?1`: a range of the blake3 index
+/// and one of the hash-value index.
+const PREFIX_SQL: &str = "SELECT id FROM models WHERE blake3 >= ?1 AND blake3 < ?1 || 'g'
+    UNION SELECT model_id FROM model_hashes WHERE hash_value >= ?1 AND hash_value < ?1 || 'g'
+    ORDER BY 1";
 
 /// How a user names a model on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -745,12 +747,15 @@ mod tests {
         let (_dir, index) = index();
         let steps = plan(&index, PREFIX_SQL, &["abcdef12".to_owned()]);
         assert_indexed("prefix", &steps, &[]);
-        assert!(
-            steps
-                .iter()
-                .any(|s| s.starts_with("SEARCH model_hashes USING INDEX idx_model_hashes_value")),
-            "{steps:#?}"
-        );
+        for index in [
+            "SEARCH models USING COVERING INDEX sqlite_autoindex_models_1",
+            "SEARCH model_hashes USING INDEX idx_model_hashes_value",
+        ] {
+            assert!(
+                steps.iter().any(|s| s.starts_with(index)),
+                "no `{index}` in {steps:#?}"
+            );
+        }
     }
 
     #[test]
