@@ -399,9 +399,10 @@ impl ModelIndex {
 
     /// Run `work` (a scan) with the connection tuned for many writes: a page cache large
     /// enough to keep every page a batch dirties (so none is written to the WAL twice in one
-    /// transaction), and no automatic checkpoint (SQLite's default copies the WAL into the
-    /// database every 1,000 pages, rewriting the same hash-index pages again and again). The
-    /// WAL is copied into the database once at the end and truncated.
+    /// transaction), statement journals in memory, and no automatic checkpoint (SQLite's
+    /// default copies the WAL into the database every 1,000 pages, rewriting the same
+    /// hash-index pages again and again). The WAL is copied into the database once at the end
+    /// and truncated.
     pub(crate) fn bulk_writes<T>(
         &mut self,
         work: impl FnOnce(&mut Self) -> Result<T, IndexError>,
@@ -414,9 +415,17 @@ impl ModelIndex {
             .conn
             .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
             .map_err(self.query_error())?;
+        let temp_store: i64 = self
+            .conn
+            .query_row("PRAGMA temp_store", [], |row| row.get(0))
+            .map_err(self.query_error())?;
         self.conn
             .pragma_update(None, "cache_size", -BULK_CACHE_KIB)
             .and_then(|()| self.conn.pragma_update(None, "wal_autocheckpoint", 0))
+            // Each insert keeps copies of the pages it changes in a statement journal (to undo
+            // itself on a constraint failure); past 64 KiB that journal is a temporary file,
+            // which made a first scan of 100,000 files write 1.4 GB to /var/tmp.
+            .and_then(|()| self.conn.pragma_update(None, "temp_store", "MEMORY"))
             .map_err(self.query_error())?;
         let result = work(self);
         let restored = self
@@ -426,7 +435,8 @@ impl ModelIndex {
                 self.conn
                     .pragma_update(None, "wal_autocheckpoint", autocheckpoint)
             })
-            .and_then(|()| self.conn.pragma_update(None, "cache_size", cache_size));
+            .and_then(|()| self.conn.pragma_update(None, "cache_size", cache_size))
+            .and_then(|()| self.conn.pragma_update(None, "temp_store", temp_store));
         let value = result?;
         restored.map_err(self.query_error())?;
         Ok(value)
