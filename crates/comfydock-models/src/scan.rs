@@ -261,7 +261,9 @@ impl ModelIndex {
         if to_hash.is_empty() {
             return Ok(());
         }
-        let (sender, receiver) = mpsc::sync_channel::<(usize, Result<FileDigest, HashError>)>(256);
+        // Unbounded: hashing goes on while a batch is written (a result is a few hundred bytes,
+        // and there is at most one per file found).
+        let (sender, receiver) = mpsc::channel::<(usize, Result<FileDigest, HashError>)>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 to_hash
