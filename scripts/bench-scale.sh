@@ -88,6 +88,6 @@ row "\`model find\` (1 match)" "$(ms "$(best "$find_one")") ($(ms "$(median "$fi
 row "\`model find\` (no match)" "$(ms "$(best "$find_none")") ($(ms "$(median "$find_none")"))" "" ""
 row "\`model list\`" "$(ms "$(best "$list")") ($(ms "$(median "$list")"))" "sqlite3 CLI, same join: $(ms "$(best "$sql_list")")" "$(ratio "$(best "$list")" "$(best "$sql_list")")"
 row "\`model list\` first line" "$(ms "$(cut -d' ' -f1 <<<"$first")")" "" ""
-row "\`workflow analyze\` ${big_mb} MB: time" "$(best "$analyze_big") s" "python3 json.load: $(best "$json_load") s" "$(ratio "$(best "$analyze_big")" "$(best "$json_load")")"
-row "\`workflow analyze\` ${big_mb} MB: peak memory" "$(peak_mib "$analyze_big")" "python3 json.load: $(peak_mib "$json_load")" "$(python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024 / float(sys.argv[2]):.1f}× file')" "$(cut -d' ' -f3 <<<"$analyze_big")" "$big_mb")"
+row "\`workflow analyze\` ${big_mb} MiB: time" "$(best "$analyze_big") s" "python3 json.load: $(best "$json_load") s" "$(ratio "$(best "$analyze_big")" "$(best "$json_load")")"
+row "\`workflow analyze\` ${big_mb} MiB: peak memory" "$(peak_mib "$analyze_big")" "python3 json.load: $(peak_mib "$json_load")" "$(python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024 / float(sys.argv[2]):.1f}× file')" "$(cut -d' ' -f3 <<<"$analyze_big")" "$big_mb")"
 row "\`workflow analyze DIR\` ($WORKFLOWS files)" "$(best "$many") s" "cat loop: $(best "$cat_floor") s" "$(ratio "$(best "$many")" "$(best "$cat_floor")")"

@@ -561,23 +561,7 @@ impl ModelIndex {
     }
 
     fn sources_of(&self, id: i64) -> Result<Vec<Source>, IndexError> {
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT url, kind, added_at FROM sources WHERE model_id = ?1 ORDER BY added_at, url",
-            )
-            .map_err(self.query_error())?;
-        statement
-            .query_map([id], |row| {
-                Ok(Source {
-                    url: row.get(0)?,
-                    kind: SourceKind::parse(&row.get::<_, String>(1)?),
-                    added_at: row.get(2)?,
-                })
-            })
-            .map_err(self.query_error())?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.query_error())
+        sources_of_model(&self.conn, id).map_err(self.query_error())
     }
 
     /// Ids of every model, in first-seen order.
@@ -598,6 +582,23 @@ impl ModelIndex {
         &self.conn
     }
 }
+
+/// The sources of one model, oldest first.
+pub(crate) fn sources_of_model(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Source>> {
+    conn.prepare_cached(MODEL_SOURCES_SQL)?
+        .query_map([id], |row| {
+            Ok(Source {
+                url: row.get(0)?,
+                kind: SourceKind::parse(&row.get::<_, String>(1)?),
+                added_at: row.get(2)?,
+            })
+        })?
+        .collect()
+}
+
+/// The sources of model `?1` (a search of `idx_sources_model`).
+pub(crate) const MODEL_SOURCES_SQL: &str =
+    "SELECT url, kind, added_at FROM sources WHERE model_id = ?1 ORDER BY added_at, url";
 
 /// Writes inside one batched transaction.
 pub(crate) struct IndexTransaction<'a> {

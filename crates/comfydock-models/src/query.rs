@@ -10,6 +10,7 @@ use crate::folders::folder_key;
 use crate::hashing::{HashKinds, hash_file};
 use crate::index::{
     IndexError, Location, ModelIndex, ModelRecord, Source, SourceKind, from_sql_u64, root_key,
+    sources_of_model,
 };
 use crate::scan::error_chain;
 
@@ -186,19 +187,31 @@ impl ModelIndex {
         let params = filter.as_ref().map(LocationFilter::params).unwrap_or_default();
         let conn = self.connection();
         let mut read = || -> rusqlite::Result<u64> {
-            let mut source_statement = conn.prepare_cached(&sql.sources)?;
-            let mut sources = source_statement
-                .query_map(rusqlite::params_from_iter(&params), SourceRow::read)?
-                .peekable();
+            let mut source_statement = sql
+                .sources
+                .as_deref()
+                .map(|sql| conn.prepare_cached(sql))
+                .transpose()?;
+            let mut sources = match source_statement.as_mut() {
+                Some(statement) => Some(
+                    statement
+                        .query_map(rusqlite::params_from_iter(&params), SourceRow::read)?
+                        .peekable(),
+                ),
+                None => None,
+            };
             let mut model_statement = conn.prepare_cached(&sql.models)?;
             let mut rows = model_statement.query(rusqlite::params_from_iter(&params))?;
             let mut visited = 0;
             let mut current: Option<ModelRecord> = None;
             let mut finish = |mut model: ModelRecord| -> rusqlite::Result<ControlFlow<()>> {
-                model.sources = take_sources(&mut sources, (model.first_seen, model.id))?;
                 if filter.as_ref().is_some_and(|filter| !filter.matches(&model)) {
                     return Ok(ControlFlow::Continue(()));
                 }
+                model.sources = match sources.as_mut() {
+                    Some(cursor) => take_sources(cursor, (model.first_seen, model.id))?,
+                    None => sources_of_model(conn, model.id)?,
+                };
                 visited += 1;
                 Ok(visit(model))
             };
@@ -506,12 +519,14 @@ impl LocationFilter {
     }
 }
 
-/// The two statements of [`ModelIndex::visit_models`], both ordered by (first_seen, id).
+/// The statements of [`ModelIndex::visit_models`], both ordered by (first_seen, id).
 struct ModelSql {
     /// One row per (model, location): the model, its sha256 and the location (NULLs if none).
     models: String,
-    /// `first_seen, model_id, url, kind, added_at` of the same models' sources.
-    sources: String,
+    /// `first_seen, model_id, url, kind, added_at` of every model's sources, read alongside
+    /// `models`. `None` for a filtered query: its few models get theirs by id
+    /// ([`crate::index::MODEL_SOURCES_SQL`]) rather than by a second pass over `locations`.
+    sources: Option<String>,
 }
 
 impl ModelSql {
@@ -527,7 +542,7 @@ impl ModelSql {
         match filter {
             None => Self {
                 models: format!("SELECT {COLUMNS} FROM models m {JOINS} {ORDER}"),
-                sources: format!("{SOURCES} {SOURCES_ORDER}"),
+                sources: Some(format!("{SOURCES} {SOURCES_ORDER}")),
             },
             Some(filter) => {
                 // The matching models first (an index or one pass over `locations`), then each
@@ -540,9 +555,7 @@ impl ModelSql {
                     models: format!(
                         "{hits} SELECT {COLUMNS} FROM hits CROSS JOIN models m ON m.id = hits.id {JOINS} {ORDER}"
                     ),
-                    sources: format!(
-                        "{hits} {SOURCES} WHERE s.model_id IN (SELECT id FROM hits) {SOURCES_ORDER}"
-                    ),
+                    sources: None,
                 }
             }
         }
@@ -625,6 +638,7 @@ fn sha256_of(model: &ModelRecord) -> Sha256Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::MODEL_SOURCES_SQL;
 
     /// The `detail` column of `EXPLAIN QUERY PLAN sql`, one line per step.
     fn plan(index: &ModelIndex, sql: &str, params: &[String]) -> Vec<String> {
@@ -672,7 +686,7 @@ mod tests {
             "one pass over the first-seen index; every other row is looked up by model id"
         );
         // Sources are few; they are read once, each model looked up by id.
-        let steps = plan(&index, &list.sources, &[]);
+        let steps = plan(&index, list.sources.as_deref().unwrap(), &[]);
         assert_indexed("list sources", &steps, &["SCAN s USING INDEX idx_sources_model"]);
         assert!(
             steps
@@ -731,15 +745,16 @@ mod tests {
                     "{what}: {steps:#?}"
                 );
             }
-            let steps = plan(&index, &sql.sources, &filter.params());
-            assert_indexed(&format!("{what} sources"), &steps, allowed);
-            assert!(
-                steps
-                    .iter()
-                    .any(|s| s == "SEARCH s USING INDEX idx_sources_model (model_id=?)"),
-                "{what} sources: {steps:#?}"
-            );
+            assert!(sql.sources.is_none(), "{what}: sources are read by model id");
         }
+        let steps = plan(&index, MODEL_SOURCES_SQL, &["1".to_owned()]);
+        assert_indexed("sources of a model", &steps, &[]);
+        assert!(
+            steps
+                .iter()
+                .any(|s| s == "SEARCH sources USING INDEX idx_sources_model (model_id=?)"),
+            "{steps:#?}"
+        );
     }
 
     #[test]
