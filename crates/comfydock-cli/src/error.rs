@@ -95,6 +95,19 @@ impl CommandError {
         self.status
     }
 
+    /// The error and its causes on one line (`message: cause: cause`), URLs redacted: how a
+    /// command that goes on after a failure (one file of many) reports it.
+    pub fn one_line(&self) -> String {
+        let mut out = self.error.to_string();
+        let mut source = self.error.source();
+        while let Some(cause) = source {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        comfydock_foundation::redact::redact_text(&out)
+    }
+
     /// Render for a terminal (colours are stripped by the stream when not wanted).
     pub fn render(&self) -> String {
         comfydock_foundation::redact::redact_text(&self.render_unredacted())

@@ -88,7 +88,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Py(command) => done(commands::python::run(ctx, command)),
         Command::Backend(command) => done(commands::backend::run(ctx, command)),
         Command::Release(args) => commands::release::run(ctx, args),
-        Command::Workflow(command) => done(commands::workflow::run(ctx, command)),
+        Command::Workflow(command) => commands::workflow::run(ctx, command),
         Command::Model(command) => done(commands::model::run(ctx, command)),
         Command::Deploy(command) => done(commands::deploy::run(ctx, command)),
         Command::Export(args) => done(commands::bundle::export(ctx, args)),

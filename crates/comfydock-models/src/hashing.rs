@@ -15,6 +15,9 @@ use sha2::Digest as _;
 /// Read size for streamed hashing; large enough for `update_rayon` to split across threads.
 const STREAM_CHUNK: usize = 4 * 1024 * 1024;
 
+/// Files up to this size are read whole instead of memory-mapped.
+const SMALL_FILE: u64 = 256 * 1024;
+
 /// Which digests to compute in one read of a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashKinds {
@@ -61,9 +64,22 @@ pub fn hash_file(path: &Path, set: HashKinds) -> Result<FileDigest, HashError> {
         path: path.to_owned(),
         source,
     };
-    let file = fs_err::File::open(path).map_err(read_error)?;
+    let mut file = fs_err::File::open(path).map_err(read_error)?;
     match set {
         HashKinds::Blake3 => {
+            // A small file is read whole through this handle: one open and one read, where
+            // mapping would open it again.
+            if let Ok(metadata) = file.metadata()
+                && metadata.len() <= SMALL_FILE
+            {
+                let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0) + 1);
+                file.read_to_end(&mut bytes).map_err(read_error)?;
+                return Ok(FileDigest {
+                    blake3: blake3::hash(&bytes).to_hex().to_string(),
+                    sha256: None,
+                    size: bytes.len() as u64,
+                });
+            }
             let mut hasher = blake3::Hasher::new();
             match hasher.update_mmap_rayon(path) {
                 Ok(_) => Ok(FileDigest {
@@ -169,6 +185,23 @@ mod tests {
 
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| u8::try_from(i * 31 % 251).unwrap()).collect()
+    }
+
+    #[test]
+    fn files_around_the_small_file_limit_hash_like_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, 1_025, 256 * 1024, 256 * 1024 + 1] {
+            let path = dir.path().join(format!("{len}.safetensors"));
+            let data = pattern(len);
+            fs_err::write(&path, &data).unwrap();
+            let digest = hash_file(&path, HashKinds::Blake3).unwrap();
+            assert_eq!(
+                digest.blake3,
+                blake3::hash(&data).to_hex().to_string(),
+                "{len} bytes"
+            );
+            assert_eq!(digest.size, len as u64);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! models        id, blake3 (identity, unique), size, first_seen
-//! model_hashes  model_id, hash_type ('blake3' | 'sha256' | ...), hash_value   PK (hash_type, hash_value)
+//! model_hashes  model_id, hash_type ('sha256' | ...; blake3 only before schema 4), hash_value   PK (hash_type, hash_value)
 //! locations     model_id, root, relative_path, folder, size, mtime_ns, inode, last_seen   UNIQUE (root, relative_path)
 //! sources       model_id, url, kind, added_at                                 UNIQUE (model_id, url)
 //! ```
@@ -66,6 +66,23 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: "CREATE INDEX idx_locations_root_seen ON locations(root, last_seen);",
     },
+    // `model list` reads models in first-seen order with their locations in path order straight
+    // from indexes (no sort, one pass), and `model find --folder` looks one folder up. The
+    // (model_id, root, relative_path) index replaces the one on model_id alone.
+    Migration {
+        version: 3,
+        sql: "CREATE INDEX idx_models_first_seen ON models(first_seen);
+    CREATE INDEX idx_locations_model_path ON locations(model_id, root, relative_path);
+    DROP INDEX idx_locations_model;
+    CREATE INDEX idx_locations_folder ON locations(folder);",
+    },
+    // A model's blake3 lives in `models` (its identity, uniquely indexed); copies in
+    // `model_hashes` doubled every scan's random-order index writes and a third of the file.
+    // `model_hashes` keeps the other hashes (sha256); prefix look-ups search both.
+    Migration {
+        version: 4,
+        sql: "DELETE FROM model_hashes WHERE hash_type = 'blake3';",
+    },
 ];
 
 /// The model index's schema, adopting the `schema_version` table of earlier indexes.
@@ -87,6 +104,10 @@ fn legacy_schema_version(tx: &Transaction<'_>) -> rusqlite::Result<u32> {
     tx.execute_batch("DROP TABLE schema_version")?;
     Ok(version.unwrap_or(0))
 }
+
+/// The page cache of a scan, in KiB (allocated only as pages are used): room for every page of
+/// an index of a few hundred thousand models.
+const BULK_CACHE_KIB: i64 = 256 * 1024;
 
 /// `locations.last_seen` is refreshed by a scan only when older than this.
 pub const LAST_SEEN_RESOLUTION_SECS: i64 = 3600;
@@ -206,7 +227,7 @@ impl SourceKind {
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "huggingface" => Self::Huggingface,
             "civitai" => Self::Civitai,
@@ -329,7 +350,7 @@ fn to_sql_u64(value: u64) -> i64 {
 }
 
 #[allow(clippy::cast_sign_loss)]
-fn from_sql_u64(value: i64) -> u64 {
+pub(crate) fn from_sql_u64(value: i64) -> u64 {
     value as u64
 }
 
@@ -374,6 +395,51 @@ impl ModelIndex {
         let result = work(&IndexTransaction { tx: &tx }).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(result)
+    }
+
+    /// Run `work` (a scan) with the connection tuned for many writes: a page cache large
+    /// enough to keep every page a batch dirties (so none is written to the WAL twice in one
+    /// transaction), statement journals in memory, and no automatic checkpoint (SQLite's
+    /// default copies the WAL into the database every 1,000 pages, rewriting the same
+    /// hash-index pages again and again). The WAL is copied into the database once at the end
+    /// and truncated.
+    pub(crate) fn bulk_writes<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
+        let cache_size: i64 = self
+            .conn
+            .query_row("PRAGMA cache_size", [], |row| row.get(0))
+            .map_err(self.query_error())?;
+        let autocheckpoint: i64 = self
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+            .map_err(self.query_error())?;
+        let temp_store: i64 = self
+            .conn
+            .query_row("PRAGMA temp_store", [], |row| row.get(0))
+            .map_err(self.query_error())?;
+        self.conn
+            .pragma_update(None, "cache_size", -BULK_CACHE_KIB)
+            .and_then(|()| self.conn.pragma_update(None, "wal_autocheckpoint", 0))
+            // Each insert keeps copies of the pages it changes in a statement journal (to undo
+            // itself on a constraint failure); past 64 KiB that journal is a temporary file,
+            // which made a first scan of 100,000 files write 1.4 GB to /var/tmp.
+            .and_then(|()| self.conn.pragma_update(None, "temp_store", "MEMORY"))
+            .map_err(self.query_error())?;
+        let result = work(self);
+        let restored = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .and_then(|()| {
+                self.conn
+                    .pragma_update(None, "wal_autocheckpoint", autocheckpoint)
+            })
+            .and_then(|()| self.conn.pragma_update(None, "cache_size", cache_size))
+            .and_then(|()| self.conn.pragma_update(None, "temp_store", temp_store));
+        let value = result?;
+        restored.map_err(self.query_error())?;
+        Ok(value)
     }
 
     /// Known locations under `root`, by relative path.
@@ -495,23 +561,7 @@ impl ModelIndex {
     }
 
     fn sources_of(&self, id: i64) -> Result<Vec<Source>, IndexError> {
-        let mut statement = self
-            .conn
-            .prepare_cached(
-                "SELECT url, kind, added_at FROM sources WHERE model_id = ?1 ORDER BY added_at, url",
-            )
-            .map_err(self.query_error())?;
-        statement
-            .query_map([id], |row| {
-                Ok(Source {
-                    url: row.get(0)?,
-                    kind: SourceKind::parse(&row.get::<_, String>(1)?),
-                    added_at: row.get(2)?,
-                })
-            })
-            .map_err(self.query_error())?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.query_error())
+        sources_of_model(&self.conn, id).map_err(self.query_error())
     }
 
     /// Ids of every model, in first-seen order.
@@ -533,6 +583,23 @@ impl ModelIndex {
     }
 }
 
+/// The sources of one model, oldest first.
+pub(crate) fn sources_of_model(conn: &Connection, id: i64) -> rusqlite::Result<Vec<Source>> {
+    conn.prepare_cached(MODEL_SOURCES_SQL)?
+        .query_map([id], |row| {
+            Ok(Source {
+                url: row.get(0)?,
+                kind: SourceKind::parse(&row.get::<_, String>(1)?),
+                added_at: row.get(2)?,
+            })
+        })?
+        .collect()
+}
+
+/// The sources of model `?1` in the order they were recorded (a search of `idx_sources_model`).
+pub(crate) const MODEL_SOURCES_SQL: &str =
+    "SELECT url, kind, added_at FROM sources WHERE model_id = ?1 ORDER BY id";
+
 /// Writes inside one batched transaction.
 pub(crate) struct IndexTransaction<'a> {
     tx: &'a Transaction<'a>,
@@ -545,21 +612,28 @@ impl IndexTransaction<'_> {
         Ok(model_id)
     }
 
-    /// Insert the model with its hashes if new; returns its id and whether it was created.
+    /// Insert the model (its blake3 is its identity) and its sha256 if new; returns its id and
+    /// whether it was created.
     pub fn ensure_model(&self, digest: &FileDigest) -> rusqlite::Result<(i64, bool)> {
-        let created = self
+        let inserted: Option<i64> = self
             .tx
             .prepare_cached(
                 "INSERT INTO models (blake3, size, first_seen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (blake3) DO NOTHING",
+                 ON CONFLICT (blake3) DO NOTHING RETURNING id",
             )?
-            .execute(params![digest.blake3, to_sql_u64(digest.size), unix_now()])?
-            > 0;
-        let model_id: i64 = self
-            .tx
-            .prepare_cached("SELECT id FROM models WHERE blake3 = ?1")?
-            .query_row([&digest.blake3], |row| row.get(0))?;
-        self.set_hash(model_id, "blake3", &digest.blake3)?;
+            .query_row(
+                params![digest.blake3, to_sql_u64(digest.size), unix_now()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let created = inserted.is_some();
+        let model_id = match inserted {
+            Some(id) => id,
+            None => self
+                .tx
+                .prepare_cached("SELECT id FROM models WHERE blake3 = ?1")?
+                .query_row([&digest.blake3], |row| row.get(0))?,
+        };
         if let Some(sha256) = &digest.sha256 {
             self.set_hash(model_id, "sha256", sha256)?;
         }
@@ -829,6 +903,58 @@ mod tests {
         assert!(has_new_index);
         let model = index.model(1).unwrap().unwrap();
         assert_eq!(model.sources[0].url, "https://x.test/m");
+    }
+
+    #[test]
+    fn schema_4_keeps_blake3_only_in_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        write_index_of_previous_builds(&path, 3);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO model_hashes (model_id, hash_type, hash_value) VALUES (1, 'blake3', 'b3');
+                 INSERT INTO model_hashes (model_id, hash_type, hash_value) VALUES (1, 'sha256', 's256');",
+            )
+            .unwrap();
+        let mut index = ModelIndex::open(&path).unwrap();
+        let types: Vec<String> = index
+            .connection()
+            .prepare("SELECT hash_type FROM model_hashes")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(types, ["sha256"]);
+        let model = index.model(1).unwrap().unwrap();
+        assert_eq!(
+            (model.blake3.as_str(), model.sha256.as_deref()),
+            ("b3", Some("s256"))
+        );
+        // New models get no blake3 row either.
+        let root = dir.path().join("models");
+        let id = index
+            .record_file(
+                &digest("cc", Some("s-cc"), 10),
+                &NewLocation {
+                    root: &root,
+                    relative_path: "loras/c.safetensors",
+                    folder: Some("loras"),
+                    stamp: stamp(),
+                },
+            )
+            .unwrap();
+        let rows: i64 = index
+            .connection()
+            .query_row(
+                "SELECT COUNT(*) FROM model_hashes WHERE model_id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 1, "only the sha256");
+        assert_eq!(index.model_id_by_blake3("cc").unwrap(), Some(id));
     }
 
     #[test]

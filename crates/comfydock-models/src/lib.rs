@@ -12,7 +12,7 @@
 //! | `root list/add/remove` | [`roots::ModelRoots::load_or_default`], [`roots::ModelRoots::add`] / [`roots::ModelRoots::remove`] + [`roots::ModelRoots::save`]; after `remove`, [`index::ModelIndex::forget_root`]; then [`extra_paths::write_extra_model_paths`] for every environment |
 //! | `root import FILE` | [`extra_paths::import_extra_model_paths`], then `add(root, is_default)` for each |
 //! | `scan [--root R]` | [`index::ModelIndex::scan`] with a [`scan::ScanReporter`] |
-//! | `list` / `find` | [`index::ModelIndex::list`] / [`index::ModelIndex::find`] |
+//! | `list` / `find` | [`index::ModelIndex::visit_models`] (streamed; [`index::ModelIndex::list`] / [`index::ModelIndex::find`] collect it) |
 //! | `show ID` | [`query::ModelId::parse`] + [`index::ModelIndex::resolve`] |
 //! | `hash --sha256 [ID\|--all]` | [`index::ModelIndex::ensure_sha256`] |
 //! | `duplicates` | [`index::ModelIndex::duplicates`] |

@@ -5,7 +5,8 @@
 //! 2. A file whose size, mtime (ns) and inode equal the indexed ones is not read again.
 //! 3. Changed and new files are hashed in parallel; paths that are the same file (symlinks,
 //!    hard links) are read once and all become locations of one model.
-//! 4. Results are written in batched transactions while hashing goes on.
+//! 4. Results are written in batched transactions while hashing goes on (large batches, one
+//!    WAL checkpoint at the end: see [`ModelIndex::bulk_writes`](crate::index::ModelIndex)).
 //! 5. Locations whose file vanished are removed; models, hashes and sources stay.
 //!
 //! An unreadable file is reported in [`ScanSummary::errors`] and the scan goes on.
@@ -24,9 +25,13 @@ use crate::hashing::{FileDigest, HashError, HashKinds, hash_file};
 use crate::index::{FileStamp, IndexError, KnownLocation, ModelIndex, NewLocation};
 use crate::roots::ModelRoot;
 
-/// Results are committed at least this often while hashing.
-const BATCH_INTERVAL: Duration = Duration::from_millis(500);
-const BATCH_FILES: usize = 512;
+/// Hashed files are committed in batches: at least this often while hashing, so an
+/// interrupted scan keeps nearly all of its work...
+const BATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and at most this many files at once, bounding the memory held by pending results. Every
+/// commit rewrites the pages of the hash indexes it touches (new hashes land all over them),
+/// so few large batches write far less than many small ones.
+const BATCH_FILES: usize = 50_000;
 
 /// What a scan should do beyond the blake3 identity.
 #[derive(Debug, Clone, Copy, Default)]
@@ -98,6 +103,15 @@ struct WalkOutput {
 impl ModelIndex {
     /// Scan `roots` into the index. Only database failures abort; file problems are reported.
     pub fn scan(
+        &mut self,
+        roots: &[ModelRoot],
+        options: ScanOptions,
+        reporter: &dyn ScanReporter,
+    ) -> Result<ScanSummary, IndexError> {
+        self.bulk_writes(|index| index.scan_roots(roots, options, reporter))
+    }
+
+    fn scan_roots(
         &mut self,
         roots: &[ModelRoot],
         options: ScanOptions,
@@ -247,7 +261,9 @@ impl ModelIndex {
         if to_hash.is_empty() {
             return Ok(());
         }
-        let (sender, receiver) = mpsc::sync_channel::<(usize, Result<FileDigest, HashError>)>(256);
+        // Unbounded: hashing goes on while a batch is written (a result is a few hundred bytes,
+        // and there is at most one per file found).
+        let (sender, receiver) = mpsc::channel::<(usize, Result<FileDigest, HashError>)>();
         std::thread::scope(|scope| {
             scope.spawn(move || {
                 to_hash

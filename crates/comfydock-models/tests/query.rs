@@ -192,3 +192,100 @@ fn sha256_refuses_drifted_content() {
     let a = fx.index.resolve(&ModelId::parse(&b3(b"alpha"))).unwrap();
     assert_eq!(a.sha256, None);
 }
+
+/// `list` and `find` read the index in one pass; each record must equal the one `show` loads
+/// row by row: every location (not only the matching one), sources, sha256.
+#[test]
+fn streamed_records_equal_the_ones_loaded_one_by_one() {
+    let mut fx = fixture(&[
+        ("checkpoints/SDXL_base.safetensors", b"sdxl"),
+        ("loras/copy_of_base.safetensors", b"sdxl"),
+        ("unet/flux-dev.gguf", b"flux"),
+        ("loras/Ärger.safetensors", b"unicode"),
+        ("loras/detail.safetensors", b"detail"),
+        ("loras/odd_50%.safetensors", b"percent"),
+    ]);
+    let sdxl = fx.index.resolve(&ModelId::parse(&b3(b"sdxl"))).unwrap();
+    let detail = fx.index.resolve(&ModelId::parse(&b3(b"detail"))).unwrap();
+    fx.index
+        .add_source(
+            sdxl.id,
+            "https://x.test/b",
+            comfydock_models::index::SourceKind::Url,
+        )
+        .unwrap();
+    fx.index
+        .add_source(
+            sdxl.id,
+            "https://x.test/a",
+            comfydock_models::index::SourceKind::Url,
+        )
+        .unwrap();
+    fx.index
+        .add_source(
+            detail.id,
+            "https://x.test/d",
+            comfydock_models::index::SourceKind::Url,
+        )
+        .unwrap();
+    fx.index.ensure_sha256(std::slice::from_ref(&detail)).unwrap();
+
+    let one_by_one: Vec<_> = fx
+        .index
+        .model_ids()
+        .unwrap()
+        .into_iter()
+        .map(|id| fx.index.model(id).unwrap().unwrap())
+        .collect();
+    assert_eq!(fx.index.list().unwrap(), one_by_one);
+    let listed = fx.index.list().unwrap();
+    let sdxl = listed.iter().find(|m| m.blake3 == b3(b"sdxl")).unwrap();
+    assert_eq!(sdxl.locations.len(), 2);
+    assert_eq!(sdxl.sources.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .find(|m| m.blake3 == b3(b"detail"))
+            .unwrap()
+            .sha256
+            .is_some()
+    );
+
+    let find = |text: Option<&str>, folder: Option<&str>| -> Vec<String> {
+        fx.index
+            .find(&FindQuery {
+                text: text.map(str::to_owned),
+                folder: folder.map(str::to_owned),
+            })
+            .unwrap()
+            .into_iter()
+            .map(|model| {
+                assert_eq!(Some(&model), one_by_one.iter().find(|m| m.id == model.id));
+                model.blake3
+            })
+            .collect()
+    };
+    // A match on one location returns the model with all its locations and sources.
+    assert_eq!(find(Some("COPY_of"), None), [b3(b"sdxl")]);
+    assert_eq!(find(Some("base"), Some("loras")), [b3(b"sdxl")]);
+    assert_eq!(find(Some("base"), Some("vae")), Vec::<String>::new());
+    assert_eq!(find(None, Some("unet")), [b3(b"flux")]);
+    // Unicode lower case, as before the filter moved into SQL.
+    assert_eq!(find(Some("äRGER"), None), [b3(b"unicode")]);
+    assert_eq!(find(Some("no such model"), None), Vec::<String>::new());
+    // `%` and `_` are plain characters, not patterns.
+    assert_eq!(find(Some("%"), None), [b3(b"percent")]);
+    assert_eq!(find(Some("d_5"), None), [b3(b"percent")]);
+    assert_eq!(find(Some("l_r"), None), Vec::<String>::new());
+
+    // A visitor that stops gets no further model.
+    let mut seen = 0;
+    let visited = fx
+        .index
+        .visit_models(None, |_| {
+            seen += 1;
+            std::ops::ControlFlow::Break(())
+        })
+        .unwrap();
+    assert_eq!((seen, visited), (1, 1));
+}

@@ -345,3 +345,48 @@ fn forgetting_a_root_drops_its_locations_only() {
     assert!(after.locations.is_empty());
     assert_eq!(after.sources.len(), 1);
 }
+
+/// Bytes this process has passed to `write`-like calls so far (`wchar` of `/proc/self/io`).
+#[cfg(target_os = "linux")]
+fn bytes_written_by_this_process() -> u64 {
+    let io = fs_err::read_to_string("/proc/self/io").unwrap();
+    io.lines()
+        .find_map(|line| line.strip_prefix("wchar: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A first scan writes each database page about once: batches are large transactions, and the
+/// WAL is copied into the database once at the end (not after every 1,000 pages). Without that,
+/// every commit rewrites most pages of the hash indexes (issue 22 measured 45× the final size).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_first_scan_writes_the_database_about_once() {
+    let fx = Fixture::new();
+    for i in 0..6_000 {
+        fx.write(
+            &format!("loras/set{}/model_{i:05}.safetensors", i / 500),
+            format!("model {i} ").repeat(20).as_bytes(),
+        );
+    }
+    let mut index = ModelIndex::open(&fx.db).unwrap();
+    let before = bytes_written_by_this_process();
+    let summary = fx.scan(&mut index);
+    let written = bytes_written_by_this_process() - before;
+    assert_eq!(summary.files_hashed, 6_000);
+    let wal = fx.db.with_extension("db-wal");
+    assert_eq!(
+        fs_err::metadata(&wal).map_or(0, |m| m.len()),
+        0,
+        "the scan ends with its WAL copied into the database"
+    );
+    let database = fs_err::metadata(&fx.db).unwrap().len();
+    assert!(
+        written <= 3 * database,
+        "{written} bytes written for a {database}-byte database (about {}×)",
+        written.div_ceil(database)
+    );
+    assert_eq!(index.list().unwrap().len(), 6_000);
+}

@@ -1,8 +1,10 @@
 //! `comfydock model ...`: model roots, the content-addressed index, verified downloads.
 
-use comfydock_foundation::display_text::human_bytes;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use comfydock_foundation::display_text::human_bytes;
 
 use clap::{Args, Subcommand};
 use comfydock_environments::workspace::Workspace;
@@ -139,17 +141,13 @@ pub fn run(ctx: &Context, command: &ModelCommand) -> CommandResult {
     match command {
         ModelCommand::Root(command) => root(ctx, &workspace, command),
         ModelCommand::Scan { root, sha256 } => scan(ctx, &workspace, root.as_deref(), *sha256),
-        ModelCommand::List => {
-            print_models(ctx, &workspace_models::open_index(&workspace)?.list()?);
-            Ok(())
-        }
+        ModelCommand::List => print_models(ctx, &workspace, None),
         ModelCommand::Find { query, folder } => {
             let query = FindQuery {
                 text: Some(query.clone()),
                 folder: folder.clone(),
             };
-            print_models(ctx, &workspace_models::open_index(&workspace)?.find(&query)?);
-            Ok(())
+            print_models(ctx, &workspace, Some(&query))
         }
         ModelCommand::Show { id } => {
             let model = workspace_models::open_index(&workspace)?.resolve(&ModelId::parse(id))?;
@@ -612,25 +610,39 @@ impl DownloadReporter for DownloadProgress {
     }
 }
 
-fn print_models(ctx: &Context, models: &[ModelRecord]) {
-    if ctx.printer.json_mode() {
-        ctx.printer.json(&models);
-        return;
+/// Every model (or those matching `query`), printed as it is read from the index.
+fn print_models(ctx: &Context, workspace: &Workspace, query: Option<&FindQuery>) -> CommandResult {
+    let index = workspace_models::open_index(workspace)?;
+    let json = ctx.printer.json_mode();
+    let mut out = ctx.printer.data_stream();
+    if json {
+        out.begin_array();
     }
-    if models.is_empty() {
+    let printed = index.visit_models(query, |model| {
+        let open = if json {
+            out.element(&model)
+        } else {
+            let place = model
+                .locations
+                .first()
+                .map_or("(no location)", |l| l.relative_path.as_str());
+            out.line(format_args!(
+                "{}  {:>12}  {place}",
+                comfydock_foundation::display_text::truncate(&model.blake3, 16),
+                model.size
+            ))
+        };
+        if open {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    });
+    out.finish();
+    if printed? == 0 {
         ctx.printer.info("No models indexed; run `comfydock model scan`");
     }
-    for model in models {
-        let place = model
-            .locations
-            .first()
-            .map_or_else(|| "(no location)".into(), |l| l.relative_path.clone());
-        ctx.printer.data(format!(
-            "{}  {:>12}  {place}",
-            comfydock_foundation::display_text::truncate(&model.blake3, 16),
-            model.size
-        ));
-    }
+    Ok(())
 }
 
 fn print_model_detail(printer: Printer, model: &ModelRecord) {

@@ -15,17 +15,17 @@ use comfydock_workflow::{
 use serde_json::json;
 
 use super::Context;
-use crate::error::{CommandError, CommandResult};
+use crate::error::{CommandError, CommandResult, ExitStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCommand {
     /// List the node types (built-in or custom, with packages) and models a workflow file needs
-    Analyze(FileArgs),
+    Analyze(PathsArgs),
     /// Check a workflow file for dangling links, type mismatches, cycles, unknown nodes and missing
     /// required inputs
     Validate {
         #[command(flatten)]
-        file: FileArgs,
+        paths: PathsArgs,
         /// Node definitions (a saved /object_info) to also report unknown node types and
         /// required inputs that get neither a link nor a value
         #[arg(long, value_name = "FILE")]
@@ -111,6 +111,24 @@ pub enum NodeMappingCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct PathsArgs {
+    /// Workflow JSON files (UI or API format), PNGs with an embedded workflow, or folders (every
+    /// .json and .png below them); with several, one run reports each file and a summary
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+impl PathsArgs {
+    /// The one file given, when exactly one path that is not a folder was given.
+    fn single_file(&self) -> Option<&Path> {
+        match self.paths.as_slice() {
+            [path] if !path.is_dir() => Some(path),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct FileArgs {
     /// A workflow JSON file (UI or API format) or a PNG with embedded workflow
     pub file: PathBuf,
@@ -136,45 +154,95 @@ fn workflow_error(path: &Path, error: &WorkflowError) -> CommandError {
     CommandError::failed(format!("`{}`: {error}", path.display()))
 }
 
-pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult {
+pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult<ExitStatus> {
+    let done = |result: CommandResult| result.map(|()| ExitStatus::Success);
     match command {
-        WorkflowCommand::Analyze(args) => analyze_file(ctx, &args.file),
-        WorkflowCommand::Validate { file, object_info } => {
-            validate_file(ctx, &file.file, object_info.as_deref())
-        }
-        WorkflowCommand::Convert { file, object_info } => convert_file(ctx, &file.file, object_info),
-        WorkflowCommand::List => list(ctx),
-        WorkflowCommand::Track { names, all } => track(ctx, names, *all),
-        WorkflowCommand::Untrack { name } => untrack(ctx, name),
-        WorkflowCommand::Restore { name, rev, force } => restore(ctx, name, rev.as_deref(), *force),
-        WorkflowCommand::Diff { name, rev } => diff(ctx, name, rev.as_deref()),
-        WorkflowCommand::Node(command) => node_mapping(ctx, command),
+        WorkflowCommand::Analyze(args) => match args.single_file() {
+            Some(path) => done(analyze_file(ctx, path)),
+            None => analyze_files(ctx, &workflow_files(&args.paths)?),
+        },
+        WorkflowCommand::Validate { paths, object_info } => match paths.single_file() {
+            Some(path) => done(validate_file(ctx, path, object_info.as_deref())),
+            None => validate_files(ctx, &workflow_files(&paths.paths)?, object_info.as_deref()),
+        },
+        WorkflowCommand::Convert { file, object_info } => done(convert_file(ctx, &file.file, object_info)),
+        WorkflowCommand::List => done(list(ctx)),
+        WorkflowCommand::Track { names, all } => done(track(ctx, names, *all)),
+        WorkflowCommand::Untrack { name } => done(untrack(ctx, name)),
+        WorkflowCommand::Restore { name, rev, force } => done(restore(ctx, name, rev.as_deref(), *force)),
+        WorkflowCommand::Diff { name, rev } => done(diff(ctx, name, rev.as_deref())),
+        WorkflowCommand::Node(command) => done(node_mapping(ctx, command)),
         WorkflowCommand::Resolve { name, auto, install } => {
-            super::resolve::resolve(ctx, name, *auto, *install)
+            done(super::resolve::resolve(ctx, name, *auto, *install))
         }
     }
 }
 
 fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
     let doc = load(path)?;
-    // With `-e ENV`, built-ins come from that environment's ComfyUI checkout as well.
-    let mut options = AnalysisOptions::default();
-    let env = if ctx.global.env.is_some() {
-        Some(selected(ctx)?)
-    } else {
-        None
-    };
-    if let Some(env) = &env {
-        options.builtins = comfydock_environments::comfyui_builtins::builtin_nodes(env);
-    }
-    let analysis = analyze(&doc, &options).map_err(|e| workflow_error(path, &e))?;
-    let claims = index_claims(ctx, env.as_ref(), &analysis);
+    let setup = AnalyzeSetup::new(ctx)?;
+    let analysis = analyze(&doc, &setup.options).map_err(|e| workflow_error(path, &e))?;
+    let claims = setup.claims(&analysis);
     if ctx.printer.json_mode() {
-        let mut value = serde_json::to_value(&analysis).unwrap_or_default();
-        value["index_packages"] = serde_json::to_value(&claims).unwrap_or_default();
-        ctx.printer.json(&value);
+        ctx.printer.json(&analysis_json(&analysis, &claims));
         return Ok(());
     }
+    print_analysis(ctx, path, &analysis, &claims);
+    Ok(())
+}
+
+/// What analysing any number of files shares: the options (with `-e ENV`, built-ins come from
+/// that environment's ComfyUI checkout as well) and the node index, refreshed once.
+struct AnalyzeSetup {
+    options: AnalysisOptions,
+    index: Option<comfydock_environments::nodes::index::NodeIndex>,
+}
+
+/// Packages the node index knows, by custom node type.
+type IndexClaims = std::collections::BTreeMap<String, Vec<comfydock_environments::nodes::index::Claim>>;
+
+impl AnalyzeSetup {
+    fn new(ctx: &Context) -> CommandResult<Self> {
+        let mut options = AnalysisOptions::default();
+        let env = if ctx.global.env.is_some() {
+            Some(selected(ctx)?)
+        } else {
+            None
+        };
+        if let Some(env) = &env {
+            options.builtins = comfydock_environments::comfyui_builtins::builtin_nodes(env);
+        }
+        Ok(Self {
+            options,
+            index: node_index(ctx, env.as_ref()),
+        })
+    }
+
+    /// Packages the node index knows for each custom node type without a package hint.
+    fn claims(&self, analysis: &comfydock_workflow::Analysis) -> IndexClaims {
+        let mut out = IndexClaims::new();
+        let Some(index) = &self.index else {
+            return out;
+        };
+        for t in analysis.custom_node_types().filter(|t| t.packages.is_empty()) {
+            if let Ok(claims) = index.lookup(&t.node_type)
+                && !claims.is_empty()
+            {
+                out.insert(t.node_type.clone(), claims);
+            }
+        }
+        out
+    }
+}
+
+/// `--json` of one analysis: the analysis with the node index's packages.
+fn analysis_json(analysis: &comfydock_workflow::Analysis, claims: &IndexClaims) -> serde_json::Value {
+    let mut value = serde_json::to_value(analysis).unwrap_or_default();
+    value["index_packages"] = serde_json::to_value(claims).unwrap_or_default();
+    value
+}
+
+fn print_analysis(ctx: &Context, path: &Path, analysis: &comfydock_workflow::Analysis, claims: &IndexClaims) {
     ctx.printer.data(format!(
         "{}: {} nodes, {} subgraph definitions",
         path.display(),
@@ -255,21 +323,16 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
                 .data(format!("  {}", serde_json::to_string(f).unwrap_or_default()));
         }
     }
-    Ok(())
 }
 
-/// Packages the node index knows for each custom node type without a package hint. With an
-/// environment the index is refreshed first (installed nodes, ComfyUI-Manager's map); without one
-/// the workspace index is read as it is. Outside a workspace there is no index.
-fn index_claims(
+/// The node index, for packages of custom node types without a package hint. With an
+/// environment it is refreshed first (installed nodes, ComfyUI-Manager's map); without one the
+/// workspace index is read as it is. Outside a workspace there is no index.
+fn node_index(
     ctx: &Context,
     env: Option<&environment::Environment>,
-    analysis: &comfydock_workflow::Analysis,
-) -> std::collections::BTreeMap<String, Vec<comfydock_environments::nodes::index::Claim>> {
-    let mut out = std::collections::BTreeMap::new();
-    let Ok(workspace) = ctx.workspace() else {
-        return out;
-    };
+) -> Option<comfydock_environments::nodes::index::NodeIndex> {
+    let workspace = ctx.workspace().ok()?;
     if let Some(env) = env {
         let settings = ctx.settings(&workspace);
         if let Ok(tools) = environment::tools(&workspace, &settings, &ctx.reporter) {
@@ -286,19 +349,8 @@ fn index_claims(
             }
         }
     }
-    let Ok(index) = comfydock_environments::nodes::index::NodeIndex::open(
-        &workspace.metadata_dir().join("node_index.db"),
-    ) else {
-        return out;
-    };
-    for t in analysis.custom_node_types().filter(|t| t.packages.is_empty()) {
-        if let Ok(claims) = index.lookup(&t.node_type)
-            && !claims.is_empty()
-        {
-            out.insert(t.node_type.clone(), claims);
-        }
-    }
-    out
+    comfydock_environments::nodes::index::NodeIndex::open(&workspace.metadata_dir().join("node_index.db"))
+        .ok()
 }
 
 fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> CommandResult {
@@ -332,6 +384,217 @@ fn validate_file(ctx: &Context, path: &Path, object_info: Option<&Path>) -> Comm
     }
     ctx.printer.status("Valid", path.display());
     Ok(())
+}
+
+/// The workflow files named by `paths`: files as given, folders as every `.json` and `.png`
+/// below them (hidden entries skipped), each folder's files in name order.
+fn workflow_files(paths: &[PathBuf]) -> CommandResult<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = fs_err::read_dir(dir)?
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<std::io::Result<_>>()?;
+        entries.sort();
+        for path in entries {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("json") || ext.eq_ignore_ascii_case("png"))
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let before = files.len();
+            walk(path, &mut files)?;
+            if files.len() == before {
+                return Err(CommandError::failed(format!(
+                    "`{}` holds no workflow (.json or .png) files",
+                    path.display()
+                )));
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// A file of a batch that could not be read or analysed.
+#[derive(Debug, serde::Serialize)]
+struct FileFailure {
+    path: PathBuf,
+    error: String,
+}
+
+/// `workflow analyze` of several files in one run: each file's analysis as the single-file form
+/// prints it, failures as warnings, then a summary (`--json`: one document with every file, the
+/// failures and the summary, and nothing else). Fails (exit 1) when any file could not be
+/// analysed.
+fn analyze_files(ctx: &Context, files: &[PathBuf]) -> CommandResult<ExitStatus> {
+    let setup = AnalyzeSetup::new(ctx)?;
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    let mut custom_types = std::collections::BTreeSet::new();
+    let mut models = std::collections::BTreeSet::new();
+    for path in files {
+        let analysed =
+            load(path).and_then(|doc| analyze(&doc, &setup.options).map_err(|e| workflow_error(path, &e)));
+        let analysis = match analysed {
+            Ok(analysis) => analysis,
+            Err(error) => {
+                let error = error.one_line();
+                if !ctx.printer.json_mode() {
+                    ctx.printer.warn(&error);
+                }
+                failures.push(FileFailure {
+                    path: path.clone(),
+                    error,
+                });
+                continue;
+            }
+        };
+        let claims = setup.claims(&analysis);
+        custom_types.extend(analysis.custom_node_types().map(|t| t.node_type.clone()));
+        models.extend(analysis.models.iter().map(|m| m.relative_path.clone()));
+        if ctx.printer.json_mode() {
+            results.push(json!({ "path": path, "analysis": analysis_json(&analysis, &claims) }));
+        } else {
+            print_analysis(ctx, path, &analysis, &claims);
+        }
+    }
+    let summary = json!({
+        "files": files.len(),
+        "analyzed": files.len() - failures.len(),
+        "failed": failures.len(),
+        "custom_node_types": custom_types.len(),
+        "models": models.len(),
+    });
+    if ctx.printer.json_mode() {
+        ctx.printer
+            .json(&json!({ "files": results, "failures": failures, "summary": summary }));
+    } else {
+        ctx.printer.status(
+            "Analyzed",
+            format!(
+                "{} of {} workflows: {} distinct custom node types, {} distinct models",
+                files.len() - failures.len(),
+                files.len(),
+                custom_types.len(),
+                models.len()
+            ),
+        );
+    }
+    batch_status(
+        ctx,
+        failures.len(),
+        format!(
+            "{} of {} workflows could not be analyzed",
+            failures.len(),
+            files.len()
+        ),
+    )
+}
+
+/// `workflow validate` of several files in one run: every issue prefixed with its file, then a
+/// summary (`--json`: one document, and nothing else). Fails (exit 1) when any file has an error
+/// or cannot be read.
+fn validate_files(ctx: &Context, files: &[PathBuf], object_info: Option<&Path>) -> CommandResult<ExitStatus> {
+    let definitions = object_info.map(read_json).transpose()?;
+    let known: Option<HashSet<String>> = definitions.as_ref().map(node_types_from_object_info);
+    let options = ValidationOptions {
+        known_node_types: known.as_ref(),
+        node_definitions: definitions.as_ref(),
+    };
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    let (mut invalid, mut errors, mut warnings) = (0, 0, 0);
+    for path in files {
+        let issues = match load(path) {
+            Ok(doc) => validate(&doc, &options),
+            Err(error) => {
+                let error = error.one_line();
+                if !ctx.printer.json_mode() {
+                    ctx.printer.warn(&error);
+                }
+                failures.push(FileFailure {
+                    path: path.clone(),
+                    error,
+                });
+                continue;
+            }
+        };
+        let file_errors = issues.iter().filter(|i| i.severity == Severity::Error).count();
+        errors += file_errors;
+        warnings += issues.len() - file_errors;
+        invalid += usize::from(file_errors > 0);
+        if ctx.printer.json_mode() {
+            results.push(json!({ "path": path, "valid": file_errors == 0, "issues": issues }));
+        } else {
+            for issue in &issues {
+                let level = match issue.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                };
+                ctx.printer
+                    .data(format!("{}: {level}: {}", path.display(), issue.message));
+            }
+        }
+    }
+    let valid = files.len() - failures.len() - invalid;
+    let summary = json!({
+        "files": files.len(),
+        "valid": valid,
+        "invalid": invalid,
+        "unreadable": failures.len(),
+        "errors": errors,
+        "warnings": warnings,
+    });
+    if ctx.printer.json_mode() {
+        ctx.printer
+            .json(&json!({ "files": results, "failures": failures, "summary": summary }));
+    } else {
+        ctx.printer.status(
+            "Validated",
+            format!(
+                "{} workflows: {valid} valid, {invalid} with errors, {} unreadable ({errors} errors, {warnings} warnings)",
+                files.len(),
+                failures.len()
+            ),
+        );
+    }
+    batch_status(
+        ctx,
+        invalid + failures.len(),
+        format!(
+            "{} of {} workflows are invalid or unreadable",
+            invalid + failures.len(),
+            files.len()
+        ),
+    )
+}
+
+/// How a batch ends: success without failures; otherwise exit 1, with `error: message` in
+/// text mode, and in `--json` mode nothing more than the document already printed.
+fn batch_status(ctx: &Context, failures: usize, message: String) -> CommandResult<ExitStatus> {
+    if failures == 0 {
+        Ok(ExitStatus::Success)
+    } else if ctx.printer.json_mode() {
+        Ok(ExitStatus::Failure)
+    } else {
+        Err(CommandError::failed(message))
+    }
 }
 
 fn read_json(path: &Path) -> CommandResult<serde_json::Value> {

@@ -404,3 +404,100 @@ fn walk_files(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Many files (and folders) in one run: each file's own result, failures named and counted,
+/// then a summary; `--json` is one document. A single file keeps its own output (above).
+#[test]
+fn analyze_and_validate_many_files_and_folders_in_one_run() {
+    let ctx = context();
+    let folder = ctx.path().join("workflows");
+    fs_err::create_dir_all(folder.join("nested")).unwrap();
+    fs_err::copy(fixture("custom_nodes.json"), folder.join("a_custom.json")).unwrap();
+    fs_err::copy(fixture("simple_ui.json"), folder.join("nested/b_simple.json")).unwrap();
+    fs_err::write(folder.join("notes.txt"), "not a workflow").unwrap();
+    fs_err::write(folder.join(".hidden.json"), "not read").unwrap();
+    let broken = ctx.path().join("broken.json");
+    fs_err::write(&broken, "[1, 2, 3]").unwrap();
+
+    // A folder: every workflow below it, in name order, with one summary line.
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["workflow", "analyze"]).arg(&folder));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let custom = text.find("a_custom.json: 5 nodes").unwrap();
+    let simple = text.find("b_simple.json: ").unwrap();
+    assert!(custom < simple, "{text}");
+    assert!(
+        stderr(&out).contains("Analyzed 2 of 2 workflows"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A file that cannot be read is reported, the others still analysed; the run fails.
+    let out = ctx
+        .command()
+        .args(["--json", "workflow", "analyze"])
+        .arg(&folder)
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let document: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(document["summary"]["files"], 3, "{document}");
+    assert_eq!(document["summary"]["analyzed"], 2);
+    assert_eq!(document["summary"]["failed"], 1);
+    assert_eq!(document["files"].as_array().unwrap().len(), 2);
+    assert!(
+        document["files"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("a_custom.json")
+    );
+    assert_eq!(document["files"][0]["analysis"]["node_count"], 5);
+    assert!(
+        document["failures"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.json")
+    );
+    assert!(!document["failures"][0]["error"].as_str().unwrap().is_empty());
+
+    // validate: issues prefixed with their file, a summary, the run fails on any error.
+    let text = fs_err::read_to_string(fixture("simple_ui.json")).unwrap();
+    let dangling = folder.join("c_dangling.json");
+    fs_err::write(&dangling, text.replace("\"link\": 1}", "\"link\": 9}")).unwrap();
+    let out = comfydock_snapshot!(ctx, ctx.command().args(["workflow", "validate"]).arg(&folder));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("c_dangling.json: error: "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("3 workflows: 2 valid, 1 with errors, 0 unreadable"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ctx
+        .command()
+        .args(["--json", "workflow", "validate"])
+        .arg(folder.join("a_custom.json"))
+        .arg(folder.join("nested/b_simple.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let document: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(document["summary"]["valid"], 2, "{document}");
+    assert_eq!(document["files"][1]["valid"], true);
+
+    // A folder without workflows is a failure that names it.
+    let empty = ctx.path().join("empty");
+    fs_err::create_dir_all(&empty).unwrap();
+    let out = ctx
+        .command()
+        .args(["workflow", "analyze"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("holds no workflow"), "{}", stderr(&out));
+}

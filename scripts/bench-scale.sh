@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Scaling benchmarks (issue 22): each figure next to the reference tool doing the same work, on the
+# same files, in the same run. Builds a 100,000-entry model index (small generated files), a 50 MB
+# workflow and a folder of workflows; needs python3, sqlite3, strace (bytes written) and b3sum
+# (the scan reference; skipped when missing). Nothing touches the network.
+#
+#   scripts/bench-scale.sh                       # full size
+#   BENCH_MODELS=20000 scripts/bench-scale.sh    # smaller index
+#
+# Figures: best of several runs (median in brackets), warm page cache, release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODELS=${BENCH_MODELS:-100000}
+WORKFLOW_MB=${BENCH_WORKFLOW_MB:-50}
+WORKFLOWS=${BENCH_WORKFLOWS:-644}
+HELPER="python3 $PWD/scripts/bench_scale_data.py"
+
+cargo build --release -q -p comfydock
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/comfydock"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-scale.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+export COMFYDOCK_HOME="$WORK/ws" NO_COLOR=1
+DB="$COMFYDOCK_HOME/.metadata/model_index.db"
+
+row() { printf '| %-44s | %-22s | %-30s | %-7s |\n' "$@"; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}×')" "$1" "$2"; }
+ms() { python3 -c "import sys; print(f'{float(sys.argv[1]) * 1000:.1f} ms')" "$1"; }
+best() { cut -d' ' -f1 <<<"$1"; }
+median() { cut -d' ' -f2 <<<"$1"; }
+peak_mib() { python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024:.0f} MiB')" "$(cut -d' ' -f3 <<<"$1")"; }
+
+echo "Generating $MODELS model files, a ${WORKFLOW_MB} MB workflow and $WORKFLOWS workflows in $WORK ..." >&2
+$HELPER models "$WORK/models" "$MODELS"
+$HELPER workflow "$WORK/big.json" "$WORKFLOW_MB"
+$HELPER workflows "$WORK/workflows" "$WORKFLOWS"
+"$BIN" init -q
+"$BIN" model root add "$WORK/models" -q
+
+echo >&2 "First scans ..."
+scan_best=""
+for _ in 1 2 3; do
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  t=$($HELPER time 1 "$BIN" model scan -q)
+  if [ -z "$scan_best" ] || python3 -c "import sys; sys.exit(float(sys.argv[1]) >= float(sys.argv[2]))" "$(best "$t")" "$(best "$scan_best")"; then
+    scan_best=$t
+  fi
+done
+db_size=$(stat -c %s "$DB")
+written=""
+if command -v strace >/dev/null; then
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  strace -f -y -s 0 -qq -e trace=write,pwrite64,pwritev,pwritev2 -o "$WORK/scan.trace" "$BIN" model scan -q
+  written=$($HELPER written "$WORK/scan.trace" model_index.db)
+  db_size=$(stat -c %s "$DB")
+fi
+if command -v b3sum >/dev/null; then
+  b3=$($HELPER time 3 sh -c "find '$WORK/models' -type f -print0 | xargs -0 b3sum")
+fi
+
+echo >&2 "Queries ..."
+needle=model_004242_
+find_one=$($HELPER time 20 "$BIN" model find "$needle")
+find_none=$($HELPER time 20 "$BIN" model find no-such-model)
+list=$($HELPER time 5 "$BIN" model list)
+first=$($HELPER first-line "$BIN" model list)
+JOIN="SELECT m.id, m.first_seen, m.blake3, m.size, h.hash_value, l.root, l.relative_path, l.folder, l.size,
+  l.mtime_ns, l.inode, l.last_seen FROM models m
+  LEFT JOIN model_hashes h ON h.model_id = m.id AND h.hash_type = 'sha256'
+  LEFT JOIN locations l ON l.model_id = m.id"
+sql_find=$($HELPER time 20 sqlite3 "$DB" "$JOIN WHERE m.id IN (SELECT model_id FROM locations WHERE relative_path LIKE '%$needle%') ORDER BY m.first_seen, m.id")
+sql_list=$($HELPER time 5 sqlite3 "$DB" "$JOIN ORDER BY m.first_seen, m.id, l.root, l.relative_path")
+
+echo >&2 "Workflows ..."
+big_mb=$(python3 -c "import os,sys; print(f'{os.path.getsize(sys.argv[1]) / 2**20:.0f}')" "$WORK/big.json")
+analyze_big=$($HELPER time 3 "$BIN" workflow analyze "$WORK/big.json")
+json_load=$($HELPER time 3 python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$WORK/big.json")
+many=$($HELPER time 5 "$BIN" workflow analyze "$WORK/workflows")
+cat_floor=$($HELPER time 5 sh -c "for f in '$WORK'/workflows/*.json; do cat \"\$f\"; done")
+
+echo
+row "what ($MODELS models)" "comfydock" "reference" "ratio"
+row "---" "---" "---" "---"
+row "first \`model scan\`" "$(best "$scan_best") s" "$( [ -n "${b3:-}" ] && echo "b3sum: $(best "$b3") s" || echo "b3sum not installed")" "$( [ -n "${b3:-}" ] && ratio "$(best "$scan_best")" "$(best "$b3")" || echo -)"
+if [ -n "$written" ]; then
+  row "bytes written to the index by that scan" "$(python3 -c "print(f'{$written / 2**20:.1f} MiB')")" "final index: $(python3 -c "print(f'{$db_size / 2**20:.1f} MiB')")" "$(ratio "$written" "$db_size")"
+fi
+row "\`model find\` (1 match)" "$(ms "$(best "$find_one")") ($(ms "$(median "$find_one")"))" "sqlite3 CLI: $(ms "$(best "$sql_find")")" "$(ratio "$(best "$find_one")" "$(best "$sql_find")")"
+row "\`model find\` (no match)" "$(ms "$(best "$find_none")") ($(ms "$(median "$find_none")"))" "" ""
+row "\`model list\`" "$(ms "$(best "$list")") ($(ms "$(median "$list")"))" "sqlite3 CLI, same join: $(ms "$(best "$sql_list")")" "$(ratio "$(best "$list")" "$(best "$sql_list")")"
+row "\`model list\` first line" "$(ms "$(cut -d' ' -f1 <<<"$first")")" "" ""
+row "\`workflow analyze\` ${big_mb} MiB: time" "$(best "$analyze_big") s" "python3 json.load: $(best "$json_load") s" "$(ratio "$(best "$analyze_big")" "$(best "$json_load")")"
+row "\`workflow analyze\` ${big_mb} MiB: peak memory" "$(peak_mib "$analyze_big")" "python3 json.load: $(peak_mib "$json_load")" "$(python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024 / float(sys.argv[2]):.1f}× file')" "$(cut -d' ' -f3 <<<"$analyze_big")" "$big_mb")"
+row "\`workflow analyze DIR\` ($WORKFLOWS files)" "$(best "$many") s" "cat loop: $(best "$cat_floor") s" "$(ratio "$(best "$many")" "$(best "$cat_floor")")"

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Test data and measurements for scripts/bench-scale.sh (issue 22); the data is deterministic.
+
+  bench_scale_data.py models DIR COUNT      COUNT small distinct model files under DIR (ComfyUI folders)
+  bench_scale_data.py workflow FILE MB      one UI-format workflow of about MB megabytes
+  bench_scale_data.py workflows DIR COUNT   COUNT small workflows (for the many-files case)
+  bench_scale_data.py time RUNS CMD...      best and median wall time of CMD (stdout discarded), and
+                                            the peak RSS of the best run
+  bench_scale_data.py first-line CMD...     seconds until CMD prints its first line on stdout, and in all
+  bench_scale_data.py written TRACE NAME    bytes an `strace -y` log shows written to files whose name
+                                            starts with NAME
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+FOLDERS = ["checkpoints", "loras", "vae", "diffusion_models", "text_encoders", "controlnet", "upscale_models", "embeddings"]
+
+
+def models(root, count):
+    made = set()
+    for i in range(count):
+        folder = FOLDERS[i % len(FOLDERS)]
+        sub = os.path.join(root, folder, f"set{i // 1000:03d}")
+        if sub not in made:
+            os.makedirs(sub, exist_ok=True)
+            made.add(sub)
+        # 200-1,200 bytes of content unique to the file.
+        body = (f"model {i} ".encode() * 120)[: 200 + (i * 37) % 1000]
+        with open(os.path.join(sub, f"model_{i:06d}_v{i % 7}.safetensors"), "wb") as out:
+            out.write(body)
+
+
+def node(i, links_in, links_out, kind):
+    return {
+        "id": i,
+        "type": kind,
+        "pos": [i * 10.5, i * 3.25],
+        "size": [315, 262],
+        "flags": {},
+        "order": i,
+        "mode": 0,
+        "inputs": [{"name": "model", "type": "MODEL", "link": links_in}],
+        "outputs": [{"name": "LATENT", "type": "LATENT", "links": [links_out], "slot_index": 0}],
+        "properties": {"Node name for S&R": kind, "cnr_id": "comfy-core", "ver": "0.3.77"},
+        "widgets_values": [i * 7919 % 1000003, "randomize", 20, 8.0, "euler", "normal", 1.0,
+                           f"prompt text number {i}: a detailed photograph of a mountain lake at dawn"],
+    }
+
+
+def workflow(path, megabytes, seed_kinds=("KSampler", "CLIPTextEncode", "VAEDecode", "LoraLoader")):
+    target = megabytes * 1024 * 1024
+    nodes, links = [], []
+    size, i = 0, 1
+    while size < target:
+        kind = seed_kinds[i % len(seed_kinds)]
+        nodes.append(node(i, i - 1 if i > 1 else None, i, kind))
+        if i > 1:
+            links.append([i - 1, i - 1, 0, i, 0, "MODEL"])
+        size += 580
+        i += 1
+    nodes.append({
+        "id": i, "type": "CheckpointLoaderSimple", "pos": [0, 0], "size": [315, 98], "flags": {}, "order": 0,
+        "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": "CheckpointLoaderSimple"},
+        "widgets_values": ["sd_xl_base_1.0.safetensors"],
+    })
+    document = {"id": "bench", "revision": 0, "last_node_id": i, "last_link_id": i - 1,
+                "nodes": nodes, "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+    with open(path, "w") as out:
+        json.dump(document, out)
+
+
+def workflows(root, count):
+    os.makedirs(root, exist_ok=True)
+    for n in range(count):
+        nodes = [node(i, i - 1 if i > 1 else None, i, "KSampler") for i in range(1, 12 + n % 20)]
+        nodes.append({"id": 99, "type": "CheckpointLoaderSimple", "inputs": [], "outputs": [],
+                      "widgets_values": [f"model_{n % 50:06d}.safetensors"], "mode": 0})
+        document = {"last_node_id": 99, "last_link_id": 0, "nodes": nodes, "links": [], "version": 0.4}
+        with open(os.path.join(root, f"workflow_{n:04d}.json"), "w") as out:
+            json.dump(document, out)
+
+
+def run_once(command):
+    """Wall seconds and peak RSS (KiB, from GNU time: a fork of this Python would report its own)."""
+    rss_file = f"/tmp/bench-scale-rss.{os.getpid()}"
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file, *command], stdout=null)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"`{' '.join(command)}` failed ({status})")
+    with open(rss_file) as rss:
+        peak = int(rss.read().split()[-1])
+    os.remove(rss_file)
+    return elapsed, peak
+
+
+def timed(runs, command):
+    results = sorted(run_once(command) for _ in range(runs))
+    best, rss = results[0]
+    median = statistics.median(r[0] for r in results)
+    print(f"{best:.4f} {median:.4f} {rss}")
+
+
+def first_line(command):
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
+    process.stdout.readline()
+    first = time.perf_counter() - start
+    for _ in process.stdout:
+        pass
+    process.wait()
+    print(f"{first:.4f} {time.perf_counter() - start:.4f}")
+
+
+def written(trace, name):
+    total = 0
+    pattern = re.compile(r"p?write(?:64|v|v2)?\(\d+<([^>]*)>.*= (\d+)$")
+    for line in open(trace):
+        match = pattern.search(line)
+        if match and os.path.basename(match.group(1)).startswith(name):
+            total += int(match.group(2))
+    print(total)
+
+
+if __name__ == "__main__":
+    what = sys.argv[1]
+    if what == "time":
+        timed(int(sys.argv[2]), sys.argv[3:])
+    elif what == "first-line":
+        first_line(sys.argv[2:])
+    elif what == "written":
+        written(sys.argv[2], sys.argv[3])
+    else:
+        {"models": models, "workflow": workflow, "workflows": workflows}[what](sys.argv[2], int(sys.argv[3]))
