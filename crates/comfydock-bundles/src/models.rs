@@ -77,7 +77,7 @@ pub fn collect(manifest: &Manifest, env: &str) -> CollectedModels {
                 // `Required` sorts first: the smaller is the stricter.
                 if criticality < *strictest {
                     *strictest = criticality;
-                    existing.criticality = criticality_name(criticality);
+                    criticality.as_str().clone_into(&mut existing.criticality);
                 }
             }
             None => {
@@ -87,15 +87,6 @@ pub fn collect(manifest: &Manifest, env: &str) -> CollectedModels {
     }
     out.models = merged.into_values().map(|(m, _)| m).collect();
     out
-}
-
-fn criticality_name(criticality: Criticality) -> String {
-    match criticality {
-        Criticality::Required => "required",
-        Criticality::Flexible => "flexible",
-        Criticality::Optional => "optional",
-    }
-    .to_owned()
 }
 
 fn read_entry(
@@ -144,7 +135,7 @@ fn read_entry(
             size: entry.size,
             target,
             sources,
-            criticality: criticality_name(criticality),
+            criticality: criticality.as_str().to_owned(),
         },
         criticality,
     ));

@@ -308,12 +308,7 @@ fn node_summary(node: &schema::NodeTable) -> String {
 fn model_summary(model: &schema::ModelEntry) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(c) = model.criticality {
-        parts.push(
-            serde_json::to_value(c)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        );
+        parts.push(c.as_str().to_owned());
     }
     if let Some(size) = model.size {
         parts.push(comfydock_foundation::display_text::human_bytes(size));

@@ -34,6 +34,18 @@ pub enum ResolveError {
         #[source]
         source: DownloadError,
     },
+    #[error("Workflow `{workflow}` has no model reference `{model}`")]
+    UnknownModelReference {
+        workflow: String,
+        model: String,
+        known: Vec<String>,
+    },
+    #[error("No indexed model for `{id}`")]
+    ModelLookup {
+        id: String,
+        #[source]
+        source: comfydock_models::query::LookupError,
+    },
     #[error("The model index holds an invalid hash `{hash}`: {reason}")]
     InvalidIndexHash { hash: String, reason: String },
     #[error(transparent)]
@@ -62,6 +74,14 @@ impl Hinted for ResolveError {
             Self::Manifest(e) => e.hint(),
             Self::Models(e) => e.hint(),
             Self::Index(e) => e.hint(),
+            Self::UnknownModelReference { known, .. } if known.is_empty() => {
+                Some("the workflow references no model files".into())
+            }
+            Self::UnknownModelReference { known, .. } => Some(format!(
+                "its model references are {}",
+                comfydock_foundation::display_text::backticked(known)
+            )),
+            Self::ModelLookup { source, .. } => source.hint(),
             Self::InvalidIndexHash { .. } => {
                 Some("rebuild the index entry with `comfydock model scan`".into())
             }

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod model_match;
+pub mod model_pin;
 pub mod node_candidates;
 pub mod node_mapping;
 pub mod recovery;

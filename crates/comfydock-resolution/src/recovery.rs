@@ -124,7 +124,7 @@ impl Gaps {
                 what: format!(
                     "model `{}` ({}{size}) {needed_by} is not on this machine",
                     model.label(),
-                    criticality_word(model.criticality)
+                    model.criticality.as_str()
                 ),
                 fix,
             });
@@ -165,14 +165,6 @@ impl Gaps {
             }
         }
         issues
-    }
-}
-
-fn criticality_word(c: Criticality) -> &'static str {
-    match c {
-        Criticality::Required => "required",
-        Criticality::Flexible => "flexible",
-        Criticality::Optional => "optional",
     }
 }
 

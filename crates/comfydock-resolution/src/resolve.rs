@@ -17,7 +17,7 @@ use comfydock_foundation::redact::redact_url;
 use comfydock_foundation::reporter::Reporter;
 use comfydock_models::download::{DownloadRequest, ExpectedHash};
 use comfydock_models::index::ModelRecord;
-use comfydock_workflow::{AnalysisOptions, Criticality, NodeCategory, WorkflowDocument, analyze};
+use comfydock_workflow::{Analysis, AnalysisOptions, Criticality, NodeCategory, WorkflowDocument, analyze};
 use serde::Serialize;
 
 use crate::error::ResolveError;
@@ -148,21 +148,20 @@ pub fn resolve(
 ) -> Result<ResolveReport, ResolveError> {
     let env = ctx.env;
     let name = tracking::normalize_name(name);
-    let live = tracking::live_path(env, &name);
-    let bytes = fs_err::read(&live).map_err(|source| ResolveError::Read {
-        path: live.clone(),
-        source,
-    })?;
-    let workflow_error = |source| ResolveError::Workflow {
-        path: live.clone(),
-        source,
-    };
-    let doc = WorkflowDocument::parse_bytes(&bytes).map_err(workflow_error)?;
-    let analysis_options = AnalysisOptions {
-        builtins: comfydock_environments::comfyui_builtins::builtin_nodes(env),
-        ..Default::default()
-    };
-    let analysis = analyze(&doc, &analysis_options).map_err(workflow_error)?;
+    let mut analysis = analyze_live(env, &name)?;
+    // References the user marked optional (`workflow model set … --optional`).
+    let optional = env
+        .manifest()?
+        .tool()
+        .workflows
+        .get(&name)
+        .map(|w| w.optional_models.clone())
+        .unwrap_or_default();
+    for reference in &mut analysis.models {
+        if optional.contains(&reference.relative_path) {
+            reference.criticality = Criticality::Optional;
+        }
+    }
 
     let node_ctx = NodeContext {
         workspace: ctx.workspace,
@@ -280,31 +279,36 @@ pub fn resolve(
         let recorded = recorded_pins
             .iter()
             .find(|m| m.entry.name.as_deref() == Some(reference.relative_path.as_str()));
-        let (matches, how) = find_models(&records, reference);
+        // A recorded pin whose file is here wins: it is an answer given before (a choice,
+        // `workflow model set`, a teammate's resolution).
+        let pinned_here = recorded
+            .and_then(|m| m.entry.blake3(m.key.as_ref()))
+            .and_then(|b| {
+                records
+                    .iter()
+                    .find(|r| r.blake3 == b.as_str() && !r.locations.is_empty())
+            });
+        let (matches, how) = match pinned_here {
+            Some(record) => (vec![record], "pinned earlier (saved in pyproject.toml)"),
+            None => find_models(&records, reference),
+        };
         let found = match matches.as_slice() {
             [] => None,
             [one] => Some((*one, how.to_owned())),
             several => {
-                let earlier = recorded
-                    .and_then(|m| m.entry.blake3(m.key.as_ref()))
-                    .and_then(|b| several.iter().find(|r| r.blake3 == b.as_str()));
-                if let Some(record) = earlier {
-                    Some((*record, "chosen earlier (saved in pyproject.toml)".to_owned()))
-                } else {
-                    // Shown in path order, whatever order the scan found them in.
-                    let mut several = several.to_vec();
-                    several.sort_by_key(|r| r.locations.first().map(comfydock_models::index::Location::path));
-                    let candidates: Vec<ModelCandidate> = several
-                        .iter()
-                        .map(|r| ModelCandidate::of(r, &other_pins, &name))
-                        .collect();
-                    let (pick, why) = chooser.choose_model(&reference.relative_path, &candidates)?;
-                    let record = several.get(pick).ok_or_else(|| ResolveError::InvalidChoice {
-                        node_type: reference.relative_path.clone(),
-                        answer: (pick + 1).to_string(),
-                    })?;
-                    Some((*record, why))
-                }
+                // Shown in path order, whatever order the scan found them in.
+                let mut several = several.to_vec();
+                several.sort_by_key(|r| r.locations.first().map(comfydock_models::index::Location::path));
+                let candidates: Vec<ModelCandidate> = several
+                    .iter()
+                    .map(|r| ModelCandidate::of(r, &other_pins, &name))
+                    .collect();
+                let (pick, why) = chooser.choose_model(&reference.relative_path, &candidates)?;
+                let record = several.get(pick).ok_or_else(|| ResolveError::InvalidChoice {
+                    node_type: reference.relative_path.clone(),
+                    answer: (pick + 1).to_string(),
+                })?;
+                Some((*record, why))
             }
         };
         let url = reference
@@ -410,6 +414,7 @@ pub fn resolve(
             .filter(|n| n.package.is_none())
             .map(|n| n.node_type.clone())
             .collect(),
+        optional_models: Vec::new(),
     };
     // Merged into what the manifest holds: pins and sources this run did not produce are kept.
     let mut manifest = env.manifest()?;
@@ -424,6 +429,26 @@ pub fn resolve(
         models_downloaded,
         warnings,
     })
+}
+
+/// The analysis of the live file of tracked workflow `name` (built-ins from the environment's
+/// ComfyUI).
+pub(crate) fn analyze_live(env: &Environment, name: &str) -> Result<Analysis, ResolveError> {
+    let live = tracking::live_path(env, name);
+    let bytes = fs_err::read(&live).map_err(|source| ResolveError::Read {
+        path: live.clone(),
+        source,
+    })?;
+    let workflow_error = |source| ResolveError::Workflow {
+        path: live.clone(),
+        source,
+    };
+    let doc = WorkflowDocument::parse_bytes(&bytes).map_err(workflow_error)?;
+    let analysis_options = AnalysisOptions {
+        builtins: comfydock_environments::comfyui_builtins::builtin_nodes(env),
+        ..Default::default()
+    };
+    analyze(&doc, &analysis_options).map_err(workflow_error)
 }
 
 /// `node add` specs for the chosen packages that are not installed yet (a version pin when the

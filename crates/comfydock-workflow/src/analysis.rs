@@ -103,6 +103,17 @@ pub enum Criticality {
     Optional,
 }
 
+impl Criticality {
+    /// The name used in manifests and messages (`required`, `flexible`, `optional`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Flexible => "flexible",
+            Self::Optional => "optional",
+        }
+    }
+}
+
 /// Default criticality for a models folder.
 pub fn default_criticality(folder: Option<&str>) -> Criticality {
     match folder {

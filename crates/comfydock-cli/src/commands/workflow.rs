@@ -80,12 +80,33 @@ pub enum WorkflowCommand {
     /// Map node types to packages by hand (for every workflow of the environment)
     #[command(subcommand)]
     Node(NodeMappingCommand),
+    /// Say by hand what a workflow's model reference is
+    #[command(subcommand)]
+    Model(ModelPinCommand),
     /// Semantic diff of a workflow: ComfyUI's file against its committed copy
     Diff {
         /// Workflow name
         name: String,
         /// Compare against this revision of .cec [default: HEAD]
         rev: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelPinCommand {
+    /// Pin a model reference to an indexed file (hash prefix or path) or a URL (downloaded and
+    /// verified now), or mark it optional
+    Set {
+        /// Workflow name
+        workflow: String,
+        /// The model as the workflow names it (e.g. `sd15.safetensors`)
+        model: String,
+        /// An indexed file (blake3/sha256 prefix or path) or an http(s) URL
+        #[arg(required_unless_present = "optional")]
+        file_or_url: Option<String>,
+        /// The workflow runs without it: never counted as a missing required model
+        #[arg(long)]
+        optional: bool,
     },
 }
 
@@ -172,6 +193,7 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult<ExitStatus
         WorkflowCommand::Restore { name, rev, force } => done(restore(ctx, name, rev.as_deref(), *force)),
         WorkflowCommand::Diff { name, rev } => done(diff(ctx, name, rev.as_deref())),
         WorkflowCommand::Node(command) => done(node_mapping(ctx, command)),
+        WorkflowCommand::Model(command) => done(model_pin(ctx, command)),
         WorkflowCommand::Resolve { name, auto, install } => {
             done(super::resolve::resolve(ctx, name, *auto, *install))
         }
@@ -736,6 +758,64 @@ fn restore(ctx: &Context, name: &str, rev: Option<&str>, force: bool) -> Command
         ctx.printer
             .hint("reload the workflow in the ComfyUI browser tab: the open tab still shows the old version");
     }
+    Ok(())
+}
+
+fn model_pin(ctx: &Context, command: &ModelPinCommand) -> CommandResult {
+    use comfydock_resolution::model_pin::{self, ModelAnswer};
+    let ModelPinCommand::Set {
+        workflow,
+        model,
+        file_or_url,
+        optional,
+    } = command;
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let resolve_ctx = comfydock_resolution::resolve::ResolveContext {
+        workspace: &workspace,
+        settings: &settings,
+        tools: &tools,
+        env: &env,
+        reporter: &ctx.reporter,
+    };
+    let mut answers = Vec::new();
+    if let Some(value) = file_or_url {
+        let lower = value.to_ascii_lowercase();
+        answers.push(if lower.starts_with("http://") || lower.starts_with("https://") {
+            ModelAnswer::Url(value)
+        } else {
+            ModelAnswer::File(value)
+        });
+    }
+    if *optional {
+        answers.push(ModelAnswer::Optional);
+    }
+    let mut last = None;
+    for answer in answers {
+        last = Some(model_pin::set(&resolve_ctx, workflow, model, answer)?);
+    }
+    let set = last.expect("clap requires a file, a URL or --optional");
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&set);
+        return Ok(());
+    }
+    let what = match &set.blake3 {
+        Some(b) => format!(
+            "to {} ({})",
+            comfydock_foundation::display_text::short_hash(b),
+            set.criticality.as_str()
+        ),
+        None => "as optional".to_owned(),
+    };
+    ctx.printer
+        .status("Pinned", format!("`{}` of `{}` {what}", set.model, set.workflow));
+    ctx.printer.hint(format!(
+        "commit it with `comfydock -e {} commit -m MESSAGE`",
+        env.name
+    ));
     Ok(())
 }
 

@@ -185,6 +185,10 @@ pub struct WorkflowEntry {
     /// Custom node types no known package provides (and no mapping names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unresolved_nodes: Vec<String>,
+    /// Model references the user marked optional (`workflow model set … --optional`): the
+    /// workflow runs without them, so they never count as missing required models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_models: Vec<String>,
 }
 
 impl Default for WorkflowEntry {
@@ -196,6 +200,7 @@ impl Default for WorkflowEntry {
             models: WorkflowModels::default(),
             unresolved_models: Vec::new(),
             unresolved_nodes: Vec::new(),
+            optional_models: Vec::new(),
         }
     }
 }
@@ -226,6 +231,11 @@ impl WorkflowEntry {
         self.tracked = fresh.tracked;
         self.nodes = fresh.nodes;
         self.unresolved_nodes = fresh.unresolved_nodes;
+        for name in fresh.optional_models {
+            if !self.optional_models.contains(&name) {
+                self.optional_models.push(name);
+            }
+        }
         self.node_choices.extend(fresh.node_choices);
         self.unresolved_models = fresh
             .unresolved_models
@@ -1202,6 +1212,7 @@ sources = ["https://example.com/detail"]
             // This index does not know the LoRA; the kept pin covers it.
             unresolved_models: vec!["detail.safetensors".into(), "vae.safetensors".into()],
             unresolved_nodes: Vec::new(),
+            optional_models: Vec::new(),
         };
         manifest.record_workflow_resolution("flow", fresh).unwrap();
 

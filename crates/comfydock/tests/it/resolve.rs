@@ -143,13 +143,28 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     assert!(!stdout(&out).contains('{'), "{}", stdout(&out));
 }
 
-fn checkpoint_workflow(file: &str) -> String {
+/// A UI workflow of loader nodes, one per `(type, file)`, stacked vertically.
+fn loaders_workflow(loaders: &[(&str, &str)]) -> String {
+    let nodes: Vec<String> = loaders
+        .iter()
+        .enumerate()
+        .map(|(i, (node_type, file))| {
+            format!(
+                r#"{{"id": {id}, "type": "{node_type}", "pos": [0, {y}], "size": [300, 100], "flags": {{}}, "order": {i}, "mode": 0, "inputs": [], "outputs": [], "properties": {{}}, "widgets_values": ["{file}"]}}"#,
+                id = i + 1,
+                y = i * 200
+            )
+        })
+        .collect();
     format!(
-        r#"{{"last_node_id": 1, "last_link_id": 0,
- "nodes": [{{"id": 1, "type": "CheckpointLoaderSimple", "pos": [0, 0], "size": [300, 100], "flags": {{}}, "order": 0, "mode": 0,
-   "inputs": [], "outputs": [{{"name": "MODEL", "type": "MODEL", "links": null}}], "properties": {{}}, "widgets_values": ["{file}"]}}],
- "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#
+        r#"{{"last_node_id": {}, "last_link_id": 0, "nodes": [{}], "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#,
+        loaders.len(),
+        nodes.join(", ")
     )
+}
+
+fn checkpoint_workflow(file: &str) -> String {
+    loaders_workflow(&[("CheckpointLoaderSimple", file)])
 }
 
 /// Seed 001 edge case 1: two indexed files match a model reference. Without a terminal the
@@ -240,7 +255,7 @@ fn an_ambiguous_model_is_asked_once_and_the_answer_is_kept() {
     assert_eq!(report["models"][0]["blake3"], v2_blake3.as_str());
     assert_eq!(
         report["models"][0]["how"],
-        "chosen earlier (saved in pyproject.toml)"
+        "pinned earlier (saved in pyproject.toml)"
     );
 
     // --auto for another workflow takes the file `flow` already uses.
@@ -255,4 +270,104 @@ fn an_ambiguous_model_is_asked_once_and_the_answer_is_kept() {
             .contains("workflow `flow` already uses"),
         "{report}"
     );
+}
+
+fn two_loader_workflow(first: &str, second: &str, third: &str) -> String {
+    loaders_workflow(&[
+        ("CheckpointLoaderSimple", first),
+        ("CheckpointLoaderSimple", second),
+        ("UpscaleModelLoader", third),
+    ])
+}
+
+/// Seed 001 edge case 3: models the index does not know by name. `workflow model set` pins one
+/// to an indexed file under another name, downloads another from a URL (verified and indexed),
+/// and marks the third optional; the answers are kept and `resolve` then succeeds.
+#[test]
+fn models_set_by_hand_are_pinned_and_kept() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let models = sb.ctx.workspace.join("models/checkpoints");
+    fs_err::create_dir_all(&models).unwrap();
+    fs_err::write(models.join("renamed.safetensors"), b"local bytes ".repeat(100)).unwrap();
+    assert!(
+        sb.ctx
+            .command()
+            .args(["model", "scan"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let files = FileServer::start();
+    files.add("/m/extra.safetensors", b"remote bytes ".repeat(100));
+    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    fs_err::write(
+        live.join("flow.json"),
+        two_loader_workflow("known.safetensors", "extra.safetensors", "upscaler.pth"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
+    assert!(run(&["workflow", "track", "flow"]).status.success());
+    let out = run(&["workflow", "resolve", "flow", "--auto"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args([
+            "-e",
+            "a",
+            "workflow",
+            "model",
+            "set",
+            "flow",
+            "known.safetensors",
+            models.join("renamed.safetensors").to_str().unwrap()
+        ])
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = files.url_for("/m/extra.safetensors");
+    let out = run(&["workflow", "model", "set", "flow", "extra.safetensors", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs_err::read(models.join("extra.safetensors")).unwrap(),
+        b"remote bytes ".repeat(100)
+    );
+    let out = run(&["workflow", "model", "set", "flow", "upscaler.pth", "--optional"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = comfydock_snapshot!(
+        sb.ctx,
+        sb.ctx.command().args([
+            "-e",
+            "a",
+            "workflow",
+            "model",
+            "set",
+            "flow",
+            "nope.safetensors",
+            "--optional"
+        ])
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // Kept: resolve now succeeds, the pins and the optional mark unchanged.
+    let before = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert!(
+        before.contains("optional_models = [\"upscaler.pth\"]"),
+        "{before}"
+    );
+    let out = run(&["--json", "workflow", "resolve", "flow"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let how: Vec<&str> = report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["how"].as_str().unwrap())
+        .collect();
+    assert_eq!(how[0], "pinned earlier (saved in pyproject.toml)", "{report}");
+    assert_eq!(report["models"][2]["criticality"], "optional", "{report}");
+    let after = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
+    assert_eq!(before, after, "a second resolve changes nothing");
 }
