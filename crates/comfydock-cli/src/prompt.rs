@@ -41,3 +41,13 @@ pub fn choose(question: &str, options: &[String]) -> std::io::Result<usize> {
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().parse().unwrap_or(0))
 }
+
+/// Ask for one line of text on the terminal (trimmed; empty when the user just pressed enter).
+pub fn ask_line(question: &str) -> std::io::Result<String> {
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}

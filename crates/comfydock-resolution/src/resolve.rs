@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::error::ResolveError;
 use crate::model_match::{find_models, pin};
+use crate::model_pin::ModelAnswer;
 use crate::node_candidates::{Candidate, candidates, is_installed};
 
 /// Asks the user when the answer is theirs to give.
@@ -34,6 +35,11 @@ pub trait Chooser {
         candidates: &[Candidate],
     ) -> Result<(usize, String), ResolveError>;
 
+    /// Nothing matches the model reference `name` and no URL is known: what it is, or `Skip`
+    /// to leave it unresolved (the answer without a terminal, and under `--auto`).
+    fn missing_model(&self, name: &str, criticality: Criticality)
+    -> Result<MissingModelAnswer, ResolveError>;
+
     /// Several indexed files match the model reference `name`: the index of the chosen one and
     /// why (the answer is saved as the workflow's pin and never asked again).
     fn choose_model(
@@ -41,6 +47,19 @@ pub trait Chooser {
         name: &str,
         candidates: &[ModelCandidate],
     ) -> Result<(usize, String), ResolveError>;
+}
+
+/// The user's answer for a model nothing matches ([`Chooser::missing_model`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingModelAnswer {
+    /// An indexed file: a blake3/sha256 prefix or a path.
+    File(String),
+    /// Download it from this URL.
+    Url(String),
+    /// The workflow runs without it.
+    Optional,
+    /// Leave it unresolved for now.
+    Skip,
 }
 
 /// One indexed file a model reference could mean, as shown to the user who must choose.
@@ -420,6 +439,32 @@ pub fn resolve(
     let mut manifest = env.manifest()?;
     manifest.record_workflow_resolution(&name, entry)?;
     manifest.save()?;
+
+    // Models nothing matched and nothing can download: the user may know the file, a URL, or
+    // that the workflow runs without it. Each answer is saved like `workflow model set`.
+    for result in &mut model_results {
+        if result.blake3.is_some() || result.url.is_some() {
+            continue;
+        }
+        let answer = chooser.missing_model(&result.name, result.criticality)?;
+        let answer = match &answer {
+            MissingModelAnswer::Skip => continue,
+            MissingModelAnswer::File(id) => ModelAnswer::File(id),
+            MissingModelAnswer::Url(url) => ModelAnswer::Url(url),
+            MissingModelAnswer::Optional => ModelAnswer::Optional,
+        };
+        let set = crate::model_pin::set(ctx, &name, &result.name, answer)?;
+        result.criticality = set.criticality;
+        if let Some(b) = set.blake3 {
+            result.blake3 = Some(b);
+            result.how = "set by you (saved in pyproject.toml)".into();
+        } else {
+            result.how = "marked optional by you (saved in pyproject.toml)".into();
+        }
+        if let Some(from) = set.downloaded_from {
+            models_downloaded.push(from);
+        }
+    }
 
     Ok(ResolveReport {
         workflow: name,

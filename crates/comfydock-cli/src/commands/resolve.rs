@@ -5,7 +5,7 @@ use std::io::IsTerminal as _;
 
 use comfydock_environments::environment::{self, Environment};
 use comfydock_environments::workspace::Workspace;
-use comfydock_resolution::resolve::{ModelCandidate, ResolveContext, ResolveReport};
+use comfydock_resolution::resolve::{MissingModelAnswer, ModelCandidate, ResolveContext, ResolveReport};
 use comfydock_resolution::{Candidate, Chooser, ResolveError, ResolveOptions};
 
 use super::Context;
@@ -102,6 +102,38 @@ impl Chooser for TerminalChooser {
             });
         }
         Ok((pick - 1, "chosen by you".to_owned()))
+    }
+
+    fn missing_model(
+        &self,
+        name: &str,
+        criticality: comfydock_workflow::Criticality,
+    ) -> Result<MissingModelAnswer, ResolveError> {
+        if self.auto || !std::io::stdin().is_terminal() {
+            return Ok(MissingModelAnswer::Skip);
+        }
+        let options = [
+            "a file I have (path or hash prefix of an indexed file)".to_owned(),
+            "a URL to download it from (verified and indexed)".to_owned(),
+            "the workflow runs without it (mark optional)".to_owned(),
+            "skip for now".to_owned(),
+        ];
+        let question = format!(
+            "No indexed file matches model `{name}` ({}), and the workflow gives no URL:",
+            criticality.as_str()
+        );
+        let answer = match crate::prompt::choose(&question, &options)? {
+            1 => MissingModelAnswer::File(crate::prompt::ask_line("File (path or hash prefix): ")?),
+            2 => MissingModelAnswer::Url(crate::prompt::ask_line("URL: ")?),
+            3 => MissingModelAnswer::Optional,
+            _ => MissingModelAnswer::Skip,
+        };
+        Ok(match answer {
+            MissingModelAnswer::File(t) | MissingModelAnswer::Url(t) if t.is_empty() => {
+                MissingModelAnswer::Skip
+            }
+            other => other,
+        })
     }
 
     fn choose_model(

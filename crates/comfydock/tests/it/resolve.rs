@@ -371,3 +371,63 @@ fn models_set_by_hand_are_pinned_and_kept() {
     let after = fs_err::read_to_string(sb.env_dir("a").join(".cec/pyproject.toml")).unwrap();
     assert_eq!(before, after, "a second resolve changes nothing");
 }
+
+/// On a terminal, `resolve` asks about each model nothing matches: a file the user has, a URL,
+/// optional, or skip. The answers are saved; without a terminal the same gaps fail with the fix.
+#[test]
+fn resolve_asks_about_models_nothing_matches_on_a_terminal() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let models = sb.ctx.workspace.join("models/checkpoints");
+    fs_err::create_dir_all(&models).unwrap();
+    let renamed = models.join("renamed.safetensors");
+    fs_err::write(&renamed, b"local bytes ".repeat(100)).unwrap();
+    assert!(
+        sb.ctx
+            .command()
+            .args(["model", "scan"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    fs_err::write(
+        live.join("flow.json"),
+        loaders_workflow(&[
+            ("CheckpointLoaderSimple", "known.safetensors"),
+            ("UpscaleModelLoader", "upscaler.pth"),
+        ]),
+    )
+    .unwrap();
+    let run = |args: &[&str]| sb.ctx.command().args(["-e", "a"]).args(args).output().unwrap();
+    assert!(run(&["workflow", "track", "flow"]).status.success());
+    let out = run(&["workflow", "resolve", "flow"]);
+    assert_eq!(out.status.code(), Some(1), "no terminal: {}", stderr(&out));
+
+    let input = format!("1\n{}\n3\n", renamed.display());
+    let out = sb
+        .ctx
+        .terminal_command(&["-e", "a", "workflow", "resolve", "flow"], &input);
+    let shown = stdout(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains(
+            "No indexed file matches model `known.safetensors` (required), and the workflow gives no URL:"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("set by you (saved in pyproject.toml)"), "{shown}");
+    assert!(shown.contains("marked optional by you"), "{shown}");
+
+    // Saved: the next resolve needs no terminal and asks nothing.
+    let out = run(&["--json", "workflow", "resolve", "flow"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        report["models"][0]["how"],
+        "pinned earlier (saved in pyproject.toml)"
+    );
+    assert_eq!(report["models"][1]["criticality"], "optional");
+}
