@@ -6,6 +6,7 @@
 //! packages claim a node type. [`node_candidates`] ranks packages for a node type;
 //! [`model_match`] is the chain that matches a model reference to the index.
 
+pub mod context;
 pub mod error;
 pub mod model_match;
 pub mod model_pin;

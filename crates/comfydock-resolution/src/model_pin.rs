@@ -11,9 +11,9 @@ use comfydock_models::query::ModelId;
 use comfydock_workflow::{Criticality, ModelReference};
 use serde::Serialize;
 
+use crate::context::{ResolveContext, analyze_live};
 use crate::error::ResolveError;
 use crate::model_match::pin;
-use crate::resolve::{ResolveContext, analyze_live};
 
 /// What the user says a model reference is.
 #[derive(Debug, Clone, Copy)]

@@ -21,9 +21,9 @@ use comfydock_models::query::ModelId;
 use comfydock_workflow::Criticality;
 use serde::Serialize;
 
+use crate::context::ResolveContext;
 use crate::error::ResolveError;
 use crate::node_candidates::is_installed;
-use crate::resolve::ResolveContext;
 
 /// A model `.cec` pins that no indexed file on this machine has.
 #[derive(Debug, Clone, Serialize)]

@@ -4,22 +4,21 @@
 
 use std::collections::BTreeMap;
 
-use comfydock_environments::environment::{Environment, Tools};
+use comfydock_environments::environment::Environment;
 use comfydock_environments::manifest::schema::{
     ModelEntry, ModelHash, NodeMapping, WorkflowEntry, WorkflowModels,
 };
 use comfydock_environments::nodes::{NodeContext, NodeSpec, ops};
-use comfydock_environments::settings::Settings;
 use comfydock_environments::workflow_tracking as tracking;
-use comfydock_environments::workspace::Workspace;
 use comfydock_environments::workspace_models;
 use comfydock_foundation::redact::redact_url;
-use comfydock_foundation::reporter::Reporter;
 use comfydock_models::download::{DownloadRequest, ExpectedHash};
 use comfydock_models::index::ModelRecord;
-use comfydock_workflow::{Analysis, AnalysisOptions, Criticality, NodeCategory, WorkflowDocument, analyze};
+use comfydock_workflow::{Criticality, NodeCategory};
 use serde::Serialize;
 
+pub use crate::context::ResolveContext;
+use crate::context::analyze_live;
 use crate::error::ResolveError;
 use crate::model_match::{find_models, pin};
 use crate::model_pin::ModelAnswer;
@@ -146,15 +145,6 @@ impl ResolveReport {
             .filter(|m| m.blake3.is_none() && m.criticality == Criticality::Required)
             .count()
     }
-}
-
-/// Everything `resolve` works with.
-pub struct ResolveContext<'a> {
-    pub workspace: &'a Workspace,
-    pub settings: &'a Settings,
-    pub tools: &'a Tools,
-    pub env: &'a Environment,
-    pub reporter: &'a dyn Reporter,
 }
 
 /// Resolve the tracked workflow `name` of `ctx.env` (see the module docs). Call under the
@@ -474,26 +464,6 @@ pub fn resolve(
         models_downloaded,
         warnings,
     })
-}
-
-/// The analysis of the live file of tracked workflow `name` (built-ins from the environment's
-/// ComfyUI).
-pub(crate) fn analyze_live(env: &Environment, name: &str) -> Result<Analysis, ResolveError> {
-    let live = tracking::live_path(env, name);
-    let bytes = fs_err::read(&live).map_err(|source| ResolveError::Read {
-        path: live.clone(),
-        source,
-    })?;
-    let workflow_error = |source| ResolveError::Workflow {
-        path: live.clone(),
-        source,
-    };
-    let doc = WorkflowDocument::parse_bytes(&bytes).map_err(workflow_error)?;
-    let analysis_options = AnalysisOptions {
-        builtins: comfydock_environments::comfyui_builtins::builtin_nodes(env),
-        ..Default::default()
-    };
-    analyze(&doc, &analysis_options).map_err(workflow_error)
 }
 
 /// `node add` specs for the chosen packages that are not installed yet (a version pin when the
