@@ -143,6 +143,16 @@ fn resolve_auto_install_adds_the_node_downloads_the_model_and_records_both() {
     assert!(!stdout(&out).contains('{'), "{}", stdout(&out));
 }
 
+/// Index the workspace's models, then return environment `a`'s ComfyUI workflows folder
+/// (created).
+fn scan_and_open_workflows(sb: &EnvSandbox) -> std::path::PathBuf {
+    let out = sb.ctx.command().args(["model", "scan"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    live
+}
+
 /// A UI workflow of loader nodes, one per `(type, file)`, stacked vertically.
 fn loaders_workflow(loaders: &[(&str, &str)]) -> String {
     let nodes: Vec<String> = loaders
@@ -182,17 +192,7 @@ fn an_ambiguous_model_is_asked_once_and_the_answer_is_kept() {
         fs_err::create_dir_all(models.join(version)).unwrap();
         fs_err::write(models.join(version).join("model.safetensors"), bytes).unwrap();
     }
-    assert!(
-        sb.ctx
-            .command()
-            .args(["model", "scan"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
-    fs_err::create_dir_all(&live).unwrap();
+    let live = scan_and_open_workflows(&sb);
     for name in ["flow", "other"] {
         fs_err::write(
             live.join(format!("{name}.json")),
@@ -290,19 +290,9 @@ fn models_set_by_hand_are_pinned_and_kept() {
     let models = sb.ctx.workspace.join("models/checkpoints");
     fs_err::create_dir_all(&models).unwrap();
     fs_err::write(models.join("renamed.safetensors"), b"local bytes ".repeat(100)).unwrap();
-    assert!(
-        sb.ctx
-            .command()
-            .args(["model", "scan"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
     let files = FileServer::start();
     files.add("/m/extra.safetensors", b"remote bytes ".repeat(100));
-    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
-    fs_err::create_dir_all(&live).unwrap();
+    let live = scan_and_open_workflows(&sb);
     fs_err::write(
         live.join("flow.json"),
         two_loader_workflow("known.safetensors", "extra.safetensors", "upscaler.pth"),
@@ -382,17 +372,7 @@ fn resolve_asks_about_models_nothing_matches_on_a_terminal() {
     fs_err::create_dir_all(&models).unwrap();
     let renamed = models.join("renamed.safetensors");
     fs_err::write(&renamed, b"local bytes ".repeat(100)).unwrap();
-    assert!(
-        sb.ctx
-            .command()
-            .args(["model", "scan"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let live = sb.env_dir("a").join("ComfyUI/user/default/workflows");
-    fs_err::create_dir_all(&live).unwrap();
+    let live = scan_and_open_workflows(&sb);
     fs_err::write(
         live.join("flow.json"),
         loaders_workflow(&[
