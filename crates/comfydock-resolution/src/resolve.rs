@@ -138,6 +138,14 @@ impl ResolveReport {
     pub fn missing_nodes(&self) -> usize {
         self.nodes.iter().filter(|n| !n.installed).count()
     }
+    /// Node types no package is known for (they need `workflow node map`).
+    pub fn unknown_node_types(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.package.is_none())
+            .map(|n| n.node_type.as_str())
+            .collect()
+    }
     /// Required models that matched nothing.
     pub fn missing_required_models(&self) -> usize {
         self.models
@@ -203,7 +211,18 @@ pub fn resolve(
         if matches!(mapped, Some(NodeMapping::NoPackage(_))) {
             continue;
         }
-        let found = candidates(usage, &index, &installed)?;
+        let mut found = candidates(usage, &index, &installed)?;
+        if found.list.is_empty() && mapped.is_none() && !previous.contains_key(&usage.node_type) {
+            // No local source knows the type: ask the registry by class name.
+            match ops::search_registry_for_class(&node_ctx, &usage.node_type) {
+                Ok(claims) if !claims.is_empty() => found = candidates(usage, &index, &installed)?,
+                Ok(_) => {}
+                Err(err) => warnings.push(format!(
+                    "could not search the registry for `{}`: {err}",
+                    usage.node_type
+                )),
+            }
+        }
         let (package, why) = if let Some(NodeMapping::Package(pkg)) = mapped {
             (
                 Some(pkg.clone()),

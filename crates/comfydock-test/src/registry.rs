@@ -37,6 +37,7 @@ pub struct NodePackage {
     deprecated: bool,
     write_requirements_txt: bool,
     write_pyproject: bool,
+    in_manager_map: bool,
 }
 
 impl NodePackage {
@@ -56,6 +57,7 @@ impl NodePackage {
             deprecated: false,
             write_requirements_txt: true,
             write_pyproject: true,
+            in_manager_map: true,
         }
     }
 
@@ -149,6 +151,14 @@ impl NodePackage {
     #[must_use]
     pub fn without_requirements_txt(mut self) -> Self {
         self.write_requirements_txt = false;
+        self
+    }
+
+    /// Leaves the pack out of ComfyUI-Manager's `extension-node-map.json` (as for packs published
+    /// after the map was last generated).
+    #[must_use]
+    pub fn not_in_manager_map(mut self) -> Self {
+        self.in_manager_map = false;
         self
     }
 
@@ -608,6 +618,9 @@ fn extension_node_map(state: &RegistryState) -> Value {
     let mut map = serde_json::Map::new();
     for versions in state.nodes.values() {
         let p = &latest(versions).expect("published").package;
+        if !p.in_manager_map {
+            continue;
+        }
         map.insert(
             p.repository.clone(),
             json!([p.node_classes, {"title_aux": p.display_name}]),

@@ -12,6 +12,7 @@ use crate::document::{NodeView, UiWorkflow, WidgetValues};
 use crate::error::WorkflowError;
 use crate::flatten::flatten;
 use crate::resolve::{Resolver, Source};
+use crate::widget_order::slots_from_definition;
 
 /// Something the converter could not do exactly as the frontend would.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,79 +28,6 @@ pub struct Conversion {
     /// `{"<id>": {"inputs", "class_type", "_meta"}}`, ready for `POST /prompt`.
     pub prompt: Map<String, Value>,
     pub warnings: Vec<ConversionWarning>,
-}
-
-/// One widget of a node definition, in widget order.
-struct WidgetSpec<'a> {
-    name: &'a str,
-    /// Extra UI-only values stored right after this one (control_after_generate, upload button).
-    extras: usize,
-}
-
-/// Widgets of a node definition in `widgets_values` order, from object_info.
-fn widget_specs(definition: &Value) -> Vec<WidgetSpec<'_>> {
-    let mut specs = Vec::new();
-    let Some(input) = definition.get("input") else {
-        return specs;
-    };
-    for section in ["required", "optional"] {
-        let Some(entries) = input.get(section).and_then(Value::as_object) else {
-            continue;
-        };
-        let order: Vec<&str> = definition
-            .get("input_order")
-            .and_then(|o| o.get(section))
-            .and_then(Value::as_array)
-            .map_or_else(
-                || entries.keys().map(String::as_str).collect(),
-                |names| names.iter().filter_map(Value::as_str).collect(),
-            );
-        for name in order {
-            let Some(spec) = entries.get(name) else { continue };
-            if let Some(extras) = widget_extras(name, spec) {
-                specs.push(WidgetSpec { name, extras });
-            }
-        }
-    }
-    specs
-}
-
-/// `None` when the input is a socket only; otherwise how many extra UI values follow the widget.
-fn widget_extras(name: &str, spec: &Value) -> Option<usize> {
-    let kind = spec.get(0)?;
-    let options = spec.get(1).and_then(Value::as_object);
-    let flag = |key: &str| {
-        options
-            .and_then(|o| o.get(key))
-            .is_some_and(|v| v.as_bool().unwrap_or(!v.is_null()))
-    };
-    if flag("forceInput") {
-        return None;
-    }
-    let type_name = match kind {
-        Value::Array(_) => "COMBO",
-        Value::String(s) => s.as_str(),
-        _ => return None,
-    };
-    if !matches!(type_name, "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO") {
-        return None;
-    }
-    let mut extras = 0;
-    let has_control = options.is_some_and(|o| {
-        o.get("control_after_generate")
-            .is_some_and(|v| v != &json!(false))
-    });
-    if (type_name == "INT" && (name == "seed" || name == "noise_seed")) || has_control {
-        extras += 1;
-    }
-    if let Some(options) = options {
-        for (key, value) in options {
-            if key.ends_with("_upload") && value.as_bool() == Some(true) {
-                extras += if key == "audio_upload" { 2 } else { 1 };
-            }
-        }
-    }
-    Some(extras)
 }
 
 /// Arrays would read as links, so array values are wrapped the way the frontend does.
@@ -122,11 +50,14 @@ fn widget_inputs(
     warn: &mut dyn FnMut(String),
 ) -> Map<String, Value> {
     let mut out = Map::new();
-    let specs = definition.map(widget_specs);
+    let specs = definition.map(slots_from_definition);
     let wanted = |key: &str| match &specs {
-        Some(specs) => specs
-            .iter()
-            .any(|s| s.name == key || key.strip_prefix(s.name).is_some_and(|r| r.starts_with('.'))),
+        Some(specs) => specs.iter().any(|s| {
+            s.name == key
+                || key
+                    .strip_prefix(s.name.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        }),
         None => !is_ui_only_key(key),
     };
     if let Some(named) = node.widgets_values_named() {
@@ -156,8 +87,8 @@ fn widget_inputs(
             let mut position = 0;
             for spec in &specs {
                 let Some(value) = items.get(position) else { break };
-                out.insert(spec.name.to_owned(), api_value(value));
-                position += 1 + spec.extras;
+                out.insert(spec.name.clone(), api_value(value));
+                position += 1 + spec.extras.len();
             }
             if position != items.len() && !items.is_empty() {
                 warn(format!(

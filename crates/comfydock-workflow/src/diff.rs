@@ -11,6 +11,7 @@ use crate::content_hash::randomized_seed_positions;
 use crate::document::{ApiInput, NodeMode, WidgetRef, WorkflowDocument};
 use crate::error::WorkflowError;
 use crate::flatten::flatten;
+use crate::widget_order::positional_names;
 
 /// A node named in a diff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,10 +97,20 @@ fn snapshots(document: &WorkflowDocument) -> Result<Vec<Snapshot>, WorkflowError
             .map(|flat| {
                 let mask = randomized_seed_positions(flat.node.as_map());
                 let named = flat.node.widgets_values_named().is_some();
+                // Positional values get their widget names when the definition is known.
+                let positional_names = if named {
+                    None
+                } else {
+                    positional_names(flat.node, None)
+                };
+                let address = |reference: WidgetRef| match (&reference, &positional_names) {
+                    (WidgetRef::Index(i), Some(widget_names)) => WidgetRef::Name(widget_names[*i].clone()),
+                    _ => reference,
+                };
                 let mut randomized: HashSet<WidgetRef> =
                     mask.named.into_iter().map(WidgetRef::Name).collect();
                 if !named {
-                    randomized.extend(mask.list.into_iter().map(WidgetRef::Index));
+                    randomized.extend(mask.list.into_iter().map(|i| address(WidgetRef::Index(i))));
                 }
                 Snapshot {
                     node: DiffNode {
@@ -112,7 +123,7 @@ fn snapshots(document: &WorkflowDocument) -> Result<Vec<Snapshot>, WorkflowError
                         .node
                         .all_widget_values()
                         .into_iter()
-                        .map(|(r, v)| (r, v.clone()))
+                        .map(|(r, v)| (address(r), v.clone()))
                         .collect(),
                     randomized,
                 }

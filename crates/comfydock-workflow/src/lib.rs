@@ -23,6 +23,7 @@ pub mod png;
 mod resolve;
 pub mod types;
 pub mod validation;
+pub mod widget_order;
 
 pub use analysis::{
     Analysis, AnalysisOptions, Criticality, FileInput, FileLocation, ModelReference, ModelSource,

@@ -1,6 +1,6 @@
 //! Content hash (ignores view state) and semantic diff.
 
-use comfydock_workflow::{NodeMode, WidgetRef, WorkflowDocument, content_hash, diff};
+use comfydock_workflow::{NodeMode, WidgetRef, WorkflowDiff, WorkflowDocument, content_hash, diff};
 use serde_json::{Value, json};
 
 fn doc(value: &Value) -> WorkflowDocument {
@@ -137,21 +137,21 @@ fn diff_names_changed_widgets_added_removed_nodes_modes_and_models() {
             (
                 "4",
                 None,
-                &WidgetRef::Index(0),
+                &WidgetRef::Name("ckpt_name".to_owned()),
                 Some(&json!("dreamshaper_8.safetensors")),
                 Some(&json!("juggernaut_xl.safetensors"))
             ),
             (
                 "6",
                 Some("Positive Prompt"),
-                &WidgetRef::Index(0),
+                &WidgetRef::Name("text".to_owned()),
                 Some(&json!("a lighthouse at dusk, oil painting")),
                 Some(&json!("a castle at dawn"))
             ),
             (
                 "3",
                 None,
-                &WidgetRef::Index(2),
+                &WidgetRef::Name("steps".to_owned()),
                 Some(&json!(20)),
                 Some(&json!(30))
             ),
@@ -189,8 +189,42 @@ fn diff_names_changed_widgets_added_removed_nodes_modes_and_models() {
     assert_eq!(model.folder.as_deref(), Some("checkpoints"));
 
     let json = serde_json::to_value(&result).unwrap();
-    assert_eq!(json["widgets_changed"][2]["widget"], json!({"index": 2}));
+    assert_eq!(json["widgets_changed"][2]["widget"], json!({"name": "steps"}));
     assert_eq!(json["modes_changed"][0]["new"], "muted");
+}
+
+/// `(node id, widget)` of each changed widget.
+fn widget_changes(result: &WorkflowDiff) -> Vec<(&str, String)> {
+    result
+        .widgets_changed
+        .iter()
+        .map(|c| (c.node_id.as_str(), c.widget.to_string()))
+        .collect()
+}
+
+#[test]
+fn positional_widgets_are_named_when_the_node_is_known_and_kept_by_position_otherwise() {
+    let old = json!({"nodes": [
+        {"id": 1, "type": "KSampler", "mode": 0, "widgets_values": [5, "randomize", 20, 8, "euler", "normal", 1]},
+        {"id": 2, "type": "SomeCustomNode", "mode": 0, "widgets_values": [1, "a"]},
+        {"id": 3, "type": "NewerEditorNode", "mode": 0,
+         "inputs": [{"name": "strength", "type": "FLOAT", "link": null, "widget": {"name": "strength"}}],
+         "widgets_values": [0.5]}
+    ], "links": []});
+    let mut new = old.clone();
+    new["nodes"][0]["widgets_values"][1] = json!("fixed");
+    new["nodes"][1]["widgets_values"][1] = json!("b");
+    new["nodes"][2]["widgets_values"][0] = json!(0.75);
+    let result = diff(&doc(&old), &doc(&new)).unwrap();
+    let changes = widget_changes(&result);
+    assert_eq!(
+        changes,
+        [
+            ("1", "control_after_generate".to_owned()),
+            ("2", "#1".to_owned()),
+            ("3", "strength".to_owned())
+        ]
+    );
 }
 
 #[test]
@@ -201,11 +235,7 @@ fn diff_sees_inside_subgraphs_by_flattened_id() {
         json!("bilinear");
     new["nodes"][1]["widgets_values_named"]["upscale_model"] = json!("RealESRGAN_x4.pth");
     let result = diff(&doc(&old), &doc(&new)).unwrap();
-    let changes: Vec<(&str, String)> = result
-        .widgets_changed
-        .iter()
-        .map(|c| (c.node_id.as_str(), c.widget.to_string()))
-        .collect();
+    let changes = widget_changes(&result);
     assert_eq!(
         changes,
         [

@@ -50,14 +50,34 @@ pub fn resolve(ctx: &Context, name: &str, auto: bool, install: bool) -> CommandR
     let missing_nodes = report.missing_nodes();
     let missing_required = report.missing_required_models();
     if missing_nodes + missing_required > 0 {
+        let resolve_again = format!(
+            "comfydock -e {} workflow resolve {} --auto --install",
+            env.name, report.workflow
+        );
+        let hint = match report.unknown_node_types().as_slice() {
+            [] => format!("run `{resolve_again}`"),
+            unknown => {
+                let maps: Vec<String> = unknown
+                    .iter()
+                    .map(|t| format!("`comfydock -e {} workflow node map {t} PACKAGE`", env.name))
+                    .collect();
+                format!(
+                    "no package is known for {}: name the package that provides each with {} (or `--none` \
+                     when none is needed; `comfydock node search TYPE` looks it up), then run `{resolve_again}`",
+                    unknown
+                        .iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    maps.join(", ")
+                )
+            }
+        };
         return Err(CommandError::failed(format!(
             "`{}` is not fully resolved: {missing_nodes} node type(s) without an installed package, {missing_required} required model(s) missing",
             report.workflow
         ))
-        .with_hint(format!(
-            "run `comfydock -e {} workflow resolve {} --auto --install`",
-            env.name, report.workflow
-        )));
+        .with_hint(hint));
     }
     Ok(())
 }

@@ -695,13 +695,7 @@ pub fn search(ctx: &NodeContext<'_>, query: &str, limit: usize) -> Result<Search
         .filter_map(|n| Some((n.repository.clone()?, n.id.clone())))
         .collect();
     import_manager_map(ctx, &client, &mut index, &known)?;
-    for node in &registry {
-        if let Some(version) = &node.latest_version
-            && let Ok(classes) = client.comfy_nodes(&node.id, version)
-        {
-            index.record(&node.id, ClaimSource::Registry, Some(version), &classes)?;
-        }
-    }
+    record_registry_classes(&client, &mut index, &registry)?;
     let classes = index.search(query, limit * 5)?;
     Ok(SearchResults {
         registry,
@@ -710,6 +704,37 @@ pub fn search(ctx: &NodeContext<'_>, query: &str, limit: usize) -> Result<Search
         offline: client.offline(),
     })
 }
+
+/// Record the node classes each registry package's latest version lists (best effort: a package
+/// whose list cannot be read is skipped).
+fn record_registry_classes(
+    client: &super::registry::RegistryClient,
+    index: &mut super::index::NodeIndex,
+    packages: &[RegistryNode],
+) -> Result<(), NodeError> {
+    for node in packages {
+        if let Some(version) = &node.latest_version
+            && let Ok(classes) = client.comfy_nodes(&node.id, version)
+        {
+            index.record(&node.id, ClaimSource::Registry, Some(version), &classes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ask the registry which packages provide `class_name` when no index source claims it: search
+/// the registry with the class name and record the classes of every package found. Returns the
+/// claims on the class afterwards (empty when the registry knows none, or cannot be reached).
+pub fn search_registry_for_class(ctx: &NodeContext<'_>, class_name: &str) -> Result<Vec<Claim>, NodeError> {
+    let client = ctx.registry()?;
+    let mut index = ctx.index()?;
+    let found = client.search(class_name, REGISTRY_CLASS_SEARCH_LIMIT)?;
+    record_registry_classes(&client, &mut index, &found)?;
+    index.lookup(class_name)
+}
+
+/// How many registry packages a class-name search inspects.
+const REGISTRY_CLASS_SEARCH_LIMIT: usize = 10;
 
 /// Refresh the node index for this environment: rescan its installed nodes and import
 /// ComfyUI-Manager's class map (cached for [`super::registry::CACHE_TTL`]). Returns the number of
@@ -752,6 +777,21 @@ fn import_manager_map(
             }
         }
     }
+    let Some(base) = ctx.settings.value(Key::ManagerDataUrl) else {
+        return Ok(());
+    };
+    let base = base.trim_end_matches('/');
+    // Manager's pack list names the registry id of packs published there (`id`), so their
+    // classes are claimed by the id `node add` installs, not by a bare repository URL.
+    let list_url = format!("{base}/custom-node-list.json");
+    match client.get_json(&list_url, Freshness::Cached) {
+        Ok(Some(list)) => known_repos.extend(registry_ids_of_repos(&list)),
+        Ok(None) => {}
+        Err(e) => ctx.reporter.warning(&format!(
+            "could not read {}: {e}",
+            comfydock_foundation::redact::RedactedUrl(&list_url)
+        )),
+    }
     let package_of_repo = |repo: &str| {
         let wanted = normalize_repo_url(repo);
         known_repos
@@ -759,10 +799,7 @@ fn import_manager_map(
             .find(|(r, _)| *r == wanted)
             .map(|(_, p)| p.clone())
     };
-    let Some(base) = ctx.settings.value(Key::ManagerDataUrl) else {
-        return Ok(());
-    };
-    let url = format!("{}/extension-node-map.json", base.trim_end_matches('/'));
+    let url = format!("{base}/extension-node-map.json");
     match client.get_json(&url, Freshness::Cached) {
         Ok(Some(map)) => {
             index.import_extension_map(&map, &package_of_repo)?;
@@ -774,6 +811,25 @@ fn import_manager_map(
         )),
     }
     Ok(())
+}
+
+/// `(normalized repository URL, registry id)` for each entry of ComfyUI-Manager's
+/// `custom-node-list.json` that names a registry id (`id`) and a repository (`reference`).
+fn registry_ids_of_repos(list: &serde_json::Value) -> Vec<(String, String)> {
+    list["custom_nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pack| {
+            let id = pack["id"].as_str()?.trim();
+            let repo = pack["reference"].as_str()?;
+            let valid = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            valid.then(|| (normalize_repo_url(repo), id.to_ascii_lowercase()))
+        })
+        .collect()
 }
 
 /// The installed marker of a node folder (for tools that inspect `custom_nodes`).

@@ -82,6 +82,34 @@ fn workflow(loader: &str, value: &str, properties: &str) -> String {
     )
 }
 
+/// `status --json` of environment `a` (not clean is not a failure).
+fn status_of_a(ctx: &TestContext) -> serde_json::Value {
+    let out = ctx
+        .command()
+        .args(["-e", "a", "--json", "status"])
+        .output()
+        .unwrap();
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// `workflow resolve NAME --auto --install` in environment `a`, which must succeed; its report.
+fn resolve_installing(ctx: &TestContext, workflow: &str) -> serde_json::Value {
+    let out = run_ok(
+        ctx,
+        &[
+            "-e",
+            "a",
+            "--json",
+            "workflow",
+            "resolve",
+            workflow,
+            "--auto",
+            "--install",
+        ],
+    );
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
 fn git_head(ctx: &TestContext, dir: &Path) -> String {
     let out = ctx
         .std_command("git")
@@ -923,20 +951,7 @@ fn export_refuses_unresolved_workflows_and_unknown_node_types() {
         manifest.contains("[tool.comfydock.node_mappings]\nMysteryNode = \"my-node\""),
         "{manifest}"
     );
-    let out = run_ok(
-        &a.ctx,
-        &[
-            "-e",
-            "a",
-            "--json",
-            "workflow",
-            "resolve",
-            "flow",
-            "--auto",
-            "--install",
-        ],
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let report = resolve_installing(&a.ctx, "flow");
     assert_eq!(report["nodes"][0]["package"], "my-node", "{report}");
     assert_eq!(
         report["nodes_installed"],
@@ -963,4 +978,251 @@ fn export_refuses_unresolved_workflows_and_unknown_node_types() {
     assert_eq!(out.status.code(), Some(1));
     let manifest = fs_err::read_to_string(a.env_dir("a").join(".cec/pyproject.toml")).unwrap();
     assert!(!manifest.contains("node_mappings"), "{manifest}");
+}
+
+/// The `[tool.comfydock.workflows.NAME.models]` tables of a manifest: the pins and their sources.
+fn model_pins(manifest: &Path, workflow: &str) -> String {
+    let text = fs_err::read_to_string(manifest).unwrap();
+    let parsed: toml::Table = toml::from_str(&text).unwrap();
+    let models = &parsed["tool"]["comfydock"]["workflows"][workflow]["models"];
+    toml::to_string(models).unwrap()
+}
+
+/// Issue 16's loop, end to end. One workflow needs an ambiguous model (two indexed files), a
+/// model no index knows (no URL in the workflow), a node type two packages provide, a node type
+/// only a registry search by class name finds, and a node type nothing knows. Resolve on a
+/// terminal asks each question once; the unknown type is mapped by hand; `--auto --install`
+/// reuses every answer; export; import with `--models skip` into a fresh workspace; `status`
+/// lists the missing models; `sync --models all` fetches and verifies them; the pins and their
+/// sources in `pyproject.toml` never change.
+#[test]
+fn the_resolution_loop_end_to_end() {
+    let t = TwoWorkspaces::new();
+    let a = &t.a;
+    for id in ["upscale-a", "upscale-b"] {
+        t.registry
+            .publish(NodePackage::new(id, "1.0.0").node_class("SharedUpscale"));
+    }
+    t.registry.publish(
+        NodePackage::new("fresh-pack", "0.2.0")
+            .description("Adds the FreshNode sampler")
+            .node_class("FreshNode")
+            .not_in_manager_map(),
+    );
+    t.registry.publish(
+        NodePackage::new("mystery-pack", "3.0.0")
+            .node_class("MysteryNode")
+            .not_in_manager_map(),
+    );
+    a.create("a", "v0.3.40");
+
+    // Two indexed checkpoints named model.safetensors, each with a recorded source; an upscaler
+    // the index does not know, served by a file server.
+    let files = FileServer::start();
+    let checkpoints = a.ctx.workspace.join("models/checkpoints");
+    let mut checkpoint_urls = Vec::new();
+    for (version, bytes) in [
+        ("v1", b"first version ".repeat(300)),
+        ("v2", b"second version ".repeat(400)),
+    ] {
+        fs_err::create_dir_all(checkpoints.join(version)).unwrap();
+        fs_err::write(checkpoints.join(version).join("model.safetensors"), &bytes).unwrap();
+        let path = format!("/m/{version}/model.safetensors");
+        files.add(&path, bytes);
+        checkpoint_urls.push(files.url_for(&path));
+    }
+    let upscaler = b"upscaler weights ".repeat(500);
+    files.add("/m/upscaler.pth", upscaler.clone());
+    run_ok(&a.ctx, &["model", "scan"]);
+    for (version, url) in ["v1", "v2"].iter().zip(&checkpoint_urls) {
+        let path = checkpoints.join(version).join("model.safetensors");
+        run_ok(&a.ctx, &["model", "add-source", path.to_str().unwrap(), url]);
+    }
+
+    let live = a.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    let node = |id: u32, node_type: &str, value: &str| {
+        format!(
+            r#"{{"id": {id}, "type": "{node_type}", "pos": [0, {y}], "size": [300, 100], "flags": {{}}, "order": {id}, "mode": 0, "inputs": [], "outputs": [], "properties": {{}}, "widgets_values": ["{value}"]}}"#,
+            y = id * 150
+        )
+    };
+    let nodes = [
+        node(1, "CheckpointLoaderSimple", "model.safetensors"),
+        node(2, "UpscaleModelLoader", "upscaler.pth"),
+        node(3, "SharedUpscale", "2x"),
+        node(4, "FreshNode", "euler"),
+        node(5, "MysteryNode", "?"),
+    ];
+    fs_err::write(
+        live.join("flow.json"),
+        format!(
+            r#"{{"last_node_id": 5, "last_link_id": 0, "nodes": [{}], "links": [], "groups": [], "config": {{}}, "extra": {{}}, "version": 0.4}}"#,
+            nodes.join(", ")
+        ),
+    )
+    .unwrap();
+    run_ok(&a.ctx, &["-e", "a", "workflow", "track", "flow"]);
+    let manifest_a = a.env_dir("a").join(".cec/pyproject.toml");
+
+    // 1. On a terminal: which package, which checkpoint, and where the upscaler comes from.
+    let input = format!("2\n2\n2\n{}\n", files.url_for("/m/upscaler.pth"));
+    let out = a
+        .ctx
+        .terminal_command(&["-e", "a", "workflow", "resolve", "flow"], &input);
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("Several packages provide `SharedUpscale`:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("  1. upscale-a (") && shown.contains("  2. upscale-b ("),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Several indexed files match model `model.safetensors`:"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "No indexed file matches model `upscaler.pth` (optional), and the workflow gives no URL:"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("MysteryNode"),
+        "the unknown type is reported: {shown}"
+    );
+    assert!(
+        shown.contains("comfydock -e a workflow node map MysteryNode"),
+        "its fix names the mapping command: {shown}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nodes are missing and one type is unknown: {shown}"
+    );
+    let pins = model_pins(&manifest_a, "flow");
+    assert!(
+        pins.contains(&checkpoint_urls[1]),
+        "the chosen checkpoint (v2) is pinned with its source: {pins}"
+    );
+    assert!(!pins.contains(&checkpoint_urls[0]), "{pins}");
+    assert!(
+        pins.contains(&files.url_for("/m/upscaler.pth")),
+        "the upscaler is pinned with the URL given: {pins}"
+    );
+    assert_eq!(
+        fs_err::read(a.ctx.workspace.join("models/upscale_models/upscaler.pth")).unwrap(),
+        upscaler,
+        "downloaded, verified and indexed"
+    );
+
+    // 2. The unknown type is mapped by hand; `--auto --install` asks nothing and reuses answers.
+    run_ok(
+        &a.ctx,
+        &[
+            "-e",
+            "a",
+            "workflow",
+            "node",
+            "map",
+            "MysteryNode",
+            "mystery-pack",
+        ],
+    );
+    let report = resolve_installing(&a.ctx, "flow");
+    let why_of = |node_type: &str| {
+        let node = report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_type"] == node_type)
+            .unwrap_or_else(|| panic!("{node_type} in {report}"));
+        (
+            node["package"].as_str().unwrap().to_owned(),
+            node["why"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        why_of("SharedUpscale"),
+        (
+            "upscale-b".to_owned(),
+            "chosen earlier (saved in pyproject.toml)".to_owned()
+        )
+    );
+    assert_eq!(
+        why_of("FreshNode").0,
+        "fresh-pack",
+        "found by a registry search for the class"
+    );
+    assert_eq!(
+        why_of("MysteryNode"),
+        (
+            "mystery-pack".to_owned(),
+            "mapped by hand (`workflow node map`)".to_owned()
+        )
+    );
+    for model in report["models"].as_array().unwrap() {
+        assert_eq!(
+            model["how"], "pinned earlier (saved in pyproject.toml)",
+            "{report}"
+        );
+    }
+    let mut installed = report["nodes_installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    installed.sort();
+    assert_eq!(installed, ["fresh-pack", "mystery-pack", "upscale-b"]);
+    assert_eq!(model_pins(&manifest_a, "flow"), pins, "the pins did not move");
+
+    // 3. Commit and export: nothing to refuse.
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Resolve flow"]);
+    let bundle = a.ctx.path().join("flow.tar.gz");
+    run_ok(&a.ctx, &["-e", "a", "export", "-o", bundle.to_str().unwrap()]);
+    assert_eq!(model_pins(&manifest_a, "flow"), pins);
+
+    // 4. Import into a fresh workspace without models: the same pins; status lists what is missing.
+    let b = t.other_workspace();
+    run_ok(
+        &b,
+        &["--yes", "import", bundle.to_str().unwrap(), "--models", "skip"],
+    );
+    let manifest_b = b.workspace.join("environments/a/.cec/pyproject.toml");
+    assert_eq!(model_pins(&manifest_b, "flow"), pins);
+    let status = status_of_a(&b);
+    assert_eq!(status["clean"], false, "{status}");
+    let mut missing: Vec<&str> = status["missing_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["target"].as_str().unwrap_or_default())
+        .collect();
+    missing.sort_unstable();
+    assert_eq!(
+        missing,
+        ["checkpoints/model.safetensors", "upscale_models/upscaler.pth"],
+        "{status}"
+    );
+    assert_eq!(model_pins(&manifest_b, "flow"), pins);
+
+    // 5. The recovery command fetches both from their recorded sources and verifies them.
+    run_ok(&b, &["-e", "a", "sync", "--models", "all"]);
+    assert_eq!(
+        fs_err::read(b.workspace.join("models/checkpoints/model.safetensors")).unwrap(),
+        b"second version ".repeat(400),
+        "the chosen checkpoint, not the other one"
+    );
+    assert_eq!(
+        fs_err::read(b.workspace.join("models/upscale_models/upscaler.pth")).unwrap(),
+        upscaler
+    );
+    let status = status_of_a(&b);
+    assert_eq!(status["missing_models"], serde_json::json!([]), "{status}");
+    assert_eq!(status["clean"], true, "{status}");
+    assert_eq!(model_pins(&manifest_b, "flow"), pins);
+    assert_eq!(model_pins(&manifest_a, "flow"), pins);
 }

@@ -36,3 +36,32 @@ pub fn assert_stand_in_matches(real_base: &str) {
         differences.join("\n")
     );
 }
+
+/// The built-in widget table the workflow crate names positional widget values with must be what a
+/// real ComfyUI without custom nodes defines. `COMFYDOCK_RECORD=1` rewrites the table.
+pub fn assert_builtin_widgets_match(object_info: &serde_json::Value) {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../comfydock-workflow/data/builtin_widgets.tsv");
+    let live = comfydock_workflow::widget_order::builtin_table_from_object_info(object_info);
+    if std::env::var_os("COMFYDOCK_RECORD").is_some() {
+        fs_err::write(&path, &live).expect("write the built-in widget table");
+    }
+    let committed = fs_err::read_to_string(&path).expect("read the built-in widget table");
+    let changed: Vec<String> = live
+        .lines()
+        .filter(|line| !committed.lines().any(|c| c == *line))
+        .map(|line| format!("live:      {line}"))
+        .chain(
+            committed
+                .lines()
+                .filter(|line| !live.lines().any(|l| l == *line))
+                .map(|line| format!("committed: {line}")),
+        )
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "real ComfyUI's widgets differ from {} (rerun with COMFYDOCK_RECORD=1 after checking):\n{}",
+        path.display(),
+        changed.join("\n")
+    );
+}

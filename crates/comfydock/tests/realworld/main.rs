@@ -66,6 +66,7 @@ fn real_comfyui_from_create_to_import() {
     let object_info = comfyui.get_json("/object_info");
     let classes = object_info.as_object().expect("object_info is an object").len();
     assert!(classes > 400, "real ComfyUI lists {classes} node classes");
+    comfyui_contract::assert_builtin_widgets_match(&object_info);
     let port = comfyui.port;
     comfyui.stop();
     assert!(port_is_free(port), "`stop` returns only once the port is free");
