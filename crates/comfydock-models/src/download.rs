@@ -107,6 +107,54 @@ pub trait DownloadReporter: Send + Sync {
 
 impl DownloadReporter for comfydock_foundation::reporter::NoReporter {}
 
+/// Download progress shown on a general [`Reporter`]: one unit of work per transfer, in bytes
+/// (the CLI draws bytes, rate and ETA), retries as warnings. For downloads inside larger
+/// commands (`import`, `workflow resolve --install`) that report through one reporter.
+///
+/// [`Reporter`]: comfydock_foundation::reporter::Reporter
+pub struct ReportedDownloads<'a> {
+    reporter: &'a dyn comfydock_foundation::reporter::Reporter,
+    /// Download id to the reporter's work id.
+    work: std::sync::Mutex<std::collections::BTreeMap<usize, usize>>,
+}
+
+impl<'a> ReportedDownloads<'a> {
+    pub fn new(reporter: &'a dyn comfydock_foundation::reporter::Reporter) -> Self {
+        Self {
+            reporter,
+            work: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl DownloadReporter for ReportedDownloads<'_> {
+    fn started(&self, id: usize, name: &str, total: Option<u64>, resumed_from: u64) {
+        let work = self.reporter.start(name, total);
+        if resumed_from > 0 {
+            self.reporter.progress(work, resumed_from);
+        }
+        if let Some(previous) = self.work.lock().expect("download progress lock").insert(id, work) {
+            self.reporter.finish(previous);
+        }
+    }
+
+    fn progress(&self, id: usize, done: u64) {
+        if let Some(&work) = self.work.lock().expect("download progress lock").get(&id) {
+            self.reporter.progress(work, done);
+        }
+    }
+
+    fn retrying(&self, _id: usize, attempt: u32, message: &str) {
+        self.reporter.warning(&format!("retry {attempt}: {message}"));
+    }
+
+    fn finished(&self, id: usize, _ok: bool) {
+        if let Some(work) = self.work.lock().expect("download progress lock").remove(&id) {
+            self.reporter.finish(work);
+        }
+    }
+}
+
 /// A finished download, ready to be indexed with [`ModelIndex::record_download`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Downloaded {
