@@ -1058,4 +1058,52 @@ mod tests {
         assert_eq!(policy.delay(1), Duration::from_millis(200));
         assert_eq!(policy.delay(2), Duration::from_millis(350));
     }
+
+    /// Every call a [`Reporter`] receives, in order.
+    #[derive(Default)]
+    struct Calls(std::sync::Mutex<Vec<String>>);
+
+    impl comfydock_foundation::reporter::Reporter for Calls {
+        fn warning(&self, message: &str) {
+            self.0.lock().unwrap().push(format!("warning {message}"));
+        }
+        fn start(&self, label: &str, total: Option<u64>) -> usize {
+            let mut calls = self.0.lock().unwrap();
+            calls.push(format!("start {label} {total:?}"));
+            calls.len()
+        }
+        fn progress(&self, id: usize, done: u64) {
+            self.0.lock().unwrap().push(format!("progress {id} {done}"));
+        }
+        fn finish(&self, id: usize) {
+            self.0.lock().unwrap().push(format!("finish {id}"));
+        }
+    }
+
+    #[test]
+    fn downloads_show_as_byte_work_on_a_general_reporter() {
+        let calls = Calls::default();
+        let downloads = ReportedDownloads::new(&calls);
+        downloads.started(0, "a.safetensors", Some(100), 0);
+        downloads.progress(0, 40);
+        downloads.retrying(0, 1, "connection reset");
+        // A retried transfer resumes: the first unit of work ends, a new one starts at the offset.
+        downloads.started(0, "a.safetensors", Some(100), 40);
+        downloads.progress(0, 100);
+        downloads.finished(0, true);
+        downloads.progress(0, 100);
+        assert_eq!(
+            calls.0.into_inner().unwrap(),
+            [
+                "start a.safetensors Some(100)",
+                "progress 1 40",
+                "warning retry 1: connection reset",
+                "start a.safetensors Some(100)",
+                "progress 4 40",
+                "finish 1",
+                "progress 4 100",
+                "finish 4",
+            ]
+        );
+    }
 }
