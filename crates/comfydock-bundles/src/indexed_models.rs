@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use comfydock_environments::settings::Settings;
 use comfydock_environments::workspace::Workspace;
 use comfydock_environments::workspace_models::{self, WorkspaceModelsError};
-use comfydock_foundation::reporter::{NoReporter, Reporter};
-use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash};
+use comfydock_foundation::reporter::Reporter;
+use comfydock_models::download::{DownloadRequest, Downloader, ExpectedHash, ReportedDownloads};
 use comfydock_models::index::{IndexError, ModelIndex};
 use comfydock_models::query::ModelId;
 use comfydock_models::roots::ModelRoot;
@@ -58,13 +58,14 @@ impl ModelProvider for IndexedModels {
         present.first().map(|l| l.relative_path.clone())
     }
 
-    fn download(&self, model: &ModelRef, _reporter: &dyn Reporter) -> Result<(), ModelFetchError> {
+    fn download(&self, model: &ModelRef, reporter: &dyn Reporter) -> Result<(), ModelFetchError> {
         let expected = model
             .blake3
             .clone()
             .map(ExpectedHash::Blake3)
             .or_else(|| model.sha256.clone().map(ExpectedHash::Sha256));
         let mut last_error = ModelFetchError::NoSource;
+        let progress = ReportedDownloads::new(reporter);
         for url in &model.sources {
             let request = DownloadRequest {
                 url: url.clone(),
@@ -72,7 +73,7 @@ impl ModelProvider for IndexedModels {
                 expected: expected.clone(),
             };
             let result =
-                workspace_models::block_on(self.downloader.download(&self.root, &request, 0, &NoReporter))
+                workspace_models::block_on(self.downloader.download(&self.root, &request, 0, &progress))
                     .map_err(WorkspaceModelsError::from)?;
             match result {
                 Ok(done) => {

@@ -1,11 +1,17 @@
-//! The CLI's [`Reporter`]: status lines on stderr, progress bars only on a TTY.
+//! The CLI's [`Reporter`]: status lines on stderr, progress bars only on a TTY. Programs that
+//! draw their own progress (uv) are shown as they draw, between our bars, on a TTY only.
 
+use std::io::Write as _;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use comfydock_foundation::reporter::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::printer::Printer;
+
+/// How often a spinner (work of unknown size: a git clone) turns.
+const SPINNER_TICK: Duration = Duration::from_millis(120);
 
 /// Shows library progress to a person.
 pub struct CliReporter {
@@ -49,17 +55,20 @@ impl Reporter for CliReporter {
 
     fn start(&self, label: &str, total: Option<u64>) -> usize {
         let bar = self.bars.as_ref().map(|bars| {
-            let bar = match total {
-                Some(total) => ProgressBar::new(total).with_style(
+            let bar = bars.add(if let Some(total) = total {
+                ProgressBar::new(total).with_style(
                     ProgressStyle::with_template(
                         "{msg:>20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
                     )
                     .expect("valid template")
                     .progress_chars("=> "),
-                ),
-                None => ProgressBar::new_spinner(),
-            };
-            let bar = bars.add(bar);
+                )
+            } else {
+                ProgressBar::new_spinner()
+            });
+            if total.is_none() {
+                bar.enable_steady_tick(SPINNER_TICK);
+            }
             bar.set_message(label.to_owned());
             bar
         });
@@ -80,5 +89,18 @@ impl Reporter for CliReporter {
         {
             bar.finish_and_clear();
         }
+    }
+
+    fn live(&self) -> bool {
+        self.bars.is_some()
+    }
+
+    fn terminal_output(&self, bytes: &[u8]) {
+        let show = || {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(bytes);
+            let _ = err.flush();
+        };
+        self.println(show);
     }
 }

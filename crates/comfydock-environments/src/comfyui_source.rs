@@ -101,7 +101,7 @@ impl ComfyUiMirror {
                 comfydock_foundation::redact::RedactedUrl(self.repo())
             ),
         );
-        self.mirror.ensure().map_err(|e| self.mirror_error(e))
+        self.mirror.ensure(reporter).map_err(|e| self.mirror_error(e))
     }
 
     /// Fetch new refs from the source.
@@ -113,7 +113,7 @@ impl ComfyUiMirror {
                 comfydock_foundation::redact::RedactedUrl(self.repo())
             ),
         );
-        self.mirror.fetch().map_err(|e| self.mirror_error(e))
+        self.mirror.fetch(reporter).map_err(|e| self.mirror_error(e))
     }
 
     fn mirror_error(&self, error: MirrorError) -> SourceError {

@@ -370,17 +370,13 @@ pub fn sweep_partial(workspace: &Workspace, reporter: &dyn Reporter) -> std::io:
     Ok(removed)
 }
 
-/// `uv lock` for the environment's `.cec` project.
-pub fn uv_lock(tools: &Tools, env: &Environment) -> Result<(), EnvError> {
+/// `uv lock` for the environment's `.cec` project; on a terminal uv's own resolution and
+/// download progress shows through `reporter`.
+pub fn uv_lock(tools: &Tools, env: &Environment, reporter: &dyn Reporter) -> Result<(), EnvError> {
     let cec = env.cec();
-    tools.uv.run(
-        Some(&cec),
-        [
-            std::ffi::OsStr::new("lock"),
-            "--project".as_ref(),
-            cec.as_os_str(),
-        ],
-    )?;
+    let mut cmd = tools.uv.command();
+    cmd.current_dir(&cec).arg("lock").arg("--project").arg(&cec);
+    tools.uv.run_showing_progress(&mut cmd, reporter)?;
     Ok(())
 }
 
@@ -420,8 +416,9 @@ pub fn sync_or_restore(
     env: &Environment,
     mode: SyncMode,
     tx: FileTransaction,
+    reporter: &dyn Reporter,
 ) -> Result<(), EnvError> {
-    let synced = uv_sync(tools, env, &env.backend(), mode).and_then(|_| {
+    let synced = uv_sync(tools, env, &env.backend(), mode, reporter).and_then(|_| {
         let mut state = env.state();
         state.sync_stamp = Some(env.fingerprint()?);
         env.save_state(&state)?;
@@ -429,7 +426,7 @@ pub fn sync_or_restore(
     });
     if let Err(err) = synced {
         tx.rollback()?;
-        let _ = uv_sync(tools, env, &env.backend(), SyncMode::Inexact);
+        let _ = uv_sync(tools, env, &env.backend(), SyncMode::Inexact, reporter);
         return Err(err);
     }
     tx.commit();
@@ -437,14 +434,16 @@ pub fn sync_or_restore(
 }
 
 /// `uv sync --frozen` into the environment's venv with one backend extra. Returns uv's stderr, or
-/// for [`SyncMode::DryRun`] its JSON plan (`--output-format json`).
+/// for [`SyncMode::DryRun`] its JSON plan (`--output-format json`). On a terminal uv's own
+/// download and install progress shows through `reporter` (never for the quiet dry run).
 pub fn uv_sync(
     tools: &Tools,
     env: &Environment,
     backend: &TorchBackend,
     mode: SyncMode,
+    reporter: &dyn Reporter,
 ) -> Result<String, EnvError> {
-    uv_sync_checked(tools, env, backend, mode, true)
+    uv_sync_checked(tools, env, backend, mode, true, reporter)
 }
 
 /// [`uv_sync`]; without `allow_builds`, uv builds nothing from source (`--no-build`).
@@ -454,6 +453,7 @@ pub(crate) fn uv_sync_checked(
     backend: &TorchBackend,
     mode: SyncMode,
     allow_builds: bool,
+    reporter: &dyn Reporter,
 ) -> Result<String, EnvError> {
     let covered = crate::lock_coverage::read(&env.lock_path())?;
     if !covered.iter().any(|l| l.backend == *backend) {
@@ -485,8 +485,11 @@ pub(crate) fn uv_sync_checked(
             cmd.args(["--exact", "--dry-run", "--output-format", "json"]);
         }
     }
-    let out =
-        comfydock_foundation::subprocess::run_checked(&mut cmd).map_err(|e| UvError::Process(Box::new(e)))?;
+    let out = if mode == SyncMode::DryRun {
+        comfydock_foundation::subprocess::run_checked(&mut cmd).map_err(|e| UvError::Process(Box::new(e)))?
+    } else {
+        tools.uv.run_showing_progress(&mut cmd, reporter)?
+    };
     let text = if mode == SyncMode::DryRun {
         &out.stdout
     } else {

@@ -219,9 +219,9 @@ fn create_inner(
     })?;
 
     phase("Resolving Python dependencies")?;
-    uv_lock(tools, env)?;
+    uv_lock(tools, env, reporter)?;
     phase(&format!("Installing Python packages (torch backend {backend})"))?;
-    uv_sync(tools, env, &backend, SyncMode::Inexact)?;
+    uv_sync(tools, env, &backend, SyncMode::Inexact, reporter)?;
     write_extra_model_paths(workspace, env)?;
 
     phase("Committing .cec")?;
@@ -492,12 +492,12 @@ pub fn sync(
         report.relocked = true;
         if !dry_run {
             reporter.phase("Resolving Python dependencies");
-            uv_lock(tools, env)?;
+            uv_lock(tools, env, reporter)?;
         }
     }
     let backend = env.backend();
     if !report.relocked || !dry_run {
-        let plan = uv_sync(tools, env, &backend, SyncMode::DryRun)?;
+        let plan = uv_sync(tools, env, &backend, SyncMode::DryRun, reporter)?;
         let (changes, extras) = parse_sync_plan(&plan)?;
         report.packages_changed = changes;
         report.extra_packages = extras;
@@ -514,7 +514,7 @@ pub fn sync(
     if !dry_run {
         reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
         let mode = if prune { SyncMode::Exact } else { SyncMode::Inexact };
-        uv_sync(tools, env, &backend, mode)?;
+        uv_sync(tools, env, &backend, mode, reporter)?;
         report.pruned = prune && !report.extra_packages.is_empty();
         write_extra_model_paths(workspace, env)?;
         let mut state = env.state();
@@ -663,9 +663,9 @@ pub fn update_comfyui(
         manifest.set_dependency_group(manifest::COMFYUI_GROUP, &requirements.dependencies);
         manifest.save()?;
         reporter.phase("Resolving Python dependencies");
-        uv_lock(tools, env).map_err(|err| requirements_error(env, &manifest, &old, &new, err))?;
+        uv_lock(tools, env, reporter).map_err(|err| requirements_error(env, &manifest, &old, &new, err))?;
         reporter.phase("Installing Python packages");
-        uv_sync(tools, env, &env.backend(), SyncMode::Inexact)?;
+        uv_sync(tools, env, &env.backend(), SyncMode::Inexact, reporter)?;
         let mut state = env.state();
         state.sync_stamp = Some(env.fingerprint()?);
         env.save_state(&state)?;
@@ -685,7 +685,7 @@ pub fn update_comfyui(
             tx.rollback()?;
             // Put ComfyUI and the packages back as they were.
             let _ = mirror.move_checkout(&env.comfyui(), &old.commit);
-            let _ = uv_sync(tools, env, &env.backend(), SyncMode::Inexact);
+            let _ = uv_sync(tools, env, &env.backend(), SyncMode::Inexact, reporter);
             Err(err)
         }
     }
@@ -802,7 +802,14 @@ pub fn create_from_files(
         })?;
         populate(&env)?;
         reporter.phase(&format!("Installing Python packages (torch backend {backend})"));
-        uv_sync_checked(tools, &env, backend, SyncMode::Inexact, files.allow_builds)?;
+        uv_sync_checked(
+            tools,
+            &env,
+            backend,
+            SyncMode::Inexact,
+            files.allow_builds,
+            reporter,
+        )?;
         write_extra_model_paths(workspace, &env)?;
         reporter.phase("Committing .cec");
         init_cec_repo(&tools.git, &env)?;

@@ -114,6 +114,41 @@ pub fn conflict_sides(
     sides
 }
 
+/// Who asked for a `[tool.uv] constraint-dependencies` entry, in conflict messages.
+pub const CONSTRAINT_ORIGIN: &str = "your constraints";
+
+/// Add the user's constraints that take part in a resolver failure to `sides`.
+///
+/// uv folds a constraint into the requirement it bounds and never names it as a side ("x:comfyui
+/// depends on tinynum<2 and tinynum>=2"), so a conflict a constraint causes would name only the
+/// other side. A constraint takes part when uv's explanation names its package with a version
+/// bound; its side follows those uv names, so a one-sided message becomes two-sided.
+pub fn add_constraint_sides(sides: &mut Vec<ConflictSide>, stderr: &str, constraints: &[String]) {
+    let text = stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_lowercase();
+    for constraint in constraints {
+        let name = comfydock_foundation::package_name::of_requirement(constraint);
+        if name.is_empty() || sides.iter().any(|s| s.requirement == *constraint) {
+            continue;
+        }
+        let bounded = Regex::new(&format!(
+            r"(^|[^a-z0-9._-]){}\s*(<|>|=|!|~)",
+            regex::escape(&name)
+        ))
+        .is_ok_and(|re| re.is_match(&text));
+        if bounded {
+            let side = ConflictSide {
+                origin: CONSTRAINT_ORIGIN.to_owned(),
+                requirement: constraint.clone(),
+            };
+            sides.push(side);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +180,31 @@ mod tests {
                     requirement: "conflict-a".into()
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_constraint_uv_folded_into_a_requirement_is_named() {
+        let folded = "  cause: Because x:comfyui depends on tinynum<2 and tinynum>=2, we can conclude that x:comfyui's requirements are unsatisfiable.";
+        let mut sides = conflict_sides(folded, &|_| "ComfyUI's requirements".to_owned(), "your packages");
+        assert_eq!(sides.len(), 1);
+        add_constraint_sides(
+            &mut sides,
+            folded,
+            &[
+                "tinynum>=2".to_owned(),
+                "tiny<3".to_owned(),
+                "other==1".to_owned(),
+            ],
+        );
+        assert_eq!(
+            conflict_message(&sides),
+            "Dependency conflict: `tinynum<2` (from ComfyUI's requirements) and `tinynum>=2` (from your constraints) cannot both be installed"
+        );
+        assert_eq!(
+            sides.len(),
+            2,
+            "constraints on packages uv does not name are left out"
         );
     }
 

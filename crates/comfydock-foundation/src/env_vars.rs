@@ -17,3 +17,6 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const RUST_LOG: &str = "RUST_LOG";
 /// uv's cache directory; passed through untouched, else the workspace-shared cache is used.
 pub const UV_CACHE_DIR: &str = "UV_CACHE_DIR";
+/// uv's switch for its progress drawing: comfydock sets it on quiet calls; when the user sets it,
+/// uv never draws progress.
+pub const UV_NO_PROGRESS: &str = "UV_NO_PROGRESS";

@@ -9,6 +9,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::git::{Git, GitError, check_revision, check_url};
+use crate::redact::RedactedUrl;
+use crate::reporter::Reporter;
 
 /// Why a mirror could not be cloned or fetched. Callers wrap this in their own error naming
 /// what the repository is (ComfyUI, a node).
@@ -76,7 +78,9 @@ impl GitMirror {
     /// The clone goes to a staging folder beside the mirror and is renamed into place, so a
     /// killed clone leaves no half mirror. Two processes cloning at once both succeed: the
     /// second rename fails and finds the first one's mirror in place.
-    pub fn ensure(&self) -> Result<bool, MirrorError> {
+    ///
+    /// The clone shows as a unit of work named after the repository on `reporter`.
+    pub fn ensure(&self, reporter: &dyn Reporter) -> Result<bool, MirrorError> {
         if self.exists() {
             return Ok(false);
         }
@@ -92,7 +96,9 @@ impl GitMirror {
             .tempdir_in(parent)
             .map_err(io)?;
         let target = staging.path().join("m.git");
-        self.git
+        let work = reporter.start(&format!("Cloning {}", RedactedUrl(&self.url)), None);
+        let cloned = self
+            .git
             .run(
                 None,
                 [
@@ -107,7 +113,9 @@ impl GitMirror {
             .map_err(|source| MirrorError::Clone {
                 url: self.url.clone(),
                 source,
-            })?;
+            });
+        reporter.finish(work);
+        cloned?;
         match fs_err::rename(&target, &self.path) {
             Ok(()) => Ok(true),
             Err(_) if self.exists() => Ok(false),
@@ -115,9 +123,12 @@ impl GitMirror {
         }
     }
 
-    /// Fetch new commits, branches and tags (pruning deleted ones).
-    pub fn fetch(&self) -> Result<(), MirrorError> {
-        self.git
+    /// Fetch new commits, branches and tags (pruning deleted ones), shown as a unit of work
+    /// named after the repository on `reporter`.
+    pub fn fetch(&self, reporter: &dyn Reporter) -> Result<(), MirrorError> {
+        let work = reporter.start(&format!("Fetching {}", RedactedUrl(&self.url)), None);
+        let fetched = self
+            .git
             .run(
                 Some(&self.path),
                 ["fetch", "--quiet", "--prune", "--tags", "origin"],
@@ -125,8 +136,9 @@ impl GitMirror {
             .map_err(|source| MirrorError::Fetch {
                 url: self.url.clone(),
                 source,
-            })?;
-        Ok(())
+            });
+        reporter.finish(work);
+        fetched.map(drop)
     }
 
     /// The full commit `reference` names in the mirror, or `None`.
@@ -198,6 +210,7 @@ impl GitMirror {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reporter::NoReporter;
 
     fn source_repo(git: &Git, dir: &Path) -> String {
         fs_err::create_dir_all(dir).unwrap();
@@ -230,8 +243,8 @@ mod tests {
             tmp.path().join("cache/git/x.git"),
         );
         assert!(!mirror.exists());
-        assert!(mirror.ensure().unwrap(), "first ensure clones");
-        assert!(!mirror.ensure().unwrap(), "second ensure reuses");
+        assert!(mirror.ensure(&NoReporter).unwrap(), "first ensure clones");
+        assert!(!mirror.ensure(&NoReporter).unwrap(), "second ensure reuses");
         assert!(mirror.has_commit(&first));
         assert_eq!(mirror.read_file(&first, "a.txt").as_deref(), Some("one\n"));
         // No staging folder is left next to the mirror.
@@ -244,7 +257,7 @@ mod tests {
         fs_err::write(upstream.join("a.txt"), "two\n").unwrap();
         let second = commit_all(&git, &upstream, "two");
         assert!(!mirror.has_commit(&second));
-        mirror.fetch().unwrap();
+        mirror.fetch(&NoReporter).unwrap();
         assert!(mirror.has_commit(&second));
 
         let dest = tmp.path().join("checkout");
@@ -260,7 +273,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let missing = tmp.path().join("no-such-repo");
         let mirror = GitMirror::new(git, missing.to_str().unwrap(), tmp.path().join("cache/x.git"));
-        let err = mirror.ensure().unwrap_err();
+        let err = mirror.ensure(&NoReporter).unwrap_err();
         assert!(
             matches!(&err, MirrorError::Clone { url, .. } if url == missing.to_str().unwrap()),
             "{err:?}"
@@ -278,7 +291,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mirror = GitMirror::new(git, "--upload-pack=touch x", tmp.path().join("m.git"));
         assert!(matches!(
-            mirror.ensure(),
+            mirror.ensure(&NoReporter),
             Err(MirrorError::Git(GitError::Unsafe(_)))
         ));
         assert_eq!(mirror.read_file("--output=x", "a"), None);

@@ -11,10 +11,13 @@ pub mod git_mirror;
 pub mod hint;
 pub mod package_name;
 pub mod path_part;
+#[cfg(unix)]
+pub mod pseudo_terminal;
 pub mod redact;
 pub mod reporter;
 pub mod sqlite;
 pub mod subprocess;
+pub mod terminal_transcript;
 pub mod uv;
 pub mod workspace_lock;
 

@@ -19,6 +19,15 @@ pub trait Reporter: Send + Sync {
     fn progress(&self, _id: usize, _done: u64) {}
     /// The work started with [`Reporter::start`] ended.
     fn finish(&self, _id: usize) {}
+    /// Whether progress is drawn live on a terminal. Programs that draw their own progress only
+    /// on a terminal (uv) are then run on a pseudo-terminal whose output goes to
+    /// [`Reporter::terminal_output`]; without it they run captured and quiet.
+    fn live(&self) -> bool {
+        false
+    }
+    /// Bytes a program drew on its pseudo-terminal (text, carriage returns, cursor moves), to be
+    /// shown as they are. Called only when [`Reporter::live`] is true.
+    fn terminal_output(&self, _bytes: &[u8]) {}
 }
 
 /// A reporter that discards everything (tests, `--quiet`, library callers).

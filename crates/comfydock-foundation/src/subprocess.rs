@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::Hinted;
+use crate::reporter::Reporter;
 
 /// A program that failed to start or exited non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,32 @@ fn quote(s: &str) -> String {
 pub fn run_checked(cmd: &mut Command) -> Result<Output, ProcessError> {
     let command = display_command(cmd);
     tracing::debug!("running {command}");
-    let output = cmd.output().map_err(|source| ProcessError::Spawn {
+    let output = cmd.output();
+    checked(cmd, command, output)
+}
+
+/// [`run_checked`] for a program that draws its own progress on a terminal: when `reporter`
+/// draws live progress, the program's stderr is a pseudo-terminal shown through the reporter
+/// ([`crate::pseudo_terminal`]), and the captured stderr is the text left on it at the end.
+/// Otherwise the same as [`run_checked`].
+pub fn run_checked_showing_progress(
+    cmd: &mut Command,
+    reporter: &dyn Reporter,
+) -> Result<Output, ProcessError> {
+    #[cfg(unix)]
+    if reporter.live() {
+        let command = display_command(cmd);
+        tracing::debug!("running {command} on a pseudo-terminal");
+        let output = crate::pseudo_terminal::output_on_terminal(cmd, reporter);
+        return checked(cmd, command, output);
+    }
+    #[cfg(not(unix))]
+    let _ = reporter;
+    run_checked(cmd)
+}
+
+fn checked(cmd: &Command, command: String, output: std::io::Result<Output>) -> Result<Output, ProcessError> {
+    let output = output.map_err(|source| ProcessError::Spawn {
         command: command.clone(),
         source,
     })?;

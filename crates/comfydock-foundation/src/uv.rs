@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use crate::Hinted;
 use crate::env_vars;
 use crate::reporter::Reporter;
-use crate::subprocess::{ProcessError, display_command, run_checked};
+use crate::subprocess::{ProcessError, display_command, run_checked, run_checked_showing_progress};
 
 /// The uv version comfydock installs when none is found.
 pub const PINNED_UV_VERSION: &str = "0.13.9";
@@ -230,8 +230,23 @@ impl Uv {
         {
             cmd.env(env_vars::UV_CACHE_DIR, dir);
         }
-        cmd.env("UV_NO_PROGRESS", "1");
+        cmd.env(env_vars::UV_NO_PROGRESS, "1");
         cmd
+    }
+
+    /// Run a command made by [`Uv::command`] that resolves or downloads. When `reporter` draws
+    /// live progress, uv draws its own progress (resolving, downloading, installing) on a
+    /// pseudo-terminal shown through the reporter; its captured stderr is then the text left on
+    /// that terminal, its messages unchanged. Otherwise uv runs captured and quiet.
+    pub fn run_showing_progress(
+        &self,
+        cmd: &mut Command,
+        reporter: &dyn Reporter,
+    ) -> Result<Output, UvError> {
+        if reporter.live() && std::env::var_os(env_vars::UV_NO_PROGRESS).is_none() {
+            cmd.env_remove(env_vars::UV_NO_PROGRESS);
+        }
+        Ok(run_checked_showing_progress(cmd, reporter).map_err(Box::new)?)
     }
 
     /// Run uv with `args` in `dir`; a non-zero exit carries uv's own message.

@@ -107,6 +107,54 @@ pub trait DownloadReporter: Send + Sync {
 
 impl DownloadReporter for comfydock_foundation::reporter::NoReporter {}
 
+/// Download progress shown on a general [`Reporter`]: one unit of work per transfer, in bytes
+/// (the CLI draws bytes, rate and ETA), retries as warnings. For downloads inside larger
+/// commands (`import`, `workflow resolve --install`) that report through one reporter.
+///
+/// [`Reporter`]: comfydock_foundation::reporter::Reporter
+pub struct ReportedDownloads<'a> {
+    reporter: &'a dyn comfydock_foundation::reporter::Reporter,
+    /// Download id to the reporter's work id.
+    work: std::sync::Mutex<std::collections::BTreeMap<usize, usize>>,
+}
+
+impl<'a> ReportedDownloads<'a> {
+    pub fn new(reporter: &'a dyn comfydock_foundation::reporter::Reporter) -> Self {
+        Self {
+            reporter,
+            work: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl DownloadReporter for ReportedDownloads<'_> {
+    fn started(&self, id: usize, name: &str, total: Option<u64>, resumed_from: u64) {
+        let work = self.reporter.start(name, total);
+        if resumed_from > 0 {
+            self.reporter.progress(work, resumed_from);
+        }
+        if let Some(previous) = self.work.lock().expect("download progress lock").insert(id, work) {
+            self.reporter.finish(previous);
+        }
+    }
+
+    fn progress(&self, id: usize, done: u64) {
+        if let Some(&work) = self.work.lock().expect("download progress lock").get(&id) {
+            self.reporter.progress(work, done);
+        }
+    }
+
+    fn retrying(&self, _id: usize, attempt: u32, message: &str) {
+        self.reporter.warning(&format!("retry {attempt}: {message}"));
+    }
+
+    fn finished(&self, id: usize, _ok: bool) {
+        if let Some(work) = self.work.lock().expect("download progress lock").remove(&id) {
+            self.reporter.finish(work);
+        }
+    }
+}
+
 /// A finished download, ready to be indexed with [`ModelIndex::record_download`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Downloaded {
@@ -1009,5 +1057,53 @@ mod tests {
         assert_eq!(policy.delay(0), Duration::from_millis(100));
         assert_eq!(policy.delay(1), Duration::from_millis(200));
         assert_eq!(policy.delay(2), Duration::from_millis(350));
+    }
+
+    /// Every call a [`Reporter`] receives, in order.
+    #[derive(Default)]
+    struct Calls(std::sync::Mutex<Vec<String>>);
+
+    impl comfydock_foundation::reporter::Reporter for Calls {
+        fn warning(&self, message: &str) {
+            self.0.lock().unwrap().push(format!("warning {message}"));
+        }
+        fn start(&self, label: &str, total: Option<u64>) -> usize {
+            let mut calls = self.0.lock().unwrap();
+            calls.push(format!("start {label} {total:?}"));
+            calls.len()
+        }
+        fn progress(&self, id: usize, done: u64) {
+            self.0.lock().unwrap().push(format!("progress {id} {done}"));
+        }
+        fn finish(&self, id: usize) {
+            self.0.lock().unwrap().push(format!("finish {id}"));
+        }
+    }
+
+    #[test]
+    fn downloads_show_as_byte_work_on_a_general_reporter() {
+        let calls = Calls::default();
+        let downloads = ReportedDownloads::new(&calls);
+        downloads.started(0, "a.safetensors", Some(100), 0);
+        downloads.progress(0, 40);
+        downloads.retrying(0, 1, "connection reset");
+        // A retried transfer resumes: the first unit of work ends, a new one starts at the offset.
+        downloads.started(0, "a.safetensors", Some(100), 40);
+        downloads.progress(0, 100);
+        downloads.finished(0, true);
+        downloads.progress(0, 100);
+        assert_eq!(
+            calls.0.into_inner().unwrap(),
+            [
+                "start a.safetensors Some(100)",
+                "progress 1 40",
+                "warning retry 1: connection reset",
+                "start a.safetensors Some(100)",
+                "progress 4 40",
+                "finish 1",
+                "progress 4 100",
+                "finish 4",
+            ]
+        );
     }
 }

@@ -174,7 +174,7 @@ fn relock(
     manifest.set_torch_backends(wanted, &base);
     manifest.save()?;
     ctx.reporter.phase("Resolving Python dependencies");
-    if let Err(err) = environment::uv_lock(ctx.tools, env) {
+    if let Err(err) = environment::uv_lock(ctx.tools, env, ctx.reporter) {
         let stderr = err.uv_stderr().map(str::to_owned);
         tx.rollback()?;
         let Some(stderr) = stderr else {
@@ -211,7 +211,7 @@ fn relock(
         "Installing Python packages (torch backend {})",
         env.backend()
     ));
-    environment::sync_or_restore(ctx.tools, env, SyncMode::Inexact, tx)?;
+    environment::sync_or_restore(ctx.tools, env, SyncMode::Inexact, tx, ctx.reporter)?;
     Ok(locked)
 }
 

@@ -14,6 +14,7 @@ use sha2::Digest as _;
 
 use super::error::NodeError;
 use super::registry::RegistryClient;
+use comfydock_foundation::reporter::Reporter;
 
 /// A verified archive in the cache.
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ impl ArchiveStore {
 
     /// The archive of `id@version`, downloaded from `url` if not cached. The file is checked
     /// against `expected` (from the manifest) or, failing that, the hash recorded when it was
-    /// first downloaded.
+    /// first downloaded. A download shows its bytes on `reporter`.
     pub fn fetch(
         &self,
         client: &RegistryClient,
@@ -71,6 +72,7 @@ impl ArchiveStore {
         version: &str,
         url: &str,
         expected: Option<(&str, Option<u64>)>,
+        reporter: &dyn Reporter,
     ) -> Result<CachedArchive, NodeError> {
         let path = self.archive_path(id, version)?;
         let sidecar = sidecar_path(&path);
@@ -83,7 +85,7 @@ impl ArchiveStore {
                 .suffix(".zip")
                 .tempfile_in(dir)?
                 .into_temp_path();
-            client.download(url, &temp)?;
+            client.download(url, &temp, &format!("{id} {version}"), reporter)?;
             let (sha, size) = hash_file(&temp)?;
             if let Some((want, want_size)) = expected {
                 check(&temp, want, want_size, &sha, size)?;

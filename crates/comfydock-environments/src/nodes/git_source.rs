@@ -9,6 +9,7 @@ use super::error::NodeError;
 use super::spec::{key_for, repo_name};
 use comfydock_foundation::git::Git;
 use comfydock_foundation::git_mirror::{GitMirror, MirrorError};
+use comfydock_foundation::reporter::Reporter;
 
 /// The cached mirror of one node repository.
 #[derive(Debug, Clone)]
@@ -36,13 +37,13 @@ impl NodeMirror {
     }
 
     /// Clone the mirror if missing; returns whether it was cloned now.
-    pub fn ensure(&self) -> Result<bool, NodeError> {
-        self.mirror.ensure().map_err(|e| self.mirror_error(e))
+    pub fn ensure(&self, reporter: &dyn Reporter) -> Result<bool, NodeError> {
+        self.mirror.ensure(reporter).map_err(|e| self.mirror_error(e))
     }
 
     /// Fetch new commits and refs.
-    pub fn fetch(&self) -> Result<(), NodeError> {
-        self.mirror.fetch().map_err(|e| self.mirror_error(e))
+    pub fn fetch(&self, reporter: &dyn Reporter) -> Result<(), NodeError> {
+        self.mirror.fetch(reporter).map_err(|e| self.mirror_error(e))
     }
 
     fn mirror_error(&self, error: MirrorError) -> NodeError {
@@ -58,17 +59,22 @@ impl NodeMirror {
 
     /// Resolve `reference` (tag, branch, commit; `None` = the default branch) to a full sha,
     /// fetching once when the mirror does not know it (or always, with `refresh`).
-    pub fn resolve(&self, reference: Option<&str>, refresh: bool) -> Result<String, NodeError> {
-        let cloned = self.ensure()?;
+    pub fn resolve(
+        &self,
+        reference: Option<&str>,
+        refresh: bool,
+        reporter: &dyn Reporter,
+    ) -> Result<String, NodeError> {
+        let cloned = self.ensure(reporter)?;
         if refresh && !cloned {
-            self.fetch()?;
+            self.fetch(reporter)?;
         }
         let wanted = reference.unwrap_or("HEAD");
         if let Some(sha) = self.mirror.rev_parse(wanted) {
             return Ok(sha);
         }
         if !cloned && !refresh {
-            self.fetch()?;
+            self.fetch(reporter)?;
             if let Some(sha) = self.mirror.rev_parse(wanted) {
                 return Ok(sha);
             }

@@ -160,7 +160,7 @@ pub fn install(ctx: &NodeContext<'_>, entry: &NodeEntry) -> Result<PathBuf, Node
             let expected = entry.sha256.as_deref().map(|s| (s, entry.size));
             let archive = ctx
                 .archives()
-                .fetch(&client, &entry.key, version, url, expected)?;
+                .fetch(&client, &entry.key, version, url, expected, ctx.reporter)?;
             let store = ctx.archives().extract(&archive)?;
             super::archive::install_tree(&store, &tree)?;
         }
@@ -168,9 +168,9 @@ pub fn install(ctx: &NodeContext<'_>, entry: &NodeEntry) -> Result<PathBuf, Node
             let url = entry.url.as_deref().unwrap_or_default();
             let commit = entry.commit.as_deref().unwrap_or_default();
             let mirror = ctx.mirror(url);
-            mirror.ensure()?;
+            mirror.ensure(ctx.reporter)?;
             if !mirror.has_commit(commit) {
-                mirror.fetch()?;
+                mirror.fetch(ctx.reporter)?;
             }
             mirror.checkout(commit, &tree)?;
         }

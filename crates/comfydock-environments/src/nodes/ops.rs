@@ -283,7 +283,14 @@ fn prepare_unchecked(
                 if cached { "Using" } else { "Downloading" },
                 &format!("{id} {}{}", picked.version, if cached { " (cached)" } else { "" }),
             );
-            let archive = archives.fetch(client, &id, &picked.version, &picked.download_url, None)?;
+            let archive = archives.fetch(
+                client,
+                &id,
+                &picked.version,
+                &picked.download_url,
+                None,
+                ctx.reporter,
+            )?;
             let store = archives.extract(&archive)?;
             let requirements = requirements_txt::collect(&|p| fs_err::read_to_string(store.join(p)).ok());
             let mut e = NodeEntry::new(&id, &id, NodeSource::Registry);
@@ -309,7 +316,7 @@ fn prepare_unchecked(
                     if cached { " (cached mirror)" } else { "" }
                 ),
             );
-            let commit = mirror.resolve(reference.as_deref(), refresh)?;
+            let commit = mirror.resolve(reference.as_deref(), refresh, ctx.reporter)?;
             let requirements = requirements_txt::collect(&|p| mirror.read_file(&commit, p));
             let name = repo_name(url);
             let mut e = NodeEntry::new(&key_for(&name), &name, NodeSource::Git);
@@ -373,7 +380,7 @@ fn apply_changes(
     manifest.save()?;
 
     ctx.reporter.phase("Resolving Python dependencies");
-    if let Err(err) = environment::uv_lock(ctx.tools, env) {
+    if let Err(err) = environment::uv_lock(ctx.tools, env, ctx.reporter) {
         let resolver = err.uv_stderr().map(str::to_owned);
         tx.rollback()?;
         return Err(lock_error(ctx, &manifest, add, err, resolver));
@@ -423,7 +430,7 @@ fn apply_changes(
             installed.push(install::install(ctx, &p.entry)?);
         }
         ctx.reporter.phase("Installing Python packages");
-        environment::uv_sync(ctx.tools, env, &env.backend(), mode)?;
+        environment::uv_sync(ctx.tools, env, &env.backend(), mode, ctx.reporter)?;
         stamp(ctx)?;
         Ok::<(), NodeError>(())
     })();
@@ -447,7 +454,7 @@ fn apply_changes(
             }
             let _ = fs_err::remove_dir_all(&trash);
             tx.rollback()?;
-            let _ = environment::uv_sync(ctx.tools, env, &env.backend(), SyncMode::Inexact);
+            let _ = environment::uv_sync(ctx.tools, env, &env.backend(), SyncMode::Inexact, ctx.reporter);
             Err(err)
         }
     }
@@ -466,8 +473,9 @@ fn lock_error(
     };
     let entries = entry::read_all(manifest);
     let origin_of_group = |group: &str| layout::group_origin(manifest, &entries, group);
-    let sides =
+    let mut sides =
         crate::resolver_failure::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest));
+    crate::resolver_failure::add_constraint_sides(&mut sides, &stderr, &manifest.constraints());
     let resolver = ResolverOutput::from_uv_stderr(&stderr);
     if sides.is_empty() {
         NodeError::Unresolvable {

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use comfydock_foundation::reporter::Reporter;
 use comfydock_foundation::sqlite::{self, Migration, Schema};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
@@ -385,8 +386,15 @@ impl RegistryClient {
         Ok(names)
     }
 
-    /// Download `url` into `dest` (a temp path), returning the bytes written.
-    pub fn download(&self, url: &str, dest: &Path) -> Result<u64, NodeError> {
+    /// Download `url` into `dest` (a temp path), returning the bytes written. The transfer
+    /// shows on `reporter` as work named `label`, in bytes.
+    pub fn download(
+        &self,
+        url: &str,
+        dest: &Path,
+        label: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<u64, NodeError> {
         let to_err = |source| NodeError::Download {
             url: url.to_owned(),
             source: Box::new(source),
@@ -399,9 +407,52 @@ impl RegistryClient {
             .and_then(reqwest::blocking::Response::error_for_status)
             .map_err(to_err)?;
         let mut file = fs_err::File::create(dest)?;
-        let written = response.copy_to(&mut file).map_err(to_err)?;
+        let work = reporter.start(label, response.content_length());
+        let copied = copy_reported(&mut response, &mut file, |done| reporter.progress(work, done));
+        reporter.finish(work);
+        let written = copied.map_err(|e| match e {
+            CopyError::Read(source) => to_err(source),
+            CopyError::Io(source) => NodeError::from(source),
+        })?;
         file.sync_all()?;
         Ok(written)
+    }
+}
+
+enum CopyError {
+    Read(reqwest::Error),
+    Io(std::io::Error),
+}
+
+/// Copy the response body into `file`, telling `progress` the bytes written so far.
+fn copy_reported(
+    response: &mut reqwest::blocking::Response,
+    file: &mut fs_err::File,
+    progress: impl Fn(u64),
+) -> Result<u64, CopyError> {
+    use std::io::{Read as _, Write as _};
+    let mut buf = vec![0_u8; 64 * 1024];
+    let mut done = 0_u64;
+    loop {
+        let n = match response.read(&mut buf) {
+            Ok(0) => return Ok(done),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if e.get_ref()
+                    .is_some_and(<dyn std::error::Error + Send + Sync>::is::<reqwest::Error>) =>
+            {
+                let source = e
+                    .into_inner()
+                    .and_then(|inner| inner.downcast::<reqwest::Error>().ok())
+                    .expect("checked to be a reqwest error");
+                return Err(CopyError::Read(*source));
+            }
+            Err(e) => return Err(CopyError::Io(e)),
+        };
+        file.write_all(&buf[..n]).map_err(CopyError::Io)?;
+        done += n as u64;
+        progress(done);
     }
 }
 

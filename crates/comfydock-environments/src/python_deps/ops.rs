@@ -423,7 +423,7 @@ fn apply(
     manifest.save()?;
 
     ctx.reporter.phase("Resolving Python dependencies");
-    if let Err(err) = environment::uv_lock(ctx.tools, env) {
+    if let Err(err) = environment::uv_lock(ctx.tools, env, ctx.reporter) {
         let stderr = err.uv_stderr().map(str::to_owned);
         tx.rollback()?;
         return Err(lock_error(ctx, &manifest, &nodes, what, err, stderr));
@@ -441,7 +441,7 @@ fn apply(
         });
     }
     ctx.reporter.phase("Installing Python packages");
-    environment::sync_or_restore(ctx.tools, env, mode, tx)?;
+    environment::sync_or_restore(ctx.tools, env, mode, tx, ctx.reporter)?;
     Ok(change)
 }
 
@@ -468,7 +468,13 @@ fn lock_error(
     }
     let origin_of_group = |group: &str| layout::group_origin(manifest, nodes, group);
     let sides = if stderr.contains("No solution found") {
-        crate::resolver_failure::conflict_sides(&stderr, &origin_of_group, layout::project_origin(manifest))
+        let mut sides = crate::resolver_failure::conflict_sides(
+            &stderr,
+            &origin_of_group,
+            layout::project_origin(manifest),
+        );
+        crate::resolver_failure::add_constraint_sides(&mut sides, &stderr, &manifest.constraints());
+        sides
     } else {
         Vec::new()
     };

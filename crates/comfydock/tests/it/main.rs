@@ -16,6 +16,7 @@ mod lock;
 mod manifest_schema;
 mod models;
 mod nodes;
+mod progress;
 mod python_deps;
 mod release;
 mod resolve;
