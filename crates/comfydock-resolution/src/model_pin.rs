@@ -6,6 +6,7 @@ use comfydock_environments::manifest::schema::{WorkflowEntry, WorkflowModels};
 use comfydock_environments::workflow_tracking as tracking;
 use comfydock_environments::workspace_models;
 use comfydock_foundation::redact::redact_url;
+use comfydock_models::download::ReportedDownloads;
 use comfydock_models::download::{DownloadRequest, ExpectedHash};
 use comfydock_models::query::ModelId;
 use comfydock_workflow::{Criticality, ModelReference};
@@ -103,13 +104,18 @@ pub fn set(
             };
             let root = workspace_models::default_root(ctx.workspace)?;
             let client = workspace_models::downloader(ctx.settings, 1)?;
-            let downloaded = workspace_models::download_blocking(&client, &root, &[request], None)?
-                .pop()
-                .expect("one result per request")
-                .map_err(|source| ResolveError::Download {
-                    url: redact_url(url),
-                    source,
-                })?;
+            let downloaded = workspace_models::download_blocking(
+                &client,
+                &root,
+                &[request],
+                Some(&ReportedDownloads::new(ctx.reporter)),
+            )?
+            .pop()
+            .expect("one result per request")
+            .map_err(|source| ResolveError::Download {
+                url: redact_url(url),
+                source,
+            })?;
             let id = index.record_download(&downloaded)?;
             ctx.reporter
                 .status("Downloaded", &downloaded.path.display().to_string());

@@ -6,6 +6,7 @@
 //! list each gap with its fix; [`fetch_missing`] downloads the missing models from their recorded
 //! sources, verifying each against its pinned hash. Nothing here edits the manifest.
 
+use comfydock_models::download::ReportedDownloads;
 use std::collections::BTreeMap;
 
 use comfydock_environments::environment::Environment;
@@ -353,9 +354,14 @@ pub fn fetch_missing(ctx: &ResolveContext<'_>, which: ModelSelection) -> Result<
                 to: model.target.clone(),
                 expected: expected.clone(),
             };
-            let result = workspace_models::download_blocking(&client, &root, &[request], None)?
-                .pop()
-                .expect("one result per request");
+            let result = workspace_models::download_blocking(
+                &client,
+                &root,
+                &[request],
+                Some(&ReportedDownloads::new(ctx.reporter)),
+            )?
+            .pop()
+            .expect("one result per request");
             match result {
                 Ok(downloaded) => {
                     index.record_download(&downloaded)?;

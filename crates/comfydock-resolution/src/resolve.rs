@@ -2,6 +2,7 @@
 //! the index, optionally installing the packages and downloading the models, and record the
 //! result in `[tool.comfydock.workflows."NAME"]`.
 
+use comfydock_models::download::ReportedDownloads;
 use std::collections::BTreeMap;
 
 use comfydock_environments::environment::Environment;
@@ -397,7 +398,12 @@ pub fn resolve(
         let requests: Vec<DownloadRequest> = downloads.iter().map(|(_, r)| r.clone()).collect();
         let root = workspace_models::default_root(ctx.workspace)?;
         let client = workspace_models::downloader(ctx.settings, 4)?;
-        let results = workspace_models::download_blocking(&client, &root, &requests, None)?;
+        let results = workspace_models::download_blocking(
+            &client,
+            &root,
+            &requests,
+            Some(&ReportedDownloads::new(ctx.reporter)),
+        )?;
         for ((slot, request), result) in downloads.iter().zip(results) {
             let downloaded = result.map_err(|source| ResolveError::Download {
                 url: redact_url(&request.url),
