@@ -1225,4 +1225,21 @@ fn the_resolution_loop_end_to_end() {
     assert_eq!(status["clean"], true, "{status}");
     assert_eq!(model_pins(&manifest_b, "flow"), pins);
     assert_eq!(model_pins(&manifest_a, "flow"), pins);
+
+    // 6. An edit in ComfyUI reads by widget name in `workflow diff`.
+    let edited = fs_err::read_to_string(live.join("flow.json"))
+        .unwrap()
+        .replace(r#""widgets_values": ["2x"]"#, r#""widgets_values": ["4x"]"#)
+        .replace(r#"["model.safetensors"]"#, r#"["other.safetensors"]"#);
+    fs_err::write(live.join("flow.json"), edited).unwrap();
+    let out = run_ok(&a.ctx, &["-e", "a", "workflow", "diff", "flow"]);
+    let shown = stdout(&out);
+    assert!(
+        shown.contains(r#"(CheckpointLoaderSimple) ckpt_name: "model.safetensors" -> "other.safetensors""#),
+        "a built-in node's widget by name: {shown}"
+    );
+    assert!(
+        shown.contains(r#"(SharedUpscale) #0: "2x" -> "4x""#),
+        "a custom node without a definition by position: {shown}"
+    );
 }
