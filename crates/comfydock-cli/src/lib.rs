@@ -70,6 +70,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Config(command) => done(commands::config::run(ctx, command)),
         Command::Doctor => done(commands::doctor::run(ctx)),
         Command::Completions(args) => Ok(commands::completions::run(args)),
+        Command::SelfCommand(command) => done(commands::self_update::run(ctx, command)),
         Command::Create(args) => done(env::create(ctx, args)),
         Command::List => done(env::list(ctx)),
         Command::Use { name } => done(env::use_env(ctx, name)),

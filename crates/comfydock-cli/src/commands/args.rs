@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "comfydock",
-    version,
+    version = env!("COMFYDOCK_LONG_VERSION"),
     propagate_version = true,
     disable_help_subcommand = true
 )]
@@ -62,6 +62,9 @@ pub enum Command {
     Doctor,
     /// Print a shell completion script
     Completions(CompletionsArgs),
+    /// Manage the comfydock installation itself
+    #[command(name = "self", subcommand)]
+    SelfCommand(crate::commands::self_update::SelfCommand),
 
     /// Create an environment: ComfyUI at an exact commit, its own venv, a versioned .cec
     Create(CreateArgs),

@@ -27,6 +27,7 @@ pub mod process;
 pub mod python;
 pub mod release;
 pub mod resolve;
+pub mod self_update;
 pub mod serve;
 pub mod workflow;
 

@@ -4,7 +4,10 @@ use crate::common::{context, stderr, stdout};
 use crate::snapshot::comfydock_snapshot;
 
 /// Filters the crate version out of `--version` output, so a release does not change snapshots.
-const VERSION_FILTER: [(&str, &str); 1] = [(r"comfydock \d+\.\d+\.\d+\S*", "comfydock [VERSION]")];
+const VERSION_FILTER: [(&str, &str); 1] = [(
+    r"comfydock \d+\.\d+\.\d+\S*( \([0-9a-f]+ \d{4}-\d\d-\d\d\))?",
+    "comfydock [VERSION]",
+)];
 
 #[test]
 fn help_lists_every_command_with_a_description() {
@@ -39,12 +42,26 @@ fn help_output() {
 }
 
 #[test]
-fn version_prints_the_crate_version() {
-    let out = context().command().arg("--version").output().unwrap();
+fn version_prints_the_crate_version_and_the_commit_it_was_built_from() {
+    let ctx = context();
+    let git = |args: &[&str]| {
+        let out = ctx
+            .std_command("git")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let commit = git(&["rev-parse", "--short=9", "HEAD"]);
+    let date = git(&["log", "-1", "--format=%cd", "--date=short", "HEAD"]);
+    let out = ctx.command().arg("--version").output().unwrap();
     assert!(out.status.success());
     assert_eq!(
         stdout(&out).trim(),
-        format!("comfydock {}", env!("CARGO_PKG_VERSION"))
+        format!("comfydock {} ({commit} {date})", env!("CARGO_PKG_VERSION"))
     );
 }
 

@@ -20,6 +20,7 @@ mod progress;
 mod python_deps;
 mod release;
 mod resolve;
+mod self_update;
 mod serve;
 mod snapshot;
 mod workflows;
