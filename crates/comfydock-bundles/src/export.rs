@@ -40,16 +40,9 @@ pub struct ExportReport {
     pub warnings: Vec<String>,
 }
 
-/// Export `env` to `out`. Refuses uncommitted changes; the bytes depend only on the `.cec`
-/// commit and the dev node sources.
-pub fn export(
-    git: &Git,
-    env: &Environment,
-    out: &Path,
-    options: ExportOptions,
-    reporter: &dyn Reporter,
-) -> Result<ExportReport, BundleError> {
-    reporter.phase("Checking the environment");
+/// Refuse an environment with changes not committed to `.cec` (files, or tracked workflows
+/// changed in ComfyUI): what is shared is always a commit.
+pub fn check_committed(git: &Git, env: &Environment) -> Result<(), BundleError> {
     let mut dirty: Vec<String> = environment::uncommitted(git, env)?;
     if let Ok(workflows) = workflow_tracking::list(env) {
         for wf in workflows.iter().filter(|w| w.tracked) {
@@ -67,6 +60,77 @@ pub fn export(
             files: dirty,
         });
     }
+    Ok(())
+}
+
+/// What a shareable environment carries, and what was let through with `allow_issues`.
+#[derive(Debug, Clone, Default)]
+pub struct Shareable {
+    /// Model references for `manifest.json`.
+    pub models: Vec<ModelRef>,
+    /// Issues allowed with `allow_issues`, and models without a download source.
+    pub warnings: Vec<String>,
+}
+
+/// Refuse (unless `allow_issues`) what a teammate could not reproduce: workflows never resolved,
+/// unresolved models and node types, packages a workflow needs that the environment lacks.
+pub fn check_shareable(
+    env: &Environment,
+    manifest: &comfydock_environments::manifest::Manifest,
+    allow_issues: bool,
+) -> Result<Shareable, BundleError> {
+    let mut collected = super::models::collect(manifest, &env.name);
+    for name in workflow_tracking::never_resolved(env, manifest) {
+        collected.issues.push(format!(
+            "workflow `{name}` was never resolved, so the bundle cannot say which nodes and models it needs: run `comfydock -e {} workflow resolve {name}`",
+            env.name
+        ));
+    }
+    let nodes = entry::read_all(manifest);
+    for (name, workflow) in &manifest.tool().workflows {
+        for package in workflow
+            .nodes
+            .iter()
+            .filter(|p| !nodes.iter().any(|n| n.provides_package(p)))
+        {
+            collected.issues.push(format!(
+                "workflow `{name}` needs node package `{package}`, which this environment does not have: add it with `comfydock -e {env} workflow resolve {name} --install` (or `comfydock -e {env} node add {package}`)",
+                env = env.name
+            ));
+        }
+    }
+    let mut warnings = Vec::new();
+    if !collected.issues.is_empty() {
+        if allow_issues {
+            warnings.extend(collected.issues);
+        } else {
+            return Err(BundleError::Issues {
+                env: env.name.clone(),
+                issues: collected.issues,
+            });
+        }
+    }
+    let models: Vec<ModelRef> = collected.models;
+    for m in models.iter().filter(|m| m.sources.is_empty()) {
+        warnings.push(format!(
+            "model `{}` has no download source; importers must already have it",
+            m.target
+        ));
+    }
+    Ok(Shareable { models, warnings })
+}
+
+/// Export `env` to `out`. Refuses uncommitted changes; the bytes depend only on the `.cec`
+/// commit and the dev node sources.
+pub fn export(
+    git: &Git,
+    env: &Environment,
+    out: &Path,
+    options: ExportOptions,
+    reporter: &dyn Reporter,
+) -> Result<ExportReport, BundleError> {
+    reporter.phase("Checking the environment");
+    check_committed(git, env)?;
     let cec = env.cec();
     let cec_commit = git.run(Some(&cec), ["rev-parse", "HEAD"])?;
     let commit_time: i64 = git
@@ -94,44 +158,9 @@ pub fn export(
     let python_version = fs_err::read(cec.join(".python-version"))
         .unwrap_or_else(|_| format!("{}\n", manifest.python().unwrap_or_default()).into_bytes());
     let pin = manifest.comfyui()?;
-    let mut collected = super::models::collect(&manifest, &env.name);
-    for name in workflow_tracking::never_resolved(env, &manifest) {
-        collected.issues.push(format!(
-            "workflow `{name}` was never resolved, so the bundle cannot say which nodes and models it needs: run `comfydock -e {} workflow resolve {name}`",
-            env.name
-        ));
-    }
-    let nodes = entry::read_all(&manifest);
-    for (name, workflow) in &manifest.tool().workflows {
-        for package in workflow
-            .nodes
-            .iter()
-            .filter(|p| !nodes.iter().any(|n| n.provides_package(p)))
-        {
-            collected.issues.push(format!(
-                "workflow `{name}` needs node package `{package}`, which this environment does not have: add it with `comfydock -e {env} workflow resolve {name} --install` (or `comfydock -e {env} node add {package}`)",
-                env = env.name
-            ));
-        }
-    }
-    let mut warnings = Vec::new();
-    if !collected.issues.is_empty() {
-        if options.allow_issues {
-            warnings.extend(collected.issues);
-        } else {
-            return Err(BundleError::Issues {
-                env: env.name.clone(),
-                issues: collected.issues,
-            });
-        }
-    }
-    let models: Vec<ModelRef> = collected.models;
-    for m in models.iter().filter(|m| m.sources.is_empty()) {
-        warnings.push(format!(
-            "model `{}` has no download source; importers must already have it",
-            m.target
-        ));
-    }
+    let shareable = check_shareable(env, &manifest, options.allow_issues)?;
+    let mut warnings = shareable.warnings;
+    let models: Vec<ModelRef> = shareable.models;
 
     let mut entries: BTreeMap<String, BundleEntry> = BTreeMap::new();
     entries.insert("pyproject.toml".into(), BundleEntry::file(pyproject));

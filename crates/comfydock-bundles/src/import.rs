@@ -87,6 +87,18 @@ pub fn open(bundle: &Path, limits: Limits) -> Result<OpenedBundle, BundleError> 
     }
     let manifest = archive::verify_manifest(bundle, &files)?;
     let pyproject = files.read("pyproject.toml")?;
+    checked(bundle, manifest, files, pyproject)
+}
+
+/// The checks every source of an environment passes before anything is created from it: the
+/// manifest parses and is not from a newer schema, node keys and versions, workflow names and
+/// model targets are plain names, and packages the lock would build are listed for consent.
+pub(crate) fn checked(
+    bundle: &Path,
+    manifest: BundleManifest,
+    files: Unpacked,
+    pyproject: Vec<u8>,
+) -> Result<OpenedBundle, BundleError> {
     let invalid = |reason: String| BundleError::Invalid {
         path: bundle.to_path_buf(),
         reason,

@@ -28,6 +28,7 @@ pub mod builds;
 pub mod comfygit;
 pub mod export;
 pub mod format;
+pub mod git_remote;
 pub mod import;
 pub mod indexed_models;
 pub mod models;
@@ -120,6 +121,13 @@ pub enum BundleError {
     Git(#[from] comfydock_foundation::git::GitError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Remote(#[from] git_remote::RemoteError),
+    /// The pulled `.cec` did not sync; `.cec` was put back.
+    #[error("The pulled state could not be applied; `.cec` is back where it was")]
+    Sync(#[source] Box<comfydock_environments::lifecycle::SyncError>),
+    #[error(transparent)]
+    Workflow(Box<comfydock_environments::workflow_tracking::TrackingError>),
 }
 
 impl Hinted for BundleError {
@@ -156,6 +164,9 @@ impl Hinted for BundleError {
             Self::Env(e) => e.hint(),
             Self::Manifest(e) => e.hint(),
             Self::Git(e) => e.hint(),
+            Self::Remote(e) => e.hint(),
+            Self::Sync(e) => e.hint(),
+            Self::Workflow(e) => e.hint(),
             _ => None,
         }
     }

@@ -9,7 +9,7 @@
 //! environments/NAME/.ready              written last by `create`: without it the folder is debris
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -519,12 +519,17 @@ pub fn write_extra_model_paths(workspace: &Workspace, env: &Environment) -> std:
 pub(crate) fn init_cec_repo(git: &Git, env: &Environment) -> Result<(), EnvError> {
     let cec = env.cec();
     git.run(Some(&cec), ["init", "--quiet", "--initial-branch=main"])?;
-    // A local identity only when the user has none, so commits never fail.
-    if git.run(Some(&cec), ["config", "user.email"]).is_err() {
-        git.run(Some(&cec), ["config", "user.email", "comfydock@localhost"])?;
+    ensure_commit_identity(git, &cec)
+}
+
+/// Give the repository at `repo` a local commit identity when the user has none, so commits
+/// never fail.
+pub fn ensure_commit_identity(git: &Git, repo: &Path) -> Result<(), EnvError> {
+    if git.run(Some(repo), ["config", "user.email"]).is_err() {
+        git.run(Some(repo), ["config", "user.email", "comfydock@localhost"])?;
     }
-    if git.run(Some(&cec), ["config", "user.name"]).is_err() {
-        git.run(Some(&cec), ["config", "user.name", "comfydock"])?;
+    if git.run(Some(repo), ["config", "user.name"]).is_err() {
+        git.run(Some(repo), ["config", "user.name", "comfydock"])?;
     }
     Ok(())
 }

@@ -15,7 +15,8 @@ use crate::http::{HttpServer, Request, RequestLog, Response};
 /// A running git HTTP server on `127.0.0.1:PORT`; stops when dropped.
 pub struct GitHttpServer {
     server: HttpServer,
-    repos: Arc<Mutex<BTreeMap<String, PathBuf>>>,
+    /// Name → (git dir, whether pushes are accepted).
+    repos: Arc<Mutex<BTreeMap<String, (PathBuf, bool)>>>,
 }
 
 impl Default for GitHttpServer {
@@ -27,7 +28,7 @@ impl Default for GitHttpServer {
 impl GitHttpServer {
     /// Starts a server with no repositories.
     pub fn start() -> Self {
-        let repos: Arc<Mutex<BTreeMap<String, PathBuf>>> = Arc::default();
+        let repos: Arc<Mutex<BTreeMap<String, (PathBuf, bool)>>> = Arc::default();
         let handler_repos = repos.clone();
         let server = HttpServer::start(move |request| {
             let repos = handler_repos
@@ -43,6 +44,16 @@ impl GitHttpServer {
     /// (e.g. `comfyanonymous/ComfyUI`); returns its clone URL `http://127.0.0.1:PORT/<name>.git`.
     /// Later commits to the repository are visible at once.
     pub fn serve(&self, name: &str, repo: &Path) -> String {
+        self.serve_with(name, repo, false)
+    }
+
+    /// Serves `repo` like [`GitHttpServer::serve`] and accepts pushes to it (as an authenticated
+    /// user: `git http-backend` enables receive-pack when `REMOTE_USER` is set).
+    pub fn serve_writable(&self, name: &str, repo: &Path) -> String {
+        self.serve_with(name, repo, true)
+    }
+
+    fn serve_with(&self, name: &str, repo: &Path, writable: bool) -> String {
         let name = name.trim_matches('/').trim_end_matches(".git").to_owned();
         let git_dir = if repo.join(".git").is_dir() {
             repo.join(".git")
@@ -52,7 +63,7 @@ impl GitHttpServer {
         self.repos
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone(), git_dir);
+            .insert(name.clone(), (git_dir, writable));
         self.url_of(&name)
     }
 
@@ -106,12 +117,12 @@ impl GitHttpServer {
     }
 }
 
-fn handle(repos: &BTreeMap<String, PathBuf>, request: &Request) -> Response {
+fn handle(repos: &BTreeMap<String, (PathBuf, bool)>, request: &Request) -> Response {
     let path = request.path();
-    let Some((git_dir, rest)) = repos.iter().find_map(|(name, dir)| {
+    let Some(((git_dir, writable), rest)) = repos.iter().find_map(|(name, served)| {
         path.strip_prefix(&format!("/{name}.git"))
             .filter(|r| r.starts_with('/'))
-            .map(|r| (dir, r))
+            .map(|r| (served, r))
     }) else {
         return Response::not_found();
     };
@@ -132,6 +143,9 @@ fn handle(repos: &BTreeMap<String, PathBuf>, request: &Request) -> Response {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if *writable {
+        cmd.env("REMOTE_USER", "comfydock-test");
+    }
     if let Some(content_type) = request.header("content-type") {
         cmd.env("CONTENT_TYPE", content_type);
     }

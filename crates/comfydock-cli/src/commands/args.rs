@@ -125,6 +125,15 @@ pub enum Command {
     Export(crate::commands::bundle::ExportArgs),
     /// Create an environment from a bundle written by `export`
     Import(crate::commands::bundle::ImportArgs),
+    /// Git remotes of the environment's .cec, for sharing it with a team
+    #[command(subcommand)]
+    Remote(crate::commands::remote::RemoteCommand),
+    /// Push the committed .cec to a git remote (refuses what `export` refuses)
+    Push(crate::commands::remote::PushArgs),
+    /// Fast-forward .cec from a git remote, then sync the environment to it
+    Pull(crate::commands::remote::PullArgs),
+    /// Create an environment from a shared .cec git repository (like `import`)
+    Clone(crate::commands::remote::CloneArgs),
     /// Serve workflows as a typed HTTP API with a durable job queue
     Serve(crate::commands::serve::ServeArgs),
 }

@@ -37,16 +37,38 @@ pub struct ImportArgs {
     /// Environment name [default: the exported environment's name]
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub choices: ImportChoices,
+}
+
+/// What `import` and `clone` ask of the user, as flags.
+#[derive(Debug, Args)]
+pub struct ImportChoices {
     /// Which missing models to download: all, required, skip [default: asked on a terminal
     /// with the sizes and the free space; `required` otherwise]
     #[arg(long, value_name = "STRATEGY")]
     pub models: Option<ModelStrategy>,
-    /// Let uv build the bundle's local, git and source-only packages (runs their code)
+    /// Let uv build local, git and source-only packages the lock names (runs their code)
     #[arg(long)]
     pub run_install_scripts: bool,
-    /// PyTorch backend: auto (this machine's, else cpu), or one the bundle's lock covers
+    /// PyTorch backend: auto (this machine's, else cpu), or one the lock covers
     #[arg(long, value_name = "BACKEND", default_value = "auto")]
     pub torch_backend: String,
+}
+
+impl ImportChoices {
+    /// The import request for environment `wanted`; a usage error for an unknown backend.
+    pub(super) fn request(&self, wanted: String) -> CommandResult<ImportRequest> {
+        Ok(ImportRequest {
+            wanted,
+            models: self.models,
+            run_install_scripts: self.run_install_scripts,
+            backend: self
+                .torch_backend
+                .parse()
+                .map_err(|e: torch_backend::InvalidBackend| CommandError::usage(e.to_string()))?,
+        })
+    }
 }
 
 pub fn export(ctx: &Context, args: &ExportArgs) -> CommandResult {
@@ -142,15 +164,13 @@ fn model_strategy(
 
 pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
-    let backend: lifecycle::BackendChoice = args
-        .torch_backend
-        .parse()
-        .map_err(|e: torch_backend::InvalidBackend| CommandError::usage(e.to_string()))?;
     // Everything is validated before the workspace is touched.
     let bundle = import::open(&args.file, Limits::default())?;
     let m = &bundle.manifest;
-    let wanted = args.name.clone().unwrap_or_else(|| m.environment_name.clone());
-    environment::validate_name(&wanted)?;
+    let request = args
+        .choices
+        .request(args.name.clone().unwrap_or_else(|| m.environment_name.clone()))?;
+    environment::validate_name(&request.wanted)?;
     let (count, bytes) = bundle.model_totals();
     if !ctx.printer.json_mode() {
         if bundle.comfygit.is_some() {
@@ -191,16 +211,37 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
             }
         }
     }
+    import_opened(ctx, &workspace, &bundle, &request, &|_| Ok(()))
+}
+
+/// How to import an opened bundle (a bundle file, or a cloned `.cec`).
+pub(super) struct ImportRequest {
+    pub wanted: String,
+    pub models: Option<ModelStrategy>,
+    pub run_install_scripts: bool,
+    pub backend: lifecycle::BackendChoice,
+}
+
+/// Import `bundle` into the workspace under `request.wanted` (or a free variant); `created`
+/// runs once the environment exists, before the report is printed.
+pub(super) fn import_opened(
+    ctx: &Context,
+    workspace: &Workspace,
+    bundle: &import::OpenedBundle,
+    request: &ImportRequest,
+    created: &dyn Fn(&environment::Environment) -> CommandResult,
+) -> CommandResult {
+    let wanted = &request.wanted;
     for warning in bundle.warnings() {
         ctx.printer.warn(warning);
     }
-    bundle.check_build_consent(args.run_install_scripts)?;
-    let _lock = ctx.lock(&workspace)?;
+    bundle.check_build_consent(request.run_install_scripts)?;
+    let _lock = ctx.lock(workspace)?;
     let workspace = Workspace::open(workspace.root())?;
     // A killed `import` (or `create`) leaves an incomplete folder: remove it first, so that a
     // retry imports under the wanted name instead of `NAME-1`.
     environment::sweep_partial(&workspace, &ctx.reporter)?;
-    let (name, renamed) = import::free_name(&workspace, &wanted);
+    let (name, renamed) = import::free_name(&workspace, wanted);
     if renamed {
         ctx.printer
             .warn(format!("environment `{wanted}` exists, importing as `{name}`"));
@@ -212,22 +253,23 @@ pub fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
     let models =
         comfydock_bundles::indexed_models::IndexedModels::new(&workspace, &ctx.settings(&workspace))?;
-    let strategy = model_strategy(ctx, &bundle, args.models, &models)?;
+    let strategy = model_strategy(ctx, bundle, request.models, &models)?;
     let options = ImportOptions {
         name,
         models: strategy,
-        backend,
-        allow_builds: args.run_install_scripts,
+        backend: request.backend.clone(),
+        allow_builds: request.run_install_scripts,
     };
     let report = import::import(
         &workspace,
         &settings,
         &tools,
-        &bundle,
+        bundle,
         &options,
         &models,
         &ctx.reporter,
     )?;
+    created(&environment::open(&workspace, &report.created.name)?)?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&report);
         return Ok(());

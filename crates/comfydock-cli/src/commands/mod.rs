@@ -26,6 +26,7 @@ pub mod node;
 pub mod process;
 pub mod python;
 pub mod release;
+pub mod remote;
 pub mod resolve;
 pub mod self_update;
 pub mod serve;

@@ -1243,3 +1243,127 @@ fn the_resolution_loop_end_to_end() {
         "a custom node without a definition by position: {shown}"
     );
 }
+
+/// `git -C DIR ARGS…` in `ctx`'s hermetic environment; its stdout.
+fn git_in(ctx: &TestContext, dir: &Path, args: &[&str]) -> String {
+    let out = ctx
+        .std_command("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Issue 20: A pushes an environment to a git server (smart HTTP), B clones it (nodes installed,
+/// the same manifest and lock, A's history), A's next commit reaches B with `pull` (fast-forward,
+/// then synced); diverged histories are refused without changing anything, and a push never
+/// rewrites the remote's history.
+#[test]
+fn a_team_shares_an_environment_through_a_git_remote() {
+    let t = TwoWorkspaces::new();
+    let a = &t.a;
+    a.create("a", "v0.3.40");
+    run_ok(&a.ctx, &["-e", "a", "node", "add", "my-node"]);
+    let live_a = a.env_dir("a").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live_a).unwrap();
+    fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "x", "")).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "workflow", "track", "flow"]);
+    run_ok(&a.ctx, &["-e", "a", "workflow", "resolve", "flow", "--auto"]);
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Flow"]);
+
+    let cec_a = a.env_dir("a").join(".cec");
+    let branch = git_in(&a.ctx, &cec_a, &["symbolic-ref", "--short", "HEAD"]);
+    let bare = a.ctx.path().join("team.git");
+    let out = a
+        .ctx
+        .std_command("git")
+        .args(["init", "--quiet", "--bare", "--initial-branch", branch.trim()])
+        .arg(&bare)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = comfydock_test::git_server::GitHttpServer::start();
+    let url = server.serve_writable("team/shared", &bare);
+    run_ok(&a.ctx, &["-e", "a", "remote", "add", "origin", &url]);
+    let listed = stdout(&run_ok(&a.ctx, &["-e", "a", "remote", "list"]));
+    assert!(listed.contains("origin") && listed.contains(&url), "{listed}");
+
+    // Only committed states are shared.
+    fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "y", "")).unwrap();
+    let out = a.ctx.command().args(["-e", "a", "push"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("uncommitted changes"), "{}", stderr(&out));
+    fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "x", "")).unwrap();
+    let out = run_ok(&a.ctx, &["-e", "a", "push"]);
+    assert!(stderr(&out).contains("Pushed"), "{}", stderr(&out));
+
+    // B clones: the same manifest and lock, the node installed, A's history and remote.
+    run_ok(
+        &t.b,
+        &["--yes", "clone", &url, "--name", "shared", "--models", "skip"],
+    );
+    let cec_b = t.b_env("shared").join(".cec");
+    for file in ["pyproject.toml", "uv.lock", "workflows/flow.json"] {
+        assert_eq!(
+            fs_err::read(cec_a.join(file)).unwrap(),
+            fs_err::read(cec_b.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert!(git_in(&t.b, &cec_b, &["log", "--format=%s"]).contains("Flow"));
+    assert_eq!(
+        git_in(&t.b, &cec_b, &["status", "--porcelain"]),
+        "",
+        "a clean clone"
+    );
+    assert!(
+        t.b_env("shared").join("ComfyUI/custom_nodes/my-node").is_dir(),
+        "the node is installed"
+    );
+    assert!(
+        t.b_env("shared")
+            .join("ComfyUI/user/default/workflows/flow.json")
+            .is_file()
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&t.b, &["-e", "shared", "--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+
+    // A's next commit reaches B with pull.
+    fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "tuned", "")).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Tune flow"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    let out = run_ok(&t.b, &["-e", "shared", "pull"]);
+    assert!(stderr(&out).contains("Pulled"), "{}", stderr(&out));
+    assert_eq!(
+        fs_err::read(cec_a.join("workflows/flow.json")).unwrap(),
+        fs_err::read(cec_b.join("workflows/flow.json")).unwrap()
+    );
+    let out = run_ok(&t.b, &["-e", "shared", "pull"]);
+    assert!(stderr(&out).contains("is up to date"), "{}", stderr(&out));
+
+    // Both commit: B's pull is refused and changes nothing; B's push never rewrites A's history.
+    let live_b = t.b_env("shared").join("ComfyUI/user/default/workflows");
+    fs_err::write(live_b.join("flow.json"), workflow("MyNodeA", "from b", "")).unwrap();
+    run_ok(&t.b, &["-e", "shared", "commit", "-m", "B's take"]);
+    fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "from a", "")).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "A's take"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    let b_head = git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]);
+    let out = t.b.command().args(["-e", "shared", "pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("diverged"), "{}", stderr(&out));
+    assert_eq!(git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]), b_head);
+    let remote_branch = format!("refs/heads/{}", branch.trim());
+    let remote_head = git_in(&t.b, &bare, &["rev-parse", &remote_branch]);
+    let out = t.b.command().args(["-e", "shared", "push"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        git_in(&t.b, &bare, &["rev-parse", &remote_branch]),
+        remote_head,
+        "the remote history is untouched"
+    );
+}

@@ -1,0 +1,451 @@
+//! Sharing an environment through a git remote of its `.cec` repository: remotes, `push` (only
+//! a committed, shareable state; never forced unless asked), `pull` (fast-forward, then the
+//! environment made exactly what the new `.cec` says; on failure `.cec` and the environment go
+//! back to where they were) and `clone` (a remote `.cec` opened like a bundle, then imported).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::BundleError;
+use super::archive::{self, Unpacked};
+use super::format::{BundleManifest, ComfyUiRecord, Counts, FORMAT_VERSION, current_version};
+use super::import::OpenedBundle;
+use comfydock_environments::environment::Environment;
+use comfydock_environments::lifecycle::{self, SyncReport};
+use comfydock_environments::manifest::Manifest;
+use comfydock_environments::manifest::node_entry as entry;
+use comfydock_environments::nodes::NodeSource;
+use comfydock_environments::workflow_tracking;
+use comfydock_foundation::git::{self, Git};
+use comfydock_foundation::redact::redact_text;
+
+/// Why a remote operation could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("Environment `{env}` has no git remote")]
+    NoRemote { env: String },
+    #[error("Environment `{env}` has several git remotes ({}); say which", names.join(", "))]
+    WhichRemote { env: String, names: Vec<String> },
+    #[error("Environment `{env}` has no remote named `{name}`")]
+    UnknownRemote { env: String, name: String },
+    #[error("`{name}` is not a usable remote or branch name")]
+    BadName { name: String },
+    #[error("`.cec` of `{env}` is not on a branch (detached HEAD)")]
+    Detached { env: String },
+    #[error(
+        "`{remote}/{branch}` has commits `{env}` does not, and `{env}` has commits it does not: the histories diverged"
+    )]
+    Diverged {
+        env: String,
+        remote: String,
+        branch: String,
+    },
+}
+
+impl comfydock_foundation::Hinted for RemoteError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::NoRemote { env } => {
+                format!("add one: `comfydock -e {env} remote add origin URL`")
+            }
+            Self::WhichRemote { env, names } => format!(
+                "name it, e.g. `comfydock -e {env} push {}`",
+                names.first().map_or("origin", String::as_str)
+            ),
+            Self::UnknownRemote { env, .. } => {
+                format!("see the remotes with `comfydock -e {env} remote list`")
+            }
+            Self::BadName { .. } => {
+                "remote and branch names are plain names (letters, digits, `-`, `_`, `.`, `/`)".into()
+            }
+            Self::Detached { env } => format!(
+                "commit on a branch first: `git -C <env>/.cec switch -c main`, then `comfydock -e {env} push`"
+            ),
+            Self::Diverged { env, .. } => format!(
+                "nothing was changed; semantic merges are not built yet: export your changes (`comfydock -e {env} export`), roll back to the shared history, or push to another branch"
+            ),
+        })
+    }
+}
+
+/// One remote of a `.cec` repository (URLs shown with credentials redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Remote {
+    pub name: String,
+    pub url: String,
+}
+
+/// A remote or branch name: plain, never an option, never a path escape.
+fn check_name(name: &str) -> Result<(), RemoteError> {
+    let plain = !name.is_empty()
+        && !name.starts_with(['-', '.', '/'])
+        && !name.ends_with(['/', '.'])
+        && !name.contains("..")
+        && !name.contains("//")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if plain {
+        Ok(())
+    } else {
+        Err(RemoteError::BadName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// The remotes of `env`'s `.cec`, by name.
+pub fn remotes(git: &Git, env: &Environment) -> Result<Vec<Remote>, BundleError> {
+    let names = git.run(Some(&env.cec()), ["remote"])?;
+    let mut out = Vec::new();
+    for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let url = git.run(Some(&env.cec()), ["remote", "get-url", "--", name])?;
+        out.push(Remote {
+            name: name.to_owned(),
+            url: redact_text(url.trim()),
+        });
+    }
+    Ok(out)
+}
+
+/// Add remote `name` → `url` (any git URL git accepts: https, ssh, file, a path).
+pub fn add_remote(git: &Git, env: &Environment, name: &str, url: &str) -> Result<(), BundleError> {
+    check_name(name)?;
+    git::check_url(url).map_err(git::GitError::from)?;
+    git.run(Some(&env.cec()), ["remote", "add", "--", name, url])?;
+    Ok(())
+}
+
+/// Remove remote `name`.
+pub fn remove_remote(git: &Git, env: &Environment, name: &str) -> Result<(), BundleError> {
+    check_name(name)?;
+    require_remote(git, env, name)?;
+    git.run(Some(&env.cec()), ["remote", "remove", "--", name])?;
+    Ok(())
+}
+
+fn require_remote(git: &Git, env: &Environment, name: &str) -> Result<(), BundleError> {
+    if remotes(git, env)?.iter().any(|r| r.name == name) {
+        Ok(())
+    } else {
+        Err(RemoteError::UnknownRemote {
+            env: env.name.clone(),
+            name: name.to_owned(),
+        }
+        .into())
+    }
+}
+
+/// `remote`, or the only remote, or `origin` when there are several.
+fn pick_remote(git: &Git, env: &Environment, remote: Option<&str>) -> Result<String, BundleError> {
+    if let Some(name) = remote {
+        check_name(name)?;
+        require_remote(git, env, name)?;
+        return Ok(name.to_owned());
+    }
+    let all = remotes(git, env)?;
+    match all.as_slice() {
+        [] => Err(RemoteError::NoRemote {
+            env: env.name.clone(),
+        }
+        .into()),
+        [one] => Ok(one.name.clone()),
+        several if several.iter().any(|r| r.name == "origin") => Ok("origin".to_owned()),
+        several => Err(RemoteError::WhichRemote {
+            env: env.name.clone(),
+            names: several.iter().map(|r| r.name.clone()).collect(),
+        }
+        .into()),
+    }
+}
+
+/// `branch`, or the branch `.cec` is on.
+fn pick_branch(git: &Git, env: &Environment, branch: Option<&str>) -> Result<String, BundleError> {
+    if let Some(name) = branch {
+        check_name(name)?;
+        return Ok(name.to_owned());
+    }
+    git.run(Some(&env.cec()), ["symbolic-ref", "--short", "-q", "HEAD"])
+        .ok()
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| {
+            RemoteError::Detached {
+                env: env.name.clone(),
+            }
+            .into()
+        })
+}
+
+/// What `push` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    pub remote: String,
+    pub branch: String,
+    pub commit: String,
+    /// Issues let through with `allow_issues`.
+    pub warnings: Vec<String>,
+}
+
+/// Push `env`'s committed `.cec` to `remote`/`branch`. Refuses uncommitted changes and what
+/// `export` refuses (unless `allow_issues`); `force` replaces the remote branch only if it is
+/// still what was last fetched (`--force-with-lease`).
+pub fn push(
+    git: &Git,
+    env: &Environment,
+    remote: Option<&str>,
+    branch: Option<&str>,
+    force: bool,
+    allow_issues: bool,
+) -> Result<PushReport, BundleError> {
+    super::export::check_committed(git, env)?;
+    let manifest = env.manifest()?;
+    let shareable = super::export::check_shareable(env, &manifest, allow_issues)?;
+    let remote = pick_remote(git, env, remote)?;
+    let branch = pick_branch(git, env, branch)?;
+    let cec = env.cec();
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    let mut args = vec!["push", "--set-upstream"];
+    if force {
+        args.push("--force-with-lease");
+    }
+    args.extend(["--", remote.as_str(), refspec.as_str()]);
+    git.run(Some(&cec), args)?;
+    let commit = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    Ok(PushReport {
+        remote,
+        branch,
+        commit,
+        warnings: shareable.warnings,
+    })
+}
+
+/// What `pull` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullReport {
+    pub remote: String,
+    pub branch: String,
+    /// `.cec` commit before and after.
+    pub from: String,
+    pub to: String,
+    /// `None` when there was nothing new.
+    pub sync: Option<SyncReport>,
+}
+
+/// Where `pull` makes the environment match the new `.cec` (the environment's working context).
+pub type PullContext<'a> = comfydock_environments::nodes::NodeContext<'a>;
+
+/// Fetch `remote`/`branch`, fast-forward `.cec` to it, then sync the environment (ComfyUI,
+/// packages, nodes). Refuses uncommitted changes and diverged histories (nothing changes). When
+/// the sync fails, `.cec` is reset to where it was and synced back, and the error returned.
+pub fn pull(
+    ctx: &PullContext<'_>,
+    remote: Option<&str>,
+    branch: Option<&str>,
+) -> Result<PullReport, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
+    super::export::check_committed(git, env)?;
+    let remote = pick_remote(git, env, remote)?;
+    let branch = pick_branch(git, env, branch)?;
+    let cec = env.cec();
+    ctx.reporter.phase(&format!("Fetching {remote}/{branch}"));
+    git.run(Some(&cec), ["fetch", "--", remote.as_str(), branch.as_str()])?;
+    let from = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    let to = git
+        .run(Some(&cec), ["rev-parse", "FETCH_HEAD"])?
+        .trim()
+        .to_owned();
+    let ancestor = |a: &str, b: &str| git.run(Some(&cec), ["merge-base", "--is-ancestor", a, b]).is_ok();
+    if from == to || ancestor(&to, &from) {
+        return Ok(PullReport {
+            remote,
+            branch,
+            from: from.clone(),
+            to: from,
+            sync: None,
+        });
+    }
+    if !ancestor(&from, &to) {
+        return Err(RemoteError::Diverged {
+            env: env.name.clone(),
+            remote,
+            branch,
+        }
+        .into());
+    }
+    git.run(Some(&cec), ["merge", "--ff-only", "--quiet", to.as_str()])?;
+    let sync = || {
+        lifecycle::sync(
+            ctx.workspace,
+            ctx.settings,
+            ctx.tools,
+            env,
+            false,
+            false,
+            ctx.reporter,
+        )
+        .map_err(Box::new)
+    };
+    let synced = sync();
+    match synced {
+        Ok(report) => {
+            // ComfyUI shows the pulled versions of the tracked workflows (the local ones were
+            // committed, so nothing is lost; the replaced files go to the trash).
+            let workflows = workflow_tracking::tracked(&env.manifest()?);
+            for name in &workflows {
+                workflow_tracking::restore(git, ctx.workspace, env, name, None, true)
+                    .map_err(|e| BundleError::Workflow(Box::new(e)))?;
+            }
+            Ok(PullReport {
+                remote,
+                branch,
+                from,
+                to,
+                sync: Some(report),
+            })
+        }
+        Err(err) => {
+            ctx.reporter.warning(&format!(
+                "the pulled state does not sync ({err}); going back to {}",
+                short(&from)
+            ));
+            git.run(Some(&cec), ["reset", "--hard", "--quiet", from.as_str()])?;
+            if let Err(back) = sync() {
+                ctx.reporter
+                    .warning(&format!("syncing back to {} failed too: {back}", short(&from)));
+            }
+            Err(BundleError::Sync(err))
+        }
+    }
+}
+
+/// Make the history of a clone (`cloned_git`, the clone's `.git`) the history of `env`'s `.cec`,
+/// which import filled with the cloned files: the remote stays tracked and nothing the team
+/// committed is lost.
+pub fn adopt_clone_history(git: &Git, env: &Environment, cloned_git: &Path) -> Result<(), BundleError> {
+    let cec_git = env.cec().join(".git");
+    fs_err::remove_dir_all(&cec_git)?;
+    fs_err::rename(cloned_git, &cec_git)?;
+    comfydock_environments::environment::ensure_commit_identity(git, &env.cec())?;
+    Ok(())
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Open a cloned `.cec` (a git work tree at `dir`) like a bundle: the same checks as
+/// [`super::import::open`] (names, targets, consent for builds) and the models its pins name.
+/// `name` is the environment name it would get.
+pub fn open_cloned(git: &Git, dir: &Path, name: &str) -> Result<OpenedBundle, BundleError> {
+    let invalid = |reason: String| BundleError::Invalid {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let read = |rel: &str| {
+        fs_err::read(dir.join(rel)).map_err(|source| BundleError::Read {
+            path: dir.join(rel),
+            source,
+        })
+    };
+    for needed in ["pyproject.toml", "uv.lock"] {
+        if !dir.join(needed).is_file() {
+            return Err(invalid(format!(
+                "the cloned branch has no `{needed}`: it is not a comfydock `.cec` (or the remote's default branch is another one: pass `--branch`)"
+            )));
+        }
+    }
+    let pyproject = read("pyproject.toml")?;
+    let manifest = Manifest::parse(&dir.join("pyproject.toml"), &String::from_utf8_lossy(&pyproject))?;
+    let pin = manifest.comfyui()?;
+    let python = fs_err::read_to_string(dir.join(".python-version"))
+        .map_or_else(|_| manifest.python().unwrap_or_default(), |v| v.trim().to_owned());
+
+    // The committed files a bundle would carry, copied out of the work tree (never followed
+    // through a link: git writes links as links, and only regular files are taken).
+    let unpacked = tempfile::tempdir().map_err(|source| BundleError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let tracked = git.run(Some(dir), ["ls-files", "-z"])?;
+    let mut files = BTreeMap::new();
+    let mut workflows = 0;
+    for rel in tracked.split('\0').filter(|r| !r.is_empty()) {
+        let wanted = matches!(rel, "pyproject.toml" | "uv.lock" | ".python-version")
+            || (rel.starts_with("workflows/")
+                && Path::new(rel)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json")));
+        if !wanted {
+            continue;
+        }
+        archive::check_path(rel).map_err(|e| invalid(format!("`{rel}`: {e}")))?;
+        let source = dir.join(rel);
+        let meta = fs_err::symlink_metadata(&source).map_err(|source| BundleError::Read {
+            path: dir.join(rel),
+            source,
+        })?;
+        if !meta.file_type().is_file() {
+            return Err(invalid(format!("`{rel}` is not a regular file")));
+        }
+        let bytes = read(rel)?;
+        let to = unpacked.path().join(rel);
+        fs_err::create_dir_all(to.parent().unwrap_or(unpacked.path())).map_err(|source| {
+            BundleError::Read {
+                path: to.clone(),
+                source,
+            }
+        })?;
+        fs_err::write(&to, &bytes).map_err(|source| BundleError::Read {
+            path: to.clone(),
+            source,
+        })?;
+        if rel.starts_with("workflows/") {
+            workflows += 1;
+        }
+        files.insert(rel.to_owned(), archive::digest(&bytes));
+    }
+    let mut counts = Counts {
+        workflows,
+        ..Counts::default()
+    };
+    for node in entry::read_all(&manifest) {
+        match node.source {
+            NodeSource::Registry => counts.registry_nodes += 1,
+            NodeSource::Git => counts.git_nodes += 1,
+            NodeSource::Dev => counts.dev_nodes += 1,
+        }
+    }
+    let models = super::models::collect(&manifest, name).models;
+    counts.models = models.len();
+    let commit = git.run(Some(dir), ["rev-parse", "HEAD"])?.trim().to_owned();
+    let created_at = git
+        .run(Some(dir), ["log", "-1", "--format=%cI", "HEAD"])?
+        .trim()
+        .to_owned();
+    let bundle_manifest = BundleManifest {
+        format_version: FORMAT_VERSION,
+        comfydock_version: current_version().to_owned(),
+        created_at,
+        environment_name: name.to_owned(),
+        platform: String::new(),
+        python,
+        comfyui: ComfyUiRecord {
+            reference: pin.reference.clone(),
+            commit: pin.commit.clone(),
+        },
+        torch_backend: String::new(),
+        torch_backends: manifest
+            .torch_backends()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        cec_commit: commit,
+        counts,
+        models,
+        files: files.clone(),
+    };
+    super::import::checked(dir, bundle_manifest, Unpacked { dir: unpacked, files }, pyproject)
+}

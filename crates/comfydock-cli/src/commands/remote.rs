@@ -1,0 +1,236 @@
+//! Sharing through git remotes: `remote add|remove|list`, `push`, `pull`, `clone`. The work is
+//! `comfydock_bundles::git_remote`; `clone` imports like `import` does.
+
+use clap::{Args, Subcommand};
+use comfydock_bundles::git_remote::{self, PullContext};
+use comfydock_environments::environment;
+use comfydock_environments::workspace::Workspace;
+use comfydock_foundation::git::{self, Git};
+
+use super::Context;
+use super::bundle::{ImportChoices, import_opened};
+use crate::error::{CommandError, CommandResult};
+
+/// `comfydock remote`.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a git remote to the environment's .cec (any URL git accepts: https, ssh, file, a path)
+    Add { name: String, url: String },
+    /// Remove a git remote
+    Remove { name: String },
+    /// List the git remotes (credentials in URLs are not shown)
+    List,
+}
+
+/// `comfydock push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Remote [default: the only remote, else `origin`]
+    pub remote: Option<String>,
+    /// Branch [default: the branch .cec is on]
+    pub branch: Option<String>,
+    /// Replace the remote branch, but only if it is still what was last fetched
+    #[arg(long)]
+    pub force: bool,
+    /// Push even with workflows or models a teammate could not reproduce
+    #[arg(long)]
+    pub allow_issues: bool,
+}
+
+/// `comfydock pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Remote [default: the only remote, else `origin`]
+    pub remote: Option<String>,
+    /// Branch [default: the branch .cec is on]
+    pub branch: Option<String>,
+}
+
+/// `comfydock clone`.
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// Git URL of a shared .cec (https, ssh, file, a path)
+    pub url: String,
+    /// Environment name [default: the repository's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Branch to clone [default: the remote's default branch]
+    #[arg(long)]
+    pub branch: Option<String>,
+    #[command(flatten)]
+    pub choices: ImportChoices,
+}
+
+pub fn remote(ctx: &Context, command: &RemoteCommand) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let git = Git::find()?;
+    match command {
+        RemoteCommand::Add { name, url } => {
+            git_remote::add_remote(&git, &env, name, url)?;
+            if ctx.printer.json_mode() {
+                ctx.printer.json(&git_remote::remotes(&git, &env)?);
+            } else {
+                ctx.printer
+                    .status("Added", format!("remote `{name}` to `{}`", env.name));
+            }
+        }
+        RemoteCommand::Remove { name } => {
+            git_remote::remove_remote(&git, &env, name)?;
+            if ctx.printer.json_mode() {
+                ctx.printer.json(&git_remote::remotes(&git, &env)?);
+            } else {
+                ctx.printer
+                    .status("Removed", format!("remote `{name}` from `{}`", env.name));
+            }
+        }
+        RemoteCommand::List => {
+            let remotes = git_remote::remotes(&git, &env)?;
+            if ctx.printer.json_mode() {
+                ctx.printer.json(&remotes);
+            } else if remotes.is_empty() {
+                ctx.printer.info(format!(
+                    "`{}` has no remotes; add one with `comfydock -e {} remote add origin URL`",
+                    env.name, env.name
+                ));
+            } else {
+                let width = remotes.iter().map(|r| r.name.len()).max().unwrap_or(0);
+                for r in &remotes {
+                    ctx.printer.data(format!("{:<width$}  {}", r.name, r.url));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn push(ctx: &Context, args: &PushArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let git = Git::find()?;
+    let report = git_remote::push(
+        &git,
+        &env,
+        args.remote.as_deref(),
+        args.branch.as_deref(),
+        args.force,
+        args.allow_issues,
+    )?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+        return Ok(());
+    }
+    for warning in &report.warnings {
+        ctx.printer.warn(warning);
+    }
+    ctx.printer.status(
+        "Pushed",
+        format!(
+            "`{}` {} to {}/{}",
+            env.name,
+            comfydock_foundation::display_text::short_hash(&report.commit),
+            report.remote,
+            report.branch
+        ),
+    );
+    Ok(())
+}
+
+pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let workspace = Workspace::open(workspace.root())?;
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let report = git_remote::pull(
+        &PullContext {
+            workspace: &workspace,
+            settings: &settings,
+            tools: &tools,
+            env: &env,
+            reporter: &ctx.reporter,
+        },
+        args.remote.as_deref(),
+        args.branch.as_deref(),
+    )?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+        return Ok(());
+    }
+    let short = comfydock_foundation::display_text::short_hash;
+    if report.sync.is_none() {
+        ctx.printer.info(format!(
+            "`{}` is up to date with {}/{}",
+            env.name, report.remote, report.branch
+        ));
+    } else {
+        ctx.printer.status(
+            "Pulled",
+            format!(
+                "`{}` {} → {} from {}/{}, synced",
+                env.name,
+                short(&report.from),
+                short(&report.to),
+                report.remote,
+                report.branch
+            ),
+        );
+        ctx.printer.info(format!(
+            "Models the workflows need and this machine lacks: `comfydock -e {} status`; fetch them with `comfydock -e {} sync --models`",
+            env.name, env.name
+        ));
+    }
+    Ok(())
+}
+
+/// The environment name a clone of `url` gets: the repository's last path part, without `.git`.
+fn name_from_url(url: &str) -> String {
+    let tail = url
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    let name = tail.strip_suffix(".git").unwrap_or(tail);
+    let name = name.strip_suffix(".cec").unwrap_or(name);
+    if name.is_empty() {
+        "cloned".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+pub fn clone(ctx: &Context, args: &CloneArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let request = args
+        .choices
+        .request(args.name.clone().unwrap_or_else(|| name_from_url(&args.url)))?;
+    git::check_url(&args.url).map_err(|e| CommandError::usage(e.to_string()))?;
+    if let Some(branch) = &args.branch {
+        git::check_revision(branch).map_err(|e| CommandError::usage(e.to_string()))?;
+    }
+    environment::validate_name(&request.wanted)?;
+    let git = Git::find()?;
+    // Cloned next to the environments (one file system, so `.git` moves by rename).
+    fs_err::create_dir_all(workspace.cache_dir())?;
+    let staging = tempfile::Builder::new()
+        .prefix("clone-")
+        .tempdir_in(workspace.cache_dir())?;
+    let checkout = staging.path().join("cec");
+    let mut clone_args = vec!["clone", "--quiet"];
+    if let Some(branch) = &args.branch {
+        clone_args.extend(["--branch", branch.as_str()]);
+    }
+    let checkout_text = checkout.to_string_lossy().into_owned();
+    clone_args.extend(["--", args.url.as_str(), checkout_text.as_str()]);
+    ctx.printer
+        .status("Cloning", comfydock_foundation::redact::redact_text(&args.url));
+    git.run(None, clone_args)?;
+    let bundle = git_remote::open_cloned(&git, &checkout, &request.wanted)?;
+    let cloned_git = checkout.join(".git");
+    let take_history = |env: &environment::Environment| -> CommandResult {
+        Ok(git_remote::adopt_clone_history(&git, env, &cloned_git)?)
+    };
+    import_opened(ctx, &workspace, &bundle, &request, &take_history)
+}
