@@ -237,6 +237,52 @@ pub struct PullReport {
 /// Where `pull` makes the environment match the new `.cec` (the environment's working context).
 pub type PullContext<'a> = comfydock_environments::nodes::NodeContext<'a>;
 
+/// What `pull --preview` shows: what the remote branch would change, without changing anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct PullPreview {
+    pub remote: String,
+    pub branch: String,
+    pub from: String,
+    pub to: String,
+    /// Whether `pull` could fast-forward (false: the histories diverged).
+    pub fast_forward: bool,
+    /// The semantic difference: ComfyUI, packages, nodes, models, workflows.
+    pub diff: comfydock_environments::history::EnvDiff,
+}
+
+/// Fetch `remote`/`branch` and describe what pulling it would change; nothing else changes.
+pub fn preview_pull(
+    git: &Git,
+    env: &Environment,
+    remote: Option<&str>,
+    branch: Option<&str>,
+) -> Result<PullPreview, BundleError> {
+    let remote = pick_remote(git, env, remote)?;
+    let branch = pick_branch(git, env, branch)?;
+    let cec = env.cec();
+    git.run(Some(&cec), ["fetch", "--", remote.as_str(), branch.as_str()])?;
+    let from = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    let to = git
+        .run(Some(&cec), ["rev-parse", "FETCH_HEAD"])?
+        .trim()
+        .to_owned();
+    let fast_forward = git
+        .run(
+            Some(&cec),
+            ["merge-base", "--is-ancestor", from.as_str(), to.as_str()],
+        )
+        .is_ok();
+    let diff = comfydock_environments::history::diff(git, env, Some(&from), Some(&to))?;
+    Ok(PullPreview {
+        remote,
+        branch,
+        from,
+        to,
+        fast_forward,
+        diff,
+    })
+}
+
 /// Fetch `remote`/`branch`, fast-forward `.cec` to it, then sync the environment (ComfyUI,
 /// packages, nodes). Refuses uncommitted changes and diverged histories (nothing changes). When
 /// the sync fails, `.cec` is reset to where it was and synced back, and the error returned.

@@ -99,7 +99,7 @@ pub fn diff(ctx: &Context, args: &DiffArgs) -> CommandResult {
     Ok(())
 }
 
-fn print_diff(ctx: &Context, diff: &EnvDiff) {
+pub(super) fn print_diff(ctx: &Context, diff: &EnvDiff) {
     if diff.is_empty() {
         ctx.printer.data("No differences");
         return;

@@ -44,6 +44,9 @@ pub struct PullArgs {
     pub remote: Option<String>,
     /// Branch [default: the branch .cec is on]
     pub branch: Option<String>,
+    /// Only show what pulling would change (ComfyUI, packages, nodes, models, workflows)
+    #[arg(long)]
+    pub preview: bool,
 }
 
 /// `comfydock clone`.
@@ -140,6 +143,31 @@ pub fn push(ctx: &Context, args: &PushArgs) -> CommandResult {
 pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    if args.preview {
+        let preview = git_remote::preview_pull(
+            &Git::find()?,
+            &env,
+            args.remote.as_deref(),
+            args.branch.as_deref(),
+        )?;
+        if ctx.printer.json_mode() {
+            ctx.printer.json(&preview);
+            return Ok(());
+        }
+        ctx.printer.info(format!(
+            "{}/{} compared with `{}` ({}):",
+            preview.remote,
+            preview.branch,
+            env.name,
+            if preview.fast_forward {
+                "`pull` fast-forwards"
+            } else {
+                "the histories diverged: `pull` refuses"
+            }
+        ));
+        super::history::print_diff(ctx, &preview.diff);
+        return Ok(());
+    }
     let _lock = ctx.lock(&workspace)?;
     let workspace = Workspace::open(workspace.root())?;
     let settings = ctx.settings(&workspace);

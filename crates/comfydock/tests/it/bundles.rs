@@ -1345,6 +1345,54 @@ fn a_team_shares_an_environment_through_a_git_remote() {
     let out = run_ok(&t.b, &["-e", "shared", "pull"]);
     assert!(stderr(&out).contains("is up to date"), "{}", stderr(&out));
 
+    // A pulled state that does not sync (a ComfyUI commit that does not exist) leaves B as it
+    // was; `--preview` shows it first and changes nothing.
+    let manifest_a = cec_a.join("pyproject.toml");
+    let text = fs_err::read_to_string(&manifest_a).unwrap();
+    let pinned = text
+        .lines()
+        .find(|l| l.starts_with("commit = \""))
+        .unwrap()
+        .to_owned();
+    let bogus = format!("commit = \"{}\"", "0123456789".repeat(4));
+    fs_err::write(&manifest_a, text.replacen(&pinned, &bogus, 1)).unwrap();
+    git_in(
+        &a.ctx,
+        &cec_a,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "Pin a ComfyUI commit that does not exist",
+        ],
+    );
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    let b_head = git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]);
+    let b_manifest = fs_err::read(cec_b.join("pyproject.toml")).unwrap();
+    let preview: serde_json::Value = serde_json::from_str(&stdout(&run_ok(
+        &t.b,
+        &["-e", "shared", "--json", "pull", "--preview"],
+    )))
+    .unwrap();
+    assert_eq!(preview["fast_forward"], true, "{preview}");
+    assert!(preview["diff"].to_string().contains("0123456789"), "{preview}");
+    assert_eq!(git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]), b_head);
+    let out = t.b.command().args(["-e", "shared", "pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not be applied"), "{}", stderr(&out));
+    assert_eq!(
+        git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]),
+        b_head,
+        "`.cec` is back"
+    );
+    assert_eq!(fs_err::read(cec_b.join("pyproject.toml")).unwrap(), b_manifest);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&t.b, &["-e", "shared", "--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], true, "B is synced as before: {status}");
+    git_in(&a.ctx, &cec_a, &["revert", "--no-edit", "HEAD"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    run_ok(&t.b, &["-e", "shared", "pull"]);
+
     // Both commit: B's pull is refused and changes nothing; B's push never rewrites A's history.
     let live_b = t.b_env("shared").join("ComfyUI/user/default/workflows");
     fs_err::write(live_b.join("flow.json"), workflow("MyNodeA", "from b", "")).unwrap();
