@@ -237,6 +237,41 @@ pub struct PullReport {
 /// Where `pull` makes the environment match the new `.cec` (the environment's working context).
 pub type PullContext<'a> = comfydock_environments::nodes::NodeContext<'a>;
 
+/// A fetched remote branch: `.cec`'s HEAD (`from`) and the branch's tip (`to`).
+struct Fetched {
+    remote: String,
+    branch: String,
+    from: String,
+    to: String,
+}
+
+fn fetch(
+    git: &Git,
+    env: &Environment,
+    remote: Option<&str>,
+    branch: Option<&str>,
+) -> Result<Fetched, BundleError> {
+    let remote = pick_remote(git, env, remote)?;
+    let branch = pick_branch(git, env, branch)?;
+    let cec = env.cec();
+    git.run(Some(&cec), ["fetch", "--", remote.as_str(), branch.as_str()])?;
+    let rev = |name: &str| -> Result<String, BundleError> {
+        Ok(git.run(Some(&cec), ["rev-parse", name])?.trim().to_owned())
+    };
+    Ok(Fetched {
+        from: rev("HEAD")?,
+        to: rev("FETCH_HEAD")?,
+        remote,
+        branch,
+    })
+}
+
+/// Whether commit `a` is an ancestor of (or equal to) `b` in `env`'s `.cec`.
+fn is_ancestor(git: &Git, env: &Environment, a: &str, b: &str) -> bool {
+    git.run(Some(&env.cec()), ["merge-base", "--is-ancestor", a, b])
+        .is_ok()
+}
+
 /// What `pull --preview` shows: what the remote branch would change, without changing anything.
 #[derive(Debug, Clone, Serialize)]
 pub struct PullPreview {
@@ -257,21 +292,9 @@ pub fn preview_pull(
     remote: Option<&str>,
     branch: Option<&str>,
 ) -> Result<PullPreview, BundleError> {
-    let remote = pick_remote(git, env, remote)?;
-    let branch = pick_branch(git, env, branch)?;
-    let cec = env.cec();
-    git.run(Some(&cec), ["fetch", "--", remote.as_str(), branch.as_str()])?;
-    let from = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
-    let to = git
-        .run(Some(&cec), ["rev-parse", "FETCH_HEAD"])?
-        .trim()
-        .to_owned();
-    let fast_forward = git
-        .run(
-            Some(&cec),
-            ["merge-base", "--is-ancestor", from.as_str(), to.as_str()],
-        )
-        .is_ok();
+    let fetched = fetch(git, env, remote, branch)?;
+    let (remote, branch, from, to) = (fetched.remote, fetched.branch, fetched.from, fetched.to);
+    let fast_forward = is_ancestor(git, env, &from, &to);
     let diff = comfydock_environments::history::diff(git, env, Some(&from), Some(&to))?;
     Ok(PullPreview {
         remote,
@@ -293,17 +316,11 @@ pub fn pull(
 ) -> Result<PullReport, BundleError> {
     let (git, env) = (&ctx.tools.git, ctx.env);
     super::export::check_committed(git, env)?;
-    let remote = pick_remote(git, env, remote)?;
-    let branch = pick_branch(git, env, branch)?;
+    ctx.reporter.phase("Fetching");
+    let fetched = fetch(git, env, remote, branch)?;
+    let (remote, branch, from, to) = (fetched.remote, fetched.branch, fetched.from, fetched.to);
     let cec = env.cec();
-    ctx.reporter.phase(&format!("Fetching {remote}/{branch}"));
-    git.run(Some(&cec), ["fetch", "--", remote.as_str(), branch.as_str()])?;
-    let from = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
-    let to = git
-        .run(Some(&cec), ["rev-parse", "FETCH_HEAD"])?
-        .trim()
-        .to_owned();
-    let ancestor = |a: &str, b: &str| git.run(Some(&cec), ["merge-base", "--is-ancestor", a, b]).is_ok();
+    let ancestor = |a: &str, b: &str| is_ancestor(git, env, a, b);
     if from == to || ancestor(&to, &from) {
         return Ok(PullReport {
             remote,
