@@ -339,6 +339,29 @@ pub fn pull(
         .into());
     }
     git.run(Some(&cec), ["merge", "--ff-only", "--quiet", to.as_str()])?;
+    let report = apply_checkout(ctx, "the pulled state", &|| {
+        git.run(Some(&cec), ["reset", "--hard", "--quiet", from.as_str()])
+            .map(drop)
+    })?;
+    Ok(PullReport {
+        remote,
+        branch,
+        from,
+        to,
+        sync: Some(report),
+    })
+}
+
+/// After `.cec` moved to another commit: sync the environment to it and put the tracked
+/// workflows' committed versions into ComfyUI (the local ones were committed, so nothing is lost;
+/// replaced files go to the trash). When the sync fails, `undo` moves `.cec` back, the
+/// environment is synced back, and the error returned.
+fn apply_checkout(
+    ctx: &PullContext<'_>,
+    what: &str,
+    undo: &dyn Fn() -> Result<(), git::GitError>,
+) -> Result<SyncReport, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
     let sync = || {
         lifecycle::sync(
             ctx.workspace,
@@ -351,37 +374,104 @@ pub fn pull(
         )
         .map_err(Box::new)
     };
-    let synced = sync();
-    match synced {
+    match sync() {
         Ok(report) => {
-            // ComfyUI shows the pulled versions of the tracked workflows (the local ones were
-            // committed, so nothing is lost; the replaced files go to the trash).
-            let workflows = workflow_tracking::tracked(&env.manifest()?);
-            for name in &workflows {
+            for name in &workflow_tracking::tracked(&env.manifest()?) {
                 workflow_tracking::restore(git, ctx.workspace, env, name, None, true)
                     .map_err(|e| BundleError::Workflow(Box::new(e)))?;
             }
-            Ok(PullReport {
-                remote,
-                branch,
-                from,
-                to,
-                sync: Some(report),
-            })
+            Ok(report)
         }
         Err(err) => {
-            ctx.reporter.warning(&format!(
-                "the pulled state does not sync ({err}); going back to {}",
-                short(&from)
-            ));
-            git.run(Some(&cec), ["reset", "--hard", "--quiet", from.as_str()])?;
+            ctx.reporter
+                .warning(&format!("{what} does not sync ({err}); going back"));
+            undo()?;
             if let Err(back) = sync() {
-                ctx.reporter
-                    .warning(&format!("syncing back to {} failed too: {back}", short(&from)));
+                ctx.reporter.warning(&format!("syncing back failed too: {back}"));
             }
             Err(BundleError::Sync(err))
         }
     }
+}
+
+/// A branch of `.cec`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Branch {
+    pub name: String,
+    pub current: bool,
+    pub commit: String,
+}
+
+/// The local branches of `env`'s `.cec`.
+pub fn branches(git: &Git, env: &Environment) -> Result<Vec<Branch>, BundleError> {
+    let out = git.run(
+        Some(&env.cec()),
+        [
+            "for-each-ref",
+            "--format=%(HEAD)%00%(refname:short)%00%(objectname)",
+            "refs/heads",
+        ],
+    )?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split('\0');
+            let head = parts.next()?;
+            Some(Branch {
+                current: head == "*",
+                name: parts.next()?.to_owned(),
+                commit: parts.next()?.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// Create branch `name` at `.cec`'s HEAD (without switching to it).
+pub fn create_branch(git: &Git, env: &Environment, name: &str) -> Result<(), BundleError> {
+    check_name(name)?;
+    git.run(Some(&env.cec()), ["branch", "--", name])?;
+    Ok(())
+}
+
+/// What `switch` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchReport {
+    pub from_branch: String,
+    pub branch: String,
+    pub from: String,
+    pub to: String,
+    pub sync: SyncReport,
+}
+
+/// Switch `.cec` to branch `name` (created at HEAD with `create`), then make the environment
+/// what it says. Refuses uncommitted changes; when the sync fails, `.cec` goes back to the
+/// branch it was on and the environment is synced back.
+pub fn switch(ctx: &PullContext<'_>, name: &str, create: bool) -> Result<SwitchReport, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
+    check_name(name)?;
+    super::export::check_committed(git, env)?;
+    let from_branch = pick_branch(git, env, None)?;
+    let cec = env.cec();
+    let from = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    let create_arg = format!("--create={name}");
+    let args = if create {
+        vec!["switch", "--quiet", create_arg.as_str()]
+    } else {
+        vec!["switch", "--quiet", "--", name]
+    };
+    git.run(Some(&cec), args)?;
+    let to = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    let sync = apply_checkout(ctx, &format!("branch `{name}`"), &|| {
+        git.run(Some(&cec), ["switch", "--quiet", "--", from_branch.as_str()])
+            .map(drop)
+    })?;
+    Ok(SwitchReport {
+        from_branch,
+        branch: name.to_owned(),
+        from,
+        to,
+        sync,
+    })
 }
 
 /// Make the history of a clone (`cloned_git`, the clone's `.git`) the history of `env`'s `.cec`,
@@ -393,10 +483,6 @@ pub fn adopt_clone_history(git: &Git, env: &Environment, cloned_git: &Path) -> R
     fs_err::rename(cloned_git, &cec_git)?;
     comfydock_environments::environment::ensure_commit_identity(git, &env.cec())?;
     Ok(())
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 /// Open a cloned `.cec` (a git work tree at `dir`) like a bundle: the same checks as

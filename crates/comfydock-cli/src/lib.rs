@@ -74,6 +74,8 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Push(args) => done(commands::remote::push(ctx, args)),
         Command::Pull(args) => done(commands::remote::pull(ctx, args)),
         Command::Clone(args) => done(commands::remote::clone(ctx, args)),
+        Command::Branch(args) => done(commands::remote::branch(ctx, args)),
+        Command::Switch(args) => done(commands::remote::switch(ctx, args)),
         Command::SelfCommand(command) => done(commands::self_update::run(ctx, command)),
         Command::Create(args) => done(env::create(ctx, args)),
         Command::List => done(env::list(ctx)),

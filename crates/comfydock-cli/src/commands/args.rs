@@ -134,6 +134,10 @@ pub enum Command {
     Pull(crate::commands::remote::PullArgs),
     /// Create an environment from a shared .cec git repository (like `import`)
     Clone(crate::commands::remote::CloneArgs),
+    /// List the branches of .cec, or create one
+    Branch(crate::commands::remote::BranchArgs),
+    /// Switch .cec to another branch, then sync the environment to it
+    Switch(crate::commands::remote::SwitchArgs),
     /// Serve workflows as a typed HTTP API with a durable job queue
     Serve(crate::commands::serve::ServeArgs),
 }

@@ -49,6 +49,23 @@ pub struct PullArgs {
     pub preview: bool,
 }
 
+/// `comfydock branch`.
+#[derive(Debug, Args)]
+pub struct BranchArgs {
+    /// Create this branch at the current commit (without switching to it) [default: list]
+    pub name: Option<String>,
+}
+
+/// `comfydock switch`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Branch to switch to
+    pub name: String,
+    /// Create the branch at the current commit first
+    #[arg(long)]
+    pub create: bool,
+}
+
 /// `comfydock clone`.
 #[derive(Debug, Args)]
 pub struct CloneArgs {
@@ -209,6 +226,73 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
             "Models the workflows need and this machine lacks: `comfydock -e {} status`; fetch them with `comfydock -e {} sync --models`",
             env.name, env.name
         ));
+    }
+    Ok(())
+}
+
+pub fn branch(ctx: &Context, args: &BranchArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let git = Git::find()?;
+    if let Some(name) = &args.name {
+        let _lock = ctx.lock(&workspace)?;
+        git_remote::create_branch(&git, &env, name)?;
+        if !ctx.printer.json_mode() {
+            ctx.printer.status(
+                "Created",
+                format!(
+                    "branch `{name}`; switch to it with `comfydock -e {} switch {name}`",
+                    env.name
+                ),
+            );
+        }
+    }
+    let branches = git_remote::branches(&git, &env)?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&branches);
+    } else if args.name.is_none() {
+        for b in &branches {
+            ctx.printer.data(format!(
+                "{} {}  {}",
+                if b.current { "*" } else { " " },
+                b.name,
+                comfydock_foundation::display_text::short_hash(&b.commit)
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn switch(ctx: &Context, args: &SwitchArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    let _lock = ctx.lock(&workspace)?;
+    let workspace = Workspace::open(workspace.root())?;
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    let report = git_remote::switch(
+        &PullContext {
+            workspace: &workspace,
+            settings: &settings,
+            tools: &tools,
+            env: &env,
+            reporter: &ctx.reporter,
+        },
+        &args.name,
+        args.create,
+    )?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+    } else {
+        ctx.printer.status(
+            "Switched",
+            format!(
+                "`{}` to branch `{}` ({}), synced",
+                env.name,
+                report.branch,
+                comfydock_foundation::display_text::short_hash(&report.to)
+            ),
+        );
     }
     Ok(())
 }

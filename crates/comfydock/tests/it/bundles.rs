@@ -1414,4 +1414,24 @@ fn a_team_shares_an_environment_through_a_git_remote() {
         remote_head,
         "the remote history is untouched"
     );
+
+    // Branches: B tries something on a branch and switches back; ComfyUI shows each branch's
+    // version of the workflow.
+    let on_main = fs_err::read(live_b.join("flow.json")).unwrap();
+    run_ok(&t.b, &["-e", "shared", "switch", "--create", "experiment"]);
+    fs_err::write(live_b.join("flow.json"), workflow("MyNodeA", "experiment", "")).unwrap();
+    run_ok(&t.b, &["-e", "shared", "commit", "-m", "Experiment"]);
+    let listed = stdout(&run_ok(&t.b, &["-e", "shared", "branch"]));
+    assert!(
+        listed.contains("* experiment") && listed.contains(&format!("  {}", branch.trim())),
+        "{listed}"
+    );
+    run_ok(&t.b, &["-e", "shared", "switch", branch.trim()]);
+    assert_eq!(fs_err::read(live_b.join("flow.json")).unwrap(), on_main);
+    run_ok(&t.b, &["-e", "shared", "switch", "experiment"]);
+    assert_eq!(
+        fs_err::read(live_b.join("flow.json")).unwrap(),
+        fs_err::read(cec_b.join("workflows/flow.json")).unwrap()
+    );
+    assert!(String::from_utf8_lossy(&fs_err::read(live_b.join("flow.json")).unwrap()).contains("experiment"));
 }
