@@ -157,6 +157,26 @@ pub fn push(ctx: &Context, args: &PushArgs) -> CommandResult {
     Ok(())
 }
 
+/// Run `work` on `env` under the workspace lock, with the settings and tools it needs.
+fn under_lock<T>(
+    ctx: &Context,
+    workspace: &Workspace,
+    env: &environment::Environment,
+    work: &dyn Fn(&PullContext<'_>) -> Result<T, comfydock_bundles::BundleError>,
+) -> CommandResult<T> {
+    let _lock = ctx.lock(workspace)?;
+    let workspace = Workspace::open(workspace.root())?;
+    let settings = ctx.settings(&workspace);
+    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
+    Ok(work(&PullContext {
+        workspace: &workspace,
+        settings: &settings,
+        tools: &tools,
+        env,
+        reporter: &ctx.reporter,
+    })?)
+}
+
 pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
@@ -185,21 +205,9 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
         super::history::print_diff(ctx, &preview.diff);
         return Ok(());
     }
-    let _lock = ctx.lock(&workspace)?;
-    let workspace = Workspace::open(workspace.root())?;
-    let settings = ctx.settings(&workspace);
-    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let report = git_remote::pull(
-        &PullContext {
-            workspace: &workspace,
-            settings: &settings,
-            tools: &tools,
-            env: &env,
-            reporter: &ctx.reporter,
-        },
-        args.remote.as_deref(),
-        args.branch.as_deref(),
-    )?;
+    let report = under_lock(ctx, &workspace, &env, &|work| {
+        git_remote::pull(work, args.remote.as_deref(), args.branch.as_deref())
+    })?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&report);
         return Ok(());
@@ -266,21 +274,9 @@ pub fn branch(ctx: &Context, args: &BranchArgs) -> CommandResult {
 pub fn switch(ctx: &Context, args: &SwitchArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
-    let _lock = ctx.lock(&workspace)?;
-    let workspace = Workspace::open(workspace.root())?;
-    let settings = ctx.settings(&workspace);
-    let tools = environment::tools(&workspace, &settings, &ctx.reporter)?;
-    let report = git_remote::switch(
-        &PullContext {
-            workspace: &workspace,
-            settings: &settings,
-            tools: &tools,
-            env: &env,
-            reporter: &ctx.reporter,
-        },
-        &args.name,
-        args.create,
-    )?;
+    let report = under_lock(ctx, &workspace, &env, &|work| {
+        git_remote::switch(work, &args.name, args.create)
+    })?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&report);
     } else {
