@@ -32,6 +32,8 @@ pub enum RemoteError {
     UnknownRemote { env: String, name: String },
     #[error("`{name}` is not a usable remote or branch name")]
     BadName { name: String },
+    #[error("`.cec` of `{env}` has no branch `{name}`")]
+    UnknownBranch { env: String, name: String },
     #[error("`.cec` of `{env}` is not on a branch (detached HEAD)")]
     Detached { env: String },
     #[error(
@@ -60,6 +62,9 @@ impl comfydock_foundation::Hinted for RemoteError {
             Self::BadName { .. } => {
                 "remote and branch names are plain names (letters, digits, `-`, `_`, `.`, `/`)".into()
             }
+            Self::UnknownBranch { env, name } => format!(
+                "see the branches with `comfydock -e {env} branch`, or create it with `comfydock -e {env} switch --create {name}`"
+            ),
             Self::Detached { env } => format!(
                 "commit on a branch first: `git -C <env>/.cec switch -c main`, then `comfydock -e {env} push`"
             ),
@@ -266,6 +271,45 @@ fn fetch(
     })
 }
 
+/// Packages the `.cec` state at `to` would build from source (running their code) that the
+/// state at `from` did not: what a teammate's commit must not run without the user's consent.
+fn new_build_sources(git: &Git, env: &Environment, from: &str, to: &str) -> Vec<super::builds::BuildSource> {
+    let cec = env.cec();
+    let at = |rev: &str| {
+        let read = |file: &str| {
+            git.read_blob(&cec, rev, file)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        super::builds::build_sources(&read("pyproject.toml"), &read("uv.lock"))
+    };
+    let before = at(from);
+    at(to)
+        .into_iter()
+        .filter(|source| !before.contains(source))
+        .collect()
+}
+
+/// Refuse to move `.cec` from `from` to `to` when that would build new sources, unless allowed.
+fn check_build_consent(
+    git: &Git,
+    env: &Environment,
+    from: &str,
+    to: &str,
+    command: &str,
+    allow_builds: bool,
+) -> Result<(), BundleError> {
+    let sources = new_build_sources(git, env, from, to);
+    if allow_builds || sources.is_empty() {
+        return Ok(());
+    }
+    Err(BundleError::CommitBuildsNeedConsent {
+        env: env.name.clone(),
+        command: command.to_owned(),
+        sources,
+    })
+}
+
 /// Whether commit `a` is an ancestor of (or equal to) `b` in `env`'s `.cec`.
 fn is_ancestor(git: &Git, env: &Environment, a: &str, b: &str) -> bool {
     git.run(Some(&env.cec()), ["merge-base", "--is-ancestor", a, b])
@@ -313,6 +357,7 @@ pub fn pull(
     ctx: &PullContext<'_>,
     remote: Option<&str>,
     branch: Option<&str>,
+    allow_builds: bool,
 ) -> Result<PullReport, BundleError> {
     let (git, env) = (&ctx.tools.git, ctx.env);
     super::export::check_committed(git, env)?;
@@ -338,6 +383,7 @@ pub fn pull(
         }
         .into());
     }
+    check_build_consent(git, env, &from, &to, "pull", allow_builds)?;
     git.run(Some(&cec), ["merge", "--ff-only", "--quiet", to.as_str()])?;
     let report = apply_checkout(ctx, "the pulled state", &|| {
         git.run(Some(&cec), ["reset", "--hard", "--quiet", from.as_str()])
@@ -446,13 +492,27 @@ pub struct SwitchReport {
 /// Switch `.cec` to branch `name` (created at HEAD with `create`), then make the environment
 /// what it says. Refuses uncommitted changes; when the sync fails, `.cec` goes back to the
 /// branch it was on and the environment is synced back.
-pub fn switch(ctx: &PullContext<'_>, name: &str, create: bool) -> Result<SwitchReport, BundleError> {
+pub fn switch(
+    ctx: &PullContext<'_>,
+    name: &str,
+    create: bool,
+    allow_builds: bool,
+) -> Result<SwitchReport, BundleError> {
     let (git, env) = (&ctx.tools.git, ctx.env);
     check_name(name)?;
     super::export::check_committed(git, env)?;
     let from_branch = pick_branch(git, env, None)?;
     let cec = env.cec();
     let from = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    if !create {
+        let target = git
+            .resolve_commit(&cec, &format!("refs/heads/{name}"))
+            .ok_or_else(|| RemoteError::UnknownBranch {
+                env: env.name.clone(),
+                name: name.to_owned(),
+            })?;
+        check_build_consent(git, env, &from, &target, &format!("switch {name}"), allow_builds)?;
+    }
     let create_arg = format!("--create={name}");
     let args = if create {
         vec!["switch", "--quiet", create_arg.as_str()]

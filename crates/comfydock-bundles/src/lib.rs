@@ -113,6 +113,17 @@ pub enum BundleError {
         path: PathBuf,
         sources: Vec<builds::BuildSource>,
     },
+    #[error(
+        "The new `.cec` state of `{env}` would build {} package(s) from source, running their code: {}",
+        sources.len(),
+        sources.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    CommitBuildsNeedConsent {
+        env: String,
+        /// The command to repeat with consent (`pull`, `switch NAME`).
+        command: String,
+        sources: Vec<builds::BuildSource>,
+    },
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error(transparent)]
@@ -160,6 +171,9 @@ impl Hinted for BundleError {
             Self::BuildNeedsConsent { path, .. } => Some(format!(
                 "nothing was changed; if you trust the bundle's author, import it with `comfydock import {} --run-install-scripts`",
                 path.display()
+            )),
+            Self::CommitBuildsNeedConsent { env, command, .. } => Some(format!(
+                "nothing was changed; see what changed with `comfydock -e {env} pull --preview`, and if you trust its author run `comfydock -e {env} {command} --run-install-scripts`"
             )),
             Self::Env(e) => e.hint(),
             Self::Manifest(e) => e.hint(),

@@ -47,6 +47,9 @@ pub struct PullArgs {
     /// Only show what pulling would change (ComfyUI, packages, nodes, models, workflows)
     #[arg(long)]
     pub preview: bool,
+    /// Let uv build local, git and source-only packages the pulled lock adds (runs their code)
+    #[arg(long)]
+    pub run_install_scripts: bool,
 }
 
 /// `comfydock branch`.
@@ -64,6 +67,9 @@ pub struct SwitchArgs {
     /// Create the branch at the current commit first
     #[arg(long)]
     pub create: bool,
+    /// Let uv build local, git and source-only packages the branch adds (runs their code)
+    #[arg(long)]
+    pub run_install_scripts: bool,
 }
 
 /// `comfydock clone`.
@@ -206,7 +212,12 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
         return Ok(());
     }
     let report = under_lock(ctx, &workspace, &env, &|work| {
-        git_remote::pull(work, args.remote.as_deref(), args.branch.as_deref())
+        git_remote::pull(
+            work,
+            args.remote.as_deref(),
+            args.branch.as_deref(),
+            args.run_install_scripts,
+        )
     })?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&report);
@@ -275,7 +286,7 @@ pub fn switch(ctx: &Context, args: &SwitchArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     let report = under_lock(ctx, &workspace, &env, &|work| {
-        git_remote::switch(work, &args.name, args.create)
+        git_remote::switch(work, &args.name, args.create, args.run_install_scripts)
     })?;
     if ctx.printer.json_mode() {
         ctx.printer.json(&report);

@@ -1393,6 +1393,31 @@ fn a_team_shares_an_environment_through_a_git_remote() {
     run_ok(&a.ctx, &["-e", "a", "push"]);
     run_ok(&t.b, &["-e", "shared", "pull"]);
 
+    // A teammate's commit that would build code from source is not pulled without consent.
+    let text = fs_err::read_to_string(&manifest_a).unwrap();
+    fs_err::write(
+        &manifest_a,
+        format!(
+            "{text}\n[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n"
+        ),
+    )
+    .unwrap();
+    git_in(&a.ctx, &cec_a, &["commit", "--quiet", "-am", "Build the project"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    let b_head = git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]);
+    let out = t.b.command().args(["-e", "shared", "pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would build 1 package(s) from source")
+            && stderr(&out).contains("pull --run-install-scripts"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]), b_head);
+    git_in(&a.ctx, &cec_a, &["revert", "--no-edit", "HEAD"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    run_ok(&t.b, &["-e", "shared", "pull"]);
+
     // Both commit: B's pull is refused and changes nothing; B's push never rewrites A's history.
     let live_b = t.b_env("shared").join("ComfyUI/user/default/workflows");
     fs_err::write(live_b.join("flow.json"), workflow("MyNodeA", "from b", "")).unwrap();
