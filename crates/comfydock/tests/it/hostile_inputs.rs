@@ -198,6 +198,12 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
     zips.publish(NodePackage::new("x", "1.0.0"));
     let zip_url = zips.download_url("x", "1.0.0");
     let zip_url = zip_url.as_str();
+    // A zip bomb by entry count: more files than the node archive limit allows.
+    let many = (0..50_001).fold(NodePackage::new("zip-many", "1.0.0"), |p, i| {
+        p.file(&format!("data/f{i}.txt"), "")
+    });
+    zips.publish(many);
+    let many_url = zips.download_url("zip-many", "1.0.0");
     let version = |v: &str| json!([{"version": v, "downloadUrl": zip_url, "deprecated": false}]);
     let node = |id: &str| json!({"id": id, "name": "evil", "description": ""});
     let answers: BTreeMap<String, serde_json::Value> = [
@@ -221,6 +227,11 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
         (
             "/nodes/evil-version-abs/versions".to_owned(),
             version(&format!("/tmp/{esc}")),
+        ),
+        ("/nodes/zip-many".to_owned(), node("zip-many")),
+        (
+            "/nodes/zip-many/versions".to_owned(),
+            json!([{"version": "1.0.0", "downloadUrl": many_url, "deprecated": false}]),
         ),
     ]
     .into_iter()
@@ -262,6 +273,31 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
             manifest_before
         );
     }
+
+    // The archive is downloaded, then refused by the entry limit before anything is extracted.
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "e", "node", "add", "zip-many"])
+        .output()
+        .unwrap();
+    assert_no_panic("zip-many", &out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "zip-many was added:\n{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("entries, more than the limit of 50000; nothing was installed") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(!env_dir.join("ComfyUI/custom_nodes/zip-many").exists());
+    assert_eq!(
+        fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap(),
+        manifest_before
+    );
 
     // A `.cec` pulled from a teammate: unsafe entries are ignored by every command, and
     // non-ASCII hashes and commits are displayed without panicking.
