@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 MODELS=${BENCH_MODELS:-100000}
 WORKFLOW_MB=${BENCH_WORKFLOW_MB:-50}
 WORKFLOWS=${BENCH_WORKFLOWS:-644}
+BUNDLE_ENTRIES=${BENCH_BUNDLE_ENTRIES:-19990}
+BUNDLE_LARGE_MB=${BENCH_BUNDLE_LARGE_MB:-1024}
 HELPER="python3 $PWD/scripts/bench_scale_data.py"
 
 cargo build --release -q -p comfydock
@@ -77,6 +79,15 @@ json_load=$($HELPER time 3 python3 -c "import json,sys; json.load(open(sys.argv[
 many=$($HELPER time 5 "$BIN" workflow analyze "$WORK/workflows")
 cat_floor=$($HELPER time 5 sh -c "for f in '$WORK'/workflows/*.json; do cat \"\$f\"; done")
 
+echo >&2 "Bundles ..."
+# Import runs every check, unpacks, verifies and writes the environment's files, then stops at the
+# ComfyUI checkout (its pinned commit does not exist; no network is touched).
+$HELPER bundle "$WORK/many.tar.gz" "$BUNDLE_ENTRIES" 0
+$HELPER bundle "$WORK/large.tar.gz" 0 "$BUNDLE_LARGE_MB"
+import_many=$(COMFYDOCK_COMFYUI_REPO=/nonexistent/comfyui $HELPER time-to-error 3 "$BIN" --yes import "$WORK/many.tar.gz")
+import_large=$(COMFYDOCK_COMFYUI_REPO=/nonexistent/comfyui $HELPER time-to-error 3 "$BIN" --yes import "$WORK/large.tar.gz")
+tar_many=$($HELPER time 3 sh -c "rm -rf '$WORK/untar' && mkdir '$WORK/untar' && tar -xzf '$WORK/many.tar.gz' -C '$WORK/untar'")
+
 echo
 row "what ($MODELS models)" "comfydock" "reference" "ratio"
 row "---" "---" "---" "---"
@@ -90,4 +101,6 @@ row "\`model list\`" "$(ms "$(best "$list")") ($(ms "$(median "$list")"))" "sqli
 row "\`model list\` first line" "$(ms "$(cut -d' ' -f1 <<<"$first")")" "" ""
 row "\`workflow analyze\` ${big_mb} MiB: time" "$(best "$analyze_big") s" "python3 json.load: $(best "$json_load") s" "$(ratio "$(best "$analyze_big")" "$(best "$json_load")")"
 row "\`workflow analyze\` ${big_mb} MiB: peak memory" "$(peak_mib "$analyze_big")" "python3 json.load: $(peak_mib "$json_load")" "$(python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024 / float(sys.argv[2]):.1f}× file')" "$(cut -d' ' -f3 <<<"$analyze_big")" "$big_mb")"
+row "\`import\` $BUNDLE_ENTRIES-entry bundle (to checkout)" "$(best "$import_many") s, $(peak_mib "$import_many")" "tar -xzf: $(best "$tar_many") s" "$(ratio "$(best "$import_many")" "$(best "$tar_many")")"
+row "\`import\` ${BUNDLE_LARGE_MB} MiB entry: peak memory" "$(peak_mib "$import_large") ($(best "$import_large") s)" "" ""
 row "\`workflow analyze DIR\` ($WORKFLOWS files)" "$(best "$many") s" "cat loop: $(best "$cat_floor") s" "$(ratio "$(best "$many")" "$(best "$cat_floor")")"

@@ -4,18 +4,24 @@
   bench_scale_data.py models DIR COUNT      COUNT small distinct model files under DIR (ComfyUI folders)
   bench_scale_data.py workflow FILE MB      one UI-format workflow of about MB megabytes
   bench_scale_data.py workflows DIR COUNT   COUNT small workflows (for the many-files case)
+  bench_scale_data.py bundle FILE COUNT MB  an export bundle with COUNT empty workflows and one dev-node
+                                            file of MB megabytes of zeros (streamed into the gzip stream)
   bench_scale_data.py time RUNS CMD...      best and median wall time of CMD (stdout discarded), and
                                             the peak RSS of the best run
+  bench_scale_data.py time-to-error RUNS CMD...  the same for a CMD expected to fail (exit status ignored)
   bench_scale_data.py first-line CMD...     seconds until CMD prints its first line on stdout, and in all
   bench_scale_data.py written TRACE NAME    bytes an `strace -y` log shows written to files whose name
                                             starts with NAME
 """
+import hashlib
+import io
 import json
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 
 FOLDERS = ["checkpoints", "loras", "vae", "diffusion_models", "text_encoders", "controlnet", "upscale_models", "embeddings"]
@@ -85,14 +91,59 @@ def workflows(root, count):
             json.dump(document, out)
 
 
-def run_once(command):
+class Zeros(io.RawIOBase):
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def bundle(path, count, megabytes):
+    """A format-1 export bundle pinned to a ComfyUI commit that does not exist (import stops there)."""
+    pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nref = 'v0.3.40'\ncommit = '" + "0" * 40 + "'\n"
+    lock = ("version = 1\n\n[[package]]\nname = 'x'\nversion = '0.0.0'\nsource = { virtual = '.' }\n\n"
+            "[package.optional-dependencies]\ncpu = [{ name = 'torch', version = '2.5.1+cpu', "
+            "source = { registry = 'http://127.0.0.1:9/whl/cpu' } }]\n")
+    small = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin).encode(), "uv.lock": lock.encode()}
+    small.update({f"workflows/w{n:06d}.json": b"" for n in range(count)})
+    large = megabytes << 20
+    digest = hashlib.sha256()
+    block = bytes(1 << 20)
+    for _ in range(megabytes):
+        digest.update(block)
+    files = {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for name, data in small.items()}
+    files["dev_nodes/blob/weights.bin"] = {"sha256": digest.hexdigest(), "size": large}
+    manifest = json.dumps({"format_version": 1, "comfydock_version": "0.1.0", "created_at": "2026-01-01T00:00:00Z",
+                           "environment_name": "bench", "platform": "linux-x86_64", "python": "3.12",
+                           "comfyui": {"reference": "v0.3.40", "commit": "0" * 40}, "torch_backend": "cpu",
+                           "torch_backends": ["cpu"], "cec_commit": "0" * 40,
+                           "counts": {"workflows": count, "registry_nodes": 0, "git_nodes": 0, "dev_nodes": 0, "models": 0},
+                           "models": [], "files": files}).encode()
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT, compresslevel=1) as tar:
+        for name, data in [("manifest.json", manifest)] + list(small.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("dev_nodes/blob/weights.bin")
+        info.size = large
+        tar.addfile(info, io.BufferedReader(Zeros(large), 1 << 20))
+
+
+def run_once(command, check=True):
     """Wall seconds and peak RSS (KiB, from GNU time: a fork of this Python would report its own)."""
     rss_file = f"/tmp/bench-scale-rss.{os.getpid()}"
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
         status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file, *command], stdout=null)
     elapsed = time.perf_counter() - start
-    if status != 0:
+    if check and status != 0:
         sys.exit(f"`{' '.join(command)}` failed ({status})")
     with open(rss_file) as rss:
         peak = int(rss.read().split()[-1])
@@ -100,8 +151,8 @@ def run_once(command):
     return elapsed, peak
 
 
-def timed(runs, command):
-    results = sorted(run_once(command) for _ in range(runs))
+def timed(runs, command, check=True):
+    results = sorted(run_once(command, check) for _ in range(runs))
     best, rss = results[0]
     median = statistics.median(r[0] for r in results)
     print(f"{best:.4f} {median:.4f} {rss}")
@@ -132,6 +183,10 @@ if __name__ == "__main__":
     what = sys.argv[1]
     if what == "time":
         timed(int(sys.argv[2]), sys.argv[3:])
+    elif what == "time-to-error":
+        timed(int(sys.argv[2]), sys.argv[3:], check=False)
+    elif what == "bundle":
+        bundle(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif what == "first-line":
         first_line(sys.argv[2:])
     elif what == "written":

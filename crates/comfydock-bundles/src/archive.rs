@@ -6,8 +6,10 @@
 //!
 //! Reading: every entry is checked before its bytes are written anywhere, into a fresh temporary
 //! folder outside the workspace: only regular files and folders, relative UTF-8 paths without
-//! `..`, no duplicates, caps on the entry count and the total unpacked size (checked against each
-//! header before reading, so a decompression bomb is refused without inflating it).
+//! `..`, no duplicates, caps on the entry count, on the size of the entries `import` loads into
+//! memory (metadata and workflows) and on the total unpacked size — all checked against each header
+//! before reading, so a decompression bomb is refused without inflating it. Entry bytes are streamed
+//! to disk (hashed on the way) and never held in memory whole.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -77,15 +79,44 @@ pub fn write(
 /// Caps applied while reading a bundle.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Entries of any kind (folders included).
     pub max_entries: usize,
+    /// Bytes of all files together.
     pub max_total_bytes: u64,
+    /// Bytes of each file `import` reads whole: `manifest.json`, `pyproject.toml`, `uv.lock`,
+    /// `.python-version`.
+    pub max_metadata_bytes: u64,
+    /// Bytes of each `workflows/` file (one is parsed at a time when model paths are rewritten).
+    pub max_workflow_bytes: u64,
 }
 
+/// Files `import` reads into memory whole; capped by [`Limits::max_metadata_bytes`].
+const METADATA_FILES: [&str; 4] = [MANIFEST_NAME, "pyproject.toml", "uv.lock", ".python-version"];
+
 impl Default for Limits {
+    /// An exported environment has a few hundred workflows and a few dev nodes (export caps each
+    /// at 200 MB); 20,000 entries leaves room for large dev nodes while an import of that many
+    /// files stays in seconds. A big lock is about 1 MB; the largest real workflows (embedded
+    /// images) are tens of MB.
     fn default() -> Self {
         Self {
-            max_entries: 100_000,
+            max_entries: 20_000,
             max_total_bytes: 4 * 1024 * 1024 * 1024,
+            max_metadata_bytes: 16 * 1024 * 1024,
+            max_workflow_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// The cap on one file at `path` (a clean bundle path), beyond the total.
+    fn per_entry(&self, path: &str) -> Option<u64> {
+        if METADATA_FILES.contains(&path) {
+            Some(self.max_metadata_bytes)
+        } else if path.starts_with("workflows/") {
+            Some(self.max_workflow_bytes)
+        } else {
+            None
         }
     }
 }
@@ -145,10 +176,10 @@ pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
         let mut entry = entry.map_err(|e| invalid(format!("corrupt archive ({e})")))?;
         count += 1;
         if count > limits.max_entries {
-            return Err(invalid(format!(
-                "more than {} entries (a decompression bomb?)",
-                limits.max_entries
-            )));
+            return Err(BundleError::TooManyEntries {
+                path: bundle.to_path_buf(),
+                limit: limits.max_entries,
+            });
         }
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8(raw).map_err(|_| invalid("an entry path is not UTF-8".into()))?;
@@ -176,6 +207,16 @@ pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
             .header()
             .size()
             .map_err(|e| invalid(format!("entry `{name}`: {e}")))?;
+        if let Some(limit) = limits.per_entry(&clean)
+            && size > limit
+        {
+            return Err(BundleError::EntryTooLarge {
+                path: bundle.to_path_buf(),
+                entry: clean,
+                size,
+                limit,
+            });
+        }
         total = total.saturating_add(size);
         if total > limits.max_total_bytes {
             return Err(invalid(format!(
@@ -190,15 +231,17 @@ pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
         if let Some(parent) = dest.parent() {
             fs_err::create_dir_all(parent).map_err(read_err)?;
         }
-        let mut out = fs_err::OpenOptions::new()
+        let out = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&dest)
             .map_err(|e| invalid(format!("entry `{name}` collides with another entry ({e})")))?;
+        // Streamed through a fixed buffer: hashed and written, never held whole.
         let mut hasher = sha2::Sha256::new();
         let mut written = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
         let mut limited = (&mut entry).take(size);
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
         loop {
             let n = limited
                 .read(&mut buf)
@@ -210,6 +253,7 @@ pub fn read(bundle: &Path, limits: Limits) -> Result<Unpacked, BundleError> {
             out.write_all(&buf[..n]).map_err(read_err)?;
             written += n as u64;
         }
+        out.flush().map_err(read_err)?;
         if written != size {
             return Err(invalid(format!("entry `{name}` is truncated")));
         }
@@ -361,16 +405,19 @@ mod tests {
             &path,
             Limits {
                 max_entries: 10,
-                max_total_bytes: 1 << 20,
+                ..Limits::default()
             },
         )
         .unwrap_err();
-        assert!(err.to_string().contains("Invalid bundle"), "{err}");
+        assert!(
+            matches!(err, BundleError::TooManyEntries { limit: 10, .. }),
+            "{err:?}"
+        );
         let err = read(
             &path,
             Limits {
-                max_entries: 100,
                 max_total_bytes: 1,
+                ..Limits::default()
             },
         )
         .unwrap_err();

@@ -459,10 +459,10 @@ pub fn import(
             .under("workflows")
             .into_iter()
             .map(|rel| {
-                let bytes = bundle.files.read(&format!("workflows/{rel}"))?;
-                Ok((rel, bytes))
+                let path = bundle.files.path(&format!("workflows/{rel}"));
+                (rel, path)
             })
-            .collect::<std::io::Result<_>>()?,
+            .collect(),
     };
 
     let mut dev_nodes = Vec::new();
@@ -531,27 +531,34 @@ pub fn import(
         }
         // Workflows into ComfyUI's user folder, with local model paths substituted.
         let live = workflow_tracking::comfyui_workflows_dir(env);
-        for (rel, bytes) in &files.workflows {
+        // One workflow in memory at a time, and only when model paths are rewritten; otherwise
+        // a streamed copy into the fresh environment.
+        for (rel, source) in &files.workflows {
             if !is_json(rel) {
                 continue;
             }
             let name = rel.trim_end_matches(".json").to_owned();
-            let mut out = bytes.clone();
+            let to = live.join(rel);
+            fs_err::create_dir_all(to.parent().unwrap_or(&live))?;
+            let mut rewritten = None;
             if !renames.is_empty()
-                && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+                && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&fs_err::read(source)?)
             {
                 let mut made = Vec::new();
                 for (from, to) in &renames {
                     made.extend(substitution::rewrite(&name, &mut value, from, to));
                 }
                 if !made.is_empty() {
-                    out = serde_json::to_vec_pretty(&value).expect("workflow serialises");
+                    rewritten = Some(serde_json::to_vec_pretty(&value).expect("workflow serialises"));
                     substitutions.extend(made);
                 }
             }
-            let to = live.join(rel);
-            fs_err::create_dir_all(to.parent().unwrap_or(&live))?;
-            comfydock_foundation::atomic_file::write_atomic(&to, out)?;
+            match rewritten {
+                Some(out) => comfydock_foundation::atomic_file::write_atomic(&to, out)?,
+                None => {
+                    fs_err::copy(source, &to)?;
+                }
+            }
             workflows.push(name);
         }
         Ok(())

@@ -67,6 +67,21 @@ pub enum BundleError {
     },
     #[error("Invalid bundle `{path}`: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// More entries than [`archive::Limits::max_entries`].
+    #[error("Invalid bundle `{path}`: more than {limit} entries")]
+    TooManyEntries { path: PathBuf, limit: usize },
+    /// A file `import` reads whole is larger than its cap in [`archive::Limits`].
+    #[error(
+        "Invalid bundle `{path}`: entry `{entry}` is {}, more than the {} allowed for it",
+        comfydock_foundation::display_text::human_bytes(*size),
+        comfydock_foundation::display_text::human_bytes(*limit)
+    )]
+    EntryTooLarge {
+        path: PathBuf,
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("Bundle `{path}` has format version {found}; this comfydock reads up to {supported}")]
     NewerFormat {
         path: PathBuf,
@@ -161,6 +176,12 @@ impl Hinted for BundleError {
             Self::Invalid { .. } => Some(
                 "the bundle is damaged or not a comfydock export; ask for a fresh `comfydock export`".into(),
             ),
+            Self::TooManyEntries { .. } => Some(
+                "an exported environment holds far fewer files; ask the sender to add build outputs and data to their dev nodes' .gitignore and export again".into(),
+            ),
+            Self::EntryTooLarge { entry, .. } => Some(format!(
+                "`{entry}` is larger than any real one; ask the sender to check it and export again"
+            )),
             Self::NoBackend { wanted, covered, .. } if !covered.is_empty() => Some(format!(
                 "import with a backend the lock covers (`--torch-backend {}`), or ask for a bundle whose environment locks `{wanted}` (`comfydock backend add {wanted}`, then `comfydock export`)",
                 covered[0]

@@ -741,8 +741,9 @@ pub struct ImportFiles {
     pub lock: Vec<u8>,
     /// `.python-version` contents (e.g. `3.12`).
     pub python_version: String,
-    /// Workflows as `(name relative to .cec/workflows, bytes)`.
-    pub workflows: Vec<(String, Vec<u8>)>,
+    /// Workflows as `(name relative to .cec/workflows, file to copy)`; copied by streaming, so a
+    /// large file is never held in memory.
+    pub workflows: Vec<(String, PathBuf)>,
 }
 
 /// Create an environment from recorded `.cec` files: ComfyUI at the manifest's commit, the lock
@@ -778,10 +779,12 @@ pub fn create_from_files(
         let workflows = cec.join("workflows");
         fs_err::create_dir_all(&workflows)?;
         write_atomic(&workflows.join(".gitkeep"), "")?;
-        for (rel, bytes) in &files.workflows {
+        // A fresh folder removed on failure: plain copies (no per-file temp file and sync, which
+        // made bundles with thousands of workflows slow).
+        for (rel, source) in &files.workflows {
             let path = workflows.join(rel);
             fs_err::create_dir_all(path.parent().unwrap_or(&workflows))?;
-            write_atomic(&path, bytes)?;
+            fs_err::copy(source, &path)?;
         }
         let manifest = env.manifest()?;
         let pin = manifest.comfyui()?;

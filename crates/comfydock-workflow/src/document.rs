@@ -3,6 +3,8 @@
 
 mod subgraph_check;
 
+pub use subgraph_check::MAX_SUBGRAPH_DEPTH;
+
 use std::collections::HashMap;
 
 use serde::{Serialize, Serializer};

@@ -17,9 +17,15 @@ pub enum WorkflowError {
     /// A subgraph definition contains an instance of itself, directly or through other subgraphs.
     #[error("subgraph {} contains itself (cycle: {})", chain.first().map_or("?", String::as_str), chain.join(" -> "))]
     SubgraphCycle { chain: Vec<String> },
+    /// Subgraph definitions nest deeper than the safety limit (instances inside definitions inside ...).
+    #[error("subgraph {subgraph} nests subgraphs more than {limit} levels deep; refusing to expand it")]
+    SubgraphTooDeep { subgraph: String, limit: usize },
     /// Expanding nested subgraph instances would produce more nodes than the safety limit.
     #[error("expanding subgraphs produces more than {limit} nodes; refusing to continue")]
     TooManyNodes { limit: usize },
+    /// Expanding nested subgraph instances would produce more node-id text than the safety limit.
+    #[error("expanding subgraphs produces more than {limit_bytes} bytes of node ids; refusing to continue")]
+    ExpansionTooLarge { limit_bytes: usize },
 }
 
 impl WorkflowError {

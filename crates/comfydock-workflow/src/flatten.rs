@@ -9,6 +9,10 @@ use crate::error::WorkflowError;
 /// Upper bound on flattened nodes (a hostile file could nest many instances of many instances).
 pub(crate) const MAX_FLAT_NODES: usize = 500_000;
 
+/// Upper bound on the bytes of all flattened ids together: ids repeat their enclosing instances'
+/// ids, so long string ids nested a few levels could otherwise cost far more than the file.
+pub(crate) const MAX_FLAT_ID_BYTES: usize = 64 << 20;
+
 /// One node after subgraph expansion.
 #[derive(Debug, Clone)]
 pub(crate) struct FlatNode<'a> {
@@ -41,6 +45,7 @@ struct Frame<'a> {
 pub(crate) fn flatten(workflow: &UiWorkflow) -> Result<FlatGraph<'_>, WorkflowError> {
     let definitions: HashMap<&str, SubgraphView<'_>> = workflow.subgraph_index();
     let mut nodes: Vec<FlatNode<'_>> = Vec::new();
+    let mut id_bytes = 0usize;
     // Depth-first with an explicit stack, so an instance is followed by its inner nodes.
     let root = workflow.graph();
     let mut stack = vec![Frame {
@@ -69,6 +74,12 @@ pub(crate) fn flatten(workflow: &UiWorkflow) -> Result<FlatGraph<'_>, WorkflowEr
             node.mode()
         };
         let instance_of = node.node_type().and_then(|t| definitions.get(t).copied());
+        id_bytes += id.len();
+        if id_bytes > MAX_FLAT_ID_BYTES {
+            return Err(WorkflowError::ExpansionTooLarge {
+                limit_bytes: MAX_FLAT_ID_BYTES,
+            });
+        }
         let graph = frame.graph;
         let parent = frame.parent;
         nodes.push(FlatNode {

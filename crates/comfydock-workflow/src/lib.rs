@@ -34,9 +34,9 @@ pub use content_hash::content_hash;
 pub use convert::{Conversion, ConversionWarning, convert_to_api};
 pub use diff::{DiffNode, ModeChange, ModelChange, WidgetChange, WorkflowDiff, diff};
 pub use document::{
-    ApiInput, ApiNodeView, ApiWorkflow, GraphView, InputSlot, Link, NodeMode, NodeView, OutputSlot,
-    SubgraphIo, SubgraphView, UiWorkflow, WidgetRef, WidgetValues, WorkflowDocument, WorkflowFormat,
-    detect_format,
+    ApiInput, ApiNodeView, ApiWorkflow, GraphView, InputSlot, Link, MAX_SUBGRAPH_DEPTH, NodeMode, NodeView,
+    OutputSlot, SubgraphIo, SubgraphView, UiWorkflow, WidgetRef, WidgetValues, WorkflowDocument,
+    WorkflowFormat, detect_format,
 };
 pub use error::WorkflowError;
 pub use validation::{

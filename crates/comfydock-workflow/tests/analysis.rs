@@ -338,3 +338,90 @@ fn builtins_from_object_info_use_the_python_module() {
     assert_eq!(builtins.len(), 16);
     assert!(BuiltinNodes::fallback().len() > 1000);
 }
+
+/// A chain of `levels` subgraph definitions, each holding one instance of the next, the top level
+/// holding one instance of the first: `levels` levels of nesting.
+fn nested_chain(levels: usize) -> String {
+    use std::fmt::Write as _;
+    let mut text =
+        String::from(r#"{"nodes":[{"id":1,"type":"sg-0","mode":0}],"links":[],"definitions":{"subgraphs":["#);
+    for level in 0..levels {
+        if level > 0 {
+            text.push(',');
+        }
+        let inner = if level + 1 == levels {
+            "KSampler".to_owned()
+        } else {
+            format!("sg-{}", level + 1)
+        };
+        write!(
+            text,
+            r#"{{"id":"sg-{level}","name":"level {level}","nodes":[{{"id":1,"type":"{inner}","mode":0}}],"links":[]}}"#
+        )
+        .unwrap();
+    }
+    text.push_str("]}}");
+    text
+}
+
+#[test]
+fn deep_subgraph_nesting_is_refused_when_parsed() {
+    use comfydock_workflow::{MAX_SUBGRAPH_DEPTH, WorkflowError};
+    // The attack: 50,000 nested definitions (references, not JSON depth, so serde_json's recursion
+    // limit does not apply) used to cost 20 s and 9.4 GB in expansion.
+    let err = WorkflowDocument::parse(&nested_chain(50_000)).unwrap_err();
+    assert!(
+        matches!(&err, WorkflowError::SubgraphTooDeep { limit: 64, subgraph } if subgraph.contains("sg-")),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("more than 64 levels deep"), "{err}");
+    // The limit itself is accepted and analyzed: the innermost node sits 64 instances deep.
+    assert_eq!(MAX_SUBGRAPH_DEPTH, 64);
+    let document = WorkflowDocument::parse(&nested_chain(MAX_SUBGRAPH_DEPTH)).unwrap();
+    let analysis = analyze(&document, &AnalysisOptions::default()).unwrap();
+    let deepest = std::iter::repeat_n("1", MAX_SUBGRAPH_DEPTH + 1)
+        .collect::<Vec<_>>()
+        .join(":");
+    let ksampler = analysis
+        .node_types
+        .iter()
+        .find(|t| t.node_type == "KSampler")
+        .expect("the innermost node is analyzed");
+    assert_eq!(ksampler.node_ids, [deepest]);
+    assert!(matches!(
+        WorkflowDocument::parse(&nested_chain(MAX_SUBGRAPH_DEPTH + 1)),
+        Err(WorkflowError::SubgraphTooDeep { .. })
+    ));
+}
+
+#[test]
+fn long_node_ids_repeated_by_nesting_are_refused_instead_of_exhausting_memory() {
+    use serde_json::json;
+    // Eight levels of four instances each, every node id 10,000 characters long: 65,536 nodes
+    // whose flattened ids would total about 3 GB.
+    let levels = 8;
+    let long_id = |n: usize| format!("{n}{}", "x".repeat(10_000));
+    let subgraphs: Vec<_> = (0..levels)
+        .map(|level| {
+            let inner = if level + 1 == levels {
+                "KSampler".to_owned()
+            } else {
+                format!("level-{}", level + 1)
+            };
+            let nodes: Vec<_> = (0..4)
+                .map(|n| json!({"id": long_id(n), "type": inner, "mode": 0}))
+                .collect();
+            json!({"id": format!("level-{level}"), "nodes": nodes, "links": []})
+        })
+        .collect();
+    let value = json!({"nodes": [{"id": 1, "type": "level-0"}], "links": [], "definitions": {"subgraphs": subgraphs}});
+    let document = WorkflowDocument::from_value(value).unwrap();
+    let err = analyze(&document, &AnalysisOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            comfydock_workflow::WorkflowError::ExpansionTooLarge { limit_bytes } if limit_bytes == 64 << 20
+        ),
+        "{err:?}"
+    );
+}

@@ -144,7 +144,11 @@ fn very_deep_subgraph_chains_do_not_overflow_the_stack() {
     defs.push(subgraph(&format!("s{depth}"), &["KSampler"]));
     let acyclic =
         json!({"nodes": [{"id": 1, "type": "s0"}], "links": [], "definitions": {"subgraphs": defs.clone()}});
-    assert!(WorkflowDocument::from_value(acyclic).is_ok());
+    // Checked without recursion: refused as too deep (a clean error, not a stack overflow).
+    assert!(matches!(
+        WorkflowDocument::from_value(acyclic),
+        Err(WorkflowError::SubgraphTooDeep { limit: 64, .. })
+    ));
     defs.pop();
     defs.push(subgraph(&format!("s{depth}"), &["s0"]));
     let cyclic = json!({"nodes": [{"id": 1, "type": "s0"}], "links": [], "definitions": {"subgraphs": defs}});

@@ -172,7 +172,15 @@ fn load(path: &Path) -> CommandResult<WorkflowDocument> {
 }
 
 fn workflow_error(path: &Path, error: &WorkflowError) -> CommandError {
-    CommandError::failed(format!("`{}`: {error}", path.display()))
+    let failed = CommandError::failed(format!("`{}`: {error}", path.display()));
+    match error {
+        WorkflowError::SubgraphTooDeep { .. }
+        | WorkflowError::TooManyNodes { .. }
+        | WorkflowError::ExpansionTooLarge { .. } => failed.with_hint(
+            "editor-made workflows stay far below these limits; if this file is yours, open it in ComfyUI and unpack the innermost subgraphs",
+        ),
+        _ => failed,
+    }
 }
 
 pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult<ExitStatus> {

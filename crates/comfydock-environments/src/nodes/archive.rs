@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::Digest as _;
 
-use super::error::NodeError;
+use super::error::{ArchiveLimit, NodeError};
 use super::registry::RegistryClient;
 use comfydock_foundation::reporter::Reporter;
 
@@ -186,9 +186,12 @@ pub struct ZipLimits {
 }
 
 impl Default for ZipLimits {
+    /// Real node packs hold at most a few thousand files (a bundled web frontend) and a few
+    /// hundred MB (packs shipping small models); these caps leave ample room above that while
+    /// bounding the disk and time a hostile archive can cost.
     fn default() -> Self {
         Self {
-            max_entries: 100_000,
+            max_entries: 50_000,
             max_entry_bytes: 2 * 1024 * 1024 * 1024,
             max_total_bytes: 4 * 1024 * 1024 * 1024,
         }
@@ -203,7 +206,7 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), NodeError> {
 /// Extract `archive` into the empty folder `dest`. Every entry is checked first: an entry with
 /// `..`, an absolute path or a link, too many entries, or declared sizes over `limits` are
 /// rejected before anything is written; the bytes actually inflated are capped as well (a
-/// header may lie).
+/// header may lie). Entries are streamed to disk, never held in memory.
 pub fn extract_zip_within(archive: &Path, dest: &Path, limits: ZipLimits) -> Result<(), NodeError> {
     let bad = |source| NodeError::BadArchive {
         archive: archive.to_path_buf(),
@@ -211,15 +214,18 @@ pub fn extract_zip_within(archive: &Path, dest: &Path, limits: ZipLimits) -> Res
     };
     let file = fs_err::File::open(archive)?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
-    let too_big = |entry: String, reason: &'static str| NodeError::UnsafeArchive {
+    let too_large = |what: String, limit: ArchiveLimit| NodeError::ArchiveTooLarge {
         archive: archive.to_path_buf(),
-        entry,
-        reason,
+        what,
+        limit,
     };
     if zip.len() > limits.max_entries {
-        return Err(too_big(
-            format!("({} entries)", zip.len()),
-            "makes the archive hold more entries than a node may have (a zip bomb?)",
+        return Err(too_large(
+            "the archive".into(),
+            ArchiveLimit::Entries {
+                found: zip.len(),
+                limit: limits.max_entries,
+            },
         ));
     }
     let mut declared_total = 0u64;
@@ -243,16 +249,20 @@ pub fn extract_zip_within(archive: &Path, dest: &Path, limits: ZipLimits) -> Res
             }
         })?;
         if entry.size() > limits.max_entry_bytes {
-            return Err(too_big(
-                name.clone(),
-                "unpacks to more than a node file may hold (a zip bomb?)",
+            return Err(too_large(
+                format!("entry `{name}`"),
+                ArchiveLimit::EntryBytes {
+                    limit: limits.max_entry_bytes,
+                },
             ));
         }
         declared_total = declared_total.saturating_add(entry.size());
         if declared_total > limits.max_total_bytes {
-            return Err(too_big(
-                name.clone(),
-                "makes the archive unpack to more than a node may hold (a zip bomb?)",
+            return Err(too_large(
+                format!("entry `{name}`"),
+                ArchiveLimit::TotalBytes {
+                    limit: limits.max_total_bytes,
+                },
             ));
         }
         plan.push((i, relative, entry.is_dir()));
@@ -270,15 +280,20 @@ pub fn extract_zip_within(archive: &Path, dest: &Path, limits: ZipLimits) -> Res
         let mut entry = zip.by_index(i).map_err(bad)?;
         let name = relative.to_string_lossy().into_owned();
         let mut out = fs_err::File::create(&target)?;
-        let cap = limits
-            .max_entry_bytes
-            .min(limits.max_total_bytes.saturating_sub(written_total));
+        let entry_cap = limits.max_entry_bytes;
+        let total_cap = limits.max_total_bytes.saturating_sub(written_total);
+        let cap = entry_cap.min(total_cap);
         let written = std::io::copy(&mut (&mut entry).take(cap.saturating_add(1)), &mut out)?;
         if written > cap {
-            return Err(too_big(
-                name.clone(),
-                "inflates past the size limit (its header understates its size)",
-            ));
+            // The header understated the size: the bytes themselves are over a limit.
+            let limit = if entry_cap <= total_cap {
+                ArchiveLimit::EntryBytes { limit: entry_cap }
+            } else {
+                ArchiveLimit::TotalBytes {
+                    limit: limits.max_total_bytes,
+                }
+            };
+            return Err(too_large(format!("entry `{name}`"), limit));
         }
         written_total += written;
         #[cfg(unix)]
@@ -351,23 +366,47 @@ mod tests {
     type Entries<'a> = &'a [(&'a str, Option<&'a str>)];
 
     #[test]
-    fn zip_bombs_are_refused() {
+    fn zip_bombs_are_refused_by_a_named_limit() {
         let tight = ZipLimits {
             max_entries: 2,
             max_entry_bytes: 4,
             max_total_bytes: 8,
         };
-        // (entries, expected reason)
-        let cases: [(Entries<'_>, &str); 3] = [
-            (&[("a", None), ("b", None), ("c", None)], "more entries"),
-            (&[("a.py", None)], "more than a node file may hold"),
-            (&[("a", None)], "more than a node file may hold"),
+        let roomy_entries = ZipLimits {
+            max_entry_bytes: 6,
+            ..tight
+        };
+        // (entries, limits, expected limit, expected message)
+        let cases: [(Entries<'_>, ZipLimits, ArchiveLimit, &str); 3] = [
+            (
+                &[("a", None), ("b", None), ("c", None)],
+                tight,
+                ArchiveLimit::Entries { found: 3, limit: 2 },
+                "the archive holds 3 entries, more than the limit of 2",
+            ),
+            (
+                &[("a.py", None)],
+                tight,
+                ArchiveLimit::EntryBytes { limit: 4 },
+                "entry `a.py` unpacks to more than the limit of 4 B for one file",
+            ),
+            (
+                &[("a", None), ("b", None)],
+                roomy_entries,
+                ArchiveLimit::TotalBytes { limit: 8 },
+                "entry `b` makes the archive unpack to more than the limit of 8 B in total",
+            ),
         ];
-        for (entries, expected) in cases {
+        for (entries, limits, expected, message) in cases {
             let zip = zip_with(entries);
             let dest = tempfile::tempdir().unwrap();
-            let err = extract_zip_within(zip.path(), dest.path(), tight).unwrap_err();
-            assert!(format!("{err:?}").contains(expected), "{err:?}");
+            let err = extract_zip_within(zip.path(), dest.path(), limits).unwrap_err();
+            assert!(
+                matches!(&err, NodeError::ArchiveTooLarge { archive, limit, .. } if *limit == expected && archive == zip.path()),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(message), "{err}");
+            assert!(comfydock_foundation::Hinted::hint(&err).is_some());
             assert_eq!(
                 fs_err::read_dir(dest.path()).unwrap().count(),
                 0,
@@ -376,12 +415,39 @@ mod tests {
         }
         let zip = zip_with(&[("a", None)]);
         let dest = tempfile::tempdir().unwrap();
-        let roomy = ZipLimits {
-            max_entry_bytes: 6,
-            ..tight
-        };
-        extract_zip_within(zip.path(), dest.path(), roomy).unwrap();
+        extract_zip_within(zip.path(), dest.path(), roomy_entries).unwrap();
         assert_eq!(fs_err::read(dest.path().join("a")).unwrap(), b"x = 1\n");
+    }
+
+    #[test]
+    fn a_header_understating_the_size_stops_inflating_at_the_declared_size() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut w = zip::ZipWriter::new(file.reopen().unwrap());
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("bomb.bin", opts).unwrap();
+        w.write_all(&[0u8; 4096]).unwrap();
+        w.finish().unwrap();
+        // Rewrite the declared uncompressed size (local and central headers) to 2 bytes.
+        let mut bytes = fs_err::read(file.path()).unwrap();
+        for (signature, offset) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+            let at = bytes.windows(4).position(|w| w == signature).unwrap();
+            bytes[at + offset..at + offset + 4].copy_from_slice(&2u32.to_le_bytes());
+        }
+        fs_err::write(file.path(), &bytes).unwrap();
+        let limits = ZipLimits {
+            max_entries: 10,
+            max_entry_bytes: 100,
+            max_total_bytes: 1000,
+        };
+        let dest = tempfile::tempdir().unwrap();
+        let err = extract_zip_within(file.path(), dest.path(), limits).unwrap_err();
+        // The zip reader itself stops at the declared size (our own cap is the second guard).
+        assert!(
+            matches!(&err, NodeError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData),
+            "{err:?}"
+        );
+        assert!(fs_err::metadata(dest.path().join("bomb.bin")).unwrap().len() <= 2);
     }
 
     fn zip_with(entries: &[(&str, Option<&str>)]) -> tempfile::NamedTempFile {

@@ -56,6 +56,14 @@ pub enum NodeError {
         entry: String,
         reason: &'static str,
     },
+    /// A node archive over one of the extraction limits ([`super::archive::ZipLimits`]).
+    #[error("Refusing to extract `{archive}`: {what} {limit}; nothing was installed")]
+    ArchiveTooLarge {
+        archive: PathBuf,
+        /// What is too large: `entry `x.bin`` or `the archive`.
+        what: String,
+        limit: ArchiveLimit,
+    },
     #[error("`{archive}` is not a readable zip archive")]
     BadArchive {
         archive: PathBuf,
@@ -199,6 +207,9 @@ impl Hinted for NodeError {
                 "the cached file was changed or corrupted; delete `{}` and retry to download it again",
                 path.display()
             )),
+            Self::ArchiveTooLarge { .. } => Some(
+                "no registry node needs this much; report it to the node's author (or the registry) and do not install it".into(),
+            ),
             Self::UnsafeArchive { .. } => Some(
                 "the archive tries to write outside its folder; report it to the node's author and do not install it".into(),
             ),
@@ -276,6 +287,38 @@ impl NodeError {
         match self {
             Self::Conflict { resolver, .. } | Self::Unresolvable { resolver, .. } => Some(&resolver.0),
             _ => None,
+        }
+    }
+}
+
+/// Which extraction limit a node archive exceeds, with the limit's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveLimit {
+    /// More entries than allowed.
+    Entries { found: usize, limit: usize },
+    /// One entry unpacks (or says it unpacks) to more bytes than allowed.
+    EntryBytes { limit: u64 },
+    /// All entries together unpack to more bytes than allowed.
+    TotalBytes { limit: u64 },
+}
+
+impl std::fmt::Display for ArchiveLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use comfydock_foundation::display_text::human_bytes;
+        match self {
+            Self::Entries { found, limit } => {
+                write!(f, "holds {found} entries, more than the limit of {limit}")
+            }
+            Self::EntryBytes { limit } => write!(
+                f,
+                "unpacks to more than the limit of {} for one file",
+                human_bytes(*limit)
+            ),
+            Self::TotalBytes { limit } => write!(
+                f,
+                "makes the archive unpack to more than the limit of {} in total",
+                human_bytes(*limit)
+            ),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::workspace::Workspace;
 use comfydock_foundation::reporter::Reporter;
 
 pub use crate::manifest::node_entry::{NodeEntry, NodeSource};
-pub use error::NodeError;
+pub use error::{ArchiveLimit, NodeError};
 pub use spec::NodeSpec;
 
 /// Everything a node operation needs.

@@ -563,12 +563,16 @@ bundle("absolute", lambda t, b: (add(t, "/tmp/abs.txt", b"x"), t.close()))
 bundle("symlink", lambda t, b: (add(t, "workflows/link.json", type=tarfile.SYMTYPE, linkname="/etc/passwd"), t.close()))
 bundle("hardlink", lambda t, b: (add(t, "workflows/hard.json", type=tarfile.LNKTYPE, linkname="pyproject.toml"), t.close()))
 bundle("device", lambda t, b: (add(t, "dev/null", type=tarfile.CHRTYPE), t.close()))
-def bomb(t, b):
-    info = tarfile.TarInfo("workflows/bomb.json")
-    info.size = 64 * 1024 ** 3
-    b.write(info.tobuf(tarfile.GNU_FORMAT))
-    b.write(b"\0" * 4096)
-bundle("bomb", bomb)
+def bomb(name):
+    def write(t, b):
+        info = tarfile.TarInfo(name)
+        info.size = 64 * 1024 ** 3
+        b.write(info.tobuf(tarfile.GNU_FORMAT))
+        b.write(b"\0" * 4096)
+    return write
+# Over the total cap (a dev node file has no cap of its own), and over a workflow's own cap.
+bundle("bomb", bomb("dev_nodes/n/bomb.bin"))
+bundle("bomb-workflow", bomb("workflows/bomb.json"))
 bundle("checksum", listed={"pyproject.toml": b"[project]\nname = 'y'\n", "uv.lock": base["uv.lock"]})
 bundle("missing", listed=dict(base, **{"workflows/a.json": b"{}"}))
 bundle("unlisted", lambda t, b: (add(t, "workflows/extra.json", b"{}"), t.close()))
@@ -603,6 +607,10 @@ fn malicious_and_broken_bundles_are_rejected_without_touching_the_workspace() {
         ("hardlink", "hard link"),
         ("device", "device"),
         ("bomb", "decompression bomb"),
+        (
+            "bomb-workflow",
+            "entry `workflows/bomb.json` is 64.0 GiB, more than the 128.0 MiB allowed for it",
+        ),
         ("checksum", "checksum mismatch for `pyproject.toml`"),
         ("missing", "missing file `workflows/a.json`"),
         ("unlisted", "not listed in manifest.json"),

@@ -198,6 +198,12 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
     zips.publish(NodePackage::new("x", "1.0.0"));
     let zip_url = zips.download_url("x", "1.0.0");
     let zip_url = zip_url.as_str();
+    // A zip bomb by entry count: more files than the node archive limit allows.
+    let many = (0..50_001).fold(NodePackage::new("zip-many", "1.0.0"), |p, i| {
+        p.file(&format!("data/f{i}.txt"), "")
+    });
+    zips.publish(many);
+    let many_url = zips.download_url("zip-many", "1.0.0");
     let version = |v: &str| json!([{"version": v, "downloadUrl": zip_url, "deprecated": false}]);
     let node = |id: &str| json!({"id": id, "name": "evil", "description": ""});
     let answers: BTreeMap<String, serde_json::Value> = [
@@ -221,6 +227,11 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
         (
             "/nodes/evil-version-abs/versions".to_owned(),
             version(&format!("/tmp/{esc}")),
+        ),
+        ("/nodes/zip-many".to_owned(), node("zip-many")),
+        (
+            "/nodes/zip-many/versions".to_owned(),
+            json!([{"version": "1.0.0", "downloadUrl": many_url, "deprecated": false}]),
         ),
     ]
     .into_iter()
@@ -262,6 +273,31 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
             manifest_before
         );
     }
+
+    // The archive is downloaded, then refused by the entry limit before anything is extracted.
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "e", "node", "add", "zip-many"])
+        .output()
+        .unwrap();
+    assert_no_panic("zip-many", &out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "zip-many was added:\n{}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("entries, more than the limit of 50000; nothing was installed") && err.contains("hint:"),
+        "{err}"
+    );
+    assert!(!env_dir.join("ComfyUI/custom_nodes/zip-many").exists());
+    assert_eq!(
+        fs_err::read(env_dir.join(".cec/pyproject.toml")).unwrap(),
+        manifest_before
+    );
 
     // A `.cec` pulled from a teammate: unsafe entries are ignored by every command, and
     // non-ASCII hashes and commits are displayed without panicking.
@@ -793,4 +829,157 @@ fn a_killed_import_is_retried_under_the_same_name() {
     // The bundle's ComfyUI commit is unknown here, so the import itself fails, under its name.
     assert!(err.contains("Failed to create environment `evil`"), "{err}");
     assert!(!ctx.workspace.join("environments/evil-1").exists());
+}
+
+/// Bundles that cost time or memory: argv[1] is the output folder. Large entries are zeros, streamed
+/// into the gzip stream (a few hundred KB on disk).
+const MAKE_COSTLY_BUNDLES: &str = r#"
+import hashlib, io, json, sys, tarfile
+out = sys.argv[1]
+pin = "[tool.comfydock]\ntorch_backends = ['cpu']\n\n[tool.comfydock.comfyui]\nref = 'v0.3.40'\ncommit = '" + "0" * 40 + "'\n"
+lock = "version = 1\n\n[[package]]\nname = 'x'\nversion = '0.0.0'\nsource = { virtual = '.' }\n\n[package.optional-dependencies]\ncpu = [{ name = 'torch', version = '2.5.1+cpu', source = { registry = 'http://127.0.0.1:9/whl/cpu' } }]\n"
+class Zeros(io.RawIOBase):
+    def __init__(self, n): self.left = n
+    def readable(self): return True
+    def readinto(self, b):
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n
+def zeros_sha(n):
+    h, block = hashlib.sha256(), bytes(1 << 20)
+    while n:
+        k = min(n, len(block)); h.update(block[:k]); n -= k
+    return h.hexdigest()
+def bundle(name, small={}, zeros={}):
+    small = {"pyproject.toml": ("[project]\nname = 'x'\n" + pin).encode(), "uv.lock": lock.encode(), **small}
+    listed = {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in small.items()}
+    listed.update({n: {"sha256": zeros_sha(s), "size": s} for n, s in zeros.items()})
+    manifest = json.dumps({"format_version": 1, "comfydock_version": "0.1.0",
+        "created_at": "2026-01-01T00:00:00Z", "environment_name": name, "platform": "linux-x86_64",
+        "python": "3.12", "comfyui": {"reference": "v0.3.40", "commit": "0" * 40},
+        "torch_backend": "cpu", "torch_backends": ["cpu"], "cec_commit": "0" * 40,
+        "counts": {"workflows": 0, "registry_nodes": 0, "git_nodes": 0, "dev_nodes": 0, "models": 0},
+        "models": [], "files": listed}).encode()
+    with tarfile.open(f"{out}/{name}.tar.gz", "w:gz", format=tarfile.GNU_FORMAT, compresslevel=1) as t:
+        for n, d in [("manifest.json", manifest)] + list(small.items()):
+            info = tarfile.TarInfo(n); info.size = len(d); t.addfile(info, io.BytesIO(d))
+        for n, s in zeros.items():
+            info = tarfile.TarInfo(n); info.size = s; t.addfile(info, io.BufferedReader(Zeros(s), 1 << 20))
+bundle("too-many-entries", small={f"workflows/w{i:05}.json": b"{}" for i in range(20_000)})
+bundle("many-entries", small={f"workflows/w{i:05}.json": b"{}" for i in range(19_990)})
+bundle("huge-workflow", zeros={"workflows/big.json": 300 << 20})
+bundle("large-entries", zeros={"dev_nodes/blob/weights.bin": 300 << 20, "workflows/large.json": 100 << 20})
+"#;
+
+/// Runs `comfydock args` and returns its output with the peak resident memory (KiB) of the
+/// process, measured by python's `getrusage(RUSAGE_CHILDREN)` after it exits.
+fn run_measured(ctx: &TestContext, args: &[&str]) -> (std::process::Output, u64) {
+    const MEASURE: &str = "import resource, subprocess, sys\nr = subprocess.run(sys.argv[2:])\nopen(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(r.returncode)";
+    let rss_dir = tempfile::tempdir().unwrap();
+    let rss_file = rss_dir.path().join("peak-rss");
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MEASURE])
+        .arg(&rss_file)
+        .arg(env!("CARGO_BIN_EXE_comfydock"))
+        .args(args)
+        .output()
+        .unwrap();
+    let kib = fs_err::read_to_string(&rss_file).unwrap().trim().parse().unwrap();
+    (out, kib)
+}
+
+/// Inputs built to cost time or memory: each is refused by a named limit, or handled while the
+/// process stays small (large entries are streamed, never held in memory).
+#[test]
+fn costly_bundles_and_workflows_stay_within_named_limits() {
+    use std::fmt::Write as _;
+    // Peak memory is measured in KiB.
+    const MIB: u64 = 1024;
+    let ctx = context();
+    ctx.init_workspace();
+    let dir = ctx.path().join("bundles");
+    fs_err::create_dir_all(&dir).unwrap();
+    let out = ctx
+        .std_command("python3")
+        .args(["-c", MAKE_COSTLY_BUNDLES])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 50,000 nested subgraph definitions (the attack cost 20 s and 9.4 GB).
+    let mut deep =
+        String::from(r#"{"nodes":[{"id":1,"type":"sg-0"}],"links":[],"definitions":{"subgraphs":["#);
+    for level in 0..50_000 {
+        if level > 0 {
+            deep.push(',');
+        }
+        write!(
+            deep,
+            r#"{{"id":"sg-{level}","nodes":[{{"id":1,"type":"sg-{}"}}],"links":[]}}"#,
+            level + 1
+        )
+        .unwrap();
+    }
+    deep.push_str("]}}");
+    let deep_file = ctx.path().join("deep.json");
+    fs_err::write(&deep_file, deep).unwrap();
+    let deep_arg = deep_file.to_string_lossy().into_owned();
+    let bundle = |name: &str| dir.join(format!("{name}.tar.gz")).to_string_lossy().into_owned();
+    // (case, arguments, expected in stderr, peak memory allowed)
+    let refused: Vec<(&str, Vec<String>, &str, u64)> = vec![
+        (
+            "deep-subgraphs",
+            vec!["workflow".into(), "analyze".into(), deep_arg],
+            "nests subgraphs more than 64 levels deep",
+            200 * MIB,
+        ),
+        (
+            "too-many-entries",
+            vec!["--yes".into(), "import".into(), bundle("too-many-entries")],
+            "more than 20000 entries",
+            64 * MIB,
+        ),
+        (
+            "huge-workflow",
+            vec!["--yes".into(), "import".into(), bundle("huge-workflow")],
+            "entry `workflows/big.json` is 300.0 MiB, more than the 128.0 MiB allowed for it",
+            64 * MIB,
+        ),
+    ];
+    let before = snapshot(ctx.path(), None);
+    for (name, args, expected, max_kib) in &refused {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (out, kib) = run_measured(&ctx, &args);
+        assert_no_panic(name, &out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name} was not refused:\n{}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{name}: expected `{expected}` in:\n{err}");
+        assert!(err.contains("hint:"), "{name}: no hint in:\n{err}");
+        assert!(kib < *max_kib, "{name}: peak memory {kib} KiB");
+        assert_eq!(snapshot(ctx.path(), None), before, "{name} wrote something");
+    }
+    // Accepted by every check, then streamed: the environment is created from the files and fails
+    // only at the ComfyUI checkout (no ComfyUI source here), removing the partial environment.
+    for (name, max_kib) in [("large-entries", 64 * MIB), ("many-entries", 64 * MIB)] {
+        let (out, kib) = run_measured(&ctx, &["--yes", "import", &bundle(name)]);
+        assert_no_panic(name, &out);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("Failed to create environment `{name}`"))
+                && err.contains("Failed to clone ComfyUI"),
+            "{name}: expected to reach the ComfyUI checkout:\n{err}"
+        );
+        assert!(kib < max_kib, "{name}: peak memory {kib} KiB");
+        assert!(
+            !ctx.workspace.join("environments").join(name).exists(),
+            "{name}: partial environment left"
+        );
+    }
 }
