@@ -110,7 +110,7 @@ impl Default for Limits {
 
 impl Limits {
     /// The cap on one file at `path` (a clean bundle path), beyond the total.
-    fn per_entry(&self, path: &str) -> Option<u64> {
+    pub(crate) fn per_entry(&self, path: &str) -> Option<u64> {
         if METADATA_FILES.contains(&path) {
             Some(self.max_metadata_bytes)
         } else if path.starts_with("workflows/") {

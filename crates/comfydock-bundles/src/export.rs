@@ -120,6 +120,49 @@ pub fn check_shareable(
     Ok(Shareable { models, warnings })
 }
 
+/// Refuse a bundle that `import` would refuse by its [`archive::Limits`]: too many entries, a
+/// file over its own cap, or too many bytes in all.
+fn check_importable(env: &str, entries: &BTreeMap<String, BundleEntry>) -> Result<(), BundleError> {
+    let limits = archive::Limits::default();
+    let refuse = |reason: String| {
+        Err(BundleError::WouldNotImport {
+            env: env.to_owned(),
+            reason,
+        })
+    };
+    // manifest.json is one more entry.
+    if entries.len() + 1 > limits.max_entries {
+        return refuse(format!(
+            "{} files, more than the {} an import accepts",
+            entries.len() + 1,
+            limits.max_entries
+        ));
+    }
+    let human = comfydock_foundation::display_text::human_bytes;
+    let mut total: u64 = 0;
+    for (name, entry) in entries {
+        let size = entry.data.len() as u64;
+        total += size;
+        if let Some(cap) = limits.per_entry(name)
+            && size > cap
+        {
+            return refuse(format!(
+                "`{name}` is {}, more than the {} an import accepts for it",
+                human(size),
+                human(cap)
+            ));
+        }
+    }
+    if total > limits.max_total_bytes {
+        return refuse(format!(
+            "{} in all, more than the {} an import accepts",
+            human(total),
+            human(limits.max_total_bytes)
+        ));
+    }
+    Ok(())
+}
+
 /// Export `env` to `out`. Refuses uncommitted changes; the bytes depend only on the `.cec`
 /// commit and the dev node sources.
 pub fn export(
@@ -256,6 +299,7 @@ pub fn export(
             names: non_portable,
         });
     }
+    check_importable(&env.name, &entries)?;
     let files = entries
         .iter()
         .map(|(k, v)| (k.clone(), archive::digest(&v.data)))

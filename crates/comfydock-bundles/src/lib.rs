@@ -53,6 +53,9 @@ pub enum BundleError {
         size_mb: u64,
         limit_mb: u64,
     },
+    /// The bundle would exceed a limit `import` enforces, so it is not written.
+    #[error("Environment `{env}` would make a bundle that `import` refuses: {reason}")]
+    WouldNotImport { env: String, reason: String },
     #[error("Dev node `{name}` has no folder at `{path}`")]
     DevNodeMissing { name: String, path: PathBuf },
     /// Names `import` would refuse (they cannot be files on every system).
@@ -165,6 +168,9 @@ impl Hinted for BundleError {
             Self::Issues { env, .. } => Some(format!(
                 "fix them (see `comfydock -e {env} status` and `comfydock -e {env} workflow list`), or pass `--allow-issues`"
             )),
+            Self::WouldNotImport { .. } => Some(
+                "add build outputs and data to the dev nodes' .gitignore, or shrink the workflow, then export again".into(),
+            ),
             Self::DevNodeTooLarge { .. } => Some(
                 "add build outputs and data to the node's .gitignore, or pass `--allow-large-dev-nodes`"
                     .into(),

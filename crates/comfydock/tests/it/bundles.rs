@@ -1468,3 +1468,37 @@ fn a_team_shares_an_environment_through_a_git_remote() {
     );
     assert!(String::from_utf8_lossy(&fs_err::read(live_b.join("flow.json")).unwrap()).contains("experiment"));
 }
+
+/// `export` never writes a bundle `import` would refuse by its limits: here a dev node with more
+/// files than an import accepts.
+#[test]
+fn export_refuses_a_bundle_import_would_refuse() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let dev = sb.ctx.path().join("ManyFiles");
+    fs_err::create_dir_all(dev.join("data")).unwrap();
+    fs_err::write(dev.join("__init__.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
+    for i in 0..20_000 {
+        fs_err::write(dev.join("data").join(format!("{i}.txt")), "x").unwrap();
+    }
+    run_ok(
+        &sb.ctx,
+        &["-e", "a", "node", "add", "--dev", dev.to_str().unwrap()],
+    );
+    run_ok(&sb.ctx, &["-e", "a", "commit", "-m", "Many files"]);
+    let bundle = sb.ctx.path().join("a.tar.gz");
+    let out = sb
+        .ctx
+        .command()
+        .args(["-e", "a", "export", "-o", bundle.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("would make a bundle that `import` refuses")
+            && stderr(&out).contains("more than the 20000 an import accepts"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!bundle.exists(), "nothing is written");
+}
