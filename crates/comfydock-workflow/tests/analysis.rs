@@ -312,9 +312,7 @@ fn exponential_subgraph_nesting_is_refused_instead_of_exhausting_memory() {
             .collect();
         subgraphs.push(json!({"id": format!("level-{level}"), "name": format!("level {level}"), "nodes": nodes, "links": []}));
     }
-    let value = json!({"nodes": [{"id": 1, "type": "level-0"}], "links": [], "definitions": {"subgraphs": subgraphs}});
-    let document = WorkflowDocument::from_value(value).unwrap();
-    let err = analyze(&document, &AnalysisOptions::default()).unwrap_err();
+    let err = analysis_error_of_chain(&subgraphs);
     assert!(
         matches!(
             err,
@@ -414,9 +412,7 @@ fn long_node_ids_repeated_by_nesting_are_refused_instead_of_exhausting_memory() 
             json!({"id": format!("level-{level}"), "nodes": nodes, "links": []})
         })
         .collect();
-    let value = json!({"nodes": [{"id": 1, "type": "level-0"}], "links": [], "definitions": {"subgraphs": subgraphs}});
-    let document = WorkflowDocument::from_value(value).unwrap();
-    let err = analyze(&document, &AnalysisOptions::default()).unwrap_err();
+    let err = analysis_error_of_chain(&subgraphs);
     assert!(
         matches!(
             err,
@@ -424,4 +420,11 @@ fn long_node_ids_repeated_by_nesting_are_refused_instead_of_exhausting_memory() 
         ),
         "{err:?}"
     );
+}
+
+/// The error analyzing a workflow whose one node is an instance of subgraph `level-0` of `subgraphs`.
+fn analysis_error_of_chain(subgraphs: &[serde_json::Value]) -> comfydock_workflow::WorkflowError {
+    let value = serde_json::json!({"nodes": [{"id": 1, "type": "level-0"}], "links": [], "definitions": {"subgraphs": subgraphs}});
+    let document = WorkflowDocument::from_value(value).unwrap();
+    analyze(&document, &AnalysisOptions::default()).unwrap_err()
 }

@@ -468,6 +468,20 @@ struct FileFailure {
     error: String,
 }
 
+impl FileFailure {
+    /// The failure of one file of many, warned about at once unless the output is JSON.
+    fn shown(ctx: &Context, path: &Path, error: &CommandError) -> Self {
+        let error = error.one_line();
+        if !ctx.printer.json_mode() {
+            ctx.printer.warn(&error);
+        }
+        Self {
+            path: path.to_owned(),
+            error,
+        }
+    }
+}
+
 /// `workflow analyze` of several files in one run: each file's analysis as the single-file form
 /// prints it, failures as warnings, then a summary (`--json`: one document with every file, the
 /// failures and the summary, and nothing else). Fails (exit 1) when any file could not be
@@ -484,14 +498,7 @@ fn analyze_files(ctx: &Context, files: &[PathBuf]) -> CommandResult<ExitStatus> 
         let analysis = match analysed {
             Ok(analysis) => analysis,
             Err(error) => {
-                let error = error.one_line();
-                if !ctx.printer.json_mode() {
-                    ctx.printer.warn(&error);
-                }
-                failures.push(FileFailure {
-                    path: path.clone(),
-                    error,
-                });
+                failures.push(FileFailure::shown(ctx, path, &error));
                 continue;
             }
         };
@@ -554,14 +561,7 @@ fn validate_files(ctx: &Context, files: &[PathBuf], object_info: Option<&Path>) 
         let issues = match load(path) {
             Ok(doc) => validate(&doc, &options),
             Err(error) => {
-                let error = error.one_line();
-                if !ctx.printer.json_mode() {
-                    ctx.printer.warn(&error);
-                }
-                failures.push(FileFailure {
-                    path: path.clone(),
-                    error,
-                });
+                failures.push(FileFailure::shown(ctx, path, &error));
                 continue;
             }
         };

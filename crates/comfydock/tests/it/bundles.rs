@@ -9,7 +9,7 @@ use comfydock_test::file_server::FileServer;
 use comfydock_test::node_repo::{NodeContent, NodeRepo};
 use comfydock_test::registry::{NodePackage, RegistryServer};
 
-use crate::common::{context, stderr, stdout};
+use crate::common::{context, make_bundles, stderr, stdout};
 use crate::env_support::EnvSandbox;
 use crate::snapshot::comfydock_snapshot;
 
@@ -476,16 +476,7 @@ fn export_then_import_into_another_workspace_reproduces_the_environment() {
 #[test]
 fn a_failed_environment_creation_removes_the_partial_environment() {
     let sb = EnvSandbox::new();
-    let dir = sb.ctx.path().join("bundles");
-    fs_err::create_dir_all(&dir).unwrap();
-    let out = sb
-        .ctx
-        .std_command("python3")
-        .args(["-c", MAKE_BUNDLES])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = make_bundles(&sb.ctx, MAKE_BUNDLES, &[]);
     // Valid bundle, but its ComfyUI commit does not exist in the source repository.
     let out = sb
         .ctx
@@ -590,15 +581,7 @@ with open(f"{out}/garbage.tar.gz", "wb") as f:
 fn malicious_and_broken_bundles_are_rejected_without_touching_the_workspace() {
     let ctx = context();
     ctx.init_workspace();
-    let dir = ctx.path().join("bundles");
-    fs_err::create_dir_all(&dir).unwrap();
-    let out = ctx
-        .std_command("python3")
-        .args(["-c", MAKE_BUNDLES])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = make_bundles(&ctx, MAKE_BUNDLES, &[]);
     let before = snapshot(&ctx.workspace);
     let cases = [
         ("traversal", "leaves the bundle"),
@@ -755,15 +738,7 @@ fn a_comfygit_export_is_mapped_where_clear_and_the_rest_is_listed() {
 fn models_that_do_not_fit_stop_the_import_before_anything_is_created() {
     let ctx = context();
     ctx.init_workspace();
-    let dir = ctx.path().join("bundles");
-    fs_err::create_dir_all(&dir).unwrap();
-    let out = ctx
-        .std_command("python3")
-        .args(["-c", MAKE_BUNDLES])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = make_bundles(&ctx, MAKE_BUNDLES, &[]);
     let out = ctx
         .command()
         .args(["--yes", "import", "--models", "all"])

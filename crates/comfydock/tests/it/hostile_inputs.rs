@@ -10,7 +10,7 @@ use comfydock_test::http::{HttpServer, Response};
 use comfydock_test::registry::{NodePackage, RegistryServer};
 use serde_json::json;
 
-use crate::common::{context, stderr, stdout};
+use crate::common::{context, make_bundles, stderr, stdout};
 use crate::env_support::EnvSandbox;
 
 /// Every path under `dir` with its size, leaving out `skip` (a folder that may change).
@@ -56,6 +56,16 @@ fn assert_no_panic(case: &str, out: &std::process::Output) {
     let err = stderr(out);
     assert!(!err.contains("panicked"), "{case}: panicked:\n{err}");
     assert_ne!(out.status.code(), Some(101), "{case}: exit code of a panic");
+}
+
+/// `case` failed cleanly (exit 1, no panic) with `expected` and a hint on stderr; its stderr.
+fn assert_refused(case: &str, out: &std::process::Output, expected: &str) -> String {
+    assert_no_panic(case, out);
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{case} was not refused:\n{err}");
+    assert!(err.contains(expected), "{case}: expected `{expected}` in:\n{err}");
+    assert!(err.contains("hint:"), "{case}: no hint in:\n{err}");
+    err
 }
 
 /// Hand-made bundles: argv[1] is the output folder, argv[2] the escape name.
@@ -112,16 +122,7 @@ bundle("root-build-system", "\n[build-system]\nrequires = []\nbuild-backend = 'b
 fn hostile_bundles_are_refused_before_anything_is_written() {
     let ctx = context();
     ctx.init_workspace();
-    let dir = ctx.path().join("bundles");
-    fs_err::create_dir_all(&dir).unwrap();
-    let out = ctx
-        .std_command("python3")
-        .args(["-c", MAKE_HOSTILE_BUNDLES])
-        .arg(&dir)
-        .arg(escape_name(&ctx))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = make_bundles(&ctx, MAKE_HOSTILE_BUNDLES, &[&escape_name(&ctx)]);
     let esc = escape_name(&ctx);
     let cases: &[(&str, String)] = &[
         ("node-key", format!("unsafe folder name `../../../../{esc}`")),
@@ -156,19 +157,7 @@ fn hostile_bundles_are_refused_before_anything_is_written() {
             .arg(dir.join(format!("{name}.tar.gz")))
             .output()
             .unwrap();
-        assert_no_panic(name, &out);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{name} was not refused:\n{}",
-            stderr(&out)
-        );
-        let err = stderr(&out);
-        assert!(
-            err.contains(expected.as_str()),
-            "{name}: expected `{expected}` in:\n{err}"
-        );
-        assert!(err.contains("hint:"), "{name}: no hint in:\n{err}");
+        assert_refused(name, &out, expected);
         assert_eq!(snapshot(ctx.path(), None), before, "{name} wrote something");
         assert_eq!(escaped(&ctx), Vec::<PathBuf>::new(), "{name} escaped or ran code");
     }
@@ -257,11 +246,7 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
             .args(["-e", "e", "node", "add", id])
             .output()
             .unwrap();
-        assert_no_panic(id, &out);
-        assert_eq!(out.status.code(), Some(1), "{id} was added:\n{}", stderr(&out));
-        let err = stderr(&out);
-        assert!(err.contains(expected), "{id}: expected `{expected}` in:\n{err}");
-        assert!(err.contains("hint:"), "{id}: no hint in:\n{err}");
+        assert_refused(id, &out, expected);
         assert_eq!(
             snapshot(sb.ctx.path(), Some(&sb.ctx.workspace.join(".metadata"))),
             before,
@@ -281,17 +266,10 @@ fn hostile_registry_answers_and_manifests_write_nothing_outside_and_never_panic(
         .args(["-e", "e", "node", "add", "zip-many"])
         .output()
         .unwrap();
-    assert_no_panic("zip-many", &out);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "zip-many was added:\n{}",
-        stderr(&out)
-    );
-    let err = stderr(&out);
-    assert!(
-        err.contains("entries, more than the limit of 50000; nothing was installed") && err.contains("hint:"),
-        "{err}"
+    assert_refused(
+        "zip-many",
+        &out,
+        "entries, more than the limit of 50000; nothing was installed",
     );
     assert!(!env_dir.join("ComfyUI/custom_nodes/zip-many").exists());
     assert_eq!(
@@ -799,16 +777,7 @@ fn credentials_in_urls_are_never_shown_or_stored() {
 fn a_killed_import_is_retried_under_the_same_name() {
     let ctx = context();
     ctx.init_workspace();
-    let dir = ctx.path().join("bundles");
-    fs_err::create_dir_all(&dir).unwrap();
-    let out = ctx
-        .std_command("python3")
-        .args(["-c", MAKE_HOSTILE_BUNDLES])
-        .arg(&dir)
-        .arg(escape_name(&ctx))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = make_bundles(&ctx, MAKE_HOSTILE_BUNDLES, &[&escape_name(&ctx)]);
     // What `kill -9` during an import leaves: the environment folder without `.ready`.
     let leftover = ctx.workspace.join("environments/evil");
     fs_err::create_dir_all(leftover.join(".cec")).unwrap();
@@ -899,15 +868,7 @@ fn costly_bundles_and_workflows_stay_within_named_limits() {
     const MIB: u64 = 1024;
     let ctx = context();
     ctx.init_workspace();
-    let dir = ctx.path().join("bundles");
-    fs_err::create_dir_all(&dir).unwrap();
-    let out = ctx
-        .std_command("python3")
-        .args(["-c", MAKE_COSTLY_BUNDLES])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = make_bundles(&ctx, MAKE_COSTLY_BUNDLES, &[]);
     // 50,000 nested subgraph definitions (the attack cost 20 s and 9.4 GB).
     let mut deep =
         String::from(r#"{"nodes":[{"id":1,"type":"sg-0"}],"links":[],"definitions":{"subgraphs":["#);
@@ -952,16 +913,7 @@ fn costly_bundles_and_workflows_stay_within_named_limits() {
     for (name, args, expected, max_kib) in &refused {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (out, kib) = run_measured(&ctx, &args);
-        assert_no_panic(name, &out);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{name} was not refused:\n{}",
-            stderr(&out)
-        );
-        let err = stderr(&out);
-        assert!(err.contains(expected), "{name}: expected `{expected}` in:\n{err}");
-        assert!(err.contains("hint:"), "{name}: no hint in:\n{err}");
+        assert_refused(name, &out, expected);
         assert!(kib < *max_kib, "{name}: peak memory {kib} KiB");
         assert_eq!(snapshot(ctx.path(), None), before, "{name} wrote something");
     }
