@@ -12,10 +12,12 @@ use super::BundleError;
 use super::archive::{self, Unpacked};
 use super::format::{BundleManifest, ComfyUiRecord, Counts, FORMAT_VERSION, current_version};
 use super::import::OpenedBundle;
+use comfydock_environments::cec_merge::{self, MergePlan};
 use comfydock_environments::environment::Environment;
 use comfydock_environments::lifecycle::{self, SyncReport};
 use comfydock_environments::manifest::Manifest;
 use comfydock_environments::manifest::node_entry as entry;
+pub use comfydock_environments::manifest::three_way::Side;
 use comfydock_environments::nodes::NodeSource;
 use comfydock_environments::workflow_tracking;
 use comfydock_foundation::git::{self, Git};
@@ -36,14 +38,8 @@ pub enum RemoteError {
     UnknownBranch { env: String, name: String },
     #[error("`.cec` of `{env}` is not on a branch (detached HEAD)")]
     Detached { env: String },
-    #[error(
-        "`{remote}/{branch}` has commits `{env}` does not, and `{env}` has commits it does not: the histories diverged"
-    )]
-    Diverged {
-        env: String,
-        remote: String,
-        branch: String,
-    },
+    #[error("`{rev}` is already part of the history of `{env}`: nothing to merge")]
+    NothingToMerge { env: String, rev: String },
 }
 
 impl comfydock_foundation::Hinted for RemoteError {
@@ -65,11 +61,11 @@ impl comfydock_foundation::Hinted for RemoteError {
             Self::UnknownBranch { env, name } => format!(
                 "see the branches with `comfydock -e {env} branch`, or create it with `comfydock -e {env} switch --create {name}`"
             ),
+            Self::NothingToMerge { env, .. } => {
+                format!("see the branches with `comfydock -e {env} branch`")
+            }
             Self::Detached { env } => format!(
                 "commit on a branch first: `git -C <env>/.cec switch -c main`, then `comfydock -e {env} push`"
-            ),
-            Self::Diverged { env, .. } => format!(
-                "nothing was changed; semantic merges are not built yet: export your changes (`comfydock -e {env} export`), roll back to the shared history, or push to another branch"
             ),
         })
     }
@@ -235,6 +231,8 @@ pub struct PullReport {
     /// `.cec` commit before and after.
     pub from: String,
     pub to: String,
+    /// The semantic merge made when both sides had new commits (`None`: a fast-forward).
+    pub merge: Option<MergePlan>,
     /// `None` when there was nothing new.
     pub sync: Option<SyncReport>,
 }
@@ -323,23 +321,43 @@ pub struct PullPreview {
     pub branch: String,
     pub from: String,
     pub to: String,
-    /// Whether `pull` could fast-forward (false: the histories diverged).
+    /// Whether `pull` could fast-forward (false: the histories diverged and would be merged).
     pub fast_forward: bool,
-    /// The semantic difference: ComfyUI, packages, nodes, models, workflows.
+    /// The semantic difference from this state to the pulled (or merged) one: ComfyUI,
+    /// packages, nodes, models, workflows.
     pub diff: comfydock_environments::history::EnvDiff,
+    /// The merge `pull` would make when the histories diverged: conflicts, workflows kept
+    /// twice, whether the merged manifest resolves.
+    pub merge: Option<MergePlan>,
 }
 
-/// Fetch `remote`/`branch` and describe what pulling it would change; nothing else changes.
+/// Fetch `remote`/`branch` and describe what pulling it would change (with diverged histories,
+/// the merge it would make, lock re-resolved on a copy); nothing else changes.
 pub fn preview_pull(
-    git: &Git,
-    env: &Environment,
+    ctx: &PullContext<'_>,
     remote: Option<&str>,
     branch: Option<&str>,
+    prefer: Option<Side>,
 ) -> Result<PullPreview, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
     let fetched = fetch(git, env, remote, branch)?;
     let (remote, branch, from, to) = (fetched.remote, fetched.branch, fetched.from, fetched.to);
-    let fast_forward = is_ancestor(git, env, &from, &to);
-    let diff = comfydock_environments::history::diff(git, env, Some(&from), Some(&to))?;
+    let fast_forward = is_ancestor(git, env, &from, &to) || is_ancestor(git, env, &to, &from);
+    let (diff, merge) = if fast_forward {
+        let target = if is_ancestor(git, env, &to, &from) {
+            &from
+        } else {
+            &to
+        };
+        (
+            comfydock_environments::history::diff(git, env, Some(&from), Some(target))?,
+            None,
+        )
+    } else {
+        let label = format!("{remote}/{branch}");
+        let plan = cec_merge::plan(git, ctx.tools, env, &to, &label, prefer, ctx.reporter)?;
+        (plan.diff.clone(), Some(plan))
+    };
     Ok(PullPreview {
         remote,
         branch,
@@ -347,16 +365,19 @@ pub fn preview_pull(
         to,
         fast_forward,
         diff,
+        merge,
     })
 }
 
-/// Fetch `remote`/`branch`, fast-forward `.cec` to it, then sync the environment (ComfyUI,
-/// packages, nodes). Refuses uncommitted changes and diverged histories (nothing changes). When
-/// the sync fails, `.cec` is reset to where it was and synced back, and the error returned.
+/// Fetch `remote`/`branch`, fast-forward `.cec` to it (or, when both sides have new commits,
+/// merge it semantically: see [`merge`]), then sync the environment (ComfyUI, packages, nodes).
+/// Refuses uncommitted changes. When anything fails, `.cec` is reset to where it was and the
+/// environment synced back, and the error returned.
 pub fn pull(
     ctx: &PullContext<'_>,
     remote: Option<&str>,
     branch: Option<&str>,
+    prefer: Option<Side>,
     allow_builds: bool,
 ) -> Result<PullReport, BundleError> {
     let (git, env) = (&ctx.tools.git, ctx.env);
@@ -372,16 +393,21 @@ pub fn pull(
             branch,
             from: from.clone(),
             to: from,
+            merge: None,
             sync: None,
         });
     }
     if !ancestor(&from, &to) {
-        return Err(RemoteError::Diverged {
-            env: env.name.clone(),
+        let label = format!("{remote}/{branch}");
+        let merged = merge_and_apply(ctx, &to, &label, "pull", prefer, allow_builds)?;
+        return Ok(PullReport {
             remote,
             branch,
-        }
-        .into());
+            from,
+            to: merged.commit,
+            merge: Some(merged.plan),
+            sync: Some(merged.sync),
+        });
     }
     check_build_consent(git, env, &from, &to, "pull", allow_builds)?;
     git.run(Some(&cec), ["merge", "--ff-only", "--quiet", to.as_str()])?;
@@ -394,8 +420,118 @@ pub fn pull(
         branch,
         from,
         to,
+        merge: None,
         sync: Some(report),
     })
+}
+
+/// What `merge` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeReport {
+    /// The merge commit in `.cec` (parents: the previous HEAD and the merged commit).
+    pub commit: String,
+    pub plan: MergePlan,
+    pub sync: SyncReport,
+}
+
+/// Describe merging `rev` (a branch, `origin/main`, a commit) into `.cec`: the semantic diff,
+/// conflicts, workflows kept twice, whether the merged manifest resolves. Changes nothing.
+pub fn preview_merge(
+    ctx: &PullContext<'_>,
+    rev: &str,
+    prefer: Option<Side>,
+) -> Result<MergePlan, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
+    check_rev(rev)?;
+    Ok(cec_merge::plan(
+        git,
+        ctx.tools,
+        env,
+        rev,
+        rev,
+        prefer,
+        ctx.reporter,
+    )?)
+}
+
+/// Merge `rev` into `.cec` by meaning (see [`cec_merge`]), commit it with both parents, then
+/// make the environment what the merged `.cec` says. Refuses uncommitted changes, open
+/// conflicts (unless `prefer` picks a side) and a merged manifest that does not resolve; when
+/// anything fails, `.cec` and the environment are as they were.
+pub fn merge(
+    ctx: &PullContext<'_>,
+    rev: &str,
+    prefer: Option<Side>,
+    allow_builds: bool,
+) -> Result<MergeReport, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
+    check_rev(rev)?;
+    super::export::check_committed(git, env)?;
+    let cec = env.cec();
+    let head = git.run(Some(&cec), ["rev-parse", "HEAD"])?.trim().to_owned();
+    let theirs = git
+        .resolve_commit(&cec, rev)
+        .ok_or_else(|| RemoteError::UnknownBranch {
+            env: env.name.clone(),
+            name: rev.to_owned(),
+        })?;
+    if is_ancestor(git, env, &theirs, &head) {
+        return Err(RemoteError::NothingToMerge {
+            env: env.name.clone(),
+            rev: rev.to_owned(),
+        }
+        .into());
+    }
+    merge_and_apply(ctx, &theirs, rev, &format!("merge {rev}"), prefer, allow_builds)
+}
+
+fn check_rev(rev: &str) -> Result<(), BundleError> {
+    git::check_revision(rev).map_err(git::GitError::from)?;
+    Ok(())
+}
+
+/// Plan the merge of `theirs`, refuse what must not be merged, commit it, and sync; on a failed
+/// sync `.cec` goes back to its previous HEAD and the environment is synced back.
+fn merge_and_apply(
+    ctx: &PullContext<'_>,
+    theirs: &str,
+    label: &str,
+    command: &str,
+    prefer: Option<Side>,
+    allow_builds: bool,
+) -> Result<MergeReport, BundleError> {
+    let (git, env) = (&ctx.tools.git, ctx.env);
+    ctx.reporter.phase(&format!("Merging `{label}`"));
+    let plan = cec_merge::plan(git, ctx.tools, env, theirs, label, prefer, ctx.reporter)?;
+    plan.check(env, command)?;
+    let before = super::builds::build_sources(
+        &plan.merged_text(git, env, "pyproject.toml").unwrap_or_default(),
+        &plan.merged_text(git, env, "uv.lock").unwrap_or_default(),
+    );
+    let ours_sources = {
+        let read = |file: &str| {
+            git.read_blob(&env.cec(), &plan.ours, file)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        super::builds::build_sources(&read("pyproject.toml"), &read("uv.lock"))
+    };
+    let sources: Vec<_> = before.into_iter().filter(|s| !ours_sources.contains(s)).collect();
+    if !allow_builds && !sources.is_empty() {
+        return Err(BundleError::CommitBuildsNeedConsent {
+            env: env.name.clone(),
+            command: command.to_owned(),
+            sources,
+        });
+    }
+    let commit = cec_merge::commit(git, env, &plan, &format!("Merge {label}"))?;
+    let cec = env.cec();
+    let ours = plan.ours.clone();
+    let sync = apply_checkout(ctx, "the merged state", &|| {
+        git.run(Some(&cec), ["reset", "--hard", "--quiet", ours.as_str()])
+            .map(drop)
+    })?;
+    Ok(MergeReport { commit, plan, sync })
 }
 
 /// After `.cec` moved to another commit: sync the environment to it and put the tracked

@@ -152,11 +152,19 @@ pub enum BundleError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Remote(#[from] git_remote::RemoteError),
+    #[error(transparent)]
+    Merge(Box<comfydock_environments::cec_merge::MergeError>),
     /// The pulled `.cec` did not sync; `.cec` was put back.
     #[error("The pulled state could not be applied; `.cec` is back where it was")]
     Sync(#[source] Box<comfydock_environments::lifecycle::SyncError>),
     #[error(transparent)]
     Workflow(Box<comfydock_environments::workflow_tracking::TrackingError>),
+}
+
+impl From<comfydock_environments::cec_merge::MergeError> for BundleError {
+    fn from(e: comfydock_environments::cec_merge::MergeError) -> Self {
+        Self::Merge(Box::new(e))
+    }
 }
 
 impl Hinted for BundleError {
@@ -206,6 +214,7 @@ impl Hinted for BundleError {
             Self::Manifest(e) => e.hint(),
             Self::Git(e) => e.hint(),
             Self::Remote(e) => e.hint(),
+            Self::Merge(e) => e.hint(),
             Self::Sync(e) => e.hint(),
             Self::Workflow(e) => e.hint(),
             _ => None,

@@ -73,6 +73,7 @@ fn dispatch(ctx: &commands::Context, command: &Command) -> CommandResult<ExitSta
         Command::Remote(command) => done(commands::remote::remote(ctx, command)),
         Command::Push(args) => done(commands::remote::push(ctx, args)),
         Command::Pull(args) => done(commands::remote::pull(ctx, args)),
+        Command::Merge(args) => done(commands::remote::merge(ctx, args)),
         Command::Clone(args) => done(commands::remote::clone(ctx, args)),
         Command::Branch(args) => done(commands::remote::branch(ctx, args)),
         Command::Switch(args) => done(commands::remote::switch(ctx, args)),

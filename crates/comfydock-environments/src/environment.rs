@@ -373,9 +373,13 @@ pub fn sweep_partial(workspace: &Workspace, reporter: &dyn Reporter) -> std::io:
 /// `uv lock` for the environment's `.cec` project; on a terminal uv's own resolution and
 /// download progress shows through `reporter`.
 pub fn uv_lock(tools: &Tools, env: &Environment, reporter: &dyn Reporter) -> Result<(), EnvError> {
-    let cec = env.cec();
+    uv_lock_project(tools, &env.cec(), reporter)
+}
+
+/// `uv lock` of the project in `dir` (`.cec`, or a copy of it being prepared beside it).
+pub fn uv_lock_project(tools: &Tools, dir: &Path, reporter: &dyn Reporter) -> Result<(), EnvError> {
     let mut cmd = tools.uv.command();
-    cmd.current_dir(&cec).arg("lock").arg("--project").arg(&cec);
+    cmd.current_dir(dir).arg("lock").arg("--project").arg(dir);
     tools.uv.run_showing_progress(&mut cmd, reporter)?;
     Ok(())
 }

@@ -131,16 +131,17 @@ pub enum ChangeKind {
     Changed,
 }
 
-/// One side of a diff: the files of `.cec` at a revision, or on disk.
-struct Snapshot {
-    manifest: Option<Manifest>,
-    lock: Option<String>,
+/// One side of a diff: the files of `.cec` at a revision, on disk, or about to be written.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub manifest: Option<Manifest>,
+    pub lock: Option<String>,
     /// Path relative to `.cec` → the file's exact bytes.
-    workflows: BTreeMap<String, Vec<u8>>,
+    pub workflows: BTreeMap<String, Vec<u8>>,
 }
 
 impl Snapshot {
-    fn at_rev(git: &Git, cec: &Path, rev: &str) -> Result<Self, EnvError> {
+    pub fn at_rev(git: &Git, cec: &Path, rev: &str) -> Result<Self, EnvError> {
         comfydock_foundation::git::check_revision(rev).map_err(comfydock_foundation::git::GitError::from)?;
         let text = |path: &str| {
             git.read_blob(cec, rev, path)
@@ -216,9 +217,14 @@ pub fn diff(git: &Git, env: &Environment, from: Option<&str>, to: Option<&str>) 
         }
         None => (Snapshot::on_disk(&cec)?, "working tree".to_owned()),
     };
+    Ok(diff_states(from_rev, &old, to_label, &new))
+}
+
+/// The semantic difference between two states of `.cec`, labelled `from` and `to`.
+pub fn diff_states(from: String, old: &Snapshot, to: String, new: &Snapshot) -> EnvDiff {
     let mut out = EnvDiff {
-        from: from_rev,
-        to: to_label,
+        from,
+        to,
         ..EnvDiff::default()
     };
     if let (Some(a), Some(b)) = (&old.manifest, &new.manifest) {
@@ -264,7 +270,7 @@ pub fn diff(git: &Git, env: &Environment, from: Option<&str>, to: Option<&str>) 
     );
     // File contents are too long to show; say what happened.
     out.workflow_files = diff_maps_shown(&old.workflows, &new.workflows, |_| "present".into());
-    Ok(out)
+    out
 }
 
 fn short(commit: &str) -> &str {

@@ -5,6 +5,7 @@
 //! [`comfydock_foundation::reporter`].
 
 pub mod backends;
+pub mod cec_merge;
 pub mod comfyui_builtins;
 pub mod comfyui_process;
 pub mod comfyui_source;

@@ -16,6 +16,7 @@ use schema::{NodeTable, ToolSection, WorkflowEntry};
 
 pub mod node_entry;
 pub mod schema;
+pub mod three_way;
 
 /// `[tool.comfydock] schema_version` written by this build.
 ///

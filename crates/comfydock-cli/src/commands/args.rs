@@ -130,8 +130,10 @@ pub enum Command {
     Remote(crate::commands::remote::RemoteCommand),
     /// Push the committed .cec to a git remote (refuses what `export` refuses)
     Push(crate::commands::remote::PushArgs),
-    /// Fast-forward .cec from a git remote, then sync the environment to it
+    /// Bring in a git remote's commits (fast-forward or semantic merge), then sync
     Pull(crate::commands::remote::PullArgs),
+    /// Merge a branch into .cec by meaning (manifest by table, lock re-resolved), then sync
+    Merge(crate::commands::remote::MergeArgs),
     /// Create an environment from a shared .cec git repository (like `import`)
     Clone(crate::commands::remote::CloneArgs),
     /// List the branches of .cec, or create one

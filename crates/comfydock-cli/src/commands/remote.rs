@@ -2,7 +2,8 @@
 //! `comfydock_bundles::git_remote`; `clone` imports like `import` does.
 
 use clap::{Args, Subcommand};
-use comfydock_bundles::git_remote::{self, PullContext};
+use comfydock_bundles::git_remote::{self, PullContext, Side};
+use comfydock_environments::cec_merge::{LockOutcome, MergePlan};
 use comfydock_environments::environment;
 use comfydock_environments::workspace::Workspace;
 use comfydock_foundation::git::{self, Git};
@@ -50,6 +51,47 @@ pub struct PullArgs {
     /// Let uv build local, git and source-only packages the pulled lock adds (runs their code)
     #[arg(long)]
     pub run_install_scripts: bool,
+    #[command(flatten)]
+    pub side: SideArgs,
+}
+
+/// `--ours` / `--theirs`: the side kept where both changed the same thing.
+#[derive(Debug, Args)]
+pub struct SideArgs {
+    /// Where both sides changed the same thing differently, keep this environment's version
+    #[arg(long, conflicts_with = "theirs")]
+    pub ours: bool,
+    /// Where both sides changed the same thing differently, take the merged-in version
+    #[arg(long)]
+    pub theirs: bool,
+}
+
+impl SideArgs {
+    fn side(&self) -> Option<Side> {
+        if self.ours {
+            Some(Side::Ours)
+        } else if self.theirs {
+            Some(Side::Theirs)
+        } else {
+            None
+        }
+    }
+}
+
+/// `comfydock merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// What to merge: a branch of .cec, a remote branch (`origin/main`) or a commit
+    pub rev: String,
+    /// Only show what the merge would make (ComfyUI, packages, nodes, models, workflows,
+    /// conflicts); changes nothing
+    #[arg(long)]
+    pub preview: bool,
+    /// Let uv build local, git and source-only packages the merged lock adds (runs their code)
+    #[arg(long)]
+    pub run_install_scripts: bool,
+    #[command(flatten)]
+    pub side: SideArgs,
 }
 
 /// `comfydock branch`.
@@ -187,12 +229,14 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
     let workspace = ctx.workspace()?;
     let env = environment::select(&workspace, ctx.global.env.as_deref())?;
     if args.preview {
-        let preview = git_remote::preview_pull(
-            &Git::find()?,
-            &env,
-            args.remote.as_deref(),
-            args.branch.as_deref(),
-        )?;
+        let preview = under_lock(ctx, &workspace, &env, &|work| {
+            git_remote::preview_pull(
+                work,
+                args.remote.as_deref(),
+                args.branch.as_deref(),
+                args.side.side(),
+            )
+        })?;
         if ctx.printer.json_mode() {
             ctx.printer.json(&preview);
             return Ok(());
@@ -205,10 +249,13 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
             if preview.fast_forward {
                 "`pull` fast-forwards"
             } else {
-                "the histories diverged: `pull` refuses"
+                "both have new commits: `pull` merges them"
             }
         ));
         super::history::print_diff(ctx, &preview.diff);
+        if let Some(plan) = &preview.merge {
+            print_merge_plan(ctx, plan);
+        }
         return Ok(());
     }
     let report = under_lock(ctx, &workspace, &env, &|work| {
@@ -216,6 +263,7 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
             work,
             args.remote.as_deref(),
             args.branch.as_deref(),
+            args.side.side(),
             args.run_install_scripts,
         )
     })?;
@@ -230,6 +278,9 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
             env.name, report.remote, report.branch
         ));
     } else {
+        if let Some(plan) = &report.merge {
+            print_merge_result(ctx, plan);
+        }
         ctx.printer.status(
             "Pulled",
             format!(
@@ -247,6 +298,104 @@ pub fn pull(ctx: &Context, args: &PullArgs) -> CommandResult {
         ));
     }
     Ok(())
+}
+
+pub fn merge(ctx: &Context, args: &MergeArgs) -> CommandResult {
+    let workspace = ctx.workspace()?;
+    let env = environment::select(&workspace, ctx.global.env.as_deref())?;
+    git::check_revision(&args.rev).map_err(|e| CommandError::usage(e.to_string()))?;
+    if args.preview {
+        let plan = under_lock(ctx, &workspace, &env, &|work| {
+            git_remote::preview_merge(work, &args.rev, args.side.side())
+        })?;
+        if ctx.printer.json_mode() {
+            ctx.printer.json(&plan);
+            return Ok(());
+        }
+        ctx.printer
+            .info(format!("Merging `{}` into `{}` would make:", args.rev, env.name));
+        super::history::print_diff(ctx, &plan.diff);
+        print_merge_plan(ctx, &plan);
+        return Ok(());
+    }
+    let report = under_lock(ctx, &workspace, &env, &|work| {
+        git_remote::merge(work, &args.rev, args.side.side(), args.run_install_scripts)
+    })?;
+    if ctx.printer.json_mode() {
+        ctx.printer.json(&report);
+        return Ok(());
+    }
+    print_merge_result(ctx, &report.plan);
+    ctx.printer.status(
+        "Merged",
+        format!(
+            "`{}` into `{}` ({}), synced",
+            args.rev,
+            env.name,
+            comfydock_foundation::display_text::short_hash(&report.commit)
+        ),
+    );
+    Ok(())
+}
+
+/// What a merge would do beyond the diff: conflicts, workflows kept twice, the lock.
+fn print_merge_plan(ctx: &Context, plan: &MergePlan) {
+    let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(removed)".into());
+    for c in &plan.conflicts {
+        let chosen = match plan.chosen {
+            Some(Side::Ours) => " — keeping ours",
+            Some(Side::Theirs) => " — taking theirs",
+            None => "",
+        };
+        ctx.printer.data(format!(
+            "conflict: {} (`{}`): ours {}, theirs {}, was {}{chosen}",
+            c.subject,
+            c.key,
+            side(&c.ours),
+            side(&c.theirs),
+            side(&c.base)
+        ));
+    }
+    print_kept_both(ctx, plan);
+    match &plan.lock {
+        LockOutcome::Unchanged => ctx.printer.data("lock: unchanged"),
+        LockOutcome::Resolved => ctx.printer.data("lock: re-resolved from the merged manifest"),
+        LockOutcome::NotTried => {
+            ctx.printer
+                .data("lock: not resolved until every conflict has a side (`--ours` or `--theirs`)");
+        }
+        LockOutcome::Unresolvable { problem, .. } => {
+            ctx.printer.data(format!("lock: does not resolve: {problem}"));
+        }
+    }
+}
+
+fn print_kept_both(ctx: &Context, plan: &MergePlan) {
+    for k in &plan.kept_both {
+        ctx.printer.data(format!(
+            "workflow `{}`: both sides changed it; this side's version keeps the name, theirs is kept as `{}`",
+            k.workflow, k.theirs_as
+        ));
+    }
+}
+
+/// After a merge: the sides chosen and the workflows kept twice.
+fn print_merge_result(ctx: &Context, plan: &MergePlan) {
+    for c in &plan.conflicts {
+        let kept = if plan.chosen == Some(Side::Theirs) {
+            "theirs"
+        } else {
+            "ours"
+        };
+        ctx.printer
+            .warn(format!("{}: both changed `{}`; kept {kept}", c.subject, c.key));
+    }
+    for k in &plan.kept_both {
+        ctx.printer.warn(format!(
+            "workflow `{}`: both sides changed it; theirs is kept as `{}` (open both in ComfyUI, keep one, commit)",
+            k.workflow, k.theirs_as
+        ));
+    }
 }
 
 pub fn branch(ctx: &Context, args: &BranchArgs) -> CommandResult {

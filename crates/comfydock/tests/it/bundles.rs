@@ -1240,39 +1240,67 @@ fn git_in(ctx: &TestContext, dir: &Path, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// A's environment `a` (node `my-node`, workflow `flow` tracked and committed) with a remote
+/// `origin`: a bare repository served over smart HTTP.
+struct Team {
+    cec_a: PathBuf,
+    live_a: PathBuf,
+    branch: String,
+    bare: PathBuf,
+    url: String,
+    _server: comfydock_test::git_server::GitHttpServer,
+}
+
+impl Team {
+    fn start(t: &TwoWorkspaces) -> Self {
+        let a = &t.a;
+        a.create("a", "v0.3.40");
+        run_ok(&a.ctx, &["-e", "a", "node", "add", "my-node"]);
+        let live_a = a.env_dir("a").join("ComfyUI/user/default/workflows");
+        fs_err::create_dir_all(&live_a).unwrap();
+        fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "x", "")).unwrap();
+        run_ok(&a.ctx, &["-e", "a", "workflow", "track", "flow"]);
+        run_ok(&a.ctx, &["-e", "a", "workflow", "resolve", "flow", "--auto"]);
+        run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Flow"]);
+        let cec_a = a.env_dir("a").join(".cec");
+        let branch = git_in(&a.ctx, &cec_a, &["symbolic-ref", "--short", "HEAD"])
+            .trim()
+            .to_owned();
+        let bare = a.ctx.path().join("team.git");
+        let out = a
+            .ctx
+            .std_command("git")
+            .args(["init", "--quiet", "--bare", "--initial-branch", &branch])
+            .arg(&bare)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let server = comfydock_test::git_server::GitHttpServer::start();
+        let url = server.serve_writable("team/shared", &bare);
+        run_ok(&a.ctx, &["-e", "a", "remote", "add", "origin", &url]);
+        Self {
+            cec_a,
+            live_a,
+            branch,
+            bare,
+            url,
+            _server: server,
+        }
+    }
+}
+
 /// Issue 20: A pushes an environment to a git server (smart HTTP), B clones it (nodes installed,
 /// the same manifest and lock, A's history), A's next commit reaches B with `pull` (fast-forward,
-/// then synced); diverged histories are refused without changing anything, and a push never
-/// rewrites the remote's history.
+/// then synced); a push never rewrites the remote's history.
 #[test]
 fn a_team_shares_an_environment_through_a_git_remote() {
     let t = TwoWorkspaces::new();
     let a = &t.a;
-    a.create("a", "v0.3.40");
-    run_ok(&a.ctx, &["-e", "a", "node", "add", "my-node"]);
-    let live_a = a.env_dir("a").join("ComfyUI/user/default/workflows");
-    fs_err::create_dir_all(&live_a).unwrap();
-    fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "x", "")).unwrap();
-    run_ok(&a.ctx, &["-e", "a", "workflow", "track", "flow"]);
-    run_ok(&a.ctx, &["-e", "a", "workflow", "resolve", "flow", "--auto"]);
-    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "Flow"]);
-
-    let cec_a = a.env_dir("a").join(".cec");
-    let branch = git_in(&a.ctx, &cec_a, &["symbolic-ref", "--short", "HEAD"]);
-    let bare = a.ctx.path().join("team.git");
-    let out = a
-        .ctx
-        .std_command("git")
-        .args(["init", "--quiet", "--bare", "--initial-branch", branch.trim()])
-        .arg(&bare)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let server = comfydock_test::git_server::GitHttpServer::start();
-    let url = server.serve_writable("team/shared", &bare);
-    run_ok(&a.ctx, &["-e", "a", "remote", "add", "origin", &url]);
+    let team = Team::start(&t);
+    let (cec_a, live_a, bare, url) = (&team.cec_a, &team.live_a, &team.bare, team.url.as_str());
+    let branch = &team.branch;
     let listed = stdout(&run_ok(&a.ctx, &["-e", "a", "remote", "list"]));
-    assert!(listed.contains("origin") && listed.contains(&url), "{listed}");
+    assert!(listed.contains("origin") && listed.contains(url), "{listed}");
 
     // Only committed states are shared.
     fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "y", "")).unwrap();
@@ -1286,7 +1314,7 @@ fn a_team_shares_an_environment_through_a_git_remote() {
     // B clones: the same manifest and lock, the node installed, A's history and remote.
     run_ok(
         &t.b,
-        &["--yes", "clone", &url, "--name", "shared", "--models", "skip"],
+        &["--yes", "clone", url, "--name", "shared", "--models", "skip"],
     );
     let cec_b = t.b_env("shared").join(".cec");
     for file in ["pyproject.toml", "uv.lock", "workflows/flow.json"] {
@@ -1341,7 +1369,7 @@ fn a_team_shares_an_environment_through_a_git_remote() {
     fs_err::write(&manifest_a, text.replacen(&pinned, &bogus, 1)).unwrap();
     git_in(
         &a.ctx,
-        &cec_a,
+        cec_a,
         &[
             "commit",
             "--quiet",
@@ -1372,7 +1400,7 @@ fn a_team_shares_an_environment_through_a_git_remote() {
     let status: serde_json::Value =
         serde_json::from_str(&stdout(&run_ok(&t.b, &["-e", "shared", "--json", "status"]))).unwrap();
     assert_eq!(status["clean"], true, "B is synced as before: {status}");
-    git_in(&a.ctx, &cec_a, &["revert", "--no-edit", "HEAD"]);
+    git_in(&a.ctx, cec_a, &["revert", "--no-edit", "HEAD"]);
     run_ok(&a.ctx, &["-e", "a", "push"]);
     run_ok(&t.b, &["-e", "shared", "pull"]);
 
@@ -1385,7 +1413,7 @@ fn a_team_shares_an_environment_through_a_git_remote() {
         ),
     )
     .unwrap();
-    git_in(&a.ctx, &cec_a, &["commit", "--quiet", "-am", "Build the project"]);
+    git_in(&a.ctx, cec_a, &["commit", "--quiet", "-am", "Build the project"]);
     run_ok(&a.ctx, &["-e", "a", "push"]);
     let b_head = git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]);
     let out = t.b.command().args(["-e", "shared", "pull"]).output().unwrap();
@@ -1397,28 +1425,24 @@ fn a_team_shares_an_environment_through_a_git_remote() {
         stderr(&out)
     );
     assert_eq!(git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]), b_head);
-    git_in(&a.ctx, &cec_a, &["revert", "--no-edit", "HEAD"]);
+    git_in(&a.ctx, cec_a, &["revert", "--no-edit", "HEAD"]);
     run_ok(&a.ctx, &["-e", "a", "push"]);
     run_ok(&t.b, &["-e", "shared", "pull"]);
 
-    // Both commit: B's pull is refused and changes nothing; B's push never rewrites A's history.
+    // Both commit: B's push never rewrites A's history.
     let live_b = t.b_env("shared").join("ComfyUI/user/default/workflows");
     fs_err::write(live_b.join("flow.json"), workflow("MyNodeA", "from b", "")).unwrap();
     run_ok(&t.b, &["-e", "shared", "commit", "-m", "B's take"]);
     fs_err::write(live_a.join("flow.json"), workflow("MyNodeA", "from a", "")).unwrap();
     run_ok(&a.ctx, &["-e", "a", "commit", "-m", "A's take"]);
     run_ok(&a.ctx, &["-e", "a", "push"]);
-    let b_head = git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]);
-    let out = t.b.command().args(["-e", "shared", "pull"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("diverged"), "{}", stderr(&out));
-    assert_eq!(git_in(&t.b, &cec_b, &["rev-parse", "HEAD"]), b_head);
     let remote_branch = format!("refs/heads/{}", branch.trim());
-    let remote_head = git_in(&t.b, &bare, &["rev-parse", &remote_branch]);
+    let remote_head = git_in(&t.b, bare, &["rev-parse", &remote_branch]);
     let out = t.b.command().args(["-e", "shared", "push"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pull"), "{}", stderr(&out));
     assert_eq!(
-        git_in(&t.b, &bare, &["rev-parse", &remote_branch]),
+        git_in(&t.b, bare, &["rev-parse", &remote_branch]),
         remote_head,
         "the remote history is untouched"
     );
@@ -1442,6 +1466,222 @@ fn a_team_shares_an_environment_through_a_git_remote() {
         fs_err::read(cec_b.join("workflows/flow.json")).unwrap()
     );
     assert!(String::from_utf8_lossy(&fs_err::read(live_b.join("flow.json")).unwrap()).contains("experiment"));
+}
+
+/// Issue 20: teammates who both committed merge by meaning. Different nodes on each side are
+/// both kept, the lock is re-resolved from the merged manifest, a workflow both changed is kept
+/// twice; `--preview` shows it first; a merge whose requirements conflict is refused naming
+/// both sides and changes nothing; conflicting edits of one key need a side; no history is
+/// rewritten.
+#[test]
+fn teammates_merge_by_meaning_with_the_lock_re_resolved() {
+    let t = TwoWorkspaces::new();
+    for (id, class, requirement) in [
+        ("img-node", "ImgNode", "tinyimg"),
+        ("dep-node", "DepNode", "node-dep-b"),
+        ("left-node", "LeftNode", "conflict-a"),
+        ("right-node", "RightNode", "conflict-b"),
+    ] {
+        t.registry.publish(
+            NodePackage::new(id, "1.0.0")
+                .node_class(class)
+                .requirements(requirement),
+        );
+    }
+    let a = &t.a;
+    let team = Team::start(&t);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    run_ok(
+        &t.b,
+        &[
+            "--yes", "clone", &team.url, "--name", "shared", "--models", "skip",
+        ],
+    );
+    let b = &t.b;
+    let cec_b = t.b_env("shared").join(".cec");
+    let live_b = t.b_env("shared").join("ComfyUI/user/default/workflows");
+    let nodes_b = t.b_env("shared").join("ComfyUI/custom_nodes");
+
+    // A adds a node and changes the workflow; so does B.
+    run_ok(&a.ctx, &["-e", "a", "node", "add", "img-node"]);
+    let from_a = workflow("MyNodeA", "from a", "");
+    fs_err::write(team.live_a.join("flow.json"), &from_a).unwrap();
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "A: img-node, tuned flow"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    let a_head = git_in(&a.ctx, &team.cec_a, &["rev-parse", "HEAD"]);
+    run_ok(b, &["-e", "shared", "node", "add", "dep-node"]);
+    let from_b = workflow("MyNodeA", "from b", "");
+    fs_err::write(live_b.join("flow.json"), &from_b).unwrap();
+    run_ok(b, &["-e", "shared", "commit", "-m", "B: dep-node, its own flow"]);
+    let b_head = git_in(b, &cec_b, &["rev-parse", "HEAD"]);
+
+    // The preview shows the merge and changes nothing.
+    let preview: serde_json::Value = serde_json::from_str(&stdout(&run_ok(
+        b,
+        &["-e", "shared", "--json", "pull", "--preview"],
+    )))
+    .unwrap();
+    assert_eq!(preview["fast_forward"], false, "{preview}");
+    let plan = &preview["merge"];
+    assert_eq!(plan["conflicts"], serde_json::json!([]), "{plan}");
+    assert_eq!(plan["lock"]["status"], "resolved", "{plan}");
+    assert_eq!(plan["kept_both"][0]["workflow"], "flow", "{plan}");
+    let copy = plan["kept_both"][0]["theirs_as"].as_str().unwrap().to_owned();
+    let names = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} {}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(names(&preview["diff"]["nodes"]), ["added img-node"], "{preview}");
+    assert!(
+        names(&preview["diff"]["locked"]).contains(&"added tinyimg".to_owned()),
+        "the lock is re-resolved: {preview}"
+    );
+    assert_eq!(git_in(b, &cec_b, &["rev-parse", "HEAD"]), b_head);
+    assert!(!nodes_b.join("img-node").exists());
+
+    // The pull merges: both nodes, a lock with both requirements, both workflows.
+    let out = run_ok(b, &["-e", "shared", "pull"]);
+    assert!(
+        stderr(&out).contains(&format!("theirs is kept as `{copy}`")),
+        "{}",
+        stderr(&out)
+    );
+    let manifest = fs_err::read_to_string(cec_b.join("pyproject.toml")).unwrap();
+    assert!(
+        manifest.contains("[tool.comfydock.nodes.img-node]")
+            && manifest.contains("[tool.comfydock.nodes.dep-node]"),
+        "{manifest}"
+    );
+    let lock = fs_err::read_to_string(cec_b.join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"tinyimg\"") && lock.contains("name = \"node-dep-b\""),
+        "{lock}"
+    );
+    assert!(nodes_b.join("img-node").is_dir() && nodes_b.join("dep-node").is_dir());
+    assert_eq!(
+        fs_err::read_to_string(cec_b.join("workflows/flow.json")).unwrap(),
+        from_b
+    );
+    assert_eq!(
+        fs_err::read_to_string(cec_b.join(format!("workflows/{copy}.json"))).unwrap(),
+        from_a
+    );
+    assert_eq!(
+        fs_err::read_to_string(live_b.join(format!("{copy}.json"))).unwrap(),
+        from_a
+    );
+    assert_eq!(fs_err::read_to_string(live_b.join("flow.json")).unwrap(), from_b);
+    assert!(
+        manifest.contains(&format!("[tool.comfydock.workflows.\"{copy}\"]")),
+        "{manifest}"
+    );
+    // A merge commit with both lines as parents: nothing rewritten.
+    assert_eq!(git_in(b, &cec_b, &["rev-parse", "HEAD^1"]), b_head);
+    assert_eq!(git_in(b, &cec_b, &["rev-parse", "HEAD^2"]), a_head);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(b, &["-e", "shared", "--json", "status"]))).unwrap();
+    assert_eq!(status["clean"], true, "{status}");
+    let out = b
+        .std_command("uv")
+        .args(["lock", "--check", "--project"])
+        .arg(&cec_b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the merged lock matches the manifest: {}",
+        stderr(&out)
+    );
+
+    // B shares the merge; A fast-forwards to it.
+    run_ok(b, &["-e", "shared", "push"]);
+    run_ok(&a.ctx, &["-e", "a", "pull"]);
+    assert_eq!(
+        fs_err::read(team.cec_a.join("uv.lock")).unwrap(),
+        fs_err::read(cec_b.join("uv.lock")).unwrap()
+    );
+    assert!(a.env_dir("a").join("ComfyUI/custom_nodes/dep-node").is_dir());
+
+    // Requirements that cannot both be installed: the merge is refused, naming both sides and
+    // who brought each, and B is exactly as before.
+    run_ok(&a.ctx, &["-e", "a", "node", "add", "left-node"]);
+    run_ok(&a.ctx, &["-e", "a", "commit", "-m", "A: left-node"]);
+    run_ok(&a.ctx, &["-e", "a", "push"]);
+    run_ok(b, &["-e", "shared", "node", "add", "right-node"]);
+    run_ok(b, &["-e", "shared", "commit", "-m", "B: right-node"]);
+    let b_head = git_in(b, &cec_b, &["rev-parse", "HEAD"]);
+    let files_of_b = || -> Vec<Vec<u8>> {
+        ["pyproject.toml", "uv.lock"]
+            .iter()
+            .map(|f| fs_err::read(cec_b.join(f)).unwrap())
+            .collect()
+    };
+    let before = files_of_b();
+    let out = b.command().args(["-e", "shared", "pull"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    for needed in [
+        "does not resolve",
+        "conflict-a",
+        "conflict-b",
+        "node `left-node`, brought by `origin/",
+        "node `right-node`, brought by this environment",
+        "nothing was changed",
+    ] {
+        assert!(err.contains(needed), "{needed}: {err}");
+    }
+    assert_eq!(git_in(b, &cec_b, &["rev-parse", "HEAD"]), b_head);
+    assert_eq!(files_of_b(), before);
+    assert!(!nodes_b.join("left-node").exists() && nodes_b.join("right-node").is_dir());
+    assert_eq!(git_in(b, &cec_b, &["status", "--porcelain"]), "");
+
+    // One key both changed differently: a conflict until a side is chosen.
+    run_ok(b, &["-e", "shared", "node", "remove", "right-node"]);
+    run_ok(b, &["-e", "shared", "commit", "-m", "B: drop right-node"]);
+    run_ok(b, &["-e", "shared", "pull"]);
+    let set_description = |text: &str| {
+        let path = cec_b.join("pyproject.toml");
+        let manifest = fs_err::read_to_string(&path).unwrap();
+        let manifest = manifest.replacen(
+            "[project]\n",
+            &format!("[project]\ndescription = \"{text}\"\n"),
+            1,
+        );
+        fs_err::write(&path, manifest).unwrap();
+        git_in(b, &cec_b, &["commit", "--quiet", "-am", text]);
+    };
+    run_ok(b, &["-e", "shared", "switch", "--create", "experiment"]);
+    set_description("the experiment");
+    run_ok(b, &["-e", "shared", "switch", &team.branch]);
+    set_description("the main line");
+    let out = b
+        .command()
+        .args(["-e", "shared", "merge", "experiment"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("conflicts on `project.description`")
+            && stderr(&out).contains("merge experiment --ours"),
+        "{}",
+        stderr(&out)
+    );
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&run_ok(
+        b,
+        &["-e", "shared", "--json", "merge", "experiment", "--preview"],
+    )))
+    .unwrap();
+    assert_eq!(plan["conflicts"][0]["ours"], "\"the main line\"", "{plan}");
+    assert_eq!(plan["conflicts"][0]["theirs"], "\"the experiment\"", "{plan}");
+    run_ok(b, &["-e", "shared", "merge", "experiment", "--theirs"]);
+    let manifest = fs_err::read_to_string(cec_b.join("pyproject.toml")).unwrap();
+    assert!(
+        manifest.contains("description = \"the experiment\""),
+        "{manifest}"
+    );
 }
 
 /// `export` never writes a bundle `import` would refuse by its limits: here a dev node with more
