@@ -1596,6 +1596,30 @@ fn teammates_merge_by_meaning_with_the_lock_re_resolved() {
         stderr(&out)
     );
 
+    // B runs the merged environment: ComfyUI loads the nodes of both sides.
+    let port = crate::env_support::free_port().to_string();
+    run_ok(
+        b,
+        &[
+            "-e",
+            "shared",
+            "run",
+            "--background",
+            "--no-sync",
+            "--port",
+            &port,
+        ],
+    );
+    let classes: serde_json::Value = serde_json::from_str(&crate::env_support::http_get(
+        port.parse().unwrap(),
+        "/object_info",
+    ))
+    .unwrap();
+    run_ok(b, &["-e", "shared", "stop"]);
+    for class in ["MyNodeA", "ImgNode", "DepNode"] {
+        assert!(classes.get(class).is_some(), "{class} is loaded");
+    }
+
     // B shares the merge; A fast-forwards to it.
     run_ok(b, &["-e", "shared", "push"]);
     run_ok(&a.ctx, &["-e", "a", "pull"]);
