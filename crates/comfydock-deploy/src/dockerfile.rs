@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::spec::DeploySpec;
-use super::target::{ModelMode, Target, UBUNTU_IMAGE, UV_IMAGE};
+use super::target::{ModelMode, Target};
 use comfydock_environments::nodes::{NodeEntry, NodeSource};
 
 /// Where things live inside the image.
@@ -18,6 +18,8 @@ pub const PYTHON_DIR: &str = "/opt/python";
 pub const COMFYDOCK_DIR: &str = "/opt/comfydock";
 /// ComfyUI's port inside the container.
 pub const COMFYUI_PORT: u16 = 8188;
+/// The Debian/Ubuntu packages of the system Python (`--system-python`).
+const SYSTEM_PYTHON_PACKAGES: &str = "python3 python3-venv";
 /// uid/gid of the runtime user (above the distro's 1000 `ubuntu` user).
 pub const RUNTIME_UID: u32 = 10001;
 
@@ -38,39 +40,64 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
         target.backend, target.gpu
     );
     let _ = writeln!(d);
-    let _ = writeln!(d, "FROM {UV_IMAGE} AS uv");
+    let _ = writeln!(d, "FROM {} AS uv", target.uv_image);
     let _ = writeln!(d);
 
     // ---- builder -------------------------------------------------------------------------
-    let _ = writeln!(d, "FROM {UBUNTU_IMAGE} AS builder");
+    let _ = writeln!(d, "FROM {} AS builder", target.builder_image);
     let _ = writeln!(d, "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]");
+    let preference = if target.system_python {
+        "only-system"
+    } else {
+        "only-managed"
+    };
     let _ = writeln!(
         d,
-        "ENV DEBIAN_FRONTEND=noninteractive \\\n    UV_COMPILE_BYTECODE=1 \\\n    UV_LINK_MODE=copy \\\n    UV_PYTHON_INSTALL_DIR={PYTHON_DIR} \\\n    UV_PYTHON_PREFERENCE=only-managed \\\n    UV_PROJECT_ENVIRONMENT={VENV_DIR}"
+        "ENV DEBIAN_FRONTEND=noninteractive \\\n    UV_COMPILE_BYTECODE=1 \\\n    UV_LINK_MODE=copy \\\n    UV_PYTHON_INSTALL_DIR={PYTHON_DIR} \\\n    UV_PYTHON_PREFERENCE={preference} \\\n    UV_PROJECT_ENVIRONMENT={VENV_DIR}"
     );
     apt_comment(&mut d);
-    run(
-        &mut d,
-        &[
-            "set -eux",
-            "apt-get update",
-            "apt-get install -y --no-install-recommends ca-certificates curl git",
-            "rm -rf /var/lib/apt/lists/*",
-        ],
-        None,
-    );
+    let python_packages = format!("apt-get install -y --no-install-recommends {SYSTEM_PYTHON_PACKAGES}");
+    let mut steps = vec![
+        "set -eux",
+        "apt-get update",
+        "apt-get install -y --no-install-recommends ca-certificates curl git",
+    ];
+    if target.system_python {
+        steps.push(&python_packages);
+    }
+    steps.push("rm -rf /var/lib/apt/lists/*");
+    run(&mut d, &steps, None);
     let _ = writeln!(d, "COPY --from=uv /uv /usr/local/bin/uv");
     let _ = writeln!(d);
-    let _ = writeln!(
-        d,
-        "# Python {} (uv-managed, relocatable into the runtime stage)",
-        spec.python
-    );
-    run(
-        &mut d,
-        &["set -eux", &format!("uv python install {}", spec.python)],
-        Some("--mount=type=cache,target=/root/.cache/uv,id=comfydock-uv"),
-    );
+    if target.system_python {
+        let _ = writeln!(
+            d,
+            "# Python {} from the base image's packages (the runtime installs the same)",
+            spec.python
+        );
+        run(
+            &mut d,
+            &[
+                "set -eux",
+                &format!(
+                    "python3 -c 'import sys; v = \"%d.%d\" % sys.version_info[:2]; assert \"{}\".startswith(v), v + \" is not {}\"'",
+                    spec.python, spec.python
+                ),
+            ],
+            None,
+        );
+    } else {
+        let _ = writeln!(
+            d,
+            "# Python {} (uv-managed, relocatable into the runtime stage)",
+            spec.python
+        );
+        run(
+            &mut d,
+            &["set -eux", &format!("uv python install {}", spec.python)],
+            Some("--mount=type=cache,target=/root/.cache/uv,id=comfydock-uv"),
+        );
+    }
     let _ = writeln!(d);
     let _ = writeln!(
         d,
@@ -136,7 +163,7 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
 
     // ---- baked models ------------------------------------------------------------------
     if models == ModelMode::Bake && !spec.models.is_empty() {
-        let _ = writeln!(d, "FROM {UBUNTU_IMAGE} AS models");
+        let _ = writeln!(d, "FROM {} AS models", target.builder_image);
         let _ = writeln!(d, "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]");
         apt_comment(&mut d);
         run(
@@ -160,6 +187,9 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
     let _ = writeln!(d, "FROM {} AS runtime", target.runtime_image);
     let _ = writeln!(d, "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]");
     let mut packages = vec!["ca-certificates", "libgl1", "libglib2.0-0"];
+    if target.system_python {
+        packages.push(SYSTEM_PYTHON_PACKAGES);
+    }
     // The fetcher checks sha256 with Python's hashlib; only blake3-only models need b3sum.
     if models == ModelMode::Fetch && spec.models.iter().any(|m| m.sha256.is_none()) {
         packages.push("b3sum");
@@ -182,7 +212,9 @@ pub fn render(spec: &DeploySpec, target: &Target, models: ModelMode) -> String {
         ],
         None,
     );
-    let _ = writeln!(d, "COPY --from=builder {PYTHON_DIR} {PYTHON_DIR}");
+    if !target.system_python {
+        let _ = writeln!(d, "COPY --from=builder {PYTHON_DIR} {PYTHON_DIR}");
+    }
     let _ = writeln!(d, "COPY --from=builder {VENV_DIR} {VENV_DIR}");
     let _ = writeln!(
         d,

@@ -1,5 +1,6 @@
-//! Building and pushing with the `docker` client: `docker buildx build` (or `docker build`)
-//! with output streamed to the terminal, only when `docker info` reaches an engine.
+//! Building and pushing with the `docker` client (`docker buildx build`, or `docker build`)
+//! when `docker info` reaches an engine, else with `podman` (daemonless: `podman build`), with
+//! output streamed to the terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,35 +15,68 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
-    /// Find `docker` and check that `docker info` reaches an engine. `context_dir` is named in
-    /// the error so the user knows the build context is ready regardless.
+    /// Find `docker` whose `docker info` reaches an engine, else `podman`. `context_dir` is
+    /// named in the error so the user knows the build context is ready regardless.
     pub fn connect(context_dir: &Path) -> Result<Self, DeployError> {
+        if let Some(chosen) = std::env::var_os(comfydock_foundation::env_vars::COMFYDOCK_CONTAINER_ENGINE)
+            .filter(|v| !v.is_empty())
+        {
+            return Self::connect_to(&chosen.to_string_lossy(), context_dir);
+        }
+        match Self::connect_to("docker", context_dir) {
+            Ok(engine) => Ok(engine),
+            Err(docker) => Self::connect_to("podman", context_dir).map_err(|podman| {
+                let reason = |e: DeployError| match e {
+                    DeployError::NoEngine { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                DeployError::NoEngine {
+                    dir: context_dir.to_path_buf(),
+                    reason: format!("{}; {}", reason(docker), reason(podman)),
+                }
+            }),
+        }
+    }
+
+    fn connect_to(name: &str, context_dir: &Path) -> Result<Self, DeployError> {
         let no_engine = |reason: String| DeployError::NoEngine {
             dir: context_dir.to_path_buf(),
             reason,
         };
-        let program = which::which("docker").map_err(|_| no_engine("`docker` is not on PATH".into()))?;
+        let program = which::which(name).map_err(|_| no_engine(format!("`{name}` is not on PATH")))?;
         let info = Command::new(&program)
-            .args(["info", "--format", "{{.ServerVersion}}"])
+            .args(if name == "docker" {
+                &["info", "--format", "{{.ServerVersion}}"][..]
+            } else {
+                &["info", "--format", "{{.Version.Version}}"][..]
+            })
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| no_engine(format!("cannot run `docker info`: {e}")))?;
+            .map_err(|e| no_engine(format!("cannot run `{name} info`: {e}")))?;
         if !info.status.success() {
             let stderr = String::from_utf8_lossy(&info.stderr);
             let reason = stderr
                 .lines()
                 .find(|l| !l.trim().is_empty())
-                .unwrap_or("`docker info` failed");
+                .unwrap_or("the engine does not answer");
             return Err(no_engine(reason.trim().to_owned()));
         }
-        let buildx = Command::new(&program)
-            .args(["buildx", "version"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let buildx = name == "docker"
+            && Command::new(&program)
+                .args(["buildx", "version"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
         Ok(Self { program, buildx })
+    }
+
+    /// The client's name (`docker`, `podman`).
+    pub fn name(&self) -> String {
+        self.program
+            .file_stem()
+            .map_or_else(|| "docker".to_owned(), |s| s.to_string_lossy().into_owned())
     }
 
     /// Build `dir` as `tag`, streaming the engine's output to this process's stderr.

@@ -1,12 +1,14 @@
 //! Kubernetes manifests: ComfyUI Deployment with GPU resources, Service, models PVC and
-//! ConfigMap; with the API, its Deployment, Service and a HorizontalPodAutoscaler that scales
-//! ComfyUI on the queue depth `comfydock serve` exports (`comfydock_queue_depth`, an external
-//! metric served by a Prometheus adapter). One file per object plus a `kustomization.yaml`.
+//! ConfigMap. With the API, every ComfyUI pod also runs `comfydock serve` beside it (its worker
+//! talks to the pod's own ComfyUI; all pods share one PostgreSQL queue, whose URL and the API keys
+//! come from a Secret), a Service spreads API requests over the pods, and KEDA scales the pods
+//! on the queue depth (a `ScaledObject` with its PostgreSQL scaler). One file per object plus a
+//! `kustomization.yaml`.
 
 use std::fmt::Write as _;
 
 use super::GeneratedFile;
-use super::docker_context::{API_PORT, api_args, api_image, models_manifest, yaml_str};
+use super::docker_context::{API_PORT, api_tag, models_manifest, yaml_str};
 use super::dockerfile::{COMFYDOCK_DIR, COMFYUI_DIR, COMFYUI_PORT, RUNTIME_UID};
 use super::spec::DeploySpec;
 use super::target::{GpuKind, ModelMode};
@@ -36,14 +38,10 @@ pub fn render(spec: &DeploySpec, options: &KubernetesOptions) -> Vec<GeneratedFi
     }
     if options.with_api {
         files.push(GeneratedFile::text(
-            "k8s/api-deployment.yaml",
-            api_deployment(spec, &name),
-        ));
-        files.push(GeneratedFile::text(
             "k8s/api-service.yaml",
-            service(&format!("{name}-api"), "api", API_PORT),
+            service(&format!("{name}-api"), "comfyui", API_PORT),
         ));
-        files.push(GeneratedFile::text("k8s/hpa.yaml", hpa(&name)));
+        files.push(GeneratedFile::text("k8s/keda.yaml", keda(&name)));
     }
     let mut resources: Vec<String> = files
         .iter()
@@ -181,7 +179,14 @@ fn deployment(options: &KubernetesOptions, name: &str) -> String {
     let _ = writeln!(y, "              mountPath: {COMFYDOCK_DIR}/models.json");
     let _ = writeln!(y, "              subPath: models.json");
     let _ = writeln!(y, "              readOnly: true");
+    if options.with_api {
+        api_container(&mut y, options, name);
+    }
     let _ = writeln!(y, "      volumes:");
+    if options.with_api {
+        let _ = writeln!(y, "        - name: api-data");
+        let _ = writeln!(y, "          emptyDir: {{}}");
+    }
     if options.models != ModelMode::Bake {
         let _ = writeln!(y, "        - name: models");
         let _ = writeln!(y, "          persistentVolumeClaim:");
@@ -235,91 +240,86 @@ fn pvc(spec: &DeploySpec, name: &str) -> String {
     y
 }
 
-fn api_deployment(spec: &DeploySpec, name: &str) -> String {
-    let mut y = header("Deployment");
-    let api = format!("{name}-api");
-    let _ = writeln!(y, "apiVersion: apps/v1");
-    let _ = writeln!(y, "kind: Deployment");
-    let _ = writeln!(y, "metadata:");
-    let _ = writeln!(y, "  name: {api}");
-    let _ = writeln!(y, "  labels:");
-    labels(&mut y, "    ", name, "api");
-    let _ = writeln!(y, "spec:");
-    let _ = writeln!(y, "  replicas: 1");
-    let _ = writeln!(y, "  selector:");
-    let _ = writeln!(y, "    matchLabels:");
-    let _ = writeln!(y, "      app.kubernetes.io/name: {name}");
-    let _ = writeln!(y, "      app.kubernetes.io/component: api");
-    let _ = writeln!(y, "  template:");
-    let _ = writeln!(y, "    metadata:");
-    let _ = writeln!(y, "      labels:");
-    labels(&mut y, "        ", name, "api");
-    let _ = writeln!(y, "    spec:");
-    let _ = writeln!(y, "      securityContext:");
-    let _ = writeln!(y, "        runAsNonRoot: true");
-    let _ = writeln!(y, "        runAsUser: {RUNTIME_UID}");
-    let _ = writeln!(y, "      containers:");
+/// The `comfydock serve` container beside ComfyUI in each pod: its worker uses the pod's own
+/// ComfyUI; the queue URL and the API keys come from the `<name>-api` Secret.
+fn api_container(y: &mut String, options: &KubernetesOptions, name: &str) {
     let _ = writeln!(y, "        - name: api");
-    let _ = writeln!(y, "          image: {}", yaml_str(&api_image()));
-    let _ = writeln!(y, "          args:");
-    for arg in api_args(spec) {
-        let arg = arg.replace("http://comfyui:", &format!("http://{name}:"));
-        let _ = writeln!(y, "            - {}", yaml_str(&arg));
-    }
-    let _ = writeln!(y, "          env:");
-    let _ = writeln!(y, "            - name: COMFYDOCK_ENV");
-    let _ = writeln!(y, "              value: {}", yaml_str(&spec.environment));
+    let _ = writeln!(y, "          image: {}", yaml_str(&api_tag(&options.image)));
+    let _ = writeln!(y, "          imagePullPolicy: IfNotPresent");
     let _ = writeln!(y, "          ports:");
-    let _ = writeln!(y, "            - name: http");
+    let _ = writeln!(y, "            - name: api");
     let _ = writeln!(y, "              containerPort: {API_PORT}");
+    let _ = writeln!(y, "          env:");
+    let _ = writeln!(y, "            - name: COMFYDOCK_COMFYUI_URL");
+    let _ = writeln!(y, "              value: \"http://127.0.0.1:{COMFYUI_PORT}\"");
+    for (var, key) in [
+        ("COMFYDOCK_SERVE_API_KEYS", "api-keys"),
+        ("COMFYDOCK_SERVE_DB", "db-url"),
+    ] {
+        let _ = writeln!(y, "            - name: {var}");
+        let _ = writeln!(y, "              valueFrom:");
+        let _ = writeln!(y, "                secretKeyRef:");
+        let _ = writeln!(y, "                  name: {name}-api");
+        let _ = writeln!(y, "                  key: {key}");
+    }
     let _ = writeln!(y, "          readinessProbe:");
-    let _ = writeln!(y, "            tcpSocket:");
-    let _ = writeln!(y, "              port: http");
+    let _ = writeln!(y, "            httpGet:");
+    let _ = writeln!(y, "              path: /readyz");
+    let _ = writeln!(y, "              port: api");
+    let _ = writeln!(y, "            periodSeconds: 10");
     let _ = writeln!(y, "          volumeMounts:");
-    let _ = writeln!(y, "            - name: data");
+    let _ = writeln!(y, "            - name: api-data");
     let _ = writeln!(y, "              mountPath: /data");
-    let _ = writeln!(y, "      volumes:");
-    let _ = writeln!(y, "        - name: data");
-    let _ = writeln!(y, "          emptyDir: {{}}");
-    y
 }
 
-fn hpa(name: &str) -> String {
-    let mut y = header("HorizontalPodAutoscaler");
+/// KEDA scales the ComfyUI pods on the jobs waiting or running in the shared PostgreSQL queue.
+fn keda(name: &str) -> String {
+    let mut y = header("KEDA ScaledObject");
     let _ = writeln!(
         y,
-        "# Scales ComfyUI on `comfydock_queue_depth` (exported by `comfydock serve` on /metrics);"
+        "# Needs KEDA (https://keda.sh) and the Secret `{name}-api` with `api-keys` (comma-separated keys, e.g."
     );
     let _ = writeln!(
         y,
-        "# needs an external-metrics adapter (e.g. prometheus-adapter) serving that metric."
+        "# `openssl rand -hex 32`) and `db-url` (postgres://USER:PASSWORD@HOST/DB, the queue all pods share):"
     );
-    let _ = writeln!(y, "apiVersion: autoscaling/v2");
-    let _ = writeln!(y, "kind: HorizontalPodAutoscaler");
+    let _ = writeln!(
+        y,
+        "#   kubectl create secret generic {name}-api --from-literal=api-keys=KEY --from-literal=db-url=URL"
+    );
+    let _ = writeln!(y, "apiVersion: keda.sh/v1alpha1");
+    let _ = writeln!(y, "kind: TriggerAuthentication");
+    let _ = writeln!(y, "metadata:");
+    let _ = writeln!(y, "  name: {name}-queue");
+    let _ = writeln!(y, "  labels:");
+    labels(&mut y, "    ", name, "comfyui");
+    let _ = writeln!(y, "spec:");
+    let _ = writeln!(y, "  secretTargetRef:");
+    let _ = writeln!(y, "    - parameter: connection");
+    let _ = writeln!(y, "      name: {name}-api");
+    let _ = writeln!(y, "      key: db-url");
+    let _ = writeln!(y, "---");
+    let _ = writeln!(y, "apiVersion: keda.sh/v1alpha1");
+    let _ = writeln!(y, "kind: ScaledObject");
     let _ = writeln!(y, "metadata:");
     let _ = writeln!(y, "  name: {name}");
     let _ = writeln!(y, "  labels:");
     labels(&mut y, "    ", name, "comfyui");
     let _ = writeln!(y, "spec:");
     let _ = writeln!(y, "  scaleTargetRef:");
-    let _ = writeln!(y, "    apiVersion: apps/v1");
-    let _ = writeln!(y, "    kind: Deployment");
     let _ = writeln!(y, "    name: {name}");
-    let _ = writeln!(y, "  minReplicas: 1");
-    let _ = writeln!(y, "  maxReplicas: 8");
-    let _ = writeln!(y, "  metrics:");
-    let _ = writeln!(y, "    - type: External");
-    let _ = writeln!(y, "      external:");
-    let _ = writeln!(y, "        metric:");
-    let _ = writeln!(y, "          name: comfydock_queue_depth");
-    let _ = writeln!(y, "          selector:");
-    let _ = writeln!(y, "            matchLabels:");
-    let _ = writeln!(y, "              app.kubernetes.io/name: {name}");
-    let _ = writeln!(y, "        target:");
-    let _ = writeln!(y, "          type: AverageValue");
-    let _ = writeln!(y, "          averageValue: \"{QUEUE_DEPTH_PER_REPLICA}\"");
-    let _ = writeln!(y, "  behavior:");
-    let _ = writeln!(y, "    scaleDown:");
-    let _ = writeln!(y, "      stabilizationWindowSeconds: 300");
+    let _ = writeln!(y, "  minReplicaCount: 1");
+    let _ = writeln!(y, "  maxReplicaCount: 8");
+    let _ = writeln!(y, "  cooldownPeriod: 300");
+    let _ = writeln!(y, "  triggers:");
+    let _ = writeln!(y, "    - type: postgresql");
+    let _ = writeln!(y, "      metadata:");
+    let _ = writeln!(
+        y,
+        "        query: \"SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')\""
+    );
+    let _ = writeln!(y, "        targetQueryValue: \"{QUEUE_DEPTH_PER_REPLICA}\"");
+    let _ = writeln!(y, "      authenticationRef:");
+    let _ = writeln!(y, "        name: {name}-queue");
     y
 }

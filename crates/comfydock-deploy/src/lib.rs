@@ -19,6 +19,7 @@ pub mod dockerfile;
 pub mod dockerfile_syntax;
 pub mod engine;
 pub mod kubernetes;
+pub mod machine_local;
 pub mod output;
 pub mod spec;
 pub mod target;
@@ -84,6 +85,11 @@ pub enum DeployError {
         backend: String,
         locked: Vec<String>,
     },
+    #[error(
+        "The build context of `{env}` would name sources only this machine reaches: {}",
+        found.join(", ")
+    )]
+    MachineLocal { env: String, found: Vec<String> },
     #[error("Invalid CUDA version `{0}`: expected e.g. 12.8 or cu128")]
     BadCudaVersion(String),
     #[error("No pinned runtime base image for the `{backend}` torch backend")]
@@ -128,6 +134,10 @@ impl Hinted for DeployError {
                     .map(|k| format!("`{k}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
+            )),
+            Self::MachineLocal { found, .. } => Some(format!(
+                "rewrite each to a public URL the builder reaches, e.g. `--public-url {}=https://PUBLIC`, or pass `--allow-local-urls` when the machine that builds reaches them",
+                found.first().map_or("LOCAL", String::as_str)
             )),
             Self::MissingNode { workflow, env, .. } => Some(format!(
                 "install it with `comfydock -e {env} workflow resolve {workflow} --install`"

@@ -226,3 +226,22 @@ pub fn stage_dev_nodes(
     }
     Ok(count)
 }
+
+/// Copy this comfydock binary to `dir/api/comfydock` for the API image (written to a temporary
+/// name, then renamed, so a half-copied binary is never built).
+pub fn stage_api_binary(dir: &Path) -> Result<(), DeployError> {
+    let exe = std::env::current_exe()?;
+    let target = dir.join(super::docker_context::API_BINARY);
+    if let Some(parent) = target.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    let partial = target.with_extension("partial");
+    fs_err::copy(&exe, &partial)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs_err::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
+    }
+    fs_err::rename(&partial, &target)?;
+    Ok(())
+}

@@ -80,6 +80,9 @@ pub struct DeploySpec {
     pub skipped_models: Vec<SkippedModel>,
     /// The workflows the deployment was narrowed to (empty: the whole environment).
     pub workflows: Vec<String>,
+    /// The workflows an API service serves (`--with-api`): the narrowed ones, else every tracked
+    /// one, as (name, committed JSON).
+    pub api_workflows: Vec<(String, String)>,
     /// `.cec` HEAD, when it has one.
     pub cec_commit: Option<String>,
     /// `.cec` files that differ from HEAD (deploying them is allowed, but worth a warning).
@@ -116,6 +119,24 @@ impl DeploySpec {
             .map(|out| out.lines().map(|l| l.get(3..).unwrap_or(l).to_owned()).collect())
             .unwrap_or_default();
         let mut spec = Self::from_manifest(&env.name, &manifest, pyproject, lock, comfyui_repo, workflows)?;
+        let served: Vec<String> = if workflows.is_empty() {
+            comfydock_environments::workflow_tracking::tracked(&manifest)
+                .into_iter()
+                .collect()
+        } else {
+            workflows.to_vec()
+        };
+        for name in served {
+            let name = comfydock_environments::workflow_tracking::normalize_name(&name);
+            let Ok(path) =
+                comfydock_foundation::path_part::join(&cec.join("workflows"), &format!("{name}.json"))
+            else {
+                continue;
+            };
+            if let Ok(json) = fs_err::read_to_string(path) {
+                spec.api_workflows.push((name, json));
+            }
+        }
         spec.cec_commit = cec_commit;
         spec.uncommitted = uncommitted;
         Ok(spec)
@@ -229,6 +250,7 @@ impl DeploySpec {
             workflows,
             cec_commit: None,
             uncommitted: Vec::new(),
+            api_workflows: Vec::new(),
         })
     }
 

@@ -82,12 +82,32 @@ impl std::fmt::Display for ModelMode {
     }
 }
 
-/// A resolved target: the locked backend to sync and the runtime base image.
+/// A resolved target: the locked backend to sync and the images the build starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub gpu: GpuKind,
     pub backend: TorchBackend,
     pub runtime_image: String,
+    /// Builder (and model-check) stage base; also the CPU runtime's.
+    pub builder_image: String,
+    /// The image the builder copies `/uv` from.
+    pub uv_image: String,
+    /// Python from the base image's packages (apt) instead of a uv-managed download: for
+    /// builders that cannot download Python builds.
+    pub system_python: bool,
+}
+
+impl Target {
+    /// Build from `base` (a registry the user controls, or a local image) instead of the public
+    /// Ubuntu image: the builder, and the runtime of CPU images.
+    #[must_use]
+    pub fn with_base_image(mut self, base: &str) -> Self {
+        if self.runtime_image == self.builder_image {
+            base.clone_into(&mut self.runtime_image);
+        }
+        base.clone_into(&mut self.builder_image);
+        self
+    }
 }
 
 impl Target {
@@ -133,6 +153,9 @@ impl Target {
             gpu,
             backend,
             runtime_image,
+            builder_image: UBUNTU_IMAGE.to_owned(),
+            uv_image: UV_IMAGE.to_owned(),
+            system_python: false,
         })
     }
 }

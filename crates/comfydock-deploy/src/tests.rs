@@ -575,13 +575,26 @@ fn kubernetes_objects_are_well_formed() {
                         assert!(!c["readinessProbe"].is_badvalue());
                     }
                 }
-                "HorizontalPodAutoscaler" => {
-                    assert_eq!(doc["apiVersion"].as_str(), Some("autoscaling/v2"));
-                    assert_eq!(
-                        doc["spec"]["metrics"][0]["external"]["metric"]["name"].as_str(),
-                        Some("comfydock_queue_depth")
+                "ScaledObject" => {
+                    assert_eq!(doc["apiVersion"].as_str(), Some("keda.sh/v1alpha1"));
+                    let trigger = &doc["spec"]["triggers"][0];
+                    assert_eq!(trigger["type"].as_str(), Some("postgresql"));
+                    assert!(
+                        trigger["metadata"]["query"]
+                            .as_str()
+                            .unwrap()
+                            .contains("status IN ('queued', 'running')")
                     );
-                    assert_eq!(doc["spec"]["scaleTargetRef"]["kind"].as_str(), Some("Deployment"));
+                    assert_eq!(
+                        trigger["authenticationRef"]["name"].as_str(),
+                        Some("comfydock-studio-queue")
+                    );
+                }
+                "TriggerAuthentication" => {
+                    let secret = &doc["spec"]["secretTargetRef"][0];
+                    assert_eq!(secret["parameter"].as_str(), Some("connection"));
+                    assert_eq!(secret["name"].as_str(), Some("comfydock-studio-api"));
+                    assert_eq!(secret["key"].as_str(), Some("db-url"));
                 }
                 "ConfigMap" => {
                     let models: serde_json::Value =
@@ -599,17 +612,41 @@ fn kubernetes_objects_are_well_formed() {
         [
             "ConfigMap",
             "Deployment",
-            "Deployment",
-            "HorizontalPodAutoscaler",
             "Kustomization",
             "PersistentVolumeClaim",
+            "ScaledObject",
             "Service",
-            "Service"
+            "Service",
+            "TriggerAuthentication"
         ]
     );
     let deployment = yaml_docs(file(&files, "k8s/deployment.yaml")).remove(0);
-    let limits = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"];
+    let containers = &deployment["spec"]["template"]["spec"]["containers"];
+    let limits = &containers[0]["resources"]["limits"];
     assert_eq!(limits["nvidia.com/gpu"].as_i64(), Some(1));
+    // The API beside ComfyUI in each pod: its worker uses the pod's ComfyUI; keys and queue
+    // from the Secret.
+    let api = &containers[1];
+    assert_eq!(api["name"].as_str(), Some("api"));
+    let env: Vec<(&str, &Yaml)> = api["env"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e))
+        .collect();
+    let var = |name: &str| env.iter().find(|(n, _)| *n == name).unwrap().1;
+    assert_eq!(
+        var("COMFYDOCK_COMFYUI_URL")["value"].as_str(),
+        Some("http://127.0.0.1:8188")
+    );
+    for (name, key) in [
+        ("COMFYDOCK_SERVE_API_KEYS", "api-keys"),
+        ("COMFYDOCK_SERVE_DB", "db-url"),
+    ] {
+        let secret = &var(name)["valueFrom"]["secretKeyRef"];
+        assert_eq!(secret["name"].as_str(), Some("comfydock-studio-api"), "{name}");
+        assert_eq!(secret["key"].as_str(), Some(key), "{name}");
+    }
 }
 
 #[test]

@@ -13,6 +13,9 @@ pub const COMFYDOCK_LOCK_TIMEOUT: &str = "COMFYDOCK_LOCK_TIMEOUT";
 pub const COMFYDOCK_PYTHON: &str = "COMFYDOCK_PYTHON";
 /// Disables coloured output (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+/// The container client `deploy --build` uses (`docker` or `podman`) [default: docker when it
+/// reaches an engine, else podman].
+pub const COMFYDOCK_CONTAINER_ENGINE: &str = "COMFYDOCK_CONTAINER_ENGINE";
 /// Overrides the `-v/-q` log filter (tracing `EnvFilter` syntax).
 pub const RUST_LOG: &str = "RUST_LOG";
 /// uv's cache directory; passed through untouched, else the workspace-shared cache is used.

@@ -58,6 +58,30 @@ pub struct CommonArgs {
     /// Image tag [default: comfydock-<env>:<short .cec commit>]
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Base image of the builder (and of CPU images and the API image) instead of ubuntu:24.04,
+    /// e.g. from your own registry
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+    /// Image to copy the `uv` binary from instead of the public uv image
+    #[arg(long, value_name = "IMAGE")]
+    pub uv_image: Option<String>,
+    /// Use the base image's Python packages (apt) instead of downloading a uv-managed Python
+    #[arg(long)]
+    pub system_python: bool,
+    /// Rewrite a machine-local URL the pins name to one the builder reaches (repeatable), e.g.
+    /// `http://127.0.0.1:3141=https://pypi.example.org`
+    #[arg(long = "public-url", value_name = "LOCAL=PUBLIC", value_parser = parse_rewrite)]
+    pub public_urls: Vec<(String, String)>,
+    /// Keep machine-local URLs and paths (the machine that builds reaches them)
+    #[arg(long)]
+    pub allow_local_urls: bool,
+}
+
+fn parse_rewrite(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok((from.to_owned(), to.to_owned())),
+        _ => Err(format!("`{value}` is not LOCAL=PUBLIC")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -102,26 +126,30 @@ fn prepare(ctx: &Context, common: &CommonArgs) -> CommandResult<Prepared> {
     let settings = ctx.settings(&workspace);
     let repo = settings.value(Key::ComfyuiRepo).unwrap_or_default();
     let git = Git::find()?;
-    let spec = DeploySpec::from_environment(&env, &git, &repo, &common.workflows)?;
+    let mut spec = DeploySpec::from_environment(&env, &git, &repo, &common.workflows)?;
     spec.check_nodes_pinned()?;
-    for skipped in &spec.skipped_models {
-        ctx.printer.warn(format!(
-            "model `{}` is left out: {}",
-            skipped.entry, skipped.reason
-        ));
-    }
-    if !spec.uncommitted.is_empty() {
-        ctx.printer.warn(format!(
-            "`.cec` has uncommitted changes ({}); they are deployed, but the tag names the last commit",
-            spec.uncommitted.join(", ")
-        ));
+    comfydock_deploy::machine_local::rewrite(&mut spec, &common.public_urls);
+    let local = comfydock_deploy::machine_local::find(&spec);
+    if !local.is_empty() && !common.allow_local_urls {
+        return Err(DeployError::MachineLocal {
+            env: env.name.clone(),
+            found: local,
+        }
+        .into());
     }
     let gpu = match common.gpu.as_deref() {
         Some(g) => g.parse::<GpuKind>().map_err(crate::error::CommandError::usage)?,
         None if spec.backends.iter().any(|b| b.as_str().starts_with("cu")) => GpuKind::Cuda,
         None => GpuKind::Cpu,
     };
-    let target = Target::resolve(&spec, gpu, common.cuda.as_deref())?;
+    let mut target = Target::resolve(&spec, gpu, common.cuda.as_deref())?;
+    if let Some(base) = &common.base_image {
+        target = target.with_base_image(base);
+    }
+    if let Some(uv) = &common.uv_image {
+        uv.clone_into(&mut target.uv_image);
+    }
+    target.system_python = common.system_python;
     let models: ModelMode = common.models.parse().map_err(crate::error::CommandError::usage)?;
     if models == ModelMode::Bake {
         output::check_bakeable(&spec)?;
@@ -177,6 +205,9 @@ fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
     let out = &common.out;
     output::write_context(out, "docker", &files)?;
     output::stage_dev_nodes(&p.spec, &p.env, out)?;
+    if common.with_api {
+        output::stage_api_binary(out)?;
+    }
     if p.models == ModelMode::Bake {
         // Every indexed location of the model's hash, then the default root's `<target>`.
         let models_dir = p.workspace.models_dir();
@@ -221,14 +252,19 @@ fn docker(ctx: &Context, args: &DockerArgs) -> CommandResult {
                 return Err(e.into());
             }
         };
-        ctx.printer.status("Building", &p.tag);
-        let built = engine.build(out, &p.tag).and_then(|()| {
+        let mut images = vec![(out.clone(), p.tag.clone())];
+        if common.with_api {
+            images.push((out.join("api"), docker_context::api_tag(&p.tag)));
+        }
+        let built = images.iter().try_for_each(|(dir, tag)| {
+            ctx.printer
+                .status("Building", format!("{tag} with {}", engine.name()));
+            engine.build(dir, tag)?;
             if args.push {
-                ctx.printer.status("Pushing", &p.tag);
-                engine.push(&p.tag)
-            } else {
-                Ok(())
+                ctx.printer.status("Pushing", tag);
+                engine.push(tag)?;
             }
+            Ok::<(), DeployError>(())
         });
         if let Err(e) = built {
             p.record("docker", out, BuildResult::Failed, None, Some(&e.to_string()))?;

@@ -49,6 +49,17 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
 
+    /// Accept these API keys (comma-separated; each at least 32 characters), e.g. from a
+    /// deployment's Secret; stored by hash like `serve keys create` keys
+    #[arg(
+        long = "api-key",
+        value_name = "KEY",
+        env = "COMFYDOCK_SERVE_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
     /// Where job outputs are kept [default: <workspace>/serve/outputs]
     #[arg(long, value_name = "DIR")]
     pub outputs: Option<PathBuf>,
@@ -350,6 +361,9 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
         None => ctx.workspace()?.root().join("serve").join("outputs"),
     };
     let store: Arc<dyn JobStore> = comfydock_serve::store::open(&db_url(ctx, &args.db)?).await?;
+    for key in args.api_keys.iter().filter(|k| !k.trim().is_empty()) {
+        comfydock_serve::keys::register(&*store, "from the environment", key).await?;
+    }
     let mut options = ServeOptions::new(args.listen, backends.clone(), sources, outputs);
     options.max_attempts = args.max_attempts.max(1);
     options.worker.lease = Duration::from_secs(args.lease_secs.max(1));

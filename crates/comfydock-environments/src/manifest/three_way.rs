@@ -277,6 +277,8 @@ fn canonical_value(value: &toml_edit::Value) -> Json {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     fn doc(text: &str) -> DocumentMut {
@@ -440,7 +442,7 @@ tracked = true
             let render = |m: &std::collections::BTreeMap<String, i64>| {
                 let mut text = String::from("[t]\nkeep = 1\n");
                 for (k, v) in m {
-                    text.push_str(&format!("{k} = {v}\n"));
+                    let _ = writeln!(text, "{k} = {v}");
                 }
                 text
             };

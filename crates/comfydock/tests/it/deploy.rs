@@ -148,6 +148,7 @@ fn docker_context_pins_equal_the_environment_and_are_deterministic() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--out",
@@ -236,6 +237,7 @@ fn docker_context_pins_equal_the_environment_and_are_deterministic() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--out",
@@ -255,6 +257,7 @@ fn docker_context_pins_equal_the_environment_and_are_deterministic() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cuda",
         "--cuda",
@@ -278,6 +281,7 @@ fn docker_context_pins_equal_the_environment_and_are_deterministic() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "rocm",
         "--out",
@@ -314,6 +318,7 @@ fn a_backend_added_after_create_deploys_and_its_frozen_sync_succeeds_against_the
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "rocm",
         "--out",
@@ -372,17 +377,22 @@ fn build_without_engine_reports_the_ready_context_and_history_records_it() {
     let out = ds.out_dir("ctx");
     let run = comfydock_snapshot!(
         ds.sb.ctx,
-        ds.sb.ctx.command().args([
-            "-e",
-            "studio",
-            "deploy",
-            "docker",
-            "--gpu",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-            "--build",
-        ])
+        ds.sb
+            .ctx
+            .command()
+            .env("COMFYDOCK_CONTAINER_ENGINE", "docker")
+            .args([
+                "-e",
+                "studio",
+                "deploy",
+                "docker",
+                "--allow-local-urls",
+                "--gpu",
+                "cpu",
+                "--out",
+                out.to_str().unwrap(),
+                "--build",
+            ])
     );
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert!(out.join("Dockerfile").is_file());
@@ -394,6 +404,7 @@ fn build_without_engine_reports_the_ready_context_and_history_records_it() {
             "studio",
             "deploy",
             "k8s",
+            "--allow-local-urls",
             "--gpu",
             "cuda",
             "--with-api",
@@ -407,8 +418,8 @@ fn build_without_engine_reports_the_ready_context_and_history_records_it() {
         "service.yaml",
         "pvc.yaml",
         "configmap.yaml",
-        "api-deployment.yaml",
-        "hpa.yaml",
+        "api-service.yaml",
+        "keda.yaml",
         "kustomization.yaml",
     ] {
         assert!(out.join("k8s").join(file).is_file(), "{file}");
@@ -474,6 +485,7 @@ fn workflow_deploys_only_what_it_needs_and_unknown_workflows_fail_clearly() {
         "--json",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--workflow",
@@ -507,6 +519,7 @@ fn workflow_deploys_only_what_it_needs_and_unknown_workflows_fail_clearly() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--workflow",
         "nope",
         "--out",
@@ -526,6 +539,7 @@ fn workflow_deploys_only_what_it_needs_and_unknown_workflows_fail_clearly() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--workflow",
@@ -561,6 +575,7 @@ fn cpu_image_builds_and_serves_system_stats() {
             "studio",
             "deploy",
             "docker",
+            "--allow-local-urls",
             "--gpu",
             "cpu",
             "--out",
@@ -722,6 +737,7 @@ fn bake_stages_verified_models_into_the_context() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--models",
@@ -758,6 +774,7 @@ fn bake_stages_verified_models_into_the_context() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--models",
@@ -788,6 +805,7 @@ fn dev_nodes_are_copied_into_the_context_respecting_gitignore() {
         "studio",
         "deploy",
         "docker",
+        "--allow-local-urls",
         "--gpu",
         "cpu",
         "--out",
