@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use comfydock_deploy::dockerfile_syntax::{self, Instruction, Stage};
 use comfydock_environments::manifest::Manifest;
@@ -12,8 +13,9 @@ use comfydock_test::node_repo::{NodeContent, NodeRepo};
 use comfydock_test::registry::{NodePackage, RegistryServer};
 
 use crate::common::{stderr, stdout};
-use crate::env_support::EnvSandbox;
+use crate::env_support::{EnvSandbox, http_get};
 use crate::snapshot::comfydock_snapshot;
+use comfydock_test::context::TestContext;
 
 struct DeploySandbox {
     sb: EnvSandbox,
@@ -623,7 +625,7 @@ fn cpu_image_builds_and_serves_system_stats() {
             answered = String::from_utf8_lossy(&probe.stdout).into_owned();
             break;
         }
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        std::thread::sleep(Duration::from_secs(1));
     }
     let user = std::process::Command::new("docker")
         .args(["exec", &name, "id", "-u"])
@@ -824,4 +826,351 @@ fn dev_nodes_are_copied_into_the_context_respecting_gitignore() {
             .unwrap()
             .contains("!dev_nodes/")
     );
+}
+
+/// Podman set up the way these machines need (no Docker engine, no cgroup controllers, no
+/// rlimits): host network (build steps and containers reach the stand-ins on 127.0.0.1), runc,
+/// chroot isolation for builds. `containers.conf` is written under `dir`.
+fn podman_env(dir: &Path) -> Vec<(&'static str, String)> {
+    let conf = dir.join("containers.conf");
+    fs_err::write(
+        &conf,
+        "[containers]\ndefault_ulimits = []\nnetns = \"host\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nruntime = \"runc\"\n",
+    )
+    .unwrap();
+    vec![
+        ("CONTAINERS_CONF", conf.display().to_string()),
+        ("BUILDAH_ISOLATION", "chroot".to_owned()),
+        ("COMFYDOCK_CONTAINER_ENGINE", "podman".to_owned()),
+    ]
+}
+
+fn podman(ctx: &TestContext, env: &[(&'static str, String)], args: &[&str]) -> std::process::Output {
+    let mut cmd = ctx.std_command("podman");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().unwrap()
+}
+
+/// Containers started by the test, removed when it ends (pass or fail).
+struct Containers<'a> {
+    ctx: &'a TestContext,
+    env: &'a [(&'static str, String)],
+    names: Vec<String>,
+}
+
+impl Drop for Containers<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = podman(self.ctx, self.env, &["rm", "--force", name]);
+        }
+    }
+}
+
+/// A local Debian base image (debootstrap from the Debian mirror; made once per machine) and a
+/// uv image holding the uv binary this machine installed from PyPI: the only inputs a build
+/// here may start from.
+fn local_base_images(ctx: &TestContext, env: &[(&'static str, String)]) -> (String, String) {
+    const BASE: &str = "localhost/comfydock-test-base:bookworm";
+    if !podman(ctx, env, &["image", "exists", BASE]).status.success() {
+        let rootfs = ctx.path().join("rootfs");
+        let mirror = fs_err::read_to_string("/etc/apt/sources.list.d/debian.sources")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("URIs:").map(|u| u.trim().to_owned()))
+            })
+            .unwrap_or_else(|| "http://deb.debian.org/debian".to_owned());
+        let out = ctx
+            .std_command("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&rootfs)
+            .arg(&mirror)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "debootstrap: {}", stderr(&out));
+        let tar = ctx.path().join("rootfs.tar");
+        let out = ctx
+            .std_command("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar: {}", stderr(&out));
+        let out = podman(ctx, env, &["import", tar.to_str().unwrap(), BASE]);
+        assert!(out.status.success(), "podman import: {}", stderr(&out));
+    }
+    let uv = stdout(
+        &ctx.std_command("sh")
+            .args(["-c", "command -v uv"])
+            .output()
+            .unwrap(),
+    )
+    .trim()
+    .to_owned();
+    let version = stdout(&ctx.std_command(&uv).arg("--version").output().unwrap());
+    let version = version.split_whitespace().nth(1).unwrap().to_owned();
+    let uv_image = format!("localhost/comfydock-test-uv:{version}");
+    let dir = ctx.path().join("uv-image");
+    fs_err::create_dir_all(&dir).unwrap();
+    fs_err::copy(&uv, dir.join("uv")).unwrap();
+    let tar = ctx.path().join("uv.tar");
+    let out = ctx
+        .std_command("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("uv")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {}", stderr(&out));
+    let out = podman(ctx, env, &["import", tar.to_str().unwrap(), &uv_image]);
+    assert!(out.status.success(), "podman import: {}", stderr(&out));
+    (BASE.to_owned(), uv_image)
+}
+
+/// Issue 17: a generated context really builds and runs here. `deploy docker --with-api --build`
+/// builds the ComfyUI image and the API image with podman from local inputs only (a
+/// debootstrapped base, uv from PyPI, packages from the stand-in index and registry on the host
+/// network); the ComfyUI container answers `/system_stats`; the API container (the binary and
+/// workflow of the context, keys from its environment) accepts a job and returns its output.
+#[test]
+fn a_generated_image_builds_runs_and_serves_a_job() {
+    for tool in ["podman", "debootstrap", "runc"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "`{tool}` is needed (`.ci/run` installs podman, buildah, runc and debootstrap)"
+        );
+    }
+    let mut sb = EnvSandbox::new();
+    let registry = RegistryServer::start();
+    sb.ctx
+        .env("COMFYDOCK_REGISTRY_URL", registry.url())
+        .env("COMFYDOCK_MANAGER_DATA_URL", registry.manager_data_url());
+    registry.publish(NodePackage::new("my-node", "1.0.0").node_class("MyNodeA"));
+    sb.create("studio", "v0.3.40");
+    let ok = |args: &[&str]| {
+        let out = sb.ctx.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        out
+    };
+    ok(&["-e", "studio", "node", "add", "my-node@1.0.0"]);
+    let live = sb.env_dir("studio").join("ComfyUI/user/default/workflows");
+    fs_err::create_dir_all(&live).unwrap();
+    let workflow = serde_json::json!({
+        "1": {"class_type": "LoadImage", "_meta": {"title": "Source"}, "inputs": {"image": "example.png"}},
+        "2": {"class_type": "SaveImage", "_meta": {"title": "Save"}, "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+    });
+    fs_err::write(live.join("pipeline.json"), workflow.to_string()).unwrap();
+    ok(&["-e", "studio", "workflow", "track", "pipeline"]);
+    ok(&["-e", "studio", "commit", "-m", "Pipeline"]);
+
+    // The build clones ComfyUI over HTTP (a path on this machine means nothing in a container).
+    let git_server = comfydock_test::git_server::GitHttpServer::start();
+    let comfyui_url = git_server.serve("comfyanonymous/ComfyUI", sb.repo.path());
+    let env = podman_env(sb.ctx.path());
+    let (base, uv_image) = local_base_images(&sb.ctx, &env);
+    let out_dir = sb.ctx.path().join("ctx");
+    let tag = "localhost/comfydock-studio:test";
+    let mut deploy = sb.ctx.command();
+    deploy.env("COMFYDOCK_COMFYUI_REPO", &comfyui_url);
+    for (k, v) in &env {
+        deploy.env(k, v);
+    }
+    // Local URLs are refused with the fix named …
+    let refused = sb
+        .ctx
+        .command()
+        .env("COMFYDOCK_COMFYUI_REPO", &comfyui_url)
+        .args(["-e", "studio", "deploy", "docker", "--gpu", "cpu", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("only this machine reaches: http://127.0.0.1:")
+            && stderr(&refused).contains("--public-url http://127.0.0.1:")
+            && stderr(&refused).contains("--allow-local-urls"),
+        "{}",
+        stderr(&refused)
+    );
+    // … and allowed here, where the build runs on this machine's network.
+    let built = deploy
+        .args([
+            "-e",
+            "studio",
+            "deploy",
+            "docker",
+            "--allow-local-urls",
+            "--gpu",
+            "cpu",
+            "--with-api",
+            "--system-python",
+            "--base-image",
+            &base,
+            "--uv-image",
+            &uv_image,
+            "--tag",
+            tag,
+            "--build",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "deploy --build:\n{}", stderr(&built));
+    let api_tag = "localhost/comfydock-studio-api:test";
+    for image in [tag, api_tag] {
+        assert!(
+            podman(&sb.ctx, &env, &["image", "exists", image])
+                .status
+                .success(),
+            "{image}"
+        );
+    }
+
+    let mut containers = Containers {
+        ctx: &sb.ctx,
+        env: &env,
+        names: Vec::new(),
+    };
+    let comfy_port = crate::env_support::free_port();
+    let name = format!("comfydock-test-comfyui-{comfy_port}");
+    containers.names.push(name.clone());
+    let port_text = comfy_port.to_string();
+    let out = podman(
+        &sb.ctx,
+        &env,
+        &[
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            tag,
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+        ],
+    );
+    assert!(out.status.success(), "podman run: {}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stats = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", comfy_port)).is_ok() {
+            break http_get(comfy_port, "/system_stats");
+        }
+        let logs = podman(&sb.ctx, &env, &["logs", &name]);
+        assert!(
+            Instant::now() < deadline,
+            "ComfyUI did not answer:\n{}{}",
+            stdout(&logs),
+            stderr(&logs)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["system"]["comfyui_version"], "0.3.40", "{stats}");
+    let classes: serde_json::Value = serde_json::from_str(&http_get(comfy_port, "/object_info")).unwrap();
+    assert!(
+        classes.get("MyNodeA").is_some(),
+        "the node is installed in the image"
+    );
+
+    // The API image serves the context's workflow; its worker talks to a ComfyUI that runs jobs.
+    let backend = comfydock_test::comfyui_server::ComfyUiServer::start();
+    let api_port = crate::env_support::free_port();
+    let api_name = format!("comfydock-test-api-{api_port}");
+    containers.names.push(api_name.clone());
+    let key = "0123456789abcdef".repeat(4);
+    let out = podman(
+        &sb.ctx,
+        &env,
+        &[
+            "run",
+            "--detach",
+            "--name",
+            &api_name,
+            "--env",
+            &format!("COMFYDOCK_SERVE_API_KEYS={key}"),
+            "--env",
+            &format!("COMFYDOCK_COMFYUI_URL={}", backend.url()),
+            "--env",
+            &format!("COMFYDOCK_API_PORT={api_port}"),
+            api_tag,
+        ],
+    );
+    assert!(out.status.success(), "podman run api: {}", stderr(&out));
+    let http = reqwest::blocking::Client::new();
+    let base_url = format!("http://127.0.0.1:{api_port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http.get(format!("{base_url}/healthz")).send().is_err() {
+        let logs = podman(&sb.ctx, &env, &["logs", &api_name]);
+        assert!(
+            Instant::now() < deadline,
+            "the API did not come up:\n{}",
+            stderr(&logs)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let unauthorised = http
+        .post(format!("{base_url}/v1/workflows/pipeline/jobs"))
+        .json(&serde_json::json!({"params": {}}))
+        .send()
+        .unwrap();
+    assert_eq!(unauthorised.status(), 401, "keys gate the API");
+    let created: serde_json::Value = http
+        .post(format!("{base_url}/v1/workflows/pipeline/jobs"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"params": {"save_filename_prefix": "from-the-image"}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job: serde_json::Value = http
+            .get(format!("{base_url}/v1/jobs/{id}"))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if job["status"] == "succeeded" {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline && job["status"] != "dead" && job["status"] != "failed",
+            "{job}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let output_url = job["outputs"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{job}"));
+    let output = http
+        .get(format!("{base_url}{output_url}"))
+        .bearer_auth(&key)
+        .send()
+        .unwrap();
+    assert_eq!(output.status(), 200);
+    assert!(!output.bytes().unwrap().is_empty(), "the job's output comes back");
+    drop(containers);
 }
