@@ -1068,7 +1068,7 @@ fn a_generated_image_builds_runs_and_serves_a_job() {
         ],
     );
     assert!(out.status.success(), "podman run: {}", stderr(&out));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     let stats = loop {
         if std::net::TcpStream::connect(("127.0.0.1", comfy_port)).is_ok() {
             break http_get(comfy_port, "/system_stats");
@@ -1116,7 +1116,7 @@ fn a_generated_image_builds_runs_and_serves_a_job() {
     assert!(out.status.success(), "podman run api: {}", stderr(&out));
     let http = reqwest::blocking::Client::new();
     let base_url = format!("http://127.0.0.1:{api_port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     while http.get(format!("{base_url}/healthz")).send().is_err() {
         let logs = podman(&sb.ctx, &env, &["logs", &api_name]);
         assert!(
@@ -1144,7 +1144,7 @@ fn a_generated_image_builds_runs_and_serves_a_job() {
         .as_str()
         .unwrap_or_else(|| panic!("{created}"))
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let job = loop {
         let job: serde_json::Value = http
             .get(format!("{base_url}/v1/jobs/{id}"))
