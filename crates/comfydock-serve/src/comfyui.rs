@@ -1,9 +1,8 @@
 //! A client of one ComfyUI server: `POST /prompt`, `/ws?clientId=`, `/history/{id}`, `/view`,
-//! `/upload/image`, `/interrupt`, `/object_info`, `/system_stats`.
+//! `/upload/image`, `/interrupt`, `/queue`, `/object_info`, `/system_stats`.
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -57,6 +56,15 @@ pub struct FileRef {
     pub filename: String,
     pub subfolder: String,
     pub kind: String,
+}
+
+/// Where a prompt is in a ComfyUI server's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueState {
+    Running,
+    Pending,
+    /// Not in the queue: finished (see the history), never received, or lost with a restart.
+    Absent,
 }
 
 /// The WebSocket of one client id.
@@ -178,8 +186,9 @@ impl ComfyClient {
             .map_err(|source| ComfyError::Unreachable { url, source })
     }
 
-    /// `GET /view`: the bytes, or `None` on 404 (not written yet, or gone).
-    pub async fn view(&self, file: &FileRef) -> Result<Option<Bytes>, ComfyError> {
+    /// `GET /view`: the response to stream the file from, or `None` on 404 (not written yet, or
+    /// gone).
+    pub async fn view(&self, file: &FileRef) -> Result<Option<reqwest::Response>, ComfyError> {
         let url = url::Url::parse_with_params(
             &self.url("/view"),
             [
@@ -202,12 +211,52 @@ impl ComfyClient {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = Self::check(url.clone(), response).await?;
-        response
-            .bytes()
+        Self::check(url, response).await.map(Some)
+    }
+
+    /// `GET /queue`: whether `prompt_id` is running or waiting there.
+    pub async fn queue_state(&self, prompt_id: &str) -> Result<QueueState, ComfyError> {
+        let body = self.get_json("/queue", Duration::from_secs(30)).await?;
+        let holds = |key: &str| {
+            body[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|item| item[1].as_str() == Some(prompt_id))
+        };
+        Ok(if holds("queue_running") {
+            QueueState::Running
+        } else if holds("queue_pending") {
+            QueueState::Pending
+        } else {
+            QueueState::Absent
+        })
+    }
+
+    /// `POST /queue {"delete": [prompt_id]}`: takes a prompt that has not started out of the queue
+    /// (a running one is not affected; see [`ComfyClient::interrupt`]).
+    pub async fn delete_queued(&self, prompt_id: &str) -> Result<(), ComfyError> {
+        let url = self.url("/queue");
+        let response = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(10))
+            .json(&json!({"delete": [prompt_id]}))
+            .send()
             .await
-            .map(Some)
-            .map_err(|source| ComfyError::Unreachable { url, source })
+            .map_err(|source| ComfyError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        Self::check(url, response).await.map(drop)
+    }
+
+    /// Makes sure `prompt_id` does not run (any more): removes it from the queue, then interrupts it
+    /// if it is running. In this order, a prompt that starts in between is still interrupted.
+    pub async fn withdraw(&self, prompt_id: &str) -> Result<(), ComfyError> {
+        let deleted = self.delete_queued(prompt_id).await;
+        self.interrupt(prompt_id).await?;
+        deleted
     }
 
     /// `POST /upload/image` (any media): returns the name to put into the prompt (`sub/name`).

@@ -112,23 +112,63 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
     app
 }
 
+/// The WebSocket subprotocol serve selects for event streams; a browser (which cannot set an
+/// `Authorization` header on a WebSocket) offers it together with `comfydock.bearer.<key>`:
+/// `new WebSocket(url, ["comfydock", "comfydock.bearer." + key])`.
+pub const WS_PROTOCOL: &str = "comfydock";
+
+/// The prefix of the subprotocol value that carries an API key.
+pub const WS_BEARER_PREFIX: &str = "comfydock.bearer.";
+
+/// The API key of a request: `Authorization: Bearer <key>` (the scheme in any case), else a
+/// `comfydock.bearer.<key>` value of `Sec-WebSocket-Protocol`.
+pub fn request_key(headers: &HeaderMap) -> Option<String> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim().to_owned())
+        .filter(|key| !key.is_empty());
+    from_header.or_else(|| {
+        headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| p.trim().strip_prefix(WS_BEARER_PREFIX).map(str::to_owned))
+            .filter(|key| !key.is_empty())
+    })
+}
+
+/// Whether a request may see details meant for key holders (backend URLs): always when serve
+/// runs without keys (loopback only), else with a valid key.
+async fn is_trusted(state: &AppState, headers: &HeaderMap) -> bool {
+    if !state.auth {
+        return true;
+    }
+    let Some(key) = request_key(headers) else {
+        return false;
+    };
+    matches!(
+        state.store.find_key(crate::keys::hash_key(&key)).await,
+        Ok(Some(_))
+    )
+}
+
 /// Bearer keys (when configured) and per-key rate limits for `/v1`.
 async fn authenticate(State(state): AppStateRef, request: Request, next: Next) -> Response {
     let mut subject = "anonymous".to_owned();
     if state.auth {
-        let key = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(key) = key else {
+        let Some(key) = request_key(request.headers()) else {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "send `Authorization: Bearer <key>`",
+                "send `Authorization: Bearer <key>` (WebSockets from a browser: the subprotocols \
+                 `comfydock` and `comfydock.bearer.<key>`)",
             );
         };
+        let key = key.as_str();
         match state.store.find_key(crate::keys::hash_key(key)).await {
             Ok(Some(record)) => subject = record.id,
             Ok(None) => {
@@ -319,9 +359,24 @@ async fn cancel_job(State(state): AppStateRef, Path(id): Path<String>) -> Respon
     };
     match state.store.cancel(id).await {
         Ok(Some(before)) => {
-            if before.status == JobStatus::Running {
-                // Running here: interrupt now. Elsewhere: that worker's next heartbeat notices.
-                state.hub.cancel(id);
+            let running_here = before.status == JobStatus::Running && state.hub.cancel(id);
+            // Running here: the worker withdraws its prompt now. Otherwise an earlier attempt's
+            // prompt may wait in (or run on) a ComfyUI queue: withdraw it from here (a worker
+            // elsewhere also does when its heartbeat notices; twice does no harm).
+            if !running_here && !before.status.is_terminal() {
+                let store = Arc::clone(&state.store);
+                tokio::spawn(async move {
+                    match crate::worker::last_prompt(&*store, id).await {
+                        Ok(Some(prompt)) => {
+                            let client = crate::comfyui::ComfyClient::new(&prompt.backend);
+                            if let Err(error) = client.withdraw(&prompt.prompt_id).await {
+                                tracing::warn!(%error, %id, "withdrawing a cancelled job's prompt failed");
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(error) => tracing::warn!(%error, %id, "reading a cancelled job's events failed"),
+                    }
+                });
             }
             state.hub.changed(id);
             match state.store.get(id).await {
@@ -343,8 +398,9 @@ async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, S
         return error(StatusCode::NOT_FOUND, "not_found", format!("no output `{file}`"));
     }
     let path = state.outputs_dir.join(id.to_string()).join(&file);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
+    match tokio::fs::File::open(&path).await {
+        Ok(opened) => {
+            let bytes = axum::body::Body::from_stream(file_chunks(opened));
             let disposition = format!("inline; filename=\"{}\"", file.replace('"', ""));
             (
                 StatusCode::OK,
@@ -364,6 +420,22 @@ async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, S
     }
 }
 
+/// A file as a stream of chunks (so large outputs are never held in memory whole).
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buffer = vec![0_u8; 64 * 1024];
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(None);
+        }
+        buffer.truncate(read);
+        Ok(Some((Bytes::from(buffer), file)))
+    })
+}
+
 #[derive(Deserialize)]
 struct EventsQuery {
     after: Option<i64>,
@@ -378,11 +450,11 @@ async fn job_events(
     let Ok(id) = Uuid::parse_str(&id) else {
         return not_found(&id);
     };
-    match state.store.get(id).await {
-        Ok(Some(_)) => {}
+    let finished = match state.store.get(id).await {
+        Ok(Some(job)) => job.status.is_terminal(),
         Ok(None) => return error(StatusCode::NOT_FOUND, "not_found", format!("no job `{id}`")),
         Err(err) => return store_error(&err),
-    }
+    };
     let after = query.after.unwrap_or(0).max(0);
     // A plain GET (no upgrade) gets the log so far as JSON, for clients that poll.
     let Ok(upgrade) = upgrade else {
@@ -392,15 +464,19 @@ async fn job_events(
             Err(err) => store_error(&err),
         };
     };
-    upgrade.on_upgrade(move |socket| stream_events(state, id, after, socket))
+    upgrade
+        .protocols([WS_PROTOCOL])
+        .on_upgrade(move |socket| stream_events(state, id, after, finished, socket))
 }
 
 const TERMINAL_EVENTS: [&str; 4] = ["succeeded", "failed", "dead", "cancelled"];
 
 /// Sends the stored events after `after`, then new ones as they come (woken by the hub, and
-/// polling for events written by other instances), closing after the terminal event.
-async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, mut socket: WebSocket) {
+/// polling for events written by other instances), closing after the terminal event, or at once
+/// when the job had finished and `after` is already past its terminal event.
+async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, finished: bool, mut socket: WebSocket) {
     let mut wakeups = state.hub.subscribe();
+    let mut first = true;
     loop {
         let events = match state.store.events_after(id, last).await {
             Ok(events) => events,
@@ -409,6 +485,11 @@ async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, mut socket
                 Vec::new()
             }
         };
+        if first && finished && events.is_empty() {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+        first = false;
         for event in events {
             last = event.seq;
             if socket
@@ -438,16 +519,31 @@ async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, mut socket
     }
 }
 
-async fn readyz(State(state): AppStateRef) -> Response {
+/// A backend's name for someone who may not see its URL: `backend-<index>`.
+fn backend_label(trusted: bool, index: usize, backend: &Backend) -> String {
+    if trusted {
+        backend.url().to_owned()
+    } else {
+        format!("backend-{index}")
+    }
+}
+
+/// Readiness: whether any backend answers. Backend URLs only for key holders (or without keys).
+async fn readyz(State(state): AppStateRef, headers: HeaderMap) -> Response {
+    let trusted = is_trusted(&state, &headers).await;
     let probes = state
         .backends
         .iter()
-        .map(|backend| async move { (backend.url().to_owned(), backend.probe().await) });
+        .enumerate()
+        .map(
+            |(index, backend)| async move { (backend_label(trusted, index, backend), backend.probe().await) },
+        );
     let results = futures::future::join_all(probes).await;
     let any_up = results.iter().any(|(_, up)| *up);
+    let key = if trusted { "url" } else { "name" };
     let body = json!({
         "ready": any_up,
-        "backends": results.iter().map(|(url, up)| json!({"url": url, "up": up})).collect::<Vec<_>>(),
+        "backends": results.iter().map(|(label, up)| json!({key: label, "up": up})).collect::<Vec<_>>(),
     });
     let status = if any_up {
         StatusCode::OK
@@ -457,13 +553,16 @@ async fn readyz(State(state): AppStateRef) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn metrics(State(state): AppStateRef) -> Response {
+/// Prometheus metrics; backends are labelled by URL for key holders, `backend-<index>` otherwise.
+async fn metrics(State(state): AppStateRef, headers: HeaderMap) -> Response {
+    let trusted = is_trusted(&state, &headers).await;
     match state.store.stats().await {
         Ok(queue) => {
             let backends: Vec<(String, bool)> = state
                 .backends
                 .iter()
-                .map(|b| (b.url().to_owned(), b.is_up()))
+                .enumerate()
+                .map(|(index, b)| (backend_label(trusted, index, b), b.is_up()))
                 .collect();
             (
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -235,8 +235,9 @@ pub struct JobEvent {
     pub seq: i64,
     /// ms since the Unix epoch.
     pub at: i64,
-    /// `queued`, `started`, `progress`, `node`, `output`, `retrying`, `succeeded`, `failed`,
-    /// `dead`, `cancelled`.
+    /// `queued`, `started`, `submitting` (backend, prompt and client id, stored before the
+    /// prompt is sent), `submitted`, `adopted` (a later attempt took over that prompt), `progress`,
+    /// `node`, `output`, `retrying`, `released`, `succeeded`, `failed`, `dead`, `cancelled`.
     pub kind: String,
     pub data: Value,
 }

@@ -7,13 +7,19 @@ use crate::params::{Param, ParamKind, WorkflowApi};
 
 fn param_schema(param: &Param) -> Value {
     let mut schema = match &param.kind {
-        ParamKind::Int { min, max, .. } => {
+        ParamKind::Int { min, max, step } => {
             let mut s = json!({"type": "integer"});
             if let Some(min) = min {
                 s["minimum"] = json_int(*min);
             }
             if let Some(max) = max {
                 s["maximum"] = json_int(*max);
+            }
+            // `multipleOf` counts from 0; the check counts from `min`: same when min is a multiple.
+            if let Some(step) = step.filter(|step| *step > 1)
+                && min.unwrap_or(0) % step == 0
+            {
+                s["multipleOf"] = json_int(step);
             }
             s
         }
@@ -141,7 +147,7 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
         "responses": {"200": {"description": "The file.", "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}, "404": {"description": "No such output."}},
     }}));
     paths.insert("/v1/jobs/{id}/events".into(), json!({"get": {
-        "operationId": "job_events", "summary": "WebSocket of job events (queued, started, progress, node, output, succeeded, failed, …), each with `seq`; `?after=SEQ` replays what came after SEQ",
+        "operationId": "job_events", "summary": "WebSocket of job events (queued, started, progress, node, output, succeeded, failed, …), each with `seq`; `?after=SEQ` replays what came after SEQ (a finished job's stream closes once replayed). Browsers, which cannot set headers on a WebSocket, authenticate by offering the subprotocols `comfydock` and `comfydock.bearer.<key>`: `new WebSocket(url, [\"comfydock\", \"comfydock.bearer.\" + key])`",
         "parameters": [id_param, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}}],
         "responses": {
             "101": {"description": "Switching to the WebSocket protocol; text frames are Event objects.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}},
@@ -166,7 +172,7 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     }}));
     schemas.insert("Event".into(), json!({"type": "object", "required": ["seq", "kind"], "properties": {
         "job_id": {"type": "string", "format": "uuid"}, "seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-        "kind": {"enum": ["queued", "started", "submitted", "progress", "node", "output", "retrying", "released", "succeeded", "failed", "dead", "cancelled"]},
+        "kind": {"enum": ["queued", "started", "submitting", "submitted", "adopted", "progress", "node", "output", "retrying", "released", "succeeded", "failed", "dead", "cancelled"]},
         "data": {"type": "object"},
     }}));
     schemas.insert("ValidationError".into(), json!({"type": "object", "properties": {
@@ -198,7 +204,7 @@ pub const DOCS_HTML: &str = r#"<!doctype html>
 code,pre{background:#f4f4f4;padding:.1rem .3rem;border-radius:3px}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left;vertical-align:top}h2{margin-top:2rem}</style></head>
 <body><h1>comfydock API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).
-Send <code>Authorization: Bearer &lt;key&gt;</code> when keys are configured.</p><div id="api">Loading…</div>
+Send <code>Authorization: Bearer &lt;key&gt;</code> when keys are configured (event WebSockets from a browser: subprotocols <code>comfydock</code> and <code>comfydock.bearer.&lt;key&gt;</code>).</p><div id="api">Loading…</div>
 <script>
 const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
 fetch("/openapi.json").then(r => r.json()).then(doc => {

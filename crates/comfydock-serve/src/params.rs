@@ -136,13 +136,17 @@ pub struct WorkflowApi {
 pub struct FieldError {
     /// `params.steps`, `priority`, ...
     pub path: String,
-    /// The violated constraint: `type`, `minimum`, `maximum`, `enum`, `required`, `unknown`, `format`.
+    /// The violated constraint: `type`, `minimum`, `maximum`, `step`, `enum`, `required`, `unknown`,
+    /// `format`.
     pub constraint: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<Value>,
+    /// For `step`: valid values are `min + k * step`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<Value>>,
 }
@@ -155,6 +159,7 @@ impl FieldError {
             message: message.into(),
             min: None,
             max: None,
+            step: None,
             allowed: None,
         }
     }
@@ -500,7 +505,7 @@ fn select_and_name(
 
 fn check_value(path: &str, kind: &ParamKind, value: &Value) -> Result<(), Box<FieldError>> {
     match kind {
-        ParamKind::Int { min, max, .. } => {
+        ParamKind::Int { min, max, step } => {
             let Some(v) = as_i128(value) else {
                 return Err(Box::new(FieldError::new(path, "type", "must be an integer")));
             };
@@ -522,6 +527,24 @@ fn check_value(path: &str, kind: &ParamKind, value: &Value) -> Result<(), Box<Fi
                 );
                 error.min = min.map(int_value);
                 error.max = max.map(int_value);
+                return Err(Box::new(error));
+            }
+            // ComfyUI's widgets only produce `min + k * step` (width 512, 520, ... for step 8).
+            let base = min.unwrap_or(0);
+            if let Some(step) = step.filter(|step| *step > 1)
+                && (v - base) % step != 0
+            {
+                let below = v - (v - base).rem_euclid(step);
+                let mut error = FieldError::new(
+                    path,
+                    "step",
+                    format!(
+                        "{v} is not a multiple of {step} from {base}: use {below} or {}",
+                        below + step
+                    ),
+                );
+                error.min = min.map(int_value);
+                error.step = Some(int_value(step));
                 return Err(Box::new(error));
             }
         }
@@ -760,6 +783,24 @@ mod tests {
         assert_eq!(by_path["params.nope"].constraint, "unknown");
         assert_eq!(by_path["params.load_image_image"].constraint, "required");
         assert_eq!(by_path["priority"].constraint, "type");
+    }
+
+    #[test]
+    fn integers_off_their_step_are_refused_naming_the_neighbours() {
+        let api = api(None);
+        let errors = api
+            .validate(&json!({"params": {"empty_latent_image_width": 513, "empty_latent_image_height": 520}}))
+            .unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        let width = &errors[0];
+        assert_eq!(width.path, "params.empty_latent_image_width");
+        assert_eq!(width.constraint, "step");
+        assert_eq!(width.step, Some(json!(8)));
+        assert!(width.message.contains("use 512 or 520"), "{}", width.message);
+        assert!(
+            api.validate(&json!({"params": {"empty_latent_image_width": 1024}}))
+                .is_ok()
+        );
     }
 
     #[test]

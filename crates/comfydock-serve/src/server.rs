@@ -143,13 +143,14 @@ impl RunningServer {
         while self.tasks.join_next().await.is_some() {}
     }
 
-    /// Runs until Ctrl-C (or the shutdown token).
-    pub async fn run_until_ctrl_c(self) {
+    /// Runs until SIGINT (Ctrl-C) or SIGTERM (`docker stop`, Kubernetes, systemd) arrives, or the
+    /// shutdown token fires. Either signal drains: no new claims, running prompts are withdrawn
+    /// from their backends and their jobs released to the queue at once (no lease to wait out).
+    pub async fn run_until_signal(self) {
         let stop = self.shutdown.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.cancel();
-            }
+            stop_signal().await;
+            stop.cancel();
         });
         self.wait().await;
     }
@@ -159,6 +160,22 @@ impl RunningServer {
         self.shutdown.cancel();
         self.wait().await;
     }
+}
+
+/// Resolves at the first SIGINT or SIGTERM (SIGINT only where there is no SIGTERM).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The multi-threaded runtime a synchronous caller (the CLI) runs `serve` on.

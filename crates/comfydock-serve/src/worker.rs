@@ -2,6 +2,14 @@
 //! WebSocket progress, history, every output file via `/view`), heartbeats the lease meanwhile,
 //! and records the outcome. A backend that stops answering is marked down (its worker waits for it
 //! to come back) and the job goes back to the queue for another backend.
+//!
+//! Exactly once per job on the backends: before a prompt is submitted, its backend, prompt id
+//! and client id are stored (`submitting` event), and the prompt id is chosen by serve (ComfyUI
+//! accepts `prompt_id` in `POST /prompt`). Every later attempt (after a crash of serve, a dropped
+//! WebSocket, a lost `/prompt` reply, a lease that ran out) first asks that backend's `/queue` and
+//! `/history/{id}` and takes the prompt over (`adopted`) when it is still queued, running or done.
+//! Only when the backend no longer knows it (never received, interrupted by a shutdown, or lost
+//! with a restart of ComfyUI, whose queue lives in memory) is a new prompt submitted.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,11 +21,11 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::comfyui::{ComfyClient, ComfyError, next_message, output_files};
+use crate::comfyui::{ComfyClient, ComfyError, QueueState, Socket, next_message, output_files};
 use crate::hub::EventHub;
-use crate::job::{Claimed, FailOutcome, JobFailure, RetryPolicy};
+use crate::job::{Claimed, FailOutcome, JobFailure, JobStatus, RetryPolicy};
 use crate::metrics::Metrics;
-use crate::params::{ParamKind, WorkflowApi, decode_base64};
+use crate::params::{ParamKind, WorkflowApi, decode_base64, is_safe_filename};
 use crate::store::JobStore;
 
 /// One ComfyUI server and whether it answers.
@@ -246,6 +254,109 @@ impl Worker {
                 format!("this instance does not serve workflow `{}`", job.workflow),
             ));
         };
+        // An earlier attempt may have submitted a prompt that is still queued, running or done:
+        // take that one over instead of running the job a second time.
+        match self.adopt(job.id).await {
+            Ok(Adoption::InFlight {
+                client,
+                prompt_id,
+                mut socket,
+            }) => {
+                self.event(
+                    job.id,
+                    "adopted",
+                    json!({"backend": client.base(), "prompt_id": prompt_id, "state": "in_flight"}),
+                )
+                .await;
+                let end = self
+                    .follow(job.id, api, &client, &mut socket, &prompt_id, token, shutdown)
+                    .await;
+                drop(socket);
+                match end {
+                    PromptEnd::Finished => return self.collect_outputs(&client, job.id, &prompt_id).await,
+                    // An earlier attempt interrupted it while shutting down: run the job anew.
+                    PromptEnd::InterruptedElsewhere(_) => {}
+                    PromptEnd::Run(end) => return end,
+                }
+            }
+            Ok(Adoption::Finished {
+                client,
+                prompt_id,
+                entry,
+            }) => {
+                if !was_interrupted(&entry) {
+                    self.event(
+                        job.id,
+                        "adopted",
+                        json!({"backend": client.base(), "prompt_id": prompt_id, "state": "finished"}),
+                    )
+                    .await;
+                    return self.download_outputs(&client, job.id, &entry).await;
+                }
+            }
+            Ok(Adoption::Nothing) => {}
+            Err(failure) => return RunEnd::Failed(failure),
+        }
+        self.submit_and_follow(job, api, token, shutdown).await
+    }
+
+    /// Finds the prompt the last attempt submitted (its `submitting` event) and asks its backend
+    /// where it is. The WebSocket (with the same client id, so ComfyUI sends it that prompt's
+    /// messages) opens first, then `/queue`, then `/history`: ComfyUI moves a prompt from the
+    /// running list into the history in one step, so a prompt finishing meanwhile is not missed.
+    async fn adopt(&self, job_id: Uuid) -> Result<Adoption, JobFailure> {
+        let prior = last_prompt(&*self.store, job_id)
+            .await
+            .map_err(|error| JobFailure::transient("queue_unavailable", error.to_string()))?;
+        let Some(prior) = prior else {
+            return Ok(Adoption::Nothing);
+        };
+        let client = if prior.backend == self.backend.url() {
+            self.backend.client.clone()
+        } else {
+            ComfyClient::new(&prior.backend)
+        };
+        // A backend that does not answer lost its queue and history with its process (they live
+        // in memory), so the prompt cannot run any more: submit anew.
+        let Ok(socket) = client.connect(&prior.client_id).await else {
+            return Ok(Adoption::Nothing);
+        };
+        let unreachable = |error: ComfyError| {
+            JobFailure::transient("backend_unreachable", error.to_string())
+                .with_detail(json!({"backend": prior.backend}))
+        };
+        match client.queue_state(&prior.prompt_id).await.map_err(unreachable)? {
+            QueueState::Running | QueueState::Pending => {
+                return Ok(Adoption::InFlight {
+                    client,
+                    prompt_id: prior.prompt_id,
+                    socket: Box::new(socket),
+                });
+            }
+            QueueState::Absent => {}
+        }
+        drop(socket);
+        Ok(
+            match client.history(&prior.prompt_id).await.map_err(unreachable)? {
+                Some(entry) => Adoption::Finished {
+                    client,
+                    prompt_id: prior.prompt_id,
+                    entry,
+                },
+                None => Adoption::Nothing,
+            },
+        )
+    }
+
+    /// Uploads the job's files, records the prompt id it is about to use (`submitting`), submits it
+    /// and follows it to its end.
+    async fn submit_and_follow(
+        &self,
+        job: &crate::job::Job,
+        api: &WorkflowApi,
+        token: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> RunEnd {
         let client = &self.backend.client;
         let transient = |error: &ComfyError| {
             let failure = if error.is_transient() {
@@ -282,6 +393,17 @@ impl Worker {
             }
         }
         let prompt = Value::Object(api.inject(&values));
+        // Stored before the prompt leaves: whatever happens next (a crash, a lost reply), the next
+        // attempt knows which prompt to look for.
+        let submitting = json!({"backend": client.base(), "prompt_id": prompt_id, "client_id": client_id});
+        if let Err(error) = self
+            .store
+            .append_event(job.id, "submitting".to_owned(), submitting)
+            .await
+        {
+            return RunEnd::Failed(JobFailure::transient("queue_unavailable", error.to_string()));
+        }
+        self.hub.changed(job.id);
         match client.submit(&prompt, &client_id, &prompt_id).await {
             Ok(_) => {}
             Err(ComfyError::Rejected { message, body, .. }) => {
@@ -301,64 +423,92 @@ impl Worker {
             json!({"backend": client.base(), "prompt_id": prompt_id}),
         )
         .await;
+        let end = self
+            .follow(job.id, api, client, &mut socket, &prompt_id, token, shutdown)
+            .await;
+        drop(socket);
+        match end {
+            PromptEnd::Finished => self.collect_outputs(client, job.id, &prompt_id).await,
+            PromptEnd::InterruptedElsewhere(data) => RunEnd::Failed(
+                JobFailure::permanent("interrupted", "the prompt was interrupted on the ComfyUI server")
+                    .with_detail(data),
+            ),
+            PromptEnd::Run(end) => end,
+        }
+    }
+
+    /// Withdraws a prompt from its backend (out of the queue, interrupted if running).
+    async fn withdraw(client: &ComfyClient, prompt_id: &str) {
+        if let Err(error) = client.withdraw(prompt_id).await {
+            tracing::warn!(%error, prompt_id, "withdrawing the prompt from ComfyUI failed");
+        }
+    }
+
+    /// Follows a prompt's messages on `socket` until it ends, recording progress. ComfyUI sends
+    /// `execution_success`, then writes `/history/{id}`, then sends `executing {node: null}`: only
+    /// the last says the history is complete.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        job_id: Uuid,
+        api: &WorkflowApi,
+        client: &ComfyClient,
+        socket: &mut Socket,
+        prompt_id: &str,
+        token: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> PromptEnd {
         let mut deadline = tokio::time::Instant::now() + self.config.job_timeout;
-        // ComfyUI sends `execution_success`, then writes `/history/{id}`, then sends
-        // `executing {node: null}`: only the last says the history is complete.
         let mut succeeded = false;
+        let lost = |detail: String| {
+            PromptEnd::Run(RunEnd::Failed(
+                JobFailure::transient("backend_lost", detail).with_detail(json!({"backend": client.base()})),
+            ))
+        };
         loop {
             let message = tokio::select! {
                 () = token.cancelled() => {
-                    let _ = client.interrupt(&prompt_id).await;
-                    return RunEnd::Stopped;
+                    // Cancelled by a client: the prompt must not run. A lost lease means another
+                    // worker took the job over (and maybe this very prompt): leave it alone.
+                    if matches!(self.store.get(job_id).await, Ok(Some(job)) if job.status == JobStatus::Cancelled) {
+                        Self::withdraw(client, prompt_id).await;
+                    }
+                    return PromptEnd::Run(RunEnd::Stopped);
                 }
                 () = shutdown.cancelled() => {
-                    let _ = client.interrupt(&prompt_id).await;
-                    return RunEnd::Released;
+                    Self::withdraw(client, prompt_id).await;
+                    return PromptEnd::Run(RunEnd::Released);
                 }
-                message = tokio::time::timeout_at(deadline, next_message(&mut socket)) => message,
+                message = tokio::time::timeout_at(deadline, next_message(socket)) => message,
             };
             let message = match message {
                 // Succeeded, but `executing {node: null}` is overdue or the socket went away: the
                 // history is read with retries instead.
-                Err(_) | Ok(None | Some(Err(_))) if succeeded => break,
+                Err(_) | Ok(None | Some(Err(_))) if succeeded => return PromptEnd::Finished,
                 Err(_) => {
-                    let _ = client.interrupt(&prompt_id).await;
-                    return RunEnd::Failed(JobFailure::transient(
+                    Self::withdraw(client, prompt_id).await;
+                    return PromptEnd::Run(RunEnd::Failed(JobFailure::transient(
                         "timeout",
                         format!(
                             "the prompt did not finish within {} s",
                             self.config.job_timeout.as_secs()
                         ),
-                    ));
+                    )));
                 }
-                Ok(None) => {
-                    return RunEnd::Failed(
-                        JobFailure::transient(
-                            "backend_lost",
-                            format!("the WebSocket of {} closed mid-job", client.base()),
-                        )
-                        .with_detail(json!({"backend": client.base()})),
-                    );
-                }
+                Ok(None) => return lost(format!("the WebSocket of {} closed mid-job", client.base())),
                 Ok(Some(Err(error))) => {
-                    return RunEnd::Failed(
-                        JobFailure::transient(
-                            "backend_lost",
-                            format!("the WebSocket of {} failed: {error}", client.base()),
-                        )
-                        .with_detail(json!({"backend": client.base()})),
-                    );
+                    return lost(format!("the WebSocket of {} failed: {error}", client.base()));
                 }
                 Ok(Some(Ok(message))) => message,
             };
             let data = &message["data"];
-            if data["prompt_id"].as_str() != Some(prompt_id.as_str()) {
+            if data["prompt_id"].as_str() != Some(prompt_id) {
                 continue;
             }
             match message["type"].as_str().unwrap_or("") {
                 "progress" => {
                     self.event(
-                        job.id,
+                        job_id,
                         "progress",
                         json!({"value": data["value"], "max": data["max"], "node": data["node"]}),
                     )
@@ -366,7 +516,7 @@ impl Worker {
                 }
                 // The history is complete now; it also says how a run ended whose outcome
                 // message this socket did not get.
-                "executing" if data["node"].is_null() => break,
+                "executing" if data["node"].is_null() => return PromptEnd::Finished,
                 "executing" => {
                     let node = data["node"].as_str().unwrap_or("");
                     let class = api
@@ -374,7 +524,7 @@ impl Worker {
                         .get(node)
                         .and_then(|n| n["class_type"].as_str())
                         .unwrap_or("");
-                    self.event(job.id, "node", json!({"node": node, "class_type": class}))
+                    self.event(job_id, "node", json!({"node": node, "class_type": class}))
                         .await;
                 }
                 "execution_success" => {
@@ -387,38 +537,28 @@ impl Worker {
                         .unwrap_or("execution failed")
                         .trim()
                         .to_owned();
-                    return RunEnd::Failed(
+                    return PromptEnd::Run(RunEnd::Failed(
                         JobFailure::permanent(
                             "execution_error",
                             format!("node {} ({}) failed: {text}", data["node_id"], data["node_type"]),
                         )
                         .with_detail(data.clone()),
-                    );
+                    ));
                 }
                 "execution_interrupted" => {
                     if token.is_cancelled() {
-                        return RunEnd::Stopped;
+                        return PromptEnd::Run(RunEnd::Stopped);
                     }
-                    return RunEnd::Failed(
-                        JobFailure::permanent(
-                            "interrupted",
-                            "the prompt was interrupted on the ComfyUI server",
-                        )
-                        .with_detail(data.clone()),
-                    );
+                    return PromptEnd::InterruptedElsewhere(data.clone());
                 }
                 _ => {}
             }
         }
-        drop(socket);
-        self.collect_outputs(job.id, &prompt_id).await
     }
 
     /// Reads the history entry (normally complete, since `executing {node: null}` came; retried
-    /// a bounded number of times otherwise) and downloads every output file (retrying while
-    /// ComfyUI has not written it yet).
-    async fn collect_outputs(&self, job_id: Uuid, prompt_id: &str) -> RunEnd {
-        let client = &self.backend.client;
+    /// a bounded number of times otherwise) and downloads every output file.
+    async fn collect_outputs(&self, client: &ComfyClient, job_id: Uuid, prompt_id: &str) -> RunEnd {
         let mut entry = None;
         for _ in 0..self.config.view_attempts {
             match client.history(prompt_id).await {
@@ -438,6 +578,13 @@ impl Worker {
                 format!("no history for prompt {prompt_id}"),
             ));
         };
+        self.download_outputs(client, job_id, &entry).await
+    }
+
+    /// Streams every output file of a history entry into `<outputs>/<job id>/` (retrying while
+    /// ComfyUI has not written a file yet). A file name that is not a plain name (a path, `..`)
+    /// fails the job: a backend must not choose where files land.
+    async fn download_outputs(&self, client: &ComfyClient, job_id: Uuid, entry: &Value) -> RunEnd {
         if entry["status"]["status_str"] == "error" {
             return RunEnd::Failed(
                 JobFailure::permanent("execution_error", "ComfyUI recorded the prompt as failed")
@@ -448,11 +595,28 @@ impl Worker {
         let mut files = Vec::new();
         let mut taken = std::collections::HashSet::new();
         for (node, key, file) in output_files(&entry["outputs"]) {
-            let mut bytes = None;
+            let mut name = file.filename.clone();
+            if !taken.insert(name.clone()) {
+                name = format!("{node}_{}", file.filename);
+                taken.insert(name.clone());
+            }
+            if !is_output_name(&name) {
+                return RunEnd::Failed(
+                    JobFailure::permanent(
+                        "unsafe_output_name",
+                        format!(
+                            "{} reported an output named `{name}`, which is not a plain file name",
+                            client.base()
+                        ),
+                    )
+                    .with_detail(json!({"backend": client.base(), "node": node})),
+                );
+            }
+            let mut response = None;
             for _ in 0..self.config.view_attempts {
                 match client.view(&file).await {
                     Ok(Some(found)) => {
-                        bytes = Some(found);
+                        response = Some(found);
                         break;
                     }
                     Ok(None) => tokio::time::sleep(self.config.view_retry_delay).await,
@@ -464,22 +628,18 @@ impl Worker {
                     }
                 }
             }
-            let Some(bytes) = bytes else {
+            let Some(response) = response else {
                 return RunEnd::Failed(JobFailure::transient(
                     "output_missing",
                     format!("`{}` never appeared on {}", file.filename, client.base()),
                 ));
             };
-            let mut name = file.filename.clone();
-            if !taken.insert(name.clone()) {
-                name = format!("{node}_{}", file.filename);
-                taken.insert(name.clone());
-            }
-            if let Err(error) = write_output(&dir, &name, &bytes) {
-                return RunEnd::Failed(JobFailure::transient("output_write", error.to_string()));
-            }
+            let size = match save_output(&dir, &name, response).await {
+                Ok(size) => size,
+                Err(failure) => return RunEnd::Failed(failure),
+            };
             let record = json!({
-                "name": name, "node": node, "kind": key, "size": bytes.len(),
+                "name": name, "node": node, "kind": key, "size": size,
                 "content_type": content_type(&name), "url": format!("/v1/jobs/{job_id}/outputs/{name}"),
             });
             self.event(job_id, "output", record.clone()).await;
@@ -489,12 +649,124 @@ impl Worker {
     }
 }
 
-/// Writes through a temp file + rename, so a crash never leaves half a file under the final name.
-fn write_output(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    fs_err::create_dir_all(dir)?;
+/// A prompt an earlier attempt submitted (or was about to), from its `submitting` event.
+pub(crate) struct PriorPrompt {
+    pub backend: String,
+    pub prompt_id: String,
+    pub client_id: String,
+}
+
+/// The prompt the job's last attempt submitted (or was about to), if any.
+pub(crate) async fn last_prompt(
+    store: &dyn JobStore,
+    job_id: Uuid,
+) -> Result<Option<PriorPrompt>, crate::store::StoreError> {
+    let events = store.events_after(job_id, 0).await?;
+    Ok(events
+        .iter()
+        .rev()
+        .find(|event| event.kind == "submitting")
+        .and_then(|event| PriorPrompt::from_event(&event.data)))
+}
+
+impl PriorPrompt {
+    fn from_event(data: &Value) -> Option<Self> {
+        let field = |name: &str| data[name].as_str().map(str::to_owned);
+        Some(Self {
+            backend: field("backend")?,
+            prompt_id: field("prompt_id")?,
+            client_id: field("client_id")?,
+        })
+    }
+}
+
+/// What became of the prompt of an earlier attempt.
+enum Adoption {
+    /// No earlier prompt, or its backend no longer knows it: submit a new one.
+    Nothing,
+    /// Queued or running: followed on this socket (opened before looking, so no message is missed).
+    InFlight {
+        client: ComfyClient,
+        prompt_id: String,
+        socket: Box<Socket>,
+    },
+    /// Finished: its history entry.
+    Finished {
+        client: ComfyClient,
+        prompt_id: String,
+        entry: Value,
+    },
+}
+
+/// How following a prompt ended.
+enum PromptEnd {
+    /// `executing {node: null}` (or a success whose end signal is overdue): read the history.
+    Finished,
+    /// `execution_interrupted` this worker did not ask for (its data).
+    InterruptedElsewhere(Value),
+    /// The run ends here.
+    Run(RunEnd),
+}
+
+/// Whether a history entry records an interrupted prompt.
+fn was_interrupted(entry: &Value) -> bool {
+    entry["status"]["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|message| message[0] == "execution_interrupted")
+}
+
+/// Whether a file name a backend reports may be used under the outputs folder as is: one plain
+/// component (no separators, no `..`, not hidden, not absolute, no drive prefix).
+pub fn is_output_name(name: &str) -> bool {
+    is_safe_filename(name)
+        && !name.starts_with('.')
+        && !name.contains(':')
+        && Path::new(name).components().count() == 1
+        && matches!(
+            Path::new(name).components().next(),
+            Some(std::path::Component::Normal(_))
+        )
+}
+
+/// Streams a `/view` response into `dir/name` through a temp file + rename (async IO; a crash
+/// never leaves half a file under the final name). Returns the size.
+async fn save_output(dir: &Path, name: &str, mut response: reqwest::Response) -> Result<u64, JobFailure> {
+    use tokio::io::AsyncWriteExt as _;
+    let write_failed = |path: &Path, error: &std::io::Error| {
+        JobFailure::transient("output_write", format!("writing `{}`: {error}", path.display()))
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|error| write_failed(dir, &error))?;
     let temp = dir.join(format!(".{name}.{}.part", Uuid::new_v4()));
-    fs_err::write(&temp, bytes)?;
-    fs_err::rename(&temp, dir.join(name))
+    let mut file = tokio::fs::File::create(&temp)
+        .await
+        .map_err(|error| write_failed(&temp, &error))?;
+    let mut size = 0_u64;
+    let copied: Result<(), JobFailure> = async {
+        while let Some(chunk) = response.chunk().await.map_err(|error| {
+            JobFailure::transient("backend_unreachable", format!("downloading `{name}`: {error}"))
+        })? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|error| write_failed(&temp, &error))?;
+            size += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        }
+        file.flush().await.map_err(|error| write_failed(&temp, &error))
+    }
+    .await;
+    drop(file);
+    if let Err(failure) = copied {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(failure);
+    }
+    let target = dir.join(name);
+    tokio::fs::rename(&temp, &target)
+        .await
+        .map_err(|error| write_failed(&target, &error))?;
+    Ok(size)
 }
 
 /// The MIME type of an output by extension.

@@ -35,7 +35,7 @@ fn workflow() -> Value {
 }
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     store: Arc<dyn JobStore>,
     server: RunningServer,
     base: String,
@@ -68,7 +68,7 @@ async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions
     let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
     let base = format!("http://{}", server.addr());
     Harness {
-        _dir: dir,
+        dir,
         store,
         server,
         base,
@@ -805,4 +805,305 @@ async fn stopping_releases_running_jobs_back_to_the_queue() {
         comfy.executions().iter().any(|e| e.outcome == "interrupted"),
         "the prompt was interrupted"
     );
+}
+
+/// The kinds of a job's event log (read as JSON).
+async fn log_kinds(h: &Harness, id: &str) -> Vec<String> {
+    let log: Value = h
+        .http
+        .get(format!("{}/v1/jobs/{id}/events", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    kinds(log["events"].as_array().unwrap())
+}
+
+/// Waits (bounded) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_prompt_reply_is_adopted_not_submitted_again() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        steps: 5,
+        step_delay: Duration::from_millis(20),
+        ..Script::default()
+    }));
+    comfy.lose_prompt_replies(1);
+    let h = start(&[&comfy], |_| {}).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "lost reply"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = h.wait_for(&id, "succeeded").await;
+    assert_eq!(comfy.received().len(), 1, "the prompt was sent once");
+    let runs = comfy.runs_per_prompt();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs.values().all(|n| *n == 1), "{runs:?}");
+    assert_eq!(
+        done["attempts"], 2,
+        "the lost reply failed the first attempt: {done}"
+    );
+    let kinds = log_kinds(&h, &id).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "submitting").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "adopted").count(), 1, "{kinds:?}");
+    assert_eq!(output_kinds(&done), ["audio", "gifs", "images", "images"]);
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_websocket_is_followed_again_on_the_same_prompt() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        steps: 100,
+        step_delay: Duration::from_millis(30),
+        ..Script::default()
+    }));
+    let h = start(&[&comfy], |_| {}).await;
+    let (_, job) = h
+        .submit(json!({"params": {"positive_text": "dropped socket"}}))
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    until("the prompt runs", || comfy.running().is_some()).await;
+    comfy.drop_sockets();
+    let done = h.wait_for(&id, "succeeded").await;
+    assert_eq!(done["attempts"], 2, "{done}");
+    assert_eq!(comfy.received().len(), 1, "the prompt was sent once");
+    let executions = comfy.executions();
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(executions[0].outcome, "success");
+    let kinds = log_kinds(&h, &id).await;
+    assert!(kinds.contains(&"adopted".to_owned()), "{kinds:?}");
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_whose_prompt_waits_in_comfyui_removes_it_from_the_queue() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|prompt: &Value| {
+        if prompt["6"]["inputs"]["text"] == "someone else's" {
+            Script {
+                steps: 10_000,
+                step_delay: Duration::from_millis(10),
+                ..Script::default()
+            }
+        } else {
+            Script::instant()
+        }
+    }));
+    // Another client of the same ComfyUI keeps it busy, so serve's prompt waits in its queue.
+    let mut other = workflow();
+    other["6"]["inputs"]["text"] = json!("someone else's");
+    let http = reqwest::Client::new();
+    let queued: Value = http
+        .post(format!("{}/prompt", comfy.url()))
+        .json(&json!({"prompt": other, "client_id": "other"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_id = queued["prompt_id"].as_str().unwrap().to_owned();
+    until("the other prompt runs", || comfy.running().is_some()).await;
+
+    let h = start(&[&comfy], |_| {}).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "mine"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    until("serve's prompt waits in ComfyUI's queue", || {
+        comfy.pending().len() == 1
+    })
+    .await;
+    let cancelled: Value = h
+        .http
+        .delete(format!("{}/v1/jobs/{id}", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    until("the prompt left ComfyUI's queue", || comfy.pending().is_empty()).await;
+    assert_eq!(
+        comfy.running().as_deref(),
+        Some(other_id.as_str()),
+        "the other client's prompt is not interrupted"
+    );
+    // Let the other prompt end: nothing of serve's runs after it.
+    http.post(format!("{}/interrupt", comfy.url()))
+        .send()
+        .await
+        .unwrap();
+    until("ComfyUI is idle", || {
+        comfy.running().is_none() && comfy.executions().len() == 1
+    })
+    .await;
+    assert!(comfy.pending().is_empty());
+    let ran: Vec<String> = comfy.executions().into_iter().map(|e| e.prompt_id).collect();
+    assert_eq!(ran, [other_id]);
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_naming_an_output_outside_the_folder_fails_the_job_and_writes_nothing() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        reported_filename: Some("../../escape.png".into()),
+        ..Script::instant()
+    }));
+    let h = start(&[&comfy], |_| {}).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "hostile"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let failed = h.wait_for(&id, "failed").await;
+    assert_eq!(failed["error"]["kind"], "unsafe_output_name", "{failed}");
+    let outputs = h.dir.path().join("outputs");
+    assert!(!h.dir.path().join("escape.png").exists());
+    assert!(!outputs.join("escape.png").exists());
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_streams_close_keys_in_any_case_browser_websockets_and_private_backend_urls() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script::instant()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("queue.db")).unwrap();
+    let created = comfydock_serve::keys::create(&store, "ci").await.unwrap();
+    let mut options = ServeOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![comfy.url()],
+        vec![WorkflowSource {
+            name: "txt2img".into(),
+            workflow: workflow(),
+            expose: None,
+        }],
+        dir.path().join("o"),
+    );
+    options.startup_timeout = Duration::from_secs(10);
+    let server = comfydock_serve::start(options, Arc::new(store.clone()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr());
+    let http = reqwest::Client::new();
+
+    // The scheme of `Authorization` is case-insensitive.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = http
+            .get(format!("{base}/v1/jobs"))
+            .header("authorization", format!("{scheme} {}", created.key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
+    let submitted: Value = http
+        .post(format!("{base}/v1/workflows/txt2img/jobs"))
+        .header("authorization", format!("bearer {}", created.key))
+        .json(&json!({"params": {"positive_text": "x"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["id"].as_str().unwrap().to_owned();
+    let mut job = Value::Null;
+    for _ in 0..300 {
+        job = http
+            .get(format!("{base}/v1/jobs/{id}"))
+            .bearer_auth(&created.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+
+    // A browser's WebSocket: the key as a subprotocol; serve answers with `comfydock`.
+    let ws_url = format!("{}/v1/jobs/{id}/events", base.replace("http", "ws"));
+    let connect = |url: String, protocols: Option<String>| async move {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = url.into_client_request().unwrap();
+        if let Some(protocols) = protocols {
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request).await
+    };
+    let refused = connect(ws_url.clone(), None).await;
+    assert!(refused.is_err(), "no key, no WebSocket");
+    let (mut socket, response) = connect(
+        ws_url.clone(),
+        Some(format!("comfydock, comfydock.bearer.{}", created.key)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "comfydock");
+    let mut seqs = Vec::new();
+    while let Some(Ok(message)) = socket.next().await {
+        if let Message::Text(text) = message {
+            seqs.push(
+                serde_json::from_str::<Value>(text.as_str()).unwrap()["seq"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+    }
+    let last = *seqs.last().expect("the log was replayed");
+    // At the last event of a finished job, the stream closes at once instead of waiting.
+    let (mut socket, _) = connect(
+        format!("{ws_url}?after={last}"),
+        Some(format!("comfydock, comfydock.bearer.{}", created.key)),
+    )
+    .await
+    .unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(15), socket.next())
+        .await
+        .expect("the stream closes");
+    assert!(matches!(next, None | Some(Ok(Message::Close(_)))), "{next:?}");
+
+    // Backend URLs only for key holders.
+    let url = comfy.url();
+    for path in ["/metrics", "/readyz"] {
+        let anonymous = http
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !anonymous.contains(&url),
+            "{path} shows {url} without a key: {anonymous}"
+        );
+        assert!(anonymous.contains("backend-0"), "{anonymous}");
+        let keyed = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(&created.key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(keyed.contains(&url), "{path} with a key: {keyed}");
+    }
+    server.stop().await;
 }

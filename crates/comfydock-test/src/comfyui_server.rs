@@ -2,7 +2,7 @@
 //!
 //! Routes (each also under `/api`): `POST /prompt`, `GET /prompt`, `GET /ws?clientId=`,
 //! `GET /history`, `GET /history/{id}`, `GET /view`, `POST /upload/image`, `POST /interrupt`,
-//! `GET /queue`, `GET /object_info`, `GET /object_info/{class}`, `GET /system_stats`.
+//! `GET /queue`, `POST /queue` (`delete`, `clear`), `GET /object_info`, `GET /object_info/{class}`, `GET /system_stats`.
 //!
 //! Prompts are validated against a small realistic `/object_info` ([`object_info`]) the way
 //! ComfyUI does (unknown class → `invalid_prompt`; out-of-range numbers, values not in a combo,
@@ -15,6 +15,12 @@
 //! is over and its history complete. Both gaps can be widened: the history by
 //! [`Script::history_delay`], output files on `/view` by [`Script::files_delay`] (the "success
 //! before file on disk" race).
+//!
+//! Prompts keep the `prompt_id` a client chose in `POST /prompt`; [`ComfyUiServer::executions`]
+//! lists every prompt that ran (by id), so tests can see a prompt run twice. Two faults of the
+//! network can be injected: [`ComfyUiServer::lose_prompt_replies`] queues prompts but drops the
+//! connection instead of answering, [`ComfyUiServer::drop_sockets`] cuts every WebSocket while the
+//! prompts go on running.
 //!
 //! [`ComfyUiServer::kill`] drops every connection and running prompt at once, like a crashed
 //! process; [`ComfyUiServer::restart`] listens again on the same port with an empty queue and
@@ -58,6 +64,9 @@ pub struct Script {
     /// `/history/{id}` gets the entry only this long after `execution_success` (or the error) was
     /// sent; `executing {node: null}` follows the entry. ComfyUI has this gap too, just shorter.
     pub history_delay: Duration,
+    /// Reports every output file under this name (the file is still stored under its real name):
+    /// a hostile or broken backend, e.g. `../../escape.png`.
+    pub reported_filename: Option<String>,
 }
 
 impl Default for Script {
@@ -68,6 +77,7 @@ impl Default for Script {
             error: None,
             files_delay: Duration::ZERO,
             history_delay: Duration::ZERO,
+            reported_filename: None,
         }
     }
 }
@@ -105,6 +115,8 @@ struct Shared {
     script: Mutex<ScriptFn>,
     file_counter: AtomicU32,
     object_info: Value,
+    /// `POST /prompt` replies still to lose ([`ComfyUiServer::lose_prompt_replies`]).
+    replies_to_lose: AtomicU32,
 }
 
 /// State of one incarnation of the server (lost on kill, like ComfyUI's memory).
@@ -117,6 +129,8 @@ struct Instance {
     running: Mutex<Option<String>>,
     interrupt: Mutex<Option<Interrupt>>,
     number: AtomicU64,
+    /// Bumped by [`ComfyUiServer::drop_sockets`]: every open WebSocket closes without a word.
+    hangup: tokio::sync::watch::Sender<u64>,
 }
 
 /// An interrupt request: every prompt, or one prompt id.
@@ -168,6 +182,7 @@ impl ComfyUiServer {
             script: Mutex::new(script),
             file_counter: AtomicU32::new(0),
             object_info: object_info(),
+            replies_to_lose: AtomicU32::new(0),
         });
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the ComfyUI stand-in");
         let addr = listener.local_addr().expect("ComfyUI stand-in address");
@@ -199,6 +214,7 @@ impl ComfyUiServer {
             running: Mutex::new(None),
             interrupt: Mutex::new(None),
             number: AtomicU64::new(0),
+            hangup: tokio::sync::watch::Sender::new(0),
         });
         let app = router(Arc::clone(&instance));
         runtime.spawn(async move {
@@ -233,6 +249,35 @@ impl ComfyUiServer {
     /// Prompts that ran to an end, oldest first.
     pub fn executions(&self) -> Vec<Execution> {
         lock(&self.shared.executions).clone()
+    }
+
+    /// How many times each prompt id ran to an end (any outcome).
+    pub fn runs_per_prompt(&self) -> HashMap<String, usize> {
+        let mut runs = HashMap::new();
+        for execution in lock(&self.shared.executions).iter() {
+            *runs.entry(execution.prompt_id.clone()).or_default() += 1;
+        }
+        runs
+    }
+
+    /// The next `count` accepted prompts are queued (and run) but their `POST /prompt` connection is
+    /// dropped without an answer, like a reply lost on the network.
+    pub fn lose_prompt_replies(&self, count: u32) {
+        self.shared.replies_to_lose.store(count, Ordering::SeqCst);
+    }
+
+    /// Cuts every open WebSocket (no close frame); queued and running prompts go on.
+    pub fn drop_sockets(&self) {
+        if let Some(instance) = &self.instance {
+            instance.hangup.send_modify(|generation| *generation += 1);
+        }
+    }
+
+    /// Prompt ids waiting in the queue (not running).
+    pub fn pending(&self) -> Vec<String> {
+        self.instance.as_ref().map_or_else(Vec::new, |i| {
+            lock(&i.queue).iter().map(|p| p.prompt_id.clone()).collect()
+        })
     }
 
     /// The prompt id currently executing.
@@ -295,7 +340,7 @@ fn router(instance: Arc<Instance>) -> Router {
         .route("/view", get(view))
         .route("/upload/image", post(upload_image))
         .route("/interrupt", post(interrupt))
-        .route("/queue", get(queue))
+        .route("/queue", get(queue).post(edit_queue))
         .route("/object_info", get(object_info_all))
         .route("/object_info/{class}", get(object_info_one))
         .route("/system_stats", get(system_stats))
@@ -359,6 +404,16 @@ async fn post_prompt(State(instance): StandIn, body: String) -> Response {
     });
     instance.wake.notify_one();
     broadcast_status(&instance);
+    let lose = instance
+        .shared
+        .replies_to_lose
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if lose {
+        // Unwinding the connection's task drops it without a response (and without a panic
+        // message): the prompt is queued, its client never hears so.
+        std::panic::resume_unwind(Box::new("POST /prompt reply lost on purpose"));
+    }
     json_response(
         StatusCode::OK,
         &json!({"prompt_id": prompt_id, "number": number, "node_errors": {}}),
@@ -702,7 +757,16 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
             finish(instance, pending, &script, &outputs, "error", messages).await;
             return "error";
         }
-        if let Some((ui, node_files)) = node_outputs(&instance.shared, class, node) {
+        if let Some((mut ui, node_files)) = node_outputs(&instance.shared, class, node) {
+            if let Some(name) = &script.reported_filename {
+                for entries in ui.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                    for entry in entries.as_array_mut().into_iter().flatten() {
+                        if entry.get("filename").is_some() {
+                            entry["filename"] = json!(name);
+                        }
+                    }
+                }
+            }
             outputs.insert(id.clone(), ui.clone());
             files.extend(node_files);
             send(
@@ -998,6 +1062,23 @@ async fn queue(State(instance): StandIn) -> Response {
     )
 }
 
+/// `POST /queue`: `{"delete": [prompt ids]}` removes pending prompts (running ones stay),
+/// `{"clear": true}` every pending prompt.
+async fn edit_queue(State(instance): StandIn, body: String) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    {
+        let mut queue = lock(&instance.queue);
+        if body["clear"] == json!(true) {
+            queue.clear();
+        }
+        if let Some(ids) = body["delete"].as_array() {
+            queue.retain(|pending| !ids.iter().any(|id| id.as_str() == Some(&pending.prompt_id)));
+        }
+    }
+    broadcast_status(&instance);
+    StatusCode::OK.into_response()
+}
+
 async fn object_info_all(State(instance): StandIn) -> Response {
     json_response(StatusCode::OK, &instance.shared.object_info)
 }
@@ -1038,6 +1119,7 @@ async fn websocket(
 
 async fn serve_socket(instance: Arc<Instance>, sid: String, mut socket: WebSocket) {
     let mut events = instance.events.subscribe();
+    let mut hangup = instance.hangup.subscribe();
     let remaining = lock(&instance.queue).len() + usize::from(lock(&instance.running).is_some());
     let hello = json!({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": sid}});
     if socket
@@ -1064,6 +1146,7 @@ async fn serve_socket(instance: Arc<Instance>, sid: String, mut socket: WebSocke
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
+            _ = hangup.changed() => return,
         }
     }
 }

@@ -391,9 +391,9 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
             ),
         );
         ctx.printer.hint(format!(
-            "docs: http://{addr}/docs · OpenAPI: http://{addr}/openapi.json · stop with Ctrl-C"
+            "docs: http://{addr}/docs · OpenAPI: http://{addr}/openapi.json · stop with Ctrl-C or SIGTERM"
         ));
     }
-    server.run_until_ctrl_c().await;
+    server.run_until_signal().await;
     Ok(())
 }
