@@ -41,6 +41,8 @@ pub struct AppState {
     pub openapi: Value,
     /// Default attempts for transient failures.
     pub max_attempts: u32,
+    /// Which webhook targets a request may name.
+    pub webhooks: crate::webhook::WebhookPolicy,
 }
 
 /// Settings of the HTTP layer.
@@ -263,6 +265,17 @@ async fn submit(
                 .into_response();
         }
     };
+    if let Some(url) = &request.webhook
+        && let Err(reason) = state.webhooks.check(url).await
+    {
+        let errors =
+            json!([{"path": "webhook", "constraint": "target", "message": format!("the webhook {reason}")}]);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({"error": "validation_failed", "errors": errors})),
+        )
+            .into_response();
+    }
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -283,6 +296,7 @@ async fn submit(
         idempotency_key: key,
         webhook: request.webhook,
     };
+    let asked = new.clone();
     match state.store.enqueue(new).await {
         Ok(enqueued) if enqueued.created => {
             state.hub.job_queued();
@@ -290,7 +304,15 @@ async fn submit(
             (StatusCode::CREATED, axum::Json(job_json(&enqueued.job))).into_response()
         }
         Ok(enqueued) => {
-            if enqueued.job.workflow != name || enqueued.job.params != params {
+            // The same key names the same request: workflow, parameters, priority, webhook and
+            // attempts all alike.
+            let job = &enqueued.job;
+            if job.workflow != name
+                || job.params != params
+                || job.priority != asked.priority
+                || job.webhook != asked.webhook
+                || job.max_attempts != asked.max_attempts
+            {
                 return error(
                     StatusCode::CONFLICT,
                     "idempotency_key_reused",

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod params;
 pub mod server;
 pub mod store;
+pub mod webhook;
 pub mod worker;
 
 pub use server::{RunningServer, ServeError, ServeOptions, WorkflowSource, start};

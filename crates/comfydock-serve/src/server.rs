@@ -251,6 +251,7 @@ pub async fn start(options: ServeOptions, store: Arc<dyn JobStore>) -> Result<Ru
         rate_limit: options.rate_limit_per_minute.map(RateLimiter::new),
         openapi,
         max_attempts: options.max_attempts,
+        webhooks: options.worker.webhooks,
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -82,6 +82,8 @@ pub struct WorkerConfig {
     /// How long to wait after `execution_success` for `executing {node: null}` (which follows the
     /// history entry) before reading the history anyway.
     pub history_grace: Duration,
+    /// Which webhook targets finished jobs may be posted to.
+    pub webhooks: crate::webhook::WebhookPolicy,
 }
 
 impl Default for WorkerConfig {
@@ -95,6 +97,7 @@ impl Default for WorkerConfig {
             view_attempts: 20,
             view_retry_delay: Duration::from_millis(250),
             history_grace: Duration::from_secs(30),
+            webhooks: crate::webhook::WebhookPolicy::default(),
         }
     }
 }
@@ -230,7 +233,8 @@ impl Worker {
         self.hub.changed(job_id);
         if terminal && let Some(url) = claimed.job.webhook.clone() {
             let store = Arc::clone(&self.store);
-            tokio::spawn(async move { send_webhook(&*store, job_id, &url).await });
+            let policy = self.config.webhooks;
+            tokio::spawn(async move { crate::webhook::send(&*store, policy, job_id, &url).await });
         }
     }
 
@@ -791,26 +795,4 @@ pub fn content_type(name: &str) -> &'static str {
         "glb" => "model/gltf-binary",
         _ => "application/octet-stream",
     }
-}
-
-/// Posts the finished job to its webhook (3 tries, 1 s apart).
-async fn send_webhook(store: &dyn JobStore, job_id: Uuid, url: &str) {
-    let Ok(Some(job)) = store.get(job_id).await else {
-        return;
-    };
-    let body = crate::job_view::job_json(&job);
-    let client = reqwest::Client::new();
-    for _ in 0..3 {
-        let sent = client
-            .post(url)
-            .timeout(Duration::from_secs(10))
-            .json(&body)
-            .send()
-            .await;
-        if sent.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    tracing::warn!(%job_id, url, "webhook failed 3 times");
 }

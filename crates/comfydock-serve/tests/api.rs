@@ -594,6 +594,56 @@ async fn api_keys_rate_limits_and_idempotency() {
     server.stop().await;
 }
 
+/// A webhook is a URL from whoever may submit: by default it may not lead into serve's own
+/// network (loopback, private, link-local, cloud metadata), named or literal; and an idempotency
+/// key reused with another priority is a conflict, not the first job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_webhooks_and_changed_idempotent_requests_are_refused() {
+    let comfy = ComfyUiServer::start();
+    let h = start(&[&comfy], |_| {}).await;
+    for (url, constraint) in [
+        ("http://127.0.0.1:9/hook", "target"),
+        ("http://localhost:9/hook", "target"),
+        ("http://169.254.169.254/latest/meta-data/", "target"),
+        ("http://[::1]:9/hook", "target"),
+        ("file:///etc/passwd", "format"),
+    ] {
+        let (status, body) = h
+            .submit(json!({"params": {"k_sampler_seed": 1}, "webhook": url}))
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert_eq!(body["errors"][0]["path"], "webhook", "{body}");
+        assert_eq!(body["errors"][0]["constraint"], constraint, "{body}");
+    }
+    let listed: Value = h
+        .http
+        .get(format!("{}/v1/jobs", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 0, "nothing was queued");
+
+    let submit = |priority: i64| {
+        h.http
+            .post(format!("{}/v1/workflows/txt2img/jobs", h.base))
+            .header("Idempotency-Key", "order-18")
+            .json(&json!({"params": {"k_sampler_seed": 7}, "priority": priority}))
+            .send()
+    };
+    assert_eq!(submit(1).await.unwrap().status(), 201);
+    assert_eq!(submit(1).await.unwrap().status(), 200);
+    let conflict = submit(5).await.unwrap();
+    assert_eq!(conflict.status(), 409);
+    assert_eq!(
+        conflict.json::<Value>().await.unwrap()["error"],
+        "idempotency_key_reused"
+    );
+    h.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_backends() {
     let mut comfy = ComfyUiServer::start();
@@ -669,6 +719,8 @@ async fn timeouts_are_retried_then_dead_lettered_and_webhooks_fire() {
     });
     let h = start(&[&comfy], |options| {
         options.worker.job_timeout = Duration::from_millis(400);
+        // The hook listens on loopback: this operator allows its own network.
+        options.worker.webhooks.allow_private = true;
     })
     .await;
     let (_, job) = h

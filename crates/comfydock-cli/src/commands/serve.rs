@@ -88,6 +88,11 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 
+    /// Let webhooks target loopback, private and link-local addresses (serve's own network);
+    /// by default only public addresses are allowed
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
+
     /// Idle poll interval of workers in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
     pub poll_ms: u64,
@@ -375,6 +380,7 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
     options.limits.body_limit = args.body_limit_mib.saturating_mul(1024 * 1024);
     options.limits.cors_origins.clone_from(&args.cors_origins);
     options.rate_limit_per_minute = args.rate_limit;
+    options.worker.webhooks.allow_private = args.allow_private_webhooks;
     let names: Vec<String> = options.workflows.iter().map(|w| w.name.clone()).collect();
     let server = comfydock_serve::start(options, store).await?;
     let addr = server.addr();
