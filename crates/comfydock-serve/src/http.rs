@@ -420,7 +420,7 @@ async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, S
         return error(StatusCode::NOT_FOUND, "not_found", format!("no output `{file}`"));
     }
     let path = state.outputs_dir.join(id.to_string()).join(&file);
-    match tokio::fs::File::open(&path).await {
+    match fs_err::tokio::File::open(&path).await {
         Ok(opened) => {
             let bytes = axum::body::Body::from_stream(file_chunks(opened));
             let disposition = format!("inline; filename=\"{}\"", file.replace('"', ""));
@@ -444,7 +444,7 @@ async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, S
 
 /// A file as a stream of chunks (so large outputs are never held in memory whole).
 fn file_chunks(
-    file: tokio::fs::File,
+    file: fs_err::tokio::File,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     futures::stream::try_unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt as _;

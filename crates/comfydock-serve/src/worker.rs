@@ -741,11 +741,11 @@ async fn save_output(dir: &Path, name: &str, mut response: reqwest::Response) ->
     let write_failed = |path: &Path, error: &std::io::Error| {
         JobFailure::transient("output_write", format!("writing `{}`: {error}", path.display()))
     };
-    tokio::fs::create_dir_all(dir)
+    fs_err::tokio::create_dir_all(dir)
         .await
         .map_err(|error| write_failed(dir, &error))?;
     let temp = dir.join(format!(".{name}.{}.part", Uuid::new_v4()));
-    let mut file = tokio::fs::File::create(&temp)
+    let mut file = fs_err::tokio::File::create(&temp)
         .await
         .map_err(|error| write_failed(&temp, &error))?;
     let mut size = 0_u64;
@@ -763,11 +763,11 @@ async fn save_output(dir: &Path, name: &str, mut response: reqwest::Response) ->
     .await;
     drop(file);
     if let Err(failure) = copied {
-        let _ = tokio::fs::remove_file(&temp).await;
+        let _ = fs_err::tokio::remove_file(&temp).await;
         return Err(failure);
     }
     let target = dir.join(name);
-    tokio::fs::rename(&temp, &target)
+    fs_err::tokio::rename(&temp, &target)
         .await
         .map_err(|error| write_failed(&target, &error))?;
     Ok(size)
