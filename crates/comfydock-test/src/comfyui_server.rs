@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -127,16 +127,11 @@ struct Instance {
     history: Mutex<HashMap<String, Value>>,
     events: broadcast::Sender<(Option<String>, String)>,
     running: Mutex<Option<String>>,
-    interrupt: Mutex<Option<Interrupt>>,
+    /// ComfyUI's global interrupt flag: cleared when a prompt starts, checked between steps.
+    interrupt: AtomicBool,
     number: AtomicU64,
     /// Bumped by [`ComfyUiServer::drop_sockets`]: every open WebSocket closes without a word.
     hangup: tokio::sync::watch::Sender<u64>,
-}
-
-/// An interrupt request: every prompt, or one prompt id.
-enum Interrupt {
-    All,
-    Prompt(String),
 }
 
 #[derive(Clone)]
@@ -212,7 +207,7 @@ impl ComfyUiServer {
             history: Mutex::new(HashMap::new()),
             events,
             running: Mutex::new(None),
-            interrupt: Mutex::new(None),
+            interrupt: AtomicBool::new(false),
             number: AtomicU64::new(0),
             hangup: tokio::sync::watch::Sender::new(0),
         });
@@ -638,7 +633,7 @@ async fn execute_queue(instance: Arc<Instance>) {
             continue;
         };
         *lock(&instance.running) = Some(pending.prompt_id.clone());
-        *lock(&instance.interrupt) = None;
+        instance.interrupt.store(false, Ordering::SeqCst);
         let outcome = execute_prompt(&instance, &pending).await;
         *lock(&instance.running) = None;
         lock(&instance.shared.executions).push(Execution {
@@ -650,12 +645,8 @@ async fn execute_queue(instance: Arc<Instance>) {
     }
 }
 
-fn interrupted(instance: &Instance, prompt_id: &str) -> bool {
-    match &*lock(&instance.interrupt) {
-        Some(Interrupt::All) => true,
-        Some(Interrupt::Prompt(id)) => id == prompt_id,
-        None => false,
-    }
+fn interrupted(instance: &Instance) -> bool {
+    instance.interrupt.load(Ordering::SeqCst)
 }
 
 fn sorted_node_ids(prompt: &Value) -> Vec<String> {
@@ -727,7 +718,7 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
             if !script.step_delay.is_zero() {
                 tokio::time::sleep(script.step_delay).await;
             }
-            if interrupted(instance, prompt_id) {
+            if interrupted(instance) {
                 break;
             }
             send(
@@ -737,7 +728,7 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
                 json!({"value": step, "max": steps, "prompt_id": prompt_id, "node": id}),
             );
         }
-        if interrupted(instance, prompt_id) {
+        if interrupted(instance) {
             let data = json!({"prompt_id": prompt_id, "node_id": id, "node_type": class, "executed": executed, "timestamp": now_ms()});
             send(instance, None, "execution_interrupted", data.clone());
             messages.push(json!(["execution_interrupted", data]));
@@ -1043,7 +1034,12 @@ async fn interrupt(State(instance): StandIn, body: String) -> Response {
     let prompt_id = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|v| v.get("prompt_id").and_then(Value::as_str).map(str::to_owned));
-    *lock(&instance.interrupt) = Some(prompt_id.map_or(Interrupt::All, Interrupt::Prompt));
+    // Like ComfyUI: a targeted interrupt sets the global flag only while that very prompt runs
+    // (otherwise it is ignored); without a prompt id, whatever runs is interrupted.
+    let running = lock(&instance.running).clone();
+    if prompt_id.is_none() || prompt_id == running {
+        instance.interrupt.store(true, Ordering::SeqCst);
+    }
     StatusCode::OK.into_response()
 }
 
