@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
@@ -23,8 +23,10 @@ use crate::hub::EventHub;
 use crate::job::{JobStatus, NewJob};
 use crate::job_view::{event_json, job_json};
 use crate::metrics::Metrics;
+use crate::output_store::OutputStore;
 use crate::params::{WorkflowApi, is_safe_filename};
 use crate::store::{JobFilter, JobStore, StoreError};
+use crate::uploads::UploadLimits;
 use crate::worker::{Backend, content_type};
 
 /// Shared by every handler.
@@ -34,7 +36,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub workflows: Arc<HashMap<String, WorkflowApi>>,
     pub backends: Vec<Arc<Backend>>,
-    pub outputs_dir: PathBuf,
+    /// Where workers put outputs (a bucket shared by instances serves every job's outputs).
+    pub outputs: OutputStore,
+    /// Size limits of job requests and their files.
+    pub uploads: UploadLimits,
     /// Whether `/v1` requires a bearer key.
     pub auth: bool,
     pub rate_limit: Option<RateLimiter>,
@@ -46,8 +51,10 @@ pub struct AppState {
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// Largest request body in bytes.
+    /// Largest request body in bytes (413 past it).
     pub body_limit: usize,
+    /// Largest uploaded file in bytes, multipart or base64 (413 past it).
+    pub upload_limit: usize,
     /// Browser origins allowed by CORS (`*` = any); empty = no CORS headers.
     pub cors_origins: Vec<String>,
 }
@@ -233,7 +240,7 @@ async fn submit(
     State(state): AppStateRef,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(api) = state.workflows.get(&name) else {
         return error(
@@ -242,16 +249,17 @@ async fn submit(
             format!("no workflow `{name}` is served here"),
         );
     };
-    let body: Value = match serde_json::from_slice(&body) {
+    // JSON, or multipart/form-data (files sniffed and held to the per-file limit).
+    let body = match body {
         Ok(body) => body,
-        Err(err) => {
-            let errors = json!([{"path": "", "constraint": "format", "message": format!("the body is not JSON: {err}")}]);
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                axum::Json(json!({"error": "validation_failed", "errors": errors})),
-            )
-                .into_response();
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return crate::uploads::too_large(None, state.uploads.per_request, "the request body");
         }
+        Err(rejection) => return rejection.into_response(),
+    };
+    let body: Value = match crate::uploads::request_body(api, &headers, body, state.uploads).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let request = match api.validate(&body) {
         Ok(request) => request,
@@ -397,43 +405,39 @@ async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, S
     if !is_safe_filename(&file) || file.starts_with('.') {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no output `{file}`"));
     }
-    let path = state.outputs_dir.join(id.to_string()).join(&file);
-    match tokio::fs::File::open(&path).await {
-        Ok(opened) => {
-            let bytes = axum::body::Body::from_stream(file_chunks(opened));
+    match state.outputs.open(id, &file).await {
+        Ok(Some(opened)) => {
             let disposition = format!("inline; filename=\"{}\"", file.replace('"', ""));
-            (
+            let mut response = (
                 StatusCode::OK,
                 [
                     (header::CONTENT_TYPE, content_type(&file).to_owned()),
                     (header::CONTENT_DISPOSITION, disposition),
                 ],
-                bytes,
+                axum::body::Body::from_stream(opened.chunks),
             )
-                .into_response()
+                .into_response();
+            if let Some(size) = opened.size {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            }
+            response
         }
-        Err(_) => error(
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("job {id} has no output `{file}` here"),
+            format!("job {id} has no output `{file}`"),
         ),
-    }
-}
-
-/// A file as a stream of chunks (so large outputs are never held in memory whole).
-fn file_chunks(
-    file: tokio::fs::File,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures::stream::try_unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt as _;
-        let mut buffer = vec![0_u8; 64 * 1024];
-        let read = file.read(&mut buffer).await?;
-        if read == 0 {
-            return Ok(None);
+        Err(err) => {
+            tracing::error!(error = %comfydock_foundation::hint::error_chain(&err), "reading an output failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outputs_unavailable",
+                format!("job {id}'s output `{file}` cannot be read now; try again"),
+            )
         }
-        buffer.truncate(read);
-        Ok(Some((Bytes::from(buffer), file)))
-    })
+    }
 }
 
 #[derive(Deserialize)]

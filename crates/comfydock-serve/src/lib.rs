@@ -4,8 +4,10 @@
 //! - [`store`]: the [`store::JobStore`] queue on SQLite (embedded) or PostgreSQL (shared).
 //! - [`params`]: a typed API per workflow (parameters from the workflow + `/object_info`,
 //!   validation, injection); [`openapi`]: the OpenAPI 3.1 document and docs page.
-//! - [`comfyui`]: the ComfyUI client; [`worker`]: one worker per backend.
-//! - [`http`]: the axum routes; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
+//! - [`comfyui`]: the ComfyUI client; [`worker`]: one worker per backend; [`output_store`]: job
+//!   outputs in a local folder or an S3-compatible bucket shared by instances.
+//! - [`http`]: the axum routes; [`uploads`]: multipart job requests, media sniffing, size
+//!   limits; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
 //! - [`server`]: [`server::start`] ties it together (the CLI's entry point).
 
 pub mod comfyui;
@@ -16,9 +18,11 @@ pub mod job_view;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
+pub mod output_store;
 pub mod params;
 pub mod server;
 pub mod store;
+pub mod uploads;
 pub mod worker;
 
 pub use server::{RunningServer, ServeError, ServeOptions, WorkflowSource, start};
