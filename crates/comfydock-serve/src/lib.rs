@@ -6,8 +6,8 @@
 //!   validation, injection); [`openapi`]: the OpenAPI 3.1 document and docs page.
 //! - [`comfyui`]: the ComfyUI client; [`worker`]: one worker per backend; [`output_store`]: job
 //!   outputs in a local folder or an S3-compatible bucket shared by instances.
-//! - [`http`]: the axum routes; [`uploads`]: multipart job requests, media sniffing, size
-//!   limits; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
+//! - [`http`]: the axum routes; [`uploads`]: multipart job requests and size limits; [`media`]:
+//!   media types sniffed from bytes; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
 //! - [`server`]: [`server::start`] ties it together (the CLI's entry point).
 
 pub mod comfyui;
@@ -16,6 +16,7 @@ pub mod hub;
 pub mod job;
 pub mod job_view;
 pub mod keys;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod output_store;

@@ -185,15 +185,22 @@ impl OutputStore {
         }
     }
 
-    /// Streams `chunks` into the output `name` of `job_id`; returns its size. A failure leaves
-    /// nothing under the final name (temp file + rename; an aborted multipart upload).
-    pub async fn save<S, E>(&self, job_id: Uuid, name: &str, chunks: S) -> Result<u64, SaveError<E>>
+    /// Streams `chunks` into the output `name` of `job_id` (stored with `content_type` where the
+    /// store keeps one); returns its size. A failure leaves nothing under the final name (temp
+    /// file + rename; an aborted multipart upload).
+    pub async fn save<S, E>(
+        &self,
+        job_id: Uuid,
+        name: &str,
+        content_type: &str,
+        chunks: S,
+    ) -> Result<u64, SaveError<E>>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
     {
         match self {
             OutputStore::Local(local) => local.save(job_id, name, chunks).await,
-            OutputStore::S3(s3) => s3.save(job_id, name, chunks).await,
+            OutputStore::S3(s3) => s3.save(job_id, name, content_type, chunks).await,
         }
     }
 
@@ -380,10 +387,12 @@ impl S3Outputs {
             .cloned();
         if let Some(endpoint) = &endpoint {
             builder = builder.with_endpoint(endpoint.clone());
-            if endpoint.starts_with("http://") {
-                builder = builder.with_allow_http(true);
-            }
         }
+        // A local server (MinIO, moto, ...) answers on plain http.
+        let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"))
+            || vars
+                .get("AWS_ALLOW_HTTP")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let builder = builder.with_bucket_name(bucket);
         let config_error = |source| OutputStoreError::Config {
             url: url.to_owned(),
@@ -393,6 +402,7 @@ impl S3Outputs {
             .clone()
             .with_client_options(
                 ClientOptions::new()
+                    .with_allow_http(allow_http)
                     .with_connect_timeout(Duration::from_secs(10))
                     .with_timeout(Duration::from_mins(5)),
             )
@@ -401,6 +411,7 @@ impl S3Outputs {
         let probe = builder
             .with_client_options(
                 ClientOptions::new()
+                    .with_allow_http(allow_http)
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(20)),
             )
@@ -473,7 +484,13 @@ impl S3Outputs {
         Ok(())
     }
 
-    async fn save<S, E>(&self, job_id: Uuid, name: &str, chunks: S) -> Result<u64, SaveError<E>>
+    async fn save<S, E>(
+        &self,
+        job_id: Uuid,
+        name: &str,
+        content_type: &str,
+        chunks: S,
+    ) -> Result<u64, SaveError<E>>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
     {
@@ -485,10 +502,7 @@ impl S3Outputs {
             })
         };
         let mut attributes = Attributes::new();
-        attributes.insert(
-            Attribute::ContentType,
-            crate::worker::content_type(name).to_owned().into(),
-        );
+        attributes.insert(Attribute::ContentType, content_type.to_owned().into());
         let store: Arc<dyn ObjectStore> = Arc::clone(&self.store) as Arc<dyn ObjectStore>;
         let mut writer = BufWriter::with_capacity(store, key.clone(), S3_PART_SIZE)
             .with_max_concurrency(S3_PARTS_IN_FLIGHT)
@@ -631,7 +645,10 @@ mod tests {
             Ok::<_, std::io::Error>(Bytes::from_static(b"ab")),
             Ok(Bytes::from_static(b"cd")),
         ]);
-        assert!(matches!(store.save(id, "x.png", chunks).await, Ok(4)));
+        assert!(matches!(
+            store.save(id, "x.png", "image/png", chunks).await,
+            Ok(4)
+        ));
         let file = store.open(id, "x.png").await.unwrap().unwrap();
         assert_eq!(file.size, Some(4));
         let bytes: Vec<Bytes> = file.chunks.try_collect().await.unwrap();
@@ -642,7 +659,7 @@ mod tests {
             Err(std::io::Error::other("backend went away")),
         ]);
         assert!(matches!(
-            store.save(id, "y.png", failing).await,
+            store.save(id, "y.png", "image/png", failing).await,
             Err(SaveError::Source(_))
         ));
         let left: Vec<_> = fs_err::read_dir(dir.path().join("outputs").join(id.to_string()))

@@ -598,7 +598,18 @@ fn check_value(path: &str, kind: &ParamKind, value: &Value) -> Result<(), Box<Fi
             let data = value.get("data").and_then(Value::as_str);
             match (filename, data.and_then(decode_base64)) {
                 // The type comes from the bytes, never from the file name.
-                (Some(_), Some(bytes)) => crate::uploads::check_media(path, media, &bytes)?,
+                (Some(_), Some(bytes)) => {
+                    if let Some(message) = crate::media::mismatch(media, &bytes) {
+                        let mut error = FieldError::new(path, "content_type", message);
+                        error.allowed = Some(
+                            crate::media::accepted_types(media)
+                                .iter()
+                                .map(|t| json!(t))
+                                .collect(),
+                        );
+                        return Err(Box::new(error));
+                    }
+                }
                 (None, _) => {
                     return Err(Box::new(FieldError::new(
                         path,

@@ -637,7 +637,7 @@ impl Worker {
             let size = match self
                 .config
                 .outputs
-                .save(job_id, &name, response.bytes_stream())
+                .save(job_id, &name, content_type(&name), response.bytes_stream())
                 .await
             {
                 Ok(size) => size,
