@@ -64,7 +64,7 @@ pub struct ServeArgs {
     /// Where job outputs are kept: a folder, or `s3://BUCKET/PREFIX` for a bucket every instance
     /// shares (settings from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)
     /// [default: <workspace>/serve/outputs]
-    #[arg(long, value_name = "LOCATION")]
+    #[arg(long, value_name = "LOCATION", env = "COMFYDOCK_SERVE_OUTPUTS")]
     pub outputs: Option<String>,
 
     /// Attempts per job for transient failures (backend down, timeout) before dead-lettering
