@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,8 +22,10 @@ use crate::hub::EventHub;
 use crate::job::{JobStatus, NewJob};
 use crate::job_view::{event_json, job_json};
 use crate::metrics::Metrics;
+use crate::output_store::OutputStore;
 use crate::params::{WorkflowApi, is_safe_filename};
 use crate::store::{JobFilter, JobStore, StoreError};
+use crate::uploads::UploadLimits;
 use crate::worker::{Backend, content_type};
 
 /// Shared by every handler.
@@ -34,7 +35,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub workflows: Arc<HashMap<String, WorkflowApi>>,
     pub backends: Vec<Arc<Backend>>,
-    pub outputs_dir: PathBuf,
+    /// Where workers put outputs (a bucket shared by instances serves every job's outputs).
+    pub outputs: OutputStore,
+    /// Size limits of job requests and their files.
+    pub uploads: UploadLimits,
     /// Whether `/v1` requires a bearer key.
     pub auth: bool,
     pub rate_limit: Option<RateLimiter>,
@@ -48,8 +52,10 @@ pub struct AppState {
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
-    /// Largest request body in bytes.
+    /// Largest request body in bytes (413 past it).
     pub body_limit: usize,
+    /// Largest uploaded file in bytes, multipart or base64 (413 past it).
+    pub upload_limit: usize,
     /// Browser origins allowed by CORS (`*` = any); empty = no CORS headers.
     pub cors_origins: Vec<String>,
 }
@@ -231,11 +237,50 @@ impl RateLimiter {
     }
 }
 
+/// Why a request body was not read.
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// At most this much of a refused body is read and dropped before the 413 is sent.
+const DRAIN_MAX: usize = 64 * 1024 * 1024;
+/// Nor for longer than this.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// A request body of at most `limit` bytes. Past the limit, the rest is read and dropped (up to
+/// [`DRAIN_MAX`] bytes, for at most [`DRAIN_TIME`]) before the 413 goes out: closing a connection
+/// the client is still writing to makes it see a reset instead of the answer.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, BodyError> {
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut held = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| BodyError::Broken(format!("the request body could not be read: {e}")))?;
+        if held.len() + chunk.len() > limit {
+            let mut drained = held.len() + chunk.len();
+            drop(held);
+            let drain = async {
+                while drained < DRAIN_MAX
+                    && let Some(Ok(chunk)) = stream.next().await
+                {
+                    drained += chunk.len();
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return Err(BodyError::TooLarge);
+        }
+        held.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(held))
+}
+
 async fn submit(
     State(state): AppStateRef,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Some(api) = state.workflows.get(&name) else {
         return error(
@@ -244,16 +289,19 @@ async fn submit(
             format!("no workflow `{name}` is served here"),
         );
     };
-    let body: Value = match serde_json::from_slice(&body) {
+    // JSON, or multipart/form-data (files sniffed and held to the per-file limit).
+    let body = match read_body(body, state.uploads.per_request).await {
         Ok(body) => body,
-        Err(err) => {
-            let errors = json!([{"path": "", "constraint": "format", "message": format!("the body is not JSON: {err}")}]);
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                axum::Json(json!({"error": "validation_failed", "errors": errors})),
-            )
-                .into_response();
+        Err(BodyError::TooLarge) => {
+            return crate::uploads::too_large(None, state.uploads.per_request, "the request body");
         }
+        Err(BodyError::Broken(detail)) => {
+            return error(StatusCode::BAD_REQUEST, "body_unreadable", detail);
+        }
+    };
+    let body: Value = match crate::uploads::request_body(api, &headers, body, state.uploads).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let request = match api.validate(&body) {
         Ok(request) => request,
@@ -419,43 +467,39 @@ async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, S
     if !is_safe_filename(&file) || file.starts_with('.') {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no output `{file}`"));
     }
-    let path = state.outputs_dir.join(id.to_string()).join(&file);
-    match fs_err::tokio::File::open(&path).await {
-        Ok(opened) => {
-            let bytes = axum::body::Body::from_stream(file_chunks(opened));
+    match state.outputs.open(id, &file).await {
+        Ok(Some(opened)) => {
             let disposition = format!("inline; filename=\"{}\"", file.replace('"', ""));
-            (
+            let mut response = (
                 StatusCode::OK,
                 [
                     (header::CONTENT_TYPE, content_type(&file).to_owned()),
                     (header::CONTENT_DISPOSITION, disposition),
                 ],
-                bytes,
+                axum::body::Body::from_stream(opened.chunks),
             )
-                .into_response()
+                .into_response();
+            if let Some(size) = opened.size {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            }
+            response
         }
-        Err(_) => error(
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("job {id} has no output `{file}` here"),
+            format!("job {id} has no output `{file}`"),
         ),
-    }
-}
-
-/// A file as a stream of chunks (so large outputs are never held in memory whole).
-fn file_chunks(
-    file: fs_err::tokio::File,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures::stream::try_unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt as _;
-        let mut buffer = vec![0_u8; 64 * 1024];
-        let read = file.read(&mut buffer).await?;
-        if read == 0 {
-            return Ok(None);
+        Err(err) => {
+            tracing::error!(error = %comfydock_foundation::hint::error_chain(&err), "reading an output failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outputs_unavailable",
+                format!("job {id}'s output `{file}` cannot be read now; try again"),
+            )
         }
-        buffer.truncate(read);
-        Ok(Some((Bytes::from(buffer), file)))
-    })
+    }
 }
 
 #[derive(Deserialize)]

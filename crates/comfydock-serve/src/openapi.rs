@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document, built from the served workflows' parameters, and a small static docs
 //! page (no external scripts).
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value, json};
 
 use crate::params::{Param, ParamKind, WorkflowApi};
@@ -53,8 +55,11 @@ fn param_schema(param: &Param) -> Value {
             "additionalProperties": false,
         }),
     };
-    if !matches!(param.kind, ParamKind::Upload { .. }) {
+    if let ParamKind::Upload { media } = &param.kind {
+        schema["examples"] = json!([example_upload(media)]);
+    } else {
         schema["default"] = param.default.clone();
+        schema["examples"] = json!([param.default]);
     }
     let mut description = format!(
         "`{}` of node {} ({})",
@@ -69,6 +74,46 @@ fn param_schema(param: &Param) -> Value {
     schema
 }
 
+/// A small file of each media kind, as an upload in a JSON body (the image is a real 1×1 PNG, the
+/// audio an empty WAV; video and mesh carry only their magic bytes).
+fn example_upload(media: &str) -> Value {
+    let (filename, data) = match media {
+        "image" => (
+            "example.png",
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+        ),
+        "audio" => (
+            "example.wav",
+            "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA=",
+        ),
+        "video" => ("example.webm", "GkXfow=="),
+        _ => ("example.glb", "Z2xURg=="),
+    };
+    json!({"filename": filename, "data": data})
+}
+
+/// The same parameter as a part of a `multipart/form-data` body: a file for an upload, else the
+/// value as text.
+fn form_schema(param: &Param) -> Value {
+    let ParamKind::Upload { media } = &param.kind else {
+        let mut schema = param_schema(param);
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("x-comfyui-node");
+            object.remove("x-comfyui-input");
+        }
+        return schema;
+    };
+    json!({
+        "type": "string",
+        "format": "binary",
+        "description": format!(
+            "A {media} file ({}), its type read from its bytes — `{}` of node {} ({})",
+            crate::media::accepted_types(media).join(", "),
+            param.input, param.node_id, param.class_type
+        ),
+    })
+}
+
 fn json_int(v: i128) -> Value {
     u64::try_from(v).map_or_else(|_| json!(i64::try_from(v).unwrap_or(i64::MIN)), Value::from)
 }
@@ -80,6 +125,19 @@ fn error_responses() -> Value {
     })
 }
 
+/// The request fields besides the parameters.
+fn request_fields() -> Map<String, Value> {
+    let fields = json!({
+        "priority": {"type": "integer", "default": 0, "minimum": i32::MIN, "maximum": i32::MAX, "description": "Higher runs first."},
+        "webhook": {"type": "string", "format": "uri", "description": "Receives a POST with the job when it finishes."},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Attempts for transient failures (backend down, timeout)."},
+    });
+    match fields {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
 /// The OpenAPI document for these workflows.
 pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     let mut paths = Map::new();
@@ -87,8 +145,43 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     for api in workflows {
         let params_name = format!("{}_params", api.name);
         let mut properties = Map::new();
+        let mut form = Map::new();
+        let mut encoding = Map::new();
+        let mut example_params = Map::new();
+        let mut example_form = Map::new();
+        let mut curl = format!("curl -X POST $URL/v1/workflows/{}/jobs", api.name);
         for param in &api.params {
             properties.insert(param.name.clone(), param_schema(param));
+            form.insert(param.name.clone(), form_schema(param));
+            if let ParamKind::Upload { media } = &param.kind {
+                let accepted = crate::media::accepted_types(media).join(", ");
+                encoding.insert(param.name.clone(), json!({"contentType": accepted}));
+                let example = example_upload(media);
+                let _ = write!(
+                    curl,
+                    " -F {}=@{}",
+                    param.name,
+                    example["filename"].as_str().unwrap_or("file")
+                );
+                example_params.insert(param.name.clone(), example);
+            } else {
+                example_params.insert(param.name.clone(), param.default.clone());
+                example_form.insert(param.name.clone(), param.default.clone());
+            }
+        }
+        if let Some(param) = api
+            .params
+            .iter()
+            .find(|p| !matches!(p.kind, ParamKind::Upload { .. }))
+        {
+            let text = param
+                .default
+                .as_str()
+                .map_or_else(|| param.default.to_string(), str::to_owned);
+            let _ = write!(curl, " -F '{}={}'", param.name, text.replace('\'', ""));
+        }
+        for (name, schema) in request_fields() {
+            form.insert(name.clone(), schema);
         }
         schemas.insert(
             params_name.clone(),
@@ -97,7 +190,8 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
         let mut responses = json!({
             "201": {"description": "Queued.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
             "200": {"description": "A job with this Idempotency-Key already exists; it is returned.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-            "422": {"description": "Invalid request: every bad field with its path and violated constraint.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationError"}}}},
+            "422": {"description": "Invalid request: every bad field with its path and violated constraint (an upload whose bytes are not of its media kind: `content_type`).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationError"}}}},
+            "413": {"description": "A file over the per-file limit (`path` names its field) or a body over the body limit.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TooLarge"}}}},
         });
         for (code, response) in error_responses().as_object().into_iter().flatten() {
             responses[code] = response.clone();
@@ -109,16 +203,31 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
                 "summary": format!("Run workflow `{}`", api.name),
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 200},
                                 "description": "Repeating a key returns the first job instead of queueing another."}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "properties": {
-                        "params": {"$ref": format!("#/components/schemas/{params_name}")},
-                        "priority": {"type": "integer", "default": 0, "minimum": i32::MIN, "maximum": i32::MAX, "description": "Higher runs first."},
-                        "webhook": {"type": "string", "format": "uri", "description": "Receives a POST with the job when it finishes."},
-                        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Attempts for transient failures (backend down, timeout)."},
+                "description": format!(
+                    "The parameters as JSON (files as base64), or as `multipart/form-data` with one part per \
+                     parameter (files as files, other values as text): `{curl}`. A file's type is read from \
+                     its bytes, whatever its declared type or name."
+                ),
+                "requestBody": {"required": true, "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "params": {"$ref": format!("#/components/schemas/{params_name}")},
+                                "priority": request_fields()["priority"],
+                                "webhook": request_fields()["webhook"],
+                                "max_attempts": request_fields()["max_attempts"],
+                            },
+                        },
+                        "example": {"params": example_params, "priority": 0},
                     },
-                }}}},
+                    "multipart/form-data": {
+                        "schema": {"type": "object", "additionalProperties": false, "properties": form},
+                        "encoding": encoding,
+                        "example": example_form,
+                    },
+                }},
                 "responses": responses,
             }}),
         );
@@ -178,9 +287,14 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     schemas.insert("ValidationError".into(), json!({"type": "object", "properties": {
         "error": {"const": "validation_failed"},
         "errors": {"type": "array", "items": {"type": "object", "required": ["path", "constraint", "message"], "properties": {
-            "path": {"type": "string"}, "constraint": {"enum": ["type", "minimum", "maximum", "enum", "required", "unknown", "format"]},
-            "message": {"type": "string"}, "min": {}, "max": {}, "allowed": {"type": "array"},
+            "path": {"type": "string"}, "constraint": {"enum": ["type", "minimum", "maximum", "step", "enum", "required", "unknown", "format", "content_type"]},
+            "message": {"type": "string"}, "min": {}, "max": {}, "step": {}, "allowed": {"type": "array"},
         }}},
+    }}));
+    schemas.insert("TooLarge".into(), json!({"type": "object", "required": ["error", "message", "limit"], "properties": {
+        "error": {"const": "payload_too_large"}, "message": {"type": "string"},
+        "limit": {"type": "integer", "description": "The limit in bytes."},
+        "path": {"type": "string", "description": "The file's field (`params.<name>`); absent for the whole body."},
     }}));
     schemas.insert(
         "Error".into(),

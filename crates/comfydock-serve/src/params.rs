@@ -137,7 +137,7 @@ pub struct FieldError {
     /// `params.steps`, `priority`, ...
     pub path: String,
     /// The violated constraint: `type`, `minimum`, `maximum`, `step`, `enum`, `required`, `unknown`,
-    /// `format`.
+    /// `format`, `content_type` (an upload whose bytes are not of its media kind).
     pub constraint: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,7 +152,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(path: &str, constraint: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &str, constraint: &str, message: impl Into<String>) -> Self {
         Self {
             path: path.to_owned(),
             constraint: constraint.to_owned(),
@@ -590,14 +590,26 @@ fn check_value(path: &str, kind: &ParamKind, value: &Value) -> Result<(), Box<Fi
                 return Err(Box::new(error));
             }
         }
-        ParamKind::Upload { .. } => {
+        ParamKind::Upload { media } => {
             let filename = value
                 .get("filename")
                 .and_then(Value::as_str)
                 .filter(|f| is_safe_filename(f));
             let data = value.get("data").and_then(Value::as_str);
-            match (filename, data) {
-                (Some(_), Some(data)) if decode_base64(data).is_some() => {}
+            match (filename, data.and_then(decode_base64)) {
+                // The type comes from the bytes, never from the file name.
+                (Some(_), Some(bytes)) => {
+                    if let Some(message) = crate::media::mismatch(media, &bytes) {
+                        let mut error = FieldError::new(path, "content_type", message);
+                        error.allowed = Some(
+                            crate::media::accepted_types(media)
+                                .iter()
+                                .map(|t| json!(t))
+                                .collect(),
+                        );
+                        return Err(Box::new(error));
+                    }
+                }
                 (None, _) => {
                     return Err(Box::new(FieldError::new(
                         path,

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::http::{AppState, HttpLimits, RateLimiter, is_loopback, router};
 use crate::hub::EventHub;
 use crate::metrics::Metrics;
+use crate::output_store::{OutputStore, OutputStoreError};
 use crate::params::{ApiDefinitionError, ExposeConfig, WorkflowApi};
 use crate::store::{JobStore, StoreError};
 use crate::worker::{Backend, Worker, WorkerConfig};
@@ -49,12 +49,13 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Defaults around the required parts.
+    /// Defaults around the required parts; `outputs` is a folder (a `PathBuf`) or an
+    /// [`OutputStore`].
     pub fn new(
         listen: SocketAddr,
         backends: Vec<String>,
         workflows: Vec<WorkflowSource>,
-        outputs_dir: PathBuf,
+        outputs: impl Into<OutputStore>,
     ) -> Self {
         Self {
             listen,
@@ -62,12 +63,13 @@ impl ServeOptions {
             workflows,
             instance: format!("serve-{}", uuid::Uuid::new_v4().simple()),
             worker: WorkerConfig {
-                outputs_dir,
+                outputs: outputs.into(),
                 ..WorkerConfig::default()
             },
             max_attempts: 3,
             limits: HttpLimits {
                 body_limit: 64 * 1024 * 1024,
+                upload_limit: 32 * 1024 * 1024,
                 cors_origins: Vec::new(),
             },
             rate_limit_per_minute: None,
@@ -83,6 +85,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Definition(#[from] ApiDefinitionError),
+    #[error(transparent)]
+    Outputs(#[from] OutputStoreError),
     #[error("no ComfyUI backend answered /object_info within {seconds} s (tried {urls})")]
     NoBackend { urls: String, seconds: u64 },
     #[error("no backend given: pass `--comfyui URL` or `--spawn N`")]
@@ -112,6 +116,7 @@ impl comfydock_foundation::Hinted for ServeError {
             )),
             ServeError::Store(error) => comfydock_foundation::Hinted::hint(error),
             ServeError::Definition(error) => comfydock_foundation::Hinted::hint(error),
+            ServeError::Outputs(error) => comfydock_foundation::Hinted::hint(error),
             ServeError::NoBackends => {
                 Some("pass `--comfyui http://127.0.0.1:8188` or `--spawn 1`".to_owned())
             }
@@ -214,6 +219,9 @@ pub async fn start(options: ServeOptions, store: Arc<dyn JobStore>) -> Result<Ru
     if options.backends.is_empty() {
         return Err(ServeError::NoBackends);
     }
+    // A bucket that is missing, refuses the credentials or cannot be reached stops serve here,
+    // not every job later.
+    options.worker.outputs.check().await?;
     let auth = crate::keys::any_active(&*store).await?;
     if !auth && !is_loopback(&options.listen) {
         return Err(ServeError::NeedsApiKey { addr: options.listen });
@@ -246,7 +254,11 @@ pub async fn start(options: ServeOptions, store: Arc<dyn JobStore>) -> Result<Ru
         metrics: Arc::clone(&metrics),
         workflows: Arc::clone(&workflows),
         backends: backends.clone(),
-        outputs_dir: options.worker.outputs_dir.clone(),
+        outputs: options.worker.outputs.clone(),
+        uploads: crate::uploads::UploadLimits {
+            per_file: options.limits.upload_limit,
+            per_request: options.limits.body_limit,
+        },
         auth,
         rate_limit: options.rate_limit_per_minute.map(RateLimiter::new),
         openapi,

@@ -12,7 +12,7 @@
 //! with a restart of ComfyUI, whose queue lives in memory) is a new prompt submitted.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use crate::comfyui::{ComfyClient, ComfyError, QueueState, Socket, next_message, 
 use crate::hub::EventHub;
 use crate::job::{Claimed, FailOutcome, JobFailure, JobStatus, RetryPolicy};
 use crate::metrics::Metrics;
+use crate::output_store::{OutputStore, SaveError};
 use crate::params::{ParamKind, WorkflowApi, decode_base64, is_safe_filename};
 use crate::store::JobStore;
 
@@ -73,8 +74,8 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Longest a prompt may run before it counts as timed out (transient).
     pub job_timeout: Duration,
-    /// Where outputs are stored: `<outputs_dir>/<job id>/<file>`.
-    pub outputs_dir: PathBuf,
+    /// Where outputs are stored: a folder or a bucket, `<job id>/<file>` under it.
+    pub outputs: OutputStore,
     /// `/view` attempts per file while ComfyUI has not written it yet; also the `/history/{id}`
     /// attempts when a run's history is not there when expected.
     pub view_attempts: u32,
@@ -93,7 +94,7 @@ impl Default for WorkerConfig {
             retry: RetryPolicy::default(),
             poll: Duration::from_millis(500),
             job_timeout: Duration::from_hours(2),
-            outputs_dir: PathBuf::from("outputs"),
+            outputs: OutputStore::from(std::path::PathBuf::from("outputs")),
             view_attempts: 20,
             view_retry_delay: Duration::from_millis(250),
             history_grace: Duration::from_secs(30),
@@ -585,8 +586,8 @@ impl Worker {
         self.download_outputs(client, job_id, &entry).await
     }
 
-    /// Streams every output file of a history entry into `<outputs>/<job id>/` (retrying while
-    /// ComfyUI has not written a file yet). A file name that is not a plain name (a path, `..`)
+    /// Streams every output file of a history entry into the output store under the job's id
+    /// (retrying while ComfyUI has not written a file yet). A file name that is not a plain name (a path, `..`)
     /// fails the job: a backend must not choose where files land.
     async fn download_outputs(&self, client: &ComfyClient, job_id: Uuid, entry: &Value) -> RunEnd {
         if entry["status"]["status_str"] == "error" {
@@ -595,7 +596,6 @@ impl Worker {
                     .with_detail(entry["status"].clone()),
             );
         }
-        let dir = self.config.outputs_dir.join(job_id.to_string());
         let mut files = Vec::new();
         let mut taken = std::collections::HashSet::new();
         for (node, key, file) in output_files(&entry["outputs"]) {
@@ -638,9 +638,25 @@ impl Worker {
                     format!("`{}` never appeared on {}", file.filename, client.base()),
                 ));
             };
-            let size = match save_output(&dir, &name, response).await {
+            let size = match self
+                .config
+                .outputs
+                .save(job_id, &name, content_type(&name), response.bytes_stream())
+                .await
+            {
                 Ok(size) => size,
-                Err(failure) => return RunEnd::Failed(failure),
+                Err(SaveError::Source(error)) => {
+                    return RunEnd::Failed(JobFailure::transient(
+                        "backend_unreachable",
+                        format!("downloading `{name}` from {}: {error}", client.base()),
+                    ));
+                }
+                Err(SaveError::Store(error)) => {
+                    return RunEnd::Failed(JobFailure::transient(
+                        "output_write",
+                        comfydock_foundation::hint::error_chain(&error),
+                    ));
+                }
             };
             let record = json!({
                 "name": name, "node": node, "kind": key, "size": size,
@@ -732,45 +748,6 @@ pub fn is_output_name(name: &str) -> bool {
             Path::new(name).components().next(),
             Some(std::path::Component::Normal(_))
         )
-}
-
-/// Streams a `/view` response into `dir/name` through a temp file + rename (async IO; a crash
-/// never leaves half a file under the final name). Returns the size.
-async fn save_output(dir: &Path, name: &str, mut response: reqwest::Response) -> Result<u64, JobFailure> {
-    use tokio::io::AsyncWriteExt as _;
-    let write_failed = |path: &Path, error: &std::io::Error| {
-        JobFailure::transient("output_write", format!("writing `{}`: {error}", path.display()))
-    };
-    fs_err::tokio::create_dir_all(dir)
-        .await
-        .map_err(|error| write_failed(dir, &error))?;
-    let temp = dir.join(format!(".{name}.{}.part", Uuid::new_v4()));
-    let mut file = fs_err::tokio::File::create(&temp)
-        .await
-        .map_err(|error| write_failed(&temp, &error))?;
-    let mut size = 0_u64;
-    let copied: Result<(), JobFailure> = async {
-        while let Some(chunk) = response.chunk().await.map_err(|error| {
-            JobFailure::transient("backend_unreachable", format!("downloading `{name}`: {error}"))
-        })? {
-            file.write_all(&chunk)
-                .await
-                .map_err(|error| write_failed(&temp, &error))?;
-            size += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
-        }
-        file.flush().await.map_err(|error| write_failed(&temp, &error))
-    }
-    .await;
-    drop(file);
-    if let Err(failure) = copied {
-        let _ = fs_err::tokio::remove_file(&temp).await;
-        return Err(failure);
-    }
-    let target = dir.join(name);
-    fs_err::tokio::rename(&temp, &target)
-        .await
-        .map_err(|error| write_failed(&target, &error))?;
-    Ok(size)
 }
 
 /// The MIME type of an output by extension.

@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comfydock_serve::job::RetryPolicy;
+use comfydock_serve::output_store::{OutputStore, OutputStoreError, S3Outputs};
 use comfydock_serve::store::JobStore;
 use comfydock_serve::store::sqlite::SqliteStore;
-use comfydock_serve::{RunningServer, ServeOptions, WorkflowSource};
+use comfydock_serve::{RunningServer, ServeError, ServeOptions, WorkflowSource};
 use comfydock_test::comfyui_server::{ComfyUiServer, Script, ScriptError};
+use comfydock_test::s3_server::S3Server;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -42,9 +44,8 @@ struct Harness {
     http: reqwest::Client,
 }
 
-async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
+/// Options serving [`workflow`] as `txt2img` on these backends, with short test timings.
+fn test_options(backends: &[&ComfyUiServer], outputs: impl Into<OutputStore>) -> ServeOptions {
     let mut options = ServeOptions::new(
         "127.0.0.1:0".parse().unwrap(),
         backends.iter().map(|b| b.url()).collect(),
@@ -53,7 +54,7 @@ async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions
             workflow: workflow(),
             expose: None,
         }],
-        dir.path().join("outputs"),
+        outputs,
     );
     options.worker.lease = Duration::from_secs(2);
     options.worker.poll = Duration::from_millis(50);
@@ -64,6 +65,13 @@ async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions
     };
     options.worker.view_retry_delay = Duration::from_millis(100);
     options.startup_timeout = Duration::from_secs(10);
+    options
+}
+
+async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
+    let mut options = test_options(backends, dir.path().join("outputs"));
     tweak(&mut options);
     let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
     let base = format!("http://{}", server.addr());
@@ -515,10 +523,7 @@ async fn api_keys_rate_limits_and_idempotency() {
     .await
     .err()
     .expect("non-loopback without keys is refused");
-    assert!(
-        matches!(refused, comfydock_serve::ServeError::NeedsApiKey { .. }),
-        "{refused}"
-    );
+    assert!(matches!(refused, ServeError::NeedsApiKey { .. }), "{refused}");
 
     let created = comfydock_serve::keys::create(&store, "ci").await.unwrap();
     let mut options = ServeOptions::new(
@@ -1158,4 +1163,290 @@ async fn finished_streams_close_keys_in_any_case_browser_websockets_and_private_
         assert!(keyed.contains(&url), "{path} with a key: {keyed}");
     }
     server.stop().await;
+}
+
+/// An S3 output store on `server`'s bucket, configured from the server's variables only.
+fn s3_outputs(server: &S3Server, url: &str) -> OutputStore {
+    let vars = server.env().into_iter().map(|(k, v)| (k.to_owned(), v));
+    OutputStore::S3(S3Outputs::new(url, vars).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_in_an_s3_bucket_are_uploaded_in_parts_and_streamed_back() {
+    let s3 = S3Server::start();
+    s3.create_bucket("outputs");
+    // Over two 5 MiB parts: the large outputs go up as a multipart upload of three parts.
+    let size = 12 * 1024 * 1024 + 5;
+    let comfy = ComfyUiServer::start_with(Arc::new(move |_: &Value| Script {
+        output_size: size,
+        ..Script::instant()
+    }));
+    let outputs = s3_outputs(&s3, "s3://outputs/serve/test");
+    let h = start(&[&comfy], move |options| options.worker.outputs = outputs).await;
+    let (status, job) = h.submit(json!({"params": {}})).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = h.wait_for(&id, "succeeded").await;
+    let outputs = job["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 4, "{job}");
+    let mut keys = Vec::new();
+    for output in outputs {
+        let name = output["name"].as_str().unwrap();
+        keys.push(format!("serve/test/{id}/{name}"));
+        assert_eq!(output["size"], size, "{output}");
+        let response = h
+            .http
+            .get(format!("{}{}", h.base, output["url"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-length"].to_str().unwrap(),
+            size.to_string()
+        );
+        let bytes = response.bytes().await.unwrap();
+        // SaveAudio writes into `audio/` (its prefix is `audio/ComfyUI`).
+        let subfolder = if output["kind"] == "audio" { "audio" } else { "" };
+        assert!(
+            bytes[..] == comfy.file("output", subfolder, name).unwrap()[..],
+            "{name} came back changed"
+        );
+        let etag = s3.etag("outputs", &format!("serve/test/{id}/{name}")).unwrap();
+        assert!(
+            etag.ends_with("-3"),
+            "{name}: a three-part upload, got ETag {etag}"
+        );
+    }
+    keys.sort();
+    assert_eq!(s3.keys("outputs", "serve/"), keys, "nothing else in the bucket");
+    assert_eq!(s3.open_multipart_uploads("outputs"), 0, "no upload left open");
+    let missing = h
+        .http
+        .get(format!("{}/v1/jobs/{id}/outputs/nope.png", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_or_an_unreachable_endpoint_stops_serve_at_startup_with_a_hint() {
+    let s3 = S3Server::start();
+    let comfy = ComfyUiServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let attempt = |outputs: OutputStore| {
+        let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
+        comfydock_serve::start(test_options(&[&comfy], outputs), store)
+    };
+    let Err(error) = attempt(s3_outputs(&s3, "s3://absent/p")).await else {
+        panic!("serve started without its bucket");
+    };
+    assert!(
+        matches!(error, ServeError::Outputs(OutputStoreError::BucketMissing { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("`absent`"), "{error}");
+    let hint = comfydock_foundation::Hinted::hint(&error).unwrap();
+    assert!(hint.contains("create bucket `absent`"), "{hint}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let vars = [
+        ("AWS_ACCESS_KEY_ID", "id".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "secret".to_owned()),
+        ("AWS_ENDPOINT_URL", format!("http://{closed}")),
+    ]
+    .map(|(k, v)| (k.to_owned(), v));
+    let Err(error) = attempt(OutputStore::S3(S3Outputs::new("s3://b/p", vars).unwrap())).await else {
+        panic!("serve started with its bucket out of reach");
+    };
+    assert!(
+        matches!(error, ServeError::Outputs(OutputStoreError::Unreachable { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&closed.to_string()), "{error}");
+    assert!(
+        comfydock_foundation::Hinted::hint(&error)
+            .unwrap()
+            .contains("AWS_ENDPOINT_URL")
+    );
+}
+
+impl Harness {
+    async fn submit_form(&self, form: reqwest::multipart::Form) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/workflows/txt2img/jobs", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+}
+
+fn file_part(bytes: &[u8], name: &str, declared: &str) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_owned())
+        .mime_str(declared)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_requests_upload_files_typed_by_their_bytes_within_size_limits() {
+    use reqwest::multipart::Form;
+    let comfy = ComfyUiServer::start();
+    let h = start(&[&comfy], |options| {
+        options.limits.upload_limit = 4096;
+        options.limits.body_limit = 64 * 1024;
+    })
+    .await;
+    let png = b"\x89PNG\r\n\x1a\nfox pixels";
+    let flac = b"fLaC\0\0\0\x22voice";
+    // Declared as text under a .txt name: the bytes say PNG, and that is what counts.
+    let form = Form::new()
+        .part("init_image", file_part(png, "C:\\photos\\fox.txt", "text/plain"))
+        .part("voice_audio", file_part(flac, "voice.flac", "audio/flac"))
+        .text("k_sampler_steps", "4")
+        .text("k_sampler_cfg", "6.5")
+        .text("positive_text", "a red fox")
+        .text("anim_lossless", "false")
+        .text("priority", "3");
+    let (status, job) = h.submit_form(form).await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["priority"], 3);
+    let id = job["id"].as_str().unwrap().to_owned();
+    h.wait_for(&id, "succeeded").await;
+    let prompt = &comfy.received()[0]["prompt"];
+    assert_eq!(prompt["3"]["inputs"]["steps"], 4);
+    assert_eq!(prompt["3"]["inputs"]["cfg"], 6.5);
+    assert_eq!(prompt["6"]["inputs"]["text"], "a red fox");
+    assert_eq!(prompt["14"]["inputs"]["lossless"], false);
+    assert_eq!(prompt["13"]["inputs"]["image"], "fox.txt");
+    assert_eq!(comfy.file("input", "", "fox.txt").unwrap(), png);
+    assert_eq!(prompt["12"]["inputs"]["audio"], "voice.flac");
+    assert_eq!(comfy.file("input", "", "voice.flac").unwrap(), flac);
+
+    // Wrong media kinds (by their bytes, whatever they claim) and wrong types: 422, each field.
+    let form = Form::new()
+        .part("init_image", file_part(flac, "fox.png", "image/png"))
+        .part("voice_audio", file_part(b"<html>", "voice.flac", "audio/flac"))
+        .part("k_sampler_steps", file_part(png, "steps.png", "image/png"))
+        .text("k_sampler_cfg", "high")
+        .text("k_sampler_sampler_name", "nope")
+        .text("priority", "urgent");
+    let (status, body) = h.submit_form(form).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "validation_failed");
+    let errors = body["errors"].as_array().unwrap();
+    let find = |path: &str| {
+        errors
+            .iter()
+            .find(|e| e["path"] == path)
+            .unwrap_or_else(|| panic!("no error for {path} in {body}"))
+    };
+    assert_eq!(
+        find("params.k_sampler_steps")["constraint"],
+        "type",
+        "a file for a number"
+    );
+    let image = find("params.init_image");
+    assert_eq!(image["constraint"], "content_type");
+    assert!(
+        image["message"].as_str().unwrap().contains("`audio/flac`"),
+        "{image}"
+    );
+    assert!(image["allowed"].as_array().unwrap().contains(&json!("image/png")));
+    assert_eq!(find("params.voice_audio")["constraint"], "content_type");
+    assert_eq!(find("params.k_sampler_cfg")["constraint"], "type");
+    assert_eq!(find("params.k_sampler_sampler_name")["constraint"], "enum");
+    assert_eq!(find("priority")["constraint"], "type");
+    assert_eq!(errors.len(), 6, "{body}");
+
+    // The same sniffing for base64 files in a JSON body.
+    let (status, body) = h
+        .submit(json!({"params": {"init_image": {"filename": "fox.png",
+            "data": comfydock_serve::params::encode_base64(flac)}}}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["path"], "params.init_image");
+    assert_eq!(body["errors"][0]["constraint"], "content_type");
+
+    // A file over the per-file limit, as a part or as base64: 413 naming the field and the limit.
+    let mut big = png.to_vec();
+    big.resize(5000, 0);
+    let (status, body) = h
+        .submit_form(Form::new().part("init_image", file_part(&big, "big.png", "image/png")))
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "payload_too_large");
+    assert_eq!(body["path"], "params.init_image");
+    assert_eq!(body["limit"], 4096);
+    let (status, body) = h
+        .submit(json!({"params": {"init_image": {"filename": "big.png",
+            "data": comfydock_serve::params::encode_base64(&big)}}}))
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["path"], "params.init_image");
+    // A body over the request limit: 413 with a JSON body too.
+    let many = (0..20).fold(Form::new(), |form, i| {
+        form.part(
+            format!("extra_{i}"),
+            file_part(&big[..4000], "x.png", "image/png"),
+        )
+    });
+    let (status, body) = h.submit_form(many).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"], "payload_too_large");
+    assert_eq!(body["limit"], 64 * 1024);
+    assert!(body.get("path").is_none(), "{body}");
+    assert_eq!(comfy.received().len(), 1, "only the valid job reached ComfyUI");
+
+    // The OpenAPI document describes both bodies, with examples for every parameter.
+    let doc: Value = h
+        .http
+        .get(format!("{}/openapi.json", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let post = &doc["paths"]["/v1/workflows/txt2img/jobs"]["post"];
+    let content = &post["requestBody"]["content"];
+    let example = &content["application/json"]["example"]["params"];
+    let params = doc["components"]["schemas"]["txt2img_params"]["properties"]
+        .as_object()
+        .unwrap();
+    for (name, schema) in params {
+        assert!(!example[name].is_null(), "no example value for {name}");
+        assert!(schema["examples"].is_array(), "no examples for {name}");
+    }
+    assert_eq!(example["k_sampler_steps"], 20);
+    assert_eq!(example["init_image"]["filename"], "example.png");
+    let form = &content["multipart/form-data"];
+    assert_eq!(form["schema"]["properties"]["init_image"]["format"], "binary");
+    assert_eq!(form["schema"]["properties"]["k_sampler_steps"]["maximum"], 10000);
+    assert!(form["schema"]["properties"]["priority"].is_object());
+    assert!(
+        form["encoding"]["voice_audio"]["contentType"]
+            .as_str()
+            .unwrap()
+            .contains("audio/flac")
+    );
+    assert_eq!(form["example"]["k_sampler_steps"], 20);
+    assert!(
+        post["description"]
+            .as_str()
+            .unwrap()
+            .contains("-F init_image=@example.png"),
+        "{}",
+        post["description"]
+    );
+    assert!(post["responses"]["413"].is_object());
+    h.server.stop().await;
 }

@@ -67,6 +67,9 @@ pub struct Script {
     /// Reports every output file under this name (the file is still stored under its real name):
     /// a hostile or broken backend, e.g. `../../escape.png`.
     pub reported_filename: Option<String>,
+    /// Output files are padded to at least this many bytes (varying bytes, different per file),
+    /// for tests of large outputs.
+    pub output_size: usize,
 }
 
 impl Default for Script {
@@ -78,6 +81,7 @@ impl Default for Script {
             files_delay: Duration::ZERO,
             history_delay: Duration::ZERO,
             reported_filename: None,
+            output_size: 0,
         }
     }
 }
@@ -748,7 +752,10 @@ async fn execute_prompt(instance: &Arc<Instance>, pending: &Pending) -> &'static
             finish(instance, pending, &script, &outputs, "error", messages).await;
             return "error";
         }
-        if let Some((mut ui, node_files)) = node_outputs(&instance.shared, class, node) {
+        if let Some((mut ui, mut node_files)) = node_outputs(&instance.shared, class, node) {
+            for (_, bytes) in &mut node_files {
+                pad(bytes, script.output_size);
+            }
             if let Some(name) = &script.reported_filename {
                 for entries in ui.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
                     for entry in entries.as_array_mut().into_iter().flatten() {
@@ -937,6 +944,20 @@ fn fake_file(ext: &str, name: &str, node: &Value) -> Vec<u8> {
     let mut bytes = magic.to_vec();
     bytes.extend_from_slice(format!("{name}\n{}", node["inputs"]).as_bytes());
     bytes
+}
+
+/// Pads `bytes` to `size` with bytes that vary along the file and with its first bytes (which
+/// name the file), so two padded outputs never share their tail.
+fn pad(bytes: &mut Vec<u8>, size: usize) {
+    let mut state = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
+    while bytes.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes()[..8.min(size - bytes.len())]);
+    }
 }
 
 async fn history_all(State(instance): StandIn) -> Response {

@@ -11,6 +11,7 @@ use comfydock_environments::comfyui_process::{self, RunOptions};
 use comfydock_environments::environment::{self, Environment};
 use comfydock_environments::workflow_tracking as tracking;
 use comfydock_serve::job::RetryPolicy;
+use comfydock_serve::output_store::OutputStore;
 use comfydock_serve::params::ExposeConfig;
 use comfydock_serve::store::JobStore;
 use comfydock_serve::{ServeOptions, WorkflowSource};
@@ -60,9 +61,11 @@ pub struct ServeArgs {
     )]
     pub api_keys: Vec<String>,
 
-    /// Where job outputs are kept [default: <workspace>/serve/outputs]
-    #[arg(long, value_name = "DIR")]
-    pub outputs: Option<PathBuf>,
+    /// Where job outputs are kept: a folder, or `s3://BUCKET/PREFIX` for a bucket every instance
+    /// shares (settings from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL)
+    /// [default: <workspace>/serve/outputs]
+    #[arg(long, value_name = "LOCATION", env = "COMFYDOCK_SERVE_OUTPUTS")]
+    pub outputs: Option<String>,
 
     /// Attempts per job for transient failures (backend down, timeout) before dead-lettering
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -79,6 +82,10 @@ pub struct ServeArgs {
     /// Largest request body in MiB
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub body_limit_mib: usize,
+
+    /// Largest uploaded file in MiB (multipart or base64)
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    pub file_limit_mib: usize,
 
     /// Requests per minute per API key
     #[arg(long, value_name = "N")]
@@ -362,13 +369,14 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
         (None, _) => (Spawned(Vec::new()), args.comfyui.clone()),
     };
     let outputs = match &args.outputs {
-        Some(dir) => dir.clone(),
-        None => ctx.workspace()?.root().join("serve").join("outputs"),
+        Some(spec) => OutputStore::from_spec(spec)?,
+        None => OutputStore::from(ctx.workspace()?.root().join("serve").join("outputs")),
     };
     let store: Arc<dyn JobStore> = comfydock_serve::store::open(&db_url(ctx, &args.db)?).await?;
     for key in args.api_keys.iter().filter(|k| !k.trim().is_empty()) {
         comfydock_serve::keys::register(&*store, "from the environment", key).await?;
     }
+    let outputs_at = outputs.location();
     let mut options = ServeOptions::new(args.listen, backends.clone(), sources, outputs);
     options.max_attempts = args.max_attempts.max(1);
     options.worker.lease = Duration::from_secs(args.lease_secs.max(1));
@@ -378,6 +386,7 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
         ..RetryPolicy::default()
     };
     options.limits.body_limit = args.body_limit_mib.saturating_mul(1024 * 1024);
+    options.limits.upload_limit = args.file_limit_mib.saturating_mul(1024 * 1024);
     options.limits.cors_origins.clone_from(&args.cors_origins);
     options.rate_limit_per_minute = args.rate_limit;
     options.worker.webhooks.allow_private = args.allow_private_webhooks;
@@ -386,12 +395,12 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
     let addr = server.addr();
     if ctx.printer.json_mode() {
         ctx.printer
-            .json_now(&json!({"listen": addr.to_string(), "workflows": names, "backends": backends}));
+            .json_now(&json!({"listen": addr.to_string(), "workflows": names, "backends": backends, "outputs": outputs_at}));
     } else {
         ctx.printer.status(
             "Serving",
             format!(
-                "{} on http://{addr} ({} backend(s))",
+                "{} on http://{addr} ({} backend(s)), outputs in {outputs_at}",
                 names.join(", "),
                 backends.len()
             ),

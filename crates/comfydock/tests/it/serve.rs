@@ -1,5 +1,5 @@
 //! `comfydock serve` as a real process against ComfyUI stand-ins: crash recovery with SQLite,
-//! two instances sharing one PostgreSQL queue, and `serve keys`.
+//! two instances sharing one PostgreSQL queue (and their outputs in an S3 bucket), and `serve keys`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use comfydock_test::comfyui_server::{ComfyUiServer, Script};
 use comfydock_test::context::TestContext;
 use comfydock_test::postgres::PostgresServer;
+use comfydock_test::s3_server::S3Server;
 use serde_json::{Value, json};
 
 use crate::common::{context, stderr, stdout};
@@ -61,8 +62,28 @@ fn start_serve_with(
     outputs: &Path,
     settings: &[&str],
 ) -> Serve {
+    start_serve_env(ctx, port, db, backends, outputs.as_os_str(), settings, &[])
+}
+
+/// [`start_serve_with`] with `--outputs` as given (a folder or an `s3://` URL) and these
+/// variables set (every `AWS_*` variable of the test's own environment removed).
+fn start_serve_env(
+    ctx: &TestContext,
+    port: u16,
+    db: &str,
+    backends: &[&ComfyUiServer],
+    outputs: &std::ffi::OsStr,
+    settings: &[&str],
+    env: &[(&str, String)],
+) -> Serve {
     let workflow = write_workflow(ctx.path());
     let mut cmd = ctx.std_command(env!("CARGO_BIN_EXE_comfydock"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     cmd.arg("serve")
         .arg("--workflow")
         .arg(&workflow)
@@ -398,6 +419,115 @@ fn two_serve_instances_share_one_postgres_queue_without_losing_or_repeating_jobs
         count_status(&http, &second.base, "succeeded"),
         1000,
         "both instances see one queue"
+    );
+}
+
+#[test]
+fn two_instances_on_one_postgres_queue_serve_each_others_outputs_from_an_s3_bucket() {
+    let ctx = context();
+    let postgres = PostgresServer::start();
+    let db = postgres.create_database("serve");
+    let s3 = S3Server::start();
+    s3.create_bucket("shared");
+    // Jobs long enough that both instances' single workers take some; outputs over one 5 MiB
+    // part, so each goes up as a multipart upload.
+    let size = 6 * 1024 * 1024 + 3;
+    let script = Arc::new(move |_: &Value| Script {
+        steps: 3,
+        step_delay: Duration::from_millis(100),
+        output_size: size,
+        ..Script::default()
+    });
+    let a = ComfyUiServer::start_with(script.clone());
+    let b = ComfyUiServer::start_with(script);
+    let env = s3.env();
+    let outputs = std::ffi::OsStr::new("s3://shared/serve");
+    let settings = ["--lease-secs", "5"];
+    let first = start_serve_env(&ctx, free_port(), &db, &[&a], outputs, &settings, &env);
+    let second = start_serve_env(&ctx, free_port(), &db, &[&b], outputs, &settings, &env);
+    let http = reqwest::blocking::Client::new();
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let base = if i % 2 == 0 { &first.base } else { &second.base };
+            submit(&http, base, &format!("job-{i}"))
+        })
+        .collect();
+    wait_for_succeeded(&http, &first.base, ids.len(), Duration::from_mins(2));
+    let ran_on_a: HashSet<String> = prefixes(&a).into_iter().collect();
+    let mut fetched = [0, 0];
+    for id in &ids {
+        let job: Value = http
+            .get(format!("{}/v1/jobs/{id}", first.base))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let prefix = job["params"]["save_filename_prefix"].as_str().unwrap();
+        // Through the instance that did not run the job.
+        let (ran, other, backend) = if ran_on_a.contains(prefix) {
+            (0, &second, &a)
+        } else {
+            (1, &first, &b)
+        };
+        let output = &job["outputs"][0];
+        let name = output["name"].as_str().unwrap();
+        let response = http
+            .get(format!("{}{}", other.base, output["url"].as_str().unwrap()))
+            .send()
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "job {id}: {name} through the other instance"
+        );
+        let bytes = response.bytes().unwrap();
+        assert_eq!(bytes.len(), size);
+        assert!(
+            bytes[..] == backend.file("output", "", name).unwrap()[..],
+            "job {id}: {name} came back changed"
+        );
+        fetched[ran] += 1;
+    }
+    assert!(
+        fetched[0] > 0 && fetched[1] > 0,
+        "each instance ran jobs the other served ({fetched:?})"
+    );
+    assert_eq!(
+        s3.keys("shared", "serve/").len(),
+        ids.len(),
+        "one object per output"
+    );
+    assert_eq!(s3.open_multipart_uploads("shared"), 0);
+}
+
+#[test]
+fn serve_refuses_to_start_without_credentials_for_its_bucket() {
+    let ctx = context();
+    let backend = ComfyUiServer::start();
+    let workflow = write_workflow(ctx.path());
+    let mut cmd = ctx.std_command(env!("CARGO_BIN_EXE_comfydock"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(name);
+        }
+    }
+    let output = cmd
+        .arg("serve")
+        .arg("--workflow")
+        .arg(&workflow)
+        .args(["--comfyui", &backend.url(), "--listen", "127.0.0.1:0"])
+        .args(["--outputs", "s3://shared/serve"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no credentials for `s3://shared/serve`: AWS_ACCESS_KEY_ID is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{stderr}"
     );
 }
 
