@@ -6,9 +6,11 @@
 //!   validation, injection); [`openapi`]: the OpenAPI 3.1 document and docs page.
 //! - [`comfyui`]: the ComfyUI client; [`worker`]: one worker per backend.
 //! - [`http`]: the axum routes; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
+//! - [`console`]: the web console under `/console` (embedded HTML, CSS and ES modules).
 //! - [`server`]: [`server::start`] ties it together (the CLI's entry point).
 
 pub mod comfyui;
+pub mod console;
 pub mod http;
 pub mod hub;
 pub mod job;
