@@ -96,13 +96,21 @@ export async function renderJob(main, id) {
       h("h2", { id: "log-title", text: "Events" }), log));
 
   function renderStages() {
-    const order = STAGES.map(([key]) => key);
+    const terminal = TERMINAL.has(job.status);
     let current = -1;
-    order.forEach((key, index) => { if (reached.has(key)) current = index; });
+    STAGES.forEach(([key], index) => { if (reached.has(key)) current = index; });
     replace(stages, STAGES.map(([key, label], index) => {
-      const state = index < current || (index === current && TERMINAL.has(job.status)) ? "done" : index === current ? "current" : "pending";
-      const text = key === "running" && nodesRun ? `${label} (${nodesRun})` : key === "outputs" && shownOutputs.size ? `${label} (${shownOutputs.size})` : key === "finished" && TERMINAL.has(job.status) ? `Finished: ${job.status}` : label;
-      return h("li", { class: `stage ${state}`, "aria-current": state === "current" ? "step" : false, text });
+      let state;
+      if (reached.has(key)) state = index === current && !terminal ? "current" : "done";
+      else state = terminal || index < current ? "skipped" : "pending";
+      if (key === "finished" && terminal && job.status !== "succeeded") state = "failed";
+      const text = key === "running" && nodesRun ? `${label} (${nodesRun})`
+        : key === "outputs" && shownOutputs.size ? `${label} (${shownOutputs.size})`
+          : key === "finished" && terminal ? `Finished: ${job.status}`
+            : label;
+      const status = { done: "done", current: "in progress", skipped: "did not happen", pending: "not yet", failed: "" }[state];
+      return h("li", { class: `stage ${state}`, "aria-current": state === "current" ? "step" : false },
+        text, status ? h("span", { class: "visually-hidden", text: ` (${status})` }) : null);
     }));
   }
 

@@ -438,7 +438,15 @@ async fn console_form_shows_field_errors_then_follows_a_job_live_to_its_output_i
             "const i = document.querySelector('#param-init_image-preview img'); return i && i.complete && i.naturalWidth",
         )
         .await;
-    browser.click("#run-form button[type=submit]").await;
+    // Submitted from the keyboard: Enter in a one-line field.
+    browser
+        .client
+        .find(Locator::Css("#job-idempotency-key"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
     let hash = browser
         .until(
             "the job view",
@@ -608,6 +616,17 @@ async fn console_queue_cancels_a_queued_job_and_retries_a_dead_one() {
         .await;
     assert!(error.as_str().unwrap().contains(&dead_kind), "{error}");
     assert!(browser.text(".error-box h2").await.contains("Dead-lettered"));
+    let stages = browser
+        .js(
+            "return [...document.querySelectorAll('.stages li')].map(e => e.className.replace('stage ', ''))",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        stages,
+        json!(["done", "done", "skipped", "skipped", "failed"]),
+        "no node ran and nothing was saved"
+    );
     browser
         .until("the retry button", "return document.getElementById('retry-job')")
         .await;
