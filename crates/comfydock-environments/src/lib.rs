@@ -20,6 +20,7 @@ pub mod python_deps;
 pub mod requirements_txt;
 pub mod resolver_failure;
 pub mod settings;
+pub mod summary;
 pub mod torch_backend;
 pub mod workflow_tracking;
 pub mod workspace;

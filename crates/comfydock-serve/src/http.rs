@@ -47,6 +47,8 @@ pub struct AppState {
     pub max_attempts: u32,
     /// Which webhook targets a request may name.
     pub webhooks: crate::webhook::WebhookPolicy,
+    /// What `GET /v1/environment` shows (the environment serve runs in), when serve has one.
+    pub environment: Option<Value>,
 }
 
 /// Settings of the HTTP layer.
@@ -85,6 +87,8 @@ pub fn router(state: Arc<AppState>, limits: &HttpLimits) -> Router {
         .route("/v1/workflows/{name}/jobs", axum::routing::post(submit))
         .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/v1/jobs/{id}/retry", axum::routing::post(retry_job))
+        .route("/v1/environment", get(environment))
         .route("/v1/jobs/{id}/outputs/{file}", get(get_output))
         .route("/v1/jobs/{id}/events", get(job_events))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate));
@@ -460,6 +464,46 @@ async fn cancel_job(State(state): AppStateRef, Path(id): Path<String>) -> Respon
     }
 }
 
+/// Puts a dead-lettered or failed job back in the queue with a fresh budget of attempts.
+async fn retry_job(State(state): AppStateRef, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return not_found(&id);
+    };
+    match state.store.retry(id).await {
+        Ok(Some(before)) if before.status.is_retryable() => {
+            state.hub.job_queued();
+            state.hub.changed(id);
+            match state.store.get(id).await {
+                Ok(Some(job)) => axum::Json(job_json(&job)).into_response(),
+                Ok(None) => not_found(&id.to_string()),
+                Err(err) => store_error(&err),
+            }
+        }
+        Ok(Some(before)) => error(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            format!(
+                "job {id} is {}; only dead or failed jobs can be retried",
+                before.status
+            ),
+        ),
+        Ok(None) => not_found(&id.to_string()),
+        Err(err) => store_error(&err),
+    }
+}
+
+/// The environment serve runs in (ComfyUI, nodes, models, history), when it runs in one.
+async fn environment(State(state): AppStateRef) -> Response {
+    match &state.environment {
+        Some(summary) => axum::Json(summary.clone()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_environment",
+            "serve runs outside a comfydock environment (workflow files and `--comfyui` only)",
+        ),
+    }
+}
+
 async fn get_output(State(state): AppStateRef, Path((id, file)): Path<(String, String)>) -> Response {
     let Ok(id) = Uuid::parse_str(&id) else {
         return not_found(&id);
@@ -556,7 +600,8 @@ async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, finished: 
             return;
         }
         first = false;
-        for event in events {
+        let count = events.len();
+        for (index, event) in events.into_iter().enumerate() {
             last = event.seq;
             if socket
                 .send(Message::Text(event_json(&event).to_string().into()))
@@ -565,7 +610,11 @@ async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, finished: 
             {
                 return;
             }
-            if TERMINAL_EVENTS.contains(&event.kind.as_str()) {
+            // A terminal event ends the stream unless the job went on (a client retried it).
+            if TERMINAL_EVENTS.contains(&event.kind.as_str())
+                && index + 1 == count
+                && !matches!(state.store.get(id).await, Ok(Some(job)) if !job.status.is_terminal())
+            {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }

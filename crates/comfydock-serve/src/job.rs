@@ -11,7 +11,8 @@ use uuid::Uuid;
 /// Where a job is in its life.
 ///
 /// `queued → running → succeeded | failed | dead | cancelled`, and `running → queued` when a
-/// transient failure is retried or a lease expires.
+/// transient failure is retried or a lease expires, and `dead | failed → queued` when a client
+/// retries the job (`POST /v1/jobs/{id}/retry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -21,7 +22,7 @@ pub enum JobStatus {
     Running,
     /// Finished; outputs recorded.
     Succeeded,
-    /// Finished with a permanent error (validation or execution); never retried.
+    /// Finished with a permanent error (validation or execution); never retried automatically.
     Failed,
     /// Cancelled by a client.
     Cancelled,
@@ -52,7 +53,14 @@ impl JobStatus {
         }
     }
 
-    /// Whether the job will never change again.
+    /// Whether a client may put the job back in the queue (`POST /v1/jobs/{id}/retry`): dead-lettered
+    /// jobs (attempts used up) and failed ones (a permanent error that a change elsewhere, such as a
+    /// model installed since, may have fixed).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, JobStatus::Dead | JobStatus::Failed)
+    }
+
+    /// Whether the job will never change again (unless retried by hand).
     pub fn is_terminal(self) -> bool {
         !matches!(self, JobStatus::Queued | JobStatus::Running)
     }
@@ -237,7 +245,8 @@ pub struct JobEvent {
     pub at: i64,
     /// `queued`, `started`, `submitting` (backend, prompt and client id, stored before the
     /// prompt is sent), `submitted`, `adopted` (a later attempt took over that prompt), `progress`,
-    /// `node`, `output`, `retrying`, `released`, `succeeded`, `failed`, `dead`, `cancelled`.
+    /// `node`, `output`, `retrying`, `released`, `succeeded`, `failed`, `dead`, `cancelled`, `retried`
+    /// (a client put a dead or failed job back in the queue).
     pub kind: String,
     pub data: Value,
 }

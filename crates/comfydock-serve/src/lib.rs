@@ -8,9 +8,11 @@
 //!   outputs in a local folder or an S3-compatible bucket shared by instances.
 //! - [`http`]: the axum routes; [`uploads`]: multipart job requests and size limits; [`media`]:
 //!   media types sniffed from bytes; [`keys`]: hashed bearer keys; [`metrics`]: Prometheus text.
+//! - [`console`]: the web console under `/console` (embedded HTML, CSS and ES modules).
 //! - [`server`]: [`server::start`] ties it together (the CLI's entry point).
 
 pub mod comfyui;
+pub mod console;
 pub mod http;
 pub mod hub;
 pub mod job;

@@ -18,20 +18,25 @@ fn param_schema(param: &Param) -> Value {
                 s["maximum"] = json_int(*max);
             }
             // `multipleOf` counts from 0; the check counts from `min`: same when min is a multiple.
-            if let Some(step) = step.filter(|step| *step > 1)
-                && min.unwrap_or(0) % step == 0
-            {
-                s["multipleOf"] = json_int(step);
+            if let Some(step) = step.filter(|step| *step > 1) {
+                if min.unwrap_or(0) % step == 0 {
+                    s["multipleOf"] = json_int(step);
+                }
+                // Counted from `minimum` (or 0), like an HTML number input's `step`.
+                s["x-step"] = json_int(step);
             }
             s
         }
-        ParamKind::Float { min, max, .. } => {
+        ParamKind::Float { min, max, step } => {
             let mut s = json!({"type": "number"});
             if let Some(min) = min {
                 s["minimum"] = json!(min);
             }
             if let Some(max) = max {
                 s["maximum"] = json!(max);
+            }
+            if let Some(step) = step.filter(|step| *step > 0.0) {
+                s["x-step"] = json!(step);
             }
             s
         }
@@ -53,6 +58,7 @@ fn param_schema(param: &Param) -> Value {
                 "data": {"type": "string", "contentEncoding": "base64"},
             },
             "additionalProperties": false,
+            "x-media": media,
         }),
     };
     if let ParamKind::Upload { media } = &param.kind {
@@ -250,6 +256,18 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
         "delete": {"operationId": "cancel_job", "summary": "Cancel a job (interrupts ComfyUI when running)", "parameters": [id_param],
                    "responses": {"200": {"description": "The job after cancelling.", "content": {"application/json": {"schema": job_ref}}}, "404": {"description": "No such job."}}},
     }));
+    paths.insert("/v1/jobs/{id}/retry".into(), json!({"post": {
+        "operationId": "retry_job", "summary": "Put a dead-lettered or failed job back in the queue with a fresh budget of attempts (logs `retried` with the error it had)",
+        "parameters": [id_param],
+        "responses": {"200": {"description": "The job, queued again.", "content": {"application/json": {"schema": job_ref}}},
+                      "404": {"description": "No such job."},
+                      "409": {"description": "The job is not dead or failed.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+    }}));
+    paths.insert("/v1/environment".into(), json!({"get": {
+        "operationId": "environment", "summary": "The comfydock environment serve runs in: ComfyUI ref and commit, Python, torch backends, custom nodes, models, tracked workflows and the `.cec` history (read when serve started)",
+        "responses": {"200": {"description": "The environment.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "404": {"description": "serve runs outside an environment.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+    }}));
     paths.insert("/v1/jobs/{id}/outputs/{file}".into(), json!({"get": {
         "operationId": "get_output", "summary": "Download an output file",
         "parameters": [id_param, {"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -281,7 +299,7 @@ pub fn document(workflows: &[&WorkflowApi], version: &str) -> Value {
     }}));
     schemas.insert("Event".into(), json!({"type": "object", "required": ["seq", "kind"], "properties": {
         "job_id": {"type": "string", "format": "uuid"}, "seq": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-        "kind": {"enum": ["queued", "started", "submitting", "submitted", "adopted", "progress", "node", "output", "retrying", "released", "succeeded", "failed", "dead", "cancelled"]},
+        "kind": {"enum": ["queued", "started", "submitting", "submitted", "adopted", "progress", "node", "output", "retrying", "released", "succeeded", "failed", "dead", "cancelled", "retried"]},
         "data": {"type": "object"},
     }}));
     schemas.insert("ValidationError".into(), json!({"type": "object", "properties": {

@@ -46,6 +46,10 @@ pub struct ServeOptions {
     pub rate_limit_per_minute: Option<u32>,
     /// How long to wait for a backend to answer `/object_info` at startup.
     pub startup_timeout: Duration,
+    /// Serve the web console under `/console` (`--no-console` turns it off).
+    pub console: bool,
+    /// The environment serve runs in, as `GET /v1/environment` shows it (the CLI passes it in).
+    pub environment: Option<Value>,
 }
 
 impl ServeOptions {
@@ -74,6 +78,8 @@ impl ServeOptions {
             },
             rate_limit_per_minute: None,
             startup_timeout: Duration::from_mins(2),
+            console: true,
+            environment: None,
         }
     }
 }
@@ -264,6 +270,7 @@ pub async fn start(options: ServeOptions, store: Arc<dyn JobStore>) -> Result<Ru
         openapi,
         max_attempts: options.max_attempts,
         webhooks: options.worker.webhooks,
+        environment: options.environment.clone(),
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -313,7 +320,10 @@ pub async fn start(options: ServeOptions, store: Arc<dyn JobStore>) -> Result<Ru
         };
         tasks.spawn(worker.run(shutdown.clone()));
     }
-    let app = router(state, &options.limits);
+    let mut app = router(state, &options.limits);
+    if options.console {
+        app = app.merge(crate::console::router());
+    }
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });

@@ -130,6 +130,11 @@ pub trait JobStore: Send + Sync {
     /// before, or `None` when it does not exist. Terminal jobs are left unchanged.
     fn cancel(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>>;
 
+    /// Puts a dead-lettered or failed job back in the queue with a fresh budget of attempts,
+    /// logging `retried` (with the error it had). Returns the job as it was before, or `None`
+    /// when it does not exist. Jobs in any other state are left unchanged ([`JobStatus::is_retryable`]).
+    fn retry(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>>;
+
     /// Gives a claimed job back without counting the attempt (the instance is shutting down).
     /// False when the lease was no longer ours.
     fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>>;
@@ -206,6 +211,16 @@ pub(crate) fn status_event_data(job: &Job) -> Value {
         "status": job.status.as_str(),
         "attempt": job.attempts,
         "worker": job.lease_owner,
+    })
+}
+
+/// The event data logged when a job is retried by hand.
+pub(crate) fn retried_event_data(before: &Job) -> Value {
+    serde_json::json!({
+        "status": "queued",
+        "was": before.status.as_str(),
+        "attempts": before.attempts,
+        "error": before.last_error,
     })
 }
 
@@ -511,6 +526,101 @@ pub(crate) mod contract {
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["queued", "started", "cancelled"]);
+    }
+
+    pub async fn retry_requeues_dead_and_failed_jobs_only(store: &dyn JobStore) {
+        let mut new = NewJob::new("txt2img", json!({"x": 1}));
+        new.max_attempts = 1;
+        let job = store.enqueue(new).await.unwrap().job;
+        let claimed = store.claim("w".into(), wf(), LEASE).await.unwrap().unwrap();
+        assert_eq!(
+            store
+                .fail(
+                    claimed.lease,
+                    JobFailure::transient("timeout", "no answer"),
+                    no_backoff()
+                )
+                .await
+                .unwrap(),
+            FailOutcome::Dead
+        );
+        let before = store.retry(job.id).await.unwrap().unwrap();
+        assert_eq!((before.status, before.attempts), (JobStatus::Dead, 1));
+        let again = store.get(job.id).await.unwrap().unwrap();
+        assert_eq!(
+            (again.status, again.attempts, again.finished_at, again.started_at),
+            (JobStatus::Queued, 0, None, None),
+            "a fresh budget of attempts"
+        );
+        assert_eq!(
+            again.last_error.as_ref().unwrap()["kind"],
+            "timeout",
+            "the error stays visible"
+        );
+        let log = store.events_after(job.id, 0).await.unwrap();
+        let retried = log.last().unwrap();
+        assert_eq!(retried.kind, "retried");
+        assert_eq!(retried.data["was"], "dead");
+        assert_eq!(retried.data["error"]["message"], "no answer");
+        let claimed = store.claim("w".into(), wf(), LEASE).await.unwrap().unwrap();
+        assert_eq!((claimed.job.id, claimed.job.attempts), (job.id, 1));
+
+        // Running, queued, succeeded and cancelled jobs are left alone.
+        let before = store.retry(job.id).await.unwrap().unwrap();
+        assert_eq!(before.status, JobStatus::Running);
+        assert_eq!(
+            store.get(job.id).await.unwrap().unwrap().status,
+            JobStatus::Running
+        );
+        assert!(store.complete(claimed.lease, json!({"files": []})).await.unwrap());
+        assert_eq!(
+            store.retry(job.id).await.unwrap().unwrap().status,
+            JobStatus::Succeeded
+        );
+        assert_eq!(
+            store.get(job.id).await.unwrap().unwrap().status,
+            JobStatus::Succeeded
+        );
+        let queued = store
+            .enqueue(NewJob::new("txt2img", json!({"x": 2})))
+            .await
+            .unwrap()
+            .job;
+        store.cancel(queued.id).await.unwrap();
+        assert_eq!(
+            store.retry(queued.id).await.unwrap().unwrap().status,
+            JobStatus::Cancelled
+        );
+        assert_eq!(
+            store.get(queued.id).await.unwrap().unwrap().status,
+            JobStatus::Cancelled
+        );
+
+        // A permanent failure can be retried too (e.g. after installing a missing model).
+        let failed = store
+            .enqueue(NewJob::new("txt2img", json!({"x": 3})))
+            .await
+            .unwrap()
+            .job;
+        let claimed = store.claim("w".into(), wf(), LEASE).await.unwrap().unwrap();
+        assert_eq!(claimed.job.id, failed.id);
+        store
+            .fail(
+                claimed.lease,
+                JobFailure::permanent("execution_error", "missing model"),
+                no_backoff(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.retry(failed.id).await.unwrap().unwrap().status,
+            JobStatus::Failed
+        );
+        assert_eq!(
+            store.get(failed.id).await.unwrap().unwrap().status,
+            JobStatus::Queued
+        );
+        assert!(store.retry(uuid::Uuid::now_v7()).await.unwrap().is_none());
     }
 
     pub async fn release_returns_the_job_without_counting_the_attempt(store: &dyn JobStore) {

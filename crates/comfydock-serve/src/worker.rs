@@ -676,7 +676,8 @@ pub(crate) struct PriorPrompt {
     pub client_id: String,
 }
 
-/// The prompt the job's last attempt submitted (or was about to), if any.
+/// The prompt the job's last attempt submitted (or was about to), if any. A job retried by hand
+/// (`retried`) runs anew: prompts from before the retry are not taken over.
 pub(crate) async fn last_prompt(
     store: &dyn JobStore,
     job_id: Uuid,
@@ -685,6 +686,7 @@ pub(crate) async fn last_prompt(
     Ok(events
         .iter()
         .rev()
+        .take_while(|event| event.kind != "retried")
         .find(|event| event.kind == "submitting")
         .and_then(|event| PriorPrompt::from_event(&event.data)))
 }

@@ -1,4 +1,8 @@
-//! The HTTP API end to end against the ComfyUI protocol stand-in.
+//! The HTTP API end to end against the ComfyUI protocol stand-in; [`console`]: the web console in a
+//! real browser.
+
+#[path = "api/console.rs"]
+mod console;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,24 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A txt2img graph whose outputs cover every kind: image, animated WEBP, video (`gifs`), audio.
 fn workflow() -> Value {
-    json!({
-        "3": {"class_type": "KSampler", "_meta": {"title": "KSampler"}, "inputs": {
-            "seed": 42, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
-            "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
-        "4": {"class_type": "CheckpointLoaderSimple", "_meta": {"title": "Load Checkpoint"}, "inputs": {"ckpt_name": "sd15.safetensors"}},
-        "5": {"class_type": "EmptyLatentImage", "_meta": {"title": "Latent"}, "inputs": {"width": 512, "height": 512, "batch_size": 1}},
-        "6": {"class_type": "CLIPTextEncode", "_meta": {"title": "Positive"}, "inputs": {"text": "a cat", "clip": ["4", 1]}},
-        "7": {"class_type": "CLIPTextEncode", "_meta": {"title": "Negative"}, "inputs": {"text": "blurry", "clip": ["4", 1]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
-        "9": {"class_type": "SaveImage", "_meta": {"title": "Save"}, "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}},
-        "10": {"class_type": "VHS_VideoCombine", "_meta": {"title": "Video"}, "inputs": {"images": ["8", 0], "frame_rate": 8,
-            "loop_count": 0, "filename_prefix": "clip", "format": "video/h264-mp4", "pingpong": false, "save_output": true}},
-        "11": {"class_type": "SaveAudio", "_meta": {"title": "Audio"}, "inputs": {"audio": ["12", 0], "filename_prefix": "audio/ComfyUI"}},
-        "12": {"class_type": "LoadAudio", "_meta": {"title": "Voice"}, "inputs": {"audio": "example.flac"}},
-        "13": {"class_type": "LoadImage", "_meta": {"title": "Init"}, "inputs": {"image": "example.png"}},
-        "14": {"class_type": "SaveAnimatedWEBP", "_meta": {"title": "Anim"}, "inputs": {"images": ["13", 0], "filename_prefix": "anim",
-            "fps": 6.0, "lossless": true, "quality": 80, "method": "default"}},
-    })
+    comfydock_test::comfyui_server::every_output_workflow()
 }
 
 struct Harness {
@@ -42,6 +29,8 @@ struct Harness {
     server: RunningServer,
     base: String,
     http: reqwest::Client,
+    /// The API key serve requires (empty: serve runs without keys).
+    key: String,
 }
 
 /// Options serving [`workflow`] as `txt2img` on these backends, with short test timings.
@@ -69,8 +58,22 @@ fn test_options(backends: &[&ComfyUiServer], outputs: impl Into<OutputStore>) ->
 }
 
 async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions)) -> Harness {
+    start_with_key(backends, false, tweak).await
+}
+
+/// Starts serve; with `key`, an API key is created first, so serve requires it.
+async fn start_with_key(
+    backends: &[&ComfyUiServer],
+    key: bool,
+    tweak: impl FnOnce(&mut ServeOptions),
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
+    let key = if key {
+        comfydock_serve::keys::create(&*store, "tests").await.unwrap().key
+    } else {
+        String::new()
+    };
     let mut options = test_options(backends, dir.path().join("outputs"));
     tweak(&mut options);
     let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
@@ -81,14 +84,23 @@ async fn start(backends: &[&ComfyUiServer], tweak: impl FnOnce(&mut ServeOptions
         server,
         base,
         http: reqwest::Client::new(),
+        key,
     }
 }
 
 impl Harness {
+    /// The request with the harness's API key, if serve has one.
+    fn authed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.key.is_empty() {
+            request
+        } else {
+            request.bearer_auth(&self.key)
+        }
+    }
+
     async fn submit(&self, body: Value) -> (u16, Value) {
         let response = self
-            .http
-            .post(format!("{}/v1/workflows/txt2img/jobs", self.base))
+            .authed(self.http.post(format!("{}/v1/workflows/txt2img/jobs", self.base)))
             .json(&body)
             .send()
             .await
@@ -97,8 +109,7 @@ impl Harness {
     }
 
     async fn job(&self, id: &str) -> Value {
-        self.http
-            .get(format!("{}/v1/jobs/{id}", self.base))
+        self.authed(self.http.get(format!("{}/v1/jobs/{id}", self.base)))
             .send()
             .await
             .unwrap()
@@ -867,8 +878,7 @@ async fn stopping_releases_running_jobs_back_to_the_queue() {
 /// The kinds of a job's event log (read as JSON).
 async fn log_kinds(h: &Harness, id: &str) -> Vec<String> {
     let log: Value = h
-        .http
-        .get(format!("{}/v1/jobs/{id}/events", h.base))
+        .authed(h.http.get(format!("{}/v1/jobs/{id}/events", h.base)))
         .send()
         .await
         .unwrap()

@@ -932,17 +932,45 @@ fn node_outputs(shared: &Shared, class: &str, node: &Value) -> Option<(Value, No
     Some((ui, vec![((kind.to_owned(), subfolder, filename), bytes)]))
 }
 
+/// A txt2img workflow (API format) whose outputs cover every kind the stand-in writes: an image
+/// (`SaveImage`), an animated WEBP, a video (`gifs`) and audio; with image and audio uploads and a
+/// parameter of every type (INT, FLOAT, STRING, BOOLEAN, COMBO).
+pub fn every_output_workflow() -> Value {
+    json!({
+        "3": {"class_type": "KSampler", "_meta": {"title": "KSampler"}, "inputs": {
+            "seed": 42, "steps": 20, "cfg": 7.5, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+            "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "_meta": {"title": "Load Checkpoint"}, "inputs": {"ckpt_name": "sd15.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "_meta": {"title": "Latent"}, "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "_meta": {"title": "Positive"}, "inputs": {"text": "a cat", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "_meta": {"title": "Negative"}, "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "_meta": {"title": "Save"}, "inputs": {"images": ["8", 0], "filename_prefix": "ComfyUI"}},
+        "10": {"class_type": "VHS_VideoCombine", "_meta": {"title": "Video"}, "inputs": {"images": ["8", 0], "frame_rate": 8,
+            "loop_count": 0, "filename_prefix": "clip", "format": "video/h264-mp4", "pingpong": false, "save_output": true}},
+        "11": {"class_type": "SaveAudio", "_meta": {"title": "Audio"}, "inputs": {"audio": ["12", 0], "filename_prefix": "audio/ComfyUI"}},
+        "12": {"class_type": "LoadAudio", "_meta": {"title": "Voice"}, "inputs": {"audio": "example.flac"}},
+        "13": {"class_type": "LoadImage", "_meta": {"title": "Init"}, "inputs": {"image": "example.png"}},
+        "14": {"class_type": "SaveAnimatedWEBP", "_meta": {"title": "Anim"}, "inputs": {"images": ["13", 0], "filename_prefix": "anim",
+            "fps": 6.0, "lossless": true, "quality": 80, "method": "default"}},
+    })
+}
+
 /// Small files with the right magic bytes and the node inputs embedded (so tests can tell jobs apart).
+/// PNGs are real images (browsers show them); the other kinds only start like their format.
 fn fake_file(ext: &str, name: &str, node: &Value) -> Vec<u8> {
+    let text = format!("{name}\n{}", node["inputs"]);
+    if ext == "png" {
+        return png_image(&text);
+    }
     let magic: &[u8] = match ext {
-        "png" => b"\x89PNG\r\n\x1a\n",
         "webp" => b"RIFF\0\0\0\0WEBP",
         "mp4" => b"\0\0\0\x18ftypmp42",
         "flac" => b"fLaC",
         _ => b"",
     };
     let mut bytes = magic.to_vec();
-    bytes.extend_from_slice(format!("{name}\n{}", node["inputs"]).as_bytes());
+    bytes.extend_from_slice(text.as_bytes());
     bytes
 }
 
@@ -958,6 +986,80 @@ fn pad(bytes: &mut Vec<u8>, size: usize) {
         state ^= state << 17;
         bytes.extend_from_slice(&state.to_le_bytes()[..8.min(size - bytes.len())]);
     }
+}
+
+/// A 64×64 RGB PNG whose colours follow `text` (so two jobs' images differ), with `text` in a
+/// `tEXt` chunk. Uncompressed (stored deflate blocks): no compression library needed.
+pub fn png_image(text: &str) -> Vec<u8> {
+    const SIDE: u32 = 64;
+    let seed = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    let [red, green, blue, _] = seed.to_le_bytes();
+    let mut raw = Vec::new();
+    for y in 0..SIDE {
+        raw.push(0); // filter: none
+        for x in 0..SIDE {
+            raw.extend([
+                red ^ (x * 4).to_le_bytes()[0],
+                green ^ (y * 4).to_le_bytes()[0],
+                blue,
+            ]);
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (index, block) in blocks.iter().enumerate() {
+        let len = u16::try_from(block.len()).expect("blocks are at most 65535 bytes");
+        zlib.push(u8::from(index + 1 == blocks.len()));
+        zlib.extend(len.to_le_bytes());
+        zlib.extend((!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1_u32, 0_u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend(((b << 16) | a).to_be_bytes());
+
+    let mut header = Vec::new();
+    header.extend(SIDE.to_be_bytes());
+    header.extend(SIDE.to_be_bytes());
+    header.extend([8, 2, 0, 0, 0]); // 8-bit RGB, deflate, no filter method, no interlace
+    let mut comment = b"Comment\0".to_vec();
+    comment.extend_from_slice(text.as_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (b"IHDR", header),
+        (b"tEXt", comment),
+        (b"IDAT", zlib),
+        (b"IEND", Vec::new()),
+    ] {
+        png.extend(u32::try_from(data.len()).expect("small chunks").to_be_bytes());
+        let mut crc_input = kind.to_vec();
+        crc_input.extend_from_slice(&data);
+        png.extend_from_slice(kind);
+        png.extend_from_slice(&data);
+        png.extend(crc32(&crc_input).to_be_bytes());
+    }
+    png
+}
+
+/// CRC-32 (IEEE), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0_u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 async fn history_all(State(instance): StandIn) -> Response {

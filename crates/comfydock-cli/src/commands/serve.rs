@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use comfydock_environments::comfyui_process::{self, RunOptions};
 use comfydock_environments::environment::{self, Environment};
 use comfydock_environments::workflow_tracking as tracking;
+use comfydock_foundation::git::Git;
 use comfydock_serve::job::RetryPolicy;
 use comfydock_serve::output_store::OutputStore;
 use comfydock_serve::params::ExposeConfig;
@@ -99,6 +100,9 @@ pub struct ServeArgs {
     /// by default only public addresses are allowed
     #[arg(long)]
     pub allow_private_webhooks: bool,
+    /// Do not serve the web console (`/console`: a form per workflow, live jobs, the queue)
+    #[arg(long)]
+    pub no_console: bool,
 
     /// Idle poll interval of workers in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 500, hide = true)]
@@ -211,6 +215,9 @@ async fn keys(ctx: &Context, db: &DbArgs, command: &KeysCommand) -> CommandResul
     }
     Ok(())
 }
+
+/// Commits of `.cec` history the environment summary (`GET /v1/environment`) shows.
+const ENVIRONMENT_HISTORY: usize = 50;
 
 /// A route-safe workflow name: `portraits/flux` → `portraits_flux`.
 fn route_name(name: &str) -> String {
@@ -390,12 +397,22 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
     options.limits.cors_origins.clone_from(&args.cors_origins);
     options.rate_limit_per_minute = args.rate_limit;
     options.worker.webhooks.allow_private = args.allow_private_webhooks;
+    options.console = !args.no_console;
+    if let Some(env) = env.as_ref() {
+        let summary = comfydock_environments::summary::summarize(&Git::find()?, env, ENVIRONMENT_HISTORY)?;
+        options.environment =
+            Some(serde_json::to_value(summary).map_err(|e| {
+                CommandError::failed(format!("cannot describe environment `{}`: {e}", env.name))
+            })?);
+    }
     let names: Vec<String> = options.workflows.iter().map(|w| w.name.clone()).collect();
     let server = comfydock_serve::start(options, store).await?;
     let addr = server.addr();
     if ctx.printer.json_mode() {
-        ctx.printer
-            .json_now(&json!({"listen": addr.to_string(), "workflows": names, "backends": backends, "outputs": outputs_at}));
+        ctx.printer.json_now(
+            &json!({"listen": addr.to_string(), "workflows": names, "backends": backends,
+            "outputs": outputs_at, "console": (!args.no_console).then(|| format!("http://{addr}/console/"))}),
+        );
     } else {
         ctx.printer.status(
             "Serving",
@@ -405,8 +422,13 @@ async fn serve(ctx: &Context, args: &ServeArgs) -> CommandResult {
                 backends.len()
             ),
         );
+        let console = if args.no_console {
+            String::new()
+        } else {
+            format!("console: http://{addr}/console/ · ")
+        };
         ctx.printer.hint(format!(
-            "docs: http://{addr}/docs · OpenAPI: http://{addr}/openapi.json · stop with Ctrl-C or SIGTERM"
+            "{console}docs: http://{addr}/docs · OpenAPI: http://{addr}/openapi.json · stop with Ctrl-C or SIGTERM"
         ));
     }
     server.run_until_signal().await;

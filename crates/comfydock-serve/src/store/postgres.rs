@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     ApiKeyRecord, JobFilter, JobStore, QueueStats, StoreError, failure_target, lease_expired_error,
-    status_event_data,
+    retried_event_data, status_event_data,
 };
 use crate::job::{
     Claimed, Enqueued, FailOutcome, Job, JobEvent, JobFailure, JobStatus, Lease, NewJob, RetryPolicy, now_ms,
@@ -210,6 +210,20 @@ fn duration_ms(d: Duration) -> i64 {
 }
 
 /// Appends an event numbered from the job's `last_seq` counter (the row lock serialises writers).
+impl PostgresStore {
+    /// The job `id`, its row locked until the transaction ends.
+    async fn lock_job(&self, tx: &impl GenericClient, id: &str) -> Result<Option<Job>, StoreError> {
+        let row = tx
+            .query_opt(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE"),
+                &[&id],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+}
+
 async fn push_event(
     client: &impl GenericClient,
     job_id: &str,
@@ -429,15 +443,9 @@ impl JobStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let id = id.to_string();
-            let row = tx
-                .query_opt(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE"),
-                    &[&id],
-                )
-                .await
-                .map_err(|e| self.error(e))?;
-            let Some(row) = row else { return Ok(None) };
-            let before = job_from_row(&row)?;
+            let Some(before) = self.lock_job(&tx, &id).await? else {
+                return Ok(None);
+            };
             if !before.status.is_terminal() {
                 tx.execute(
                     "UPDATE jobs SET status = 'cancelled', finished_at = $1, lease_owner = NULL, lease_token = NULL, \
@@ -454,6 +462,31 @@ impl JobStore for PostgresStore {
                 )
                 .await
                 .map_err(|e| self.error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.error(e))?;
+            Ok(Some(before))
+        })
+    }
+
+    fn retry(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
+        Box::pin(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let id = id.to_string();
+            let Some(before) = self.lock_job(&tx, &id).await? else {
+                return Ok(None);
+            };
+            if before.status.is_retryable() {
+                tx.execute(
+                    "UPDATE jobs SET status = 'queued', attempts = 0, run_after = $1, started_at = NULL, \
+                     finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_until = NULL WHERE id = $2",
+                    &[&now_ms(), &id],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+                push_event(&tx, &id, "retried", &retried_event_data(&before))
+                    .await
+                    .map_err(|e| self.error(e))?;
             }
             tx.commit().await.map_err(|e| self.error(e))?;
             Ok(Some(before))
@@ -745,6 +778,7 @@ mod tests {
             expired_leases_are_requeued,
             cancel_queued_and_running,
             release_returns_the_job_without_counting_the_attempt,
+            retry_requeues_dead_and_failed_jobs_only,
             events_and_listing,
             api_keys,
         );

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     ApiKeyRecord, JobFilter, JobStore, QueueStats, StoreError, failure_target, lease_expired_error,
-    status_event_data,
+    retried_event_data, status_event_data,
 };
 use crate::job::{
     Claimed, Enqueued, FailOutcome, Job, JobEvent, JobFailure, JobStatus, Lease, NewJob, RetryPolicy, now_ms,
@@ -374,6 +374,24 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn retry(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id = id.to_string();
+            let Some(before) = get_job(&tx, &id)? else { return Ok(None) };
+            if before.status.is_retryable() {
+                tx.execute(
+                    "UPDATE jobs SET status = 'queued', attempts = 0, run_after = ?1, started_at = NULL, \
+                     finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_until = NULL WHERE id = ?2",
+                    params![now_ms(), id],
+                )?;
+                push_event(&tx, &id, "retried", &retried_event_data(&before))?;
+            }
+            tx.commit()?;
+            Ok(Some(before))
+        })
+    }
+
     fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -571,6 +589,7 @@ mod tests {
         expired_leases_are_requeued,
         cancel_queued_and_running,
         release_returns_the_job_without_counting_the_attempt,
+        retry_requeues_dead_and_failed_jobs_only,
         events_and_listing,
         api_keys,
     );

@@ -664,6 +664,30 @@ fn spawn_starts_the_environments_comfyui_and_the_manifest_names_the_parameters()
     assert_eq!(params["width"]["default"], 640);
     assert_eq!(params["width"]["minimum"], 16);
     assert_eq!(http.get(format!("{base}/readyz")).send().unwrap().status(), 200);
+    // The environment serve runs in, for the console: its ComfyUI pin and checkout, its history.
+    let summary: Value = http
+        .get(format!("{base}/v1/environment"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(summary["name"], "a");
+    assert_eq!(summary["comfyui"]["ref"], "v0.3.41");
+    let pinned = summary["comfyui"]["commit"].as_str().unwrap();
+    assert_eq!(pinned.len(), 40, "{summary}");
+    assert_eq!(summary["comfyui"]["checkout"], pinned, "checked out at the pin");
+    assert!(summary["nodes"].is_array() && summary["models"].is_array());
+    assert!(
+        !summary["history"].as_array().unwrap().is_empty(),
+        "the .cec history: {summary}"
+    );
+    assert_eq!(
+        summary["uncommitted"],
+        json!(["pyproject.toml"]),
+        "the [tool.comfydock.api] table written above"
+    );
+    let console = http.get(format!("{base}/console/")).send().unwrap();
+    assert_eq!(console.status(), 200, "the console is on by default");
     let stats: Value = http
         .get(format!("http://127.0.0.1:{comfy_port}/system_stats"))
         .send()
