@@ -89,6 +89,14 @@ export function short(text, length = 8) {
   return String(text ?? "").slice(0, length);
 }
 
+/**
+ * The distinguishing end of a job id: job ids are UUIDv7, whose first characters are the time
+ * (jobs created within the same minute share them) and whose last characters are random.
+ */
+export function jobTag(id) {
+  return String(id ?? "").slice(-8);
+}
+
 /** A status badge. */
 export function statusBadge(status) {
   return h("span", { class: `badge status-${status}`, text: status });

@@ -3,7 +3,7 @@
 // its 422 answer is shown at each field and in a summary that links to them.
 
 import { ApiError, jsonWithExactIntegers, request, workflows } from "./api.js";
-import { announce, h, humanize, pageHeading, replace } from "./dom.js";
+import { announce, h, humanize, jobTag, pageHeading, replace } from "./dom.js";
 
 /** `tooltip — \`input\` of node 3 (KSampler)` → {tooltip, input, node, classType}. */
 function describe(schema) {
@@ -308,7 +308,7 @@ export async function renderForm(main, name, query) {
     try {
       const { data } = await request(`/v1/jobs/${encodeURIComponent(from)}`);
       applyValues(data.params);
-      note = h("p", { class: "note" }, "Values of job ", h("a", { href: `#/jobs/${data.id}`, text: data.id.slice(0, 8) }), " (uploads are not repeated).");
+      note = h("p", { class: "note" }, "Values of job ", h("a", { href: `#/jobs/${data.id}`, text: jobTag(data.id) }), " (uploads are not repeated).");
     } catch {
       note = h("p", { class: "note", text: `Job ${from} could not be read; the workflow's defaults are shown.` });
     }

@@ -3,7 +3,7 @@
 // picks up exactly where it was. Outputs appear as they are saved: images, audio, video.
 
 import { ApiError, followEvents, outputSource, request } from "./api.js";
-import { announce, bytes, duration, h, replace, short, statusBadge, timeEl } from "./dom.js";
+import { announce, bytes, duration, h, jobTag, replace, short, statusBadge, timeEl } from "./dom.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "dead", "cancelled"]);
 const STAGES = [
@@ -81,8 +81,8 @@ export async function renderJob(main, id) {
   const connection = h("p", { class: "muted connection", "aria-live": "polite" });
 
   replace(main,
-    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/queue", text: "Queue" }), " / ", `job ${short(job.id)}`),
-    h("h1", { tabindex: "-1" }, `Job ${short(job.id)} `, statusEl),
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/queue", text: "Queue" }), " / ", `job ${jobTag(job.id)}`),
+    h("h1", { tabindex: "-1" }, `Job ${jobTag(job.id)} `, statusEl),
     details,
     actions,
     h("section", { "aria-labelledby": "progress-title" },

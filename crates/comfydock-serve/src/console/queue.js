@@ -3,7 +3,7 @@
 // their error shown. Refreshes every few seconds while the tab is visible.
 
 import { request, workflows } from "./api.js";
-import { announce, h, pageHeading, replace, short, statusBadge, timeEl } from "./dom.js";
+import { announce, h, jobTag, pageHeading, replace, statusBadge, timeEl } from "./dom.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "dead"];
 
@@ -73,9 +73,9 @@ export async function renderQueue(main, query) {
     try {
       if (action === "cancel") await request(`/v1/jobs/${job.id}`, { method: "DELETE" });
       else await request(`/v1/jobs/${job.id}/retry`, { method: "POST" });
-      announce(action === "cancel" ? `Job ${short(job.id)} cancelled` : `Job ${short(job.id)} queued again`);
+      announce(action === "cancel" ? `Job ${jobTag(job.id)} cancelled` : `Job ${jobTag(job.id)} queued again`);
     } catch (error) {
-      announce(`${action === "cancel" ? "Cancelling" : "Retrying"} job ${short(job.id)} failed: ${error.message}`);
+      announce(`${action === "cancel" ? "Cancelling" : "Retrying"} job ${jobTag(job.id)} failed: ${error.message}`);
     }
     await load();
   }
@@ -100,16 +100,17 @@ export async function renderQueue(main, query) {
   }
 
   function row(job) {
-    const error = job.error;
+    // A job that ended well keeps the error of an earlier attempt in the API; it is no longer news.
+    const error = ["failed", "dead", "queued"].includes(job.status) ? job.error : null;
     const actions = [];
     if (job.status === "queued" || job.status === "running") {
-      actions.push(h("button", { type: "button", class: "danger small", dataset: { action: "cancel", job: job.id }, "aria-label": `Cancel job ${short(job.id)}`, onclick: () => act(job, "cancel"), text: "Cancel" }));
+      actions.push(h("button", { type: "button", class: "danger small", dataset: { action: "cancel", job: job.id }, "aria-label": `Cancel job ${jobTag(job.id)}`, onclick: () => act(job, "cancel"), text: "Cancel" }));
     }
     if (job.status === "dead" || job.status === "failed") {
-      actions.push(h("button", { type: "button", class: "small", dataset: { action: "retry", job: job.id }, "aria-label": `Retry job ${short(job.id)}`, onclick: () => act(job, "retry"), text: "Retry" }));
+      actions.push(h("button", { type: "button", class: "small", dataset: { action: "retry", job: job.id }, "aria-label": `Retry job ${jobTag(job.id)}`, onclick: () => act(job, "retry"), text: "Retry" }));
     }
     return h("tr", { dataset: { job: job.id, status: job.status } },
-      h("td", {}, h("a", { href: `#/jobs/${job.id}` }, h("code", { text: short(job.id) }))),
+      h("td", {}, h("a", { href: `#/jobs/${job.id}` }, h("code", { text: jobTag(job.id) }))),
       h("td", { text: job.workflow }),
       h("td", {}, statusBadge(job.status)),
       h("td", { text: String(job.priority) }),

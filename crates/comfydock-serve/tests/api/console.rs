@@ -650,6 +650,15 @@ async fn console_queue_cancels_a_queued_job_and_retries_a_dead_one() {
         dead_row.contains("dead") && dead_row.contains(&dead_kind),
         "{dead_row}"
     );
+    // Job ids are UUIDv7 (time first): a row names its job by the random end, so jobs made in
+    // the same minute are told apart.
+    let tag = |id: &str| id[id.len() - 8..].to_owned();
+    assert_ne!(tag(&dead_id), tag(&waiting_id));
+    assert!(dead_row.contains(&tag(&dead_id)), "{dead_row}");
+    assert!(
+        browser.text(&row(&waiting_id)).await.contains(&tag(&waiting_id)),
+        "the waiting job's row names it"
+    );
     let counts = browser
         .until(
             "the counts",
