@@ -262,6 +262,12 @@ fn api_container(y: &mut String, options: &KubernetesOptions, name: &str) {
         let _ = writeln!(y, "                  name: {name}-api");
         let _ = writeln!(y, "                  key: {key}");
     }
+    // Replicas share outputs through a bucket: `COMFYDOCK_SERVE_OUTPUTS=s3://BUCKET/PREFIX` and
+    // the AWS variables from the `<name>-outputs` Secret (a pod's own disk would answer 404 for
+    // jobs another pod ran).
+    let _ = writeln!(y, "          envFrom:");
+    let _ = writeln!(y, "            - secretRef:");
+    let _ = writeln!(y, "                name: {name}-outputs");
     let _ = writeln!(y, "          readinessProbe:");
     let _ = writeln!(y, "            httpGet:");
     let _ = writeln!(y, "              path: /readyz");
@@ -286,6 +292,18 @@ fn keda(name: &str) -> String {
     let _ = writeln!(
         y,
         "#   kubectl create secret generic {name}-api --from-literal=api-keys=KEY --from-literal=db-url=URL"
+    );
+    let _ = writeln!(
+        y,
+        "# and the Secret `{name}-outputs` with the bucket all pods keep outputs in (any S3-compatible store):"
+    );
+    let _ = writeln!(
+        y,
+        "#   kubectl create secret generic {name}-outputs --from-literal=COMFYDOCK_SERVE_OUTPUTS=s3://BUCKET/PREFIX \\"
+    );
+    let _ = writeln!(
+        y,
+        "#     --from-literal=AWS_ACCESS_KEY_ID=… --from-literal=AWS_SECRET_ACCESS_KEY=… --from-literal=AWS_REGION=…"
     );
     let _ = writeln!(y, "apiVersion: keda.sh/v1alpha1");
     let _ = writeln!(y, "kind: TriggerAuthentication");

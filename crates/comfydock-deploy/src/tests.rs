@@ -647,6 +647,12 @@ fn kubernetes_objects_are_well_formed() {
         assert_eq!(secret["name"].as_str(), Some("comfydock-studio-api"), "{name}");
         assert_eq!(secret["key"].as_str(), Some(key), "{name}");
     }
+    // Outputs (and the bucket's credentials) from a Secret every replica reads: no pod answers
+    // 404 for a job another pod ran.
+    assert_eq!(
+        api["envFrom"][0]["secretRef"]["name"].as_str(),
+        Some("comfydock-studio-outputs")
+    );
 }
 
 #[test]
