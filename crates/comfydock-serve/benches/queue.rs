@@ -6,7 +6,9 @@
 //!   (1 and 8 concurrent clients);
 //! - per-job latency p50/p99: direct ComfyUI round trip (prompt → WS success → history → /view)
 //!   versus the same job through comfydock (POST → event WebSocket `succeeded`), and the difference
-//!   = what the queue, worker and API add.
+//!   = what the queue, worker and API add;
+//! - throughput at 8 zero-work backends: 8 clients calling one backend each directly, versus one
+//!   serve instance with the 8 backends (one worker each) draining the same number of jobs.
 
 #![allow(clippy::print_stdout)] // a benchmark binary reports on stdout
 
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comfydock_serve::comfyui::{ComfyClient, next_message, output_files};
-use comfydock_serve::job::NewJob;
+use comfydock_serve::job::{JobStatus, NewJob};
 use comfydock_serve::store::JobStore;
 use comfydock_serve::store::sqlite::SqliteStore;
 use comfydock_serve::{ServeOptions, WorkflowSource};
@@ -93,6 +95,97 @@ async fn through_comfydock(http: &reqwest::Client, base: &str, index: usize) -> 
         }
     }
     start.elapsed()
+}
+
+/// Jobs per second: `total` jobs run directly by 8 clients (one per backend, one job at a time),
+/// then the same number drained by one serve instance with the 8 backends.
+async fn throughput(
+    backends: &[ComfyUiServer],
+    prompt: &Value,
+    total: usize,
+    db: &std::path::Path,
+    dir: &std::path::Path,
+) -> (f64, f64) {
+    let per_backend = total / backends.len();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for backend in backends {
+        let client = ComfyClient::new(&backend.url());
+        let prompt = prompt.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_backend {
+                direct_round_trip(&client, &prompt).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let direct = total as f64 / start.elapsed().as_secs_f64();
+
+    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(db).unwrap());
+    let mut options = ServeOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        backends.iter().map(ComfyUiServer::url).collect(),
+        vec![WorkflowSource {
+            name: "bench".into(),
+            workflow: workflow(),
+            expose: None,
+        }],
+        dir.join("outputs-eight"),
+    );
+    options.worker.poll = Duration::from_millis(50);
+    let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
+    let base = format!("http://{}", server.addr());
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    // 8 clients submit as fast as serve accepts; the workers start on the first job at once.
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let http = http.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_backend {
+                let status = http
+                    .post(format!("{base}/v1/workflows/bench/jobs"))
+                    .json(&json!({"params": {"save_filename_prefix": format!("t{c}-{i}")}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 201);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    loop {
+        let stats = store.stats().await.unwrap();
+        let done: u64 = stats
+            .jobs
+            .iter()
+            .filter(|(_, status, _)| *status == JobStatus::Succeeded)
+            .map(|(_, _, n)| n)
+            .sum();
+        let unfinished = stats.jobs.iter().any(|(_, status, n)| {
+            *n > 0
+                && !matches!(
+                    status,
+                    JobStatus::Succeeded | JobStatus::Queued | JobStatus::Running
+                )
+        });
+        assert!(!unfinished, "a job failed: {:?}", stats.jobs);
+        if done >= total as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let through_serve = total as f64 / start.elapsed().as_secs_f64();
+    server.stop().await;
+    (direct, through_serve)
 }
 
 fn main() {
@@ -180,7 +273,36 @@ fn main() {
             ms(served_p99.saturating_sub(direct_p99))
         );
 
-        // 3. Enqueue through the API (jobs also run meanwhile).
+        server.stop().await;
+
+        // 3. Throughput at 8 backends: direct clients versus serve draining its queue.
+        let backends: Vec<ComfyUiServer> = (0..8)
+            .map(|_| ComfyUiServer::start_with(Arc::new(|_: &Value| Script::instant())))
+            .collect();
+        let total = (jobs * 2).div_ceil(8) * 8;
+        let (direct_rate, served_rate) =
+            throughput(&backends, &prompt, total, &dir.path().join("eight.db"), dir.path()).await;
+        println!(
+            "throughput at 8 backends ({total} jobs): direct {direct_rate:.0} jobs/s, through serve {served_rate:.0} jobs/s ({:.1} % of direct)",
+            served_rate / direct_rate * 100.0
+        );
+
+        let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("enqueue.db")).unwrap());
+        let mut options = ServeOptions::new(
+            "127.0.0.1:0".parse().unwrap(),
+            vec![comfy.url()],
+            vec![WorkflowSource {
+                name: "bench".into(),
+                workflow: workflow(),
+                expose: None,
+            }],
+            dir.path().join("outputs-enqueue"),
+        );
+        options.worker.poll = Duration::from_millis(50);
+        let server = comfydock_serve::start(options, store).await.unwrap();
+        let base = format!("http://{}", server.addr());
+
+        // 4. Enqueue through the API (jobs also run meanwhile).
         for clients in [1usize, 8] {
             let per_client = jobs * 2 / clients;
             let start = Instant::now();
