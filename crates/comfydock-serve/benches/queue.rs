@@ -97,6 +97,60 @@ async fn through_comfydock(http: &reqwest::Client, base: &str, index: usize) -> 
     start.elapsed()
 }
 
+/// `clients` concurrent clients each submit `per_client` jobs to serve at `base`, each as soon as
+/// the previous one was accepted (201).
+async fn submit_concurrently(
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    per_client: usize,
+    tag: &str,
+) {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let http = http.clone();
+        let url = format!("{base}/v1/workflows/bench/jobs");
+        let tag = tag.to_owned();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_client {
+                let status = http
+                    .post(&url)
+                    .json(&json!({"params": {"save_filename_prefix": format!("{tag}{c}-{i}")}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, 201);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// A serve instance for the `bench` workflow on these backends, its store at `db`.
+async fn bench_server(
+    backends: Vec<String>,
+    db: &std::path::Path,
+    outputs: std::path::PathBuf,
+) -> (comfydock_serve::RunningServer, Arc<dyn JobStore>) {
+    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(db).unwrap());
+    let mut options = ServeOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        backends,
+        vec![WorkflowSource {
+            name: "bench".into(),
+            workflow: workflow(),
+            expose: None,
+        }],
+        outputs,
+    );
+    options.worker.poll = Duration::from_millis(50);
+    let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
+    (server, store)
+}
+
 /// Jobs per second: `total` jobs run directly by 8 clients (one per backend, one job at a time),
 /// then the same number drained by one serve instance with the 8 backends.
 async fn throughput(
@@ -124,43 +178,16 @@ async fn throughput(
     #[allow(clippy::cast_precision_loss)]
     let direct = total as f64 / start.elapsed().as_secs_f64();
 
-    let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(db).unwrap());
-    let mut options = ServeOptions::new(
-        "127.0.0.1:0".parse().unwrap(),
+    let (server, store) = bench_server(
         backends.iter().map(ComfyUiServer::url).collect(),
-        vec![WorkflowSource {
-            name: "bench".into(),
-            workflow: workflow(),
-            expose: None,
-        }],
+        db,
         dir.join("outputs-eight"),
-    );
-    options.worker.poll = Duration::from_millis(50);
-    let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
+    )
+    .await;
     let base = format!("http://{}", server.addr());
-    let http = reqwest::Client::new();
     let start = Instant::now();
     // 8 clients submit as fast as serve accepts; the workers start on the first job at once.
-    let mut tasks = Vec::new();
-    for c in 0..8 {
-        let http = http.clone();
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per_backend {
-                let status = http
-                    .post(format!("{base}/v1/workflows/bench/jobs"))
-                    .json(&json!({"params": {"save_filename_prefix": format!("t{c}-{i}")}}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                assert_eq!(status, 201);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
+    submit_concurrently(&reqwest::Client::new(), &base, 8, per_backend, "t").await;
     loop {
         let stats = store.stats().await.unwrap();
         let done: u64 = stats
@@ -215,19 +242,7 @@ fn main() {
         );
 
         // A serve instance whose worker is idle-free: no backend work at all.
-        let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("queue.db")).unwrap());
-        let mut options = ServeOptions::new(
-            "127.0.0.1:0".parse().unwrap(),
-            vec![comfy.url()],
-            vec![WorkflowSource {
-                name: "bench".into(),
-                workflow: workflow(),
-                expose: None,
-            }],
-            dir.path().join("outputs"),
-        );
-        options.worker.poll = Duration::from_millis(50);
-        let server = comfydock_serve::start(options, Arc::clone(&store)).await.unwrap();
+        let (server, _) = bench_server(vec![comfy.url()], &dir.path().join("queue.db"), dir.path().join("outputs")).await;
         let base = format!("http://{}", server.addr());
         let http = reqwest::Client::new();
 
@@ -287,45 +302,14 @@ fn main() {
             served_rate / direct_rate * 100.0
         );
 
-        let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(&dir.path().join("enqueue.db")).unwrap());
-        let mut options = ServeOptions::new(
-            "127.0.0.1:0".parse().unwrap(),
-            vec![comfy.url()],
-            vec![WorkflowSource {
-                name: "bench".into(),
-                workflow: workflow(),
-                expose: None,
-            }],
-            dir.path().join("outputs-enqueue"),
-        );
-        options.worker.poll = Duration::from_millis(50);
-        let server = comfydock_serve::start(options, store).await.unwrap();
+        let (server, _) = bench_server(vec![comfy.url()], &dir.path().join("enqueue.db"), dir.path().join("outputs-enqueue")).await;
         let base = format!("http://{}", server.addr());
 
         // 4. Enqueue through the API (jobs also run meanwhile).
         for clients in [1usize, 8] {
             let per_client = jobs * 2 / clients;
             let start = Instant::now();
-            let mut tasks = Vec::new();
-            for c in 0..clients {
-                let http = http.clone();
-                let base = base.clone();
-                tasks.push(tokio::spawn(async move {
-                    for i in 0..per_client {
-                        let status = http
-                            .post(format!("{base}/v1/workflows/bench/jobs"))
-                            .json(&json!({"params": {"save_filename_prefix": format!("c{c}-{i}")}}))
-                            .send()
-                            .await
-                            .unwrap()
-                            .status();
-                        assert_eq!(status, 201);
-                    }
-                }));
-            }
-            for task in tasks {
-                task.await.unwrap();
-            }
+            submit_concurrently(&http, &base, clients, per_client, "c").await;
             println!(
                 "API enqueue (POST, {clients} client(s)): {} ({} jobs)",
                 rate(per_client * clients, start.elapsed()),

@@ -23,6 +23,22 @@ fn workflow() -> Value {
     comfydock_test::comfyui_server::every_output_workflow()
 }
 
+/// A ComfyUI stand-in where prompts whose positive text is `text` run `steps` steps of
+/// `step_delay` each; every other prompt finishes at once.
+fn slow_for(text: &'static str, steps: u32, step_delay: Duration) -> ComfyUiServer {
+    ComfyUiServer::start_with(Arc::new(move |prompt: &Value| {
+        if prompt["6"]["inputs"]["text"] == text {
+            Script {
+                steps,
+                step_delay,
+                ..Script::default()
+            }
+        } else {
+            Script::instant()
+        }
+    }))
+}
+
 struct Harness {
     dir: tempfile::TempDir,
     store: Arc<dyn JobStore>,
@@ -98,6 +114,17 @@ impl Harness {
         }
     }
 
+    /// `GET` of an API path (with the key, if any), as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        self.authed(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn submit(&self, body: Value) -> (u16, Value) {
         let response = self
             .authed(self.http.post(format!("{}/v1/workflows/txt2img/jobs", self.base)))
@@ -109,13 +136,7 @@ impl Harness {
     }
 
     async fn job(&self, id: &str) -> Value {
-        self.authed(self.http.get(format!("{}/v1/jobs/{id}", self.base)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.get_json(&format!("/v1/jobs/{id}")).await
     }
 
     async fn wait_for(&self, id: &str, status: &str) -> Value {
@@ -349,15 +370,7 @@ async fn invalid_parameters_are_rejected_with_422_naming_each_field() {
     );
 
     // The OpenAPI document describes the same constraints.
-    let doc: Value = h
-        .http
-        .get(format!("{}/openapi.json", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = h.get_json("/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     let params = &doc["components"]["schemas"]["txt2img_params"]["properties"];
     assert_eq!(params["k_sampler_steps"]["minimum"], 1);
@@ -631,15 +644,7 @@ async fn internal_webhooks_and_changed_idempotent_requests_are_refused() {
         assert_eq!(body["errors"][0]["path"], "webhook", "{body}");
         assert_eq!(body["errors"][0]["constraint"], constraint, "{body}");
     }
-    let listed: Value = h
-        .http
-        .get(format!("{}/v1/jobs", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = h.get_json("/v1/jobs").await;
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 0, "nothing was queued");
 
     let submit = |priority: i64| {
@@ -696,15 +701,7 @@ async fn readiness_follows_the_backends() {
     // Without an upgrade the event log comes back as JSON.
     let (_, job) = h.submit(json!({})).await;
     let id = job["id"].as_str().unwrap();
-    let log: Value = h
-        .http
-        .get(format!("{}/v1/jobs/{id}/events?after=0", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = h.get_json(&format!("/v1/jobs/{id}/events?after=0")).await;
     assert_eq!(log["events"][0]["kind"], "queued");
     assert_eq!(log["events"][0]["seq"], 1);
     let (mut socket, _) =
@@ -719,17 +716,7 @@ async fn readiness_follows_the_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_are_retried_then_dead_lettered_and_webhooks_fire() {
-    let comfy = ComfyUiServer::start_with(Arc::new(|prompt: &Value| {
-        if prompt["6"]["inputs"]["text"] == "hang" {
-            Script {
-                steps: 1000,
-                step_delay: Duration::from_millis(20),
-                ..Script::default()
-            }
-        } else {
-            Script::instant()
-        }
-    }));
+    let comfy = slow_for("hang", 1000, Duration::from_millis(20));
     let hooks = comfydock_test::http::HttpServer::start(|_| {
         comfydock_test::http::Response::json(&json!({"ok": true}))
     });
@@ -769,15 +756,7 @@ async fn timeouts_are_retried_then_dead_lettered_and_webhooks_fire() {
         })
         .collect();
     assert_eq!(statuses, ["dead", "succeeded"], "one webhook per finished job");
-    let listed: Value = h
-        .http
-        .get(format!("{}/v1/jobs?status=dead&workflow=txt2img", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = h.get_json("/v1/jobs?status=dead&workflow=txt2img").await;
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 1);
     let bad: reqwest::Response = h
         .http
@@ -957,17 +936,7 @@ async fn a_dropped_websocket_is_followed_again_on_the_same_prompt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_job_whose_prompt_waits_in_comfyui_removes_it_from_the_queue() {
-    let comfy = ComfyUiServer::start_with(Arc::new(|prompt: &Value| {
-        if prompt["6"]["inputs"]["text"] == "someone else's" {
-            Script {
-                steps: 10_000,
-                step_delay: Duration::from_millis(10),
-                ..Script::default()
-            }
-        } else {
-            Script::instant()
-        }
-    }));
+    let comfy = slow_for("someone else's", 10_000, Duration::from_millis(10));
     // Another client of the same ComfyUI keeps it busy, so serve's prompt waits in its queue.
     let mut other = workflow();
     other["6"]["inputs"]["text"] = json!("someone else's");
@@ -1417,15 +1386,7 @@ async fn multipart_requests_upload_files_typed_by_their_bytes_within_size_limits
     assert_eq!(comfy.received().len(), 1, "only the valid job reached ComfyUI");
 
     // The OpenAPI document describes both bodies, with examples for every parameter.
-    let doc: Value = h
-        .http
-        .get(format!("{}/openapi.json", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = h.get_json("/openapi.json").await;
     let post = &doc["paths"]["/v1/workflows/txt2img/jobs"]["post"];
     let content = &post["requestBody"]["content"];
     let example = &content["application/json"]["example"]["params"];

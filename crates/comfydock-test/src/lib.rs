@@ -20,6 +20,7 @@ pub mod http;
 pub mod node_repo;
 pub mod node_source;
 pub mod postgres;
+pub mod python_server;
 pub mod real_torch_index;
 pub mod realworld;
 pub mod registry;

@@ -6,7 +6,6 @@
 //! user (Debian's package creates it), else `nobody`, via `runuser`. Authentication is `trust`
 //! on 127.0.0.1 only. Panics name what failed: tests need the real server and must not skip.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -42,7 +41,7 @@ impl PostgresServer {
             dir,
             bin,
             run_as,
-            port: free_port(),
+            port: crate::python_server::free_port(),
         };
         server.run(
             "initdb",
@@ -223,13 +222,6 @@ fn unprivileged_user() -> Option<String> {
         .or_else(|| {
             panic!("running as root and neither a `postgres` nor a `nobody` user exists to run PostgreSQL")
         })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
 }
 
 fn checked(cmd: &mut Command, what: &str) {

@@ -3,10 +3,12 @@
 //! dropped. It speaks the S3 REST API (buckets, PUT, GET, multipart uploads) and takes any
 //! credentials. Panics name what is missing: tests need the real server and must not skip.
 
+use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::python_server::{PythonServer, PythonServerSpec};
 
 /// The credentials tests give clients of the server (moto accepts any).
 pub const ACCESS_KEY_ID: &str = "comfydock-test";
@@ -15,74 +17,37 @@ pub const REGION: &str = "us-east-1";
 
 /// A running moto server.
 pub struct S3Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    server: PythonServer,
 }
 
 impl S3Server {
     /// Starts moto on a free port and waits until it answers.
     pub fn start() -> Self {
-        let python = std::env::var("COMFYDOCK_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let probe = Command::new(&python)
-            .args(["-c", "import moto.server, flask, flask_cors"])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-        assert!(
-            probe.status.success(),
-            "moto's server is not installed for {python}: run `{python} -m pip install \"moto[server]==5.2.1\"` \
-             (.ci/run does): {}",
-            String::from_utf8_lossy(&probe.stderr)
+        let server = PythonServer::start(
+            PythonServerSpec {
+                name: "moto",
+                imports: "import moto.server, flask, flask_cors",
+                install: "\"moto[server]==5.2.1\"",
+                args: Box::new(|port, _| {
+                    ["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]
+                        .map(OsString::from)
+                        .to_vec()
+                }),
+                timeout: Duration::from_mins(1),
+            },
+            |port| request_with_head(port, "GET", "/").is_some_and(|(status, _)| status > 0),
         );
-        let dir = tempfile::Builder::new()
-            .prefix("comfydock-s3-")
-            .tempdir()
-            .expect("create a temp dir for moto");
-        let port = free_port();
-        let log = fs_err::File::create(dir.path().join("server.log")).expect("create moto's log");
-        let child = Command::new(&python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .current_dir(dir.path())
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                log.try_clone().expect("clone the log handle").into_parts().0,
-            ))
-            .stderr(Stdio::from(log.into_parts().0))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto with {python}: {e}"));
-        let mut server = Self { child, port, dir };
-        server.wait_until_ready();
-        server
-    }
-
-    fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_mins(1);
-        loop {
-            if self.request("GET", "/").is_some_and(|(status, _)| status > 0) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("moto exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto did not answer within 60 s: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        Self { server }
     }
 
     /// What the server logged.
     pub fn log(&self) -> String {
-        fs_err::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.server.log()
     }
 
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port())
     }
 
     /// The `AWS_*` variables a client of this server needs.
@@ -134,7 +99,7 @@ impl S3Server {
 
     /// The ETag of an object (a multipart upload's ends in `-<parts>`), `None` when it is missing.
     pub fn etag(&self, bucket: &str, key: &str) -> Option<String> {
-        let (status, head) = self.request_with_head("HEAD", &format!("/{bucket}/{key}"))?;
+        let (status, head) = request_with_head(self.server.port(), "HEAD", &format!("/{bucket}/{key}"))?;
         if status != 200 {
             return None;
         }
@@ -147,41 +112,27 @@ impl S3Server {
 
     /// One unsigned HTTP/1.1 request (moto does not check signatures); the status and body.
     fn request(&self, method: &str, target: &str) -> Option<(u16, String)> {
-        let (status, text) = self.request_with_head(method, target)?;
+        let (status, text) = request_with_head(self.server.port(), method, target)?;
         let body = text
             .split_once("\r\n\r\n")
             .map_or_else(String::new, |(_, body)| body.to_owned());
         Some((status, body))
     }
-
-    /// The status and the whole response (head and body).
-    fn request_with_head(&self, method: &str, target: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        write!(
-            stream,
-            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).ok()?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        Some((status, text))
-    }
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free port")
+/// One unsigned HTTP/1.1 request to the server on `port`: the status and the whole response
+/// (head and body).
+fn request_with_head(port: u16, method: &str, target: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
 }

@@ -865,15 +865,7 @@ async fn retry_puts_dead_jobs_back_and_the_event_stream_follows_the_retry() {
 
     // Retrying a succeeded job is refused.
     assert_eq!(retry(&id, true).send().await.unwrap().status(), 409);
-    let doc: Value = h
-        .http
-        .get(format!("{}/openapi.json", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = h.get_json("/openapi.json").await;
     assert!(doc["paths"]["/v1/jobs/{id}/retry"]["post"].is_object());
     assert!(doc["paths"]["/v1/environment"]["get"].is_object());
     let params = &doc["components"]["schemas"]["txt2img_params"]["properties"];
