@@ -273,14 +273,19 @@ pub fn list(env: &Environment) -> Result<Vec<WorkflowEntry>, TrackingError> {
     names.extend(tracked.iter().cloned());
     names.extend(workflow_names(&cec_dir)?);
     let mut out = Vec::new();
+    // Copies whose bytes differ are parsed and compared below, several at once.
+    let mut differing: Vec<(usize, Vec<u8>, Vec<u8>)> = Vec::new();
     for name in names {
         let live = fs_err::read(file_for(&live_dir, &name)).ok();
         let kept = fs_err::read(file_for(&cec_dir, &name)).ok();
-        let state = match (&live, &kept) {
+        let state = match (live, kept) {
             (Some(_), None) => WorkflowState::New,
             (None, _) => WorkflowState::Deleted,
-            (Some(a), Some(b)) if same_content(a, b) => WorkflowState::Synced,
-            (Some(_), Some(_)) => WorkflowState::Modified,
+            (Some(a), Some(b)) if a == b => WorkflowState::Synced,
+            (Some(a), Some(b)) => {
+                differing.push((out.len(), a, b));
+                WorkflowState::Modified
+            }
         };
         out.push(WorkflowEntry {
             tracked: tracked.contains(&name),
@@ -288,7 +293,45 @@ pub fn list(env: &Environment) -> Result<Vec<WorkflowEntry>, TrackingError> {
             state,
         });
     }
+    for index in same_content_all(&differing) {
+        out[index].state = WorkflowState::Synced;
+    }
     Ok(out)
+}
+
+/// The indexes (first of each triple) of the pairs holding the same workflow once view state
+/// is ignored, parsed on as many threads as there are cores: `status` with dozens of edited
+/// workflows parses two documents per workflow.
+fn same_content_all(pairs: &[(usize, Vec<u8>, Vec<u8>)]) -> Vec<usize> {
+    let same = |chunk: &[(usize, Vec<u8>, Vec<u8>)]| -> Vec<usize> {
+        chunk
+            .iter()
+            .filter(|(_, a, b)| same_content(a, b))
+            .map(|(index, _, _)| *index)
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || pairs.len() < 4 {
+        return same(pairs);
+    }
+    let chunk_size = pairs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = pairs
+            .chunks(chunk_size)
+            .skip(1)
+            .map(|chunk| scope.spawn(move || same(chunk)))
+            .collect();
+        let mut found = same(&pairs[..chunk_size.min(pairs.len())]);
+        for worker in workers {
+            // A panic while comparing is a bug; surface it rather than misreport a state.
+            found.extend(
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        found
+    })
 }
 
 /// Equal bytes, or the same workflow once view state (pan/zoom, positions) is ignored.
@@ -516,4 +559,40 @@ pub fn restore(
 /// The live file of a workflow in ComfyUI.
 pub fn live_path(env: &Environment, name: &str) -> PathBuf {
     file_for(&comfyui_workflows_dir(env), &normalize_name(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workflow(seed: u64, pos: f64) -> Vec<u8> {
+        format!(
+            r#"{{"last_node_id": 1, "last_link_id": 0, "links": [], "version": 0.4,
+              "nodes": [{{"id": 1, "type": "KSampler", "pos": [{pos}, 0], "mode": 0,
+                          "widgets_values": [{seed}, "fixed", 20]}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    /// Compared on several threads, exactly the pairs that differ only in view state (a moved
+    /// node) are the same workflow; a changed widget value, or text that is not a workflow, is not.
+    #[test]
+    fn same_content_all_finds_exactly_the_view_only_changes() {
+        let mut pairs = Vec::new();
+        let mut expected = Vec::new();
+        for index in 0..23usize {
+            let seed = index as u64;
+            let (live, same) = match index % 3 {
+                0 => (workflow(seed, 10.0), true),
+                1 => (workflow(seed + 1000, 0.0), false),
+                _ => (b"{not json".to_vec(), false),
+            };
+            if same {
+                expected.push(index * 2);
+            }
+            pairs.push((index * 2, live, workflow(seed, 0.0)));
+        }
+        assert_eq!(same_content_all(&pairs), expected);
+        assert_eq!(same_content_all(&pairs[..2]), [0]);
+    }
 }
