@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Scaling benchmarks (issue 22): each figure next to the reference tool doing the same work, on the
 # same files, in the same run. Builds a 100,000-entry model index (small generated files), a 50 MB
-# workflow and a folder of workflows; needs python3, sqlite3, strace (bytes written) and b3sum
-# (the scan reference; skipped when missing). Nothing touches the network.
+# workflow, a folder of workflows, an environment with a 500 MB dev node and 50 modified tracked
+# workflows; needs python3, sqlite3, uv, strace (bytes written) and b3sum (the scan reference;
+# skipped when missing). The environment is made from the test suite's stand-ins (ComfyUI repo and
+# wheel index); nothing touches the network.
 #
 #   scripts/bench-scale.sh                       # full size
 #   BENCH_MODELS=20000 scripts/bench-scale.sh    # smaller index
@@ -15,12 +17,17 @@ WORKFLOW_MB=${BENCH_WORKFLOW_MB:-50}
 WORKFLOWS=${BENCH_WORKFLOWS:-644}
 BUNDLE_ENTRIES=${BENCH_BUNDLE_ENTRIES:-19990}
 BUNDLE_LARGE_MB=${BENCH_BUNDLE_LARGE_MB:-1024}
+DEVNODE_MB=${BENCH_DEVNODE_MB:-500}
+STATUS_WORKFLOWS=${BENCH_STATUS_WORKFLOWS:-50}
 HELPER="python3 $PWD/scripts/bench_scale_data.py"
 
 cargo build --release -q -p comfydock
+cargo build --release -q -p comfydock-test --bin comfydock-standins
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/comfydock"
+STANDINS="${CARGO_TARGET_DIR:-$PWD/target}/release/comfydock-standins"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-scale.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+SPID=""
+trap '[ -n "$SPID" ] && kill "$SPID" 2>/dev/null; rm -rf "$WORK"' EXIT
 export COMFYDOCK_HOME="$WORK/ws" NO_COLOR=1
 DB="$COMFYDOCK_HOME/.metadata/model_index.db"
 
@@ -88,6 +95,37 @@ import_many=$(COMFYDOCK_COMFYUI_REPO=/nonexistent/comfyui $HELPER time-to-error 
 import_large=$(COMFYDOCK_COMFYUI_REPO=/nonexistent/comfyui $HELPER time-to-error 3 "$BIN" --yes import "$WORK/large.tar.gz")
 tar_many=$($HELPER time 3 sh -c "rm -rf '$WORK/untar' && mkdir '$WORK/untar' && tar -xzf '$WORK/many.tar.gz' -C '$WORK/untar'")
 
+echo >&2 "Environment: export of a ${DEVNODE_MB} MB dev node, status with $STATUS_WORKFLOWS modified workflows ..."
+"$STANDINS" "$WORK/standins" > "$WORK/standins.env" &
+SPID=$!
+for _ in $(seq 100); do [ -s "$WORK/standins.env" ] && break; sleep 0.1; done
+# shellcheck disable=SC1091
+source "$WORK/standins.env"   # COMFYDOCK_COMFYUI_REPO, COMFYDOCK_TORCH_INDEX_URL, UV_INDEX_URL, ...
+export UV_CACHE_DIR="$WORK/uv-cache" UV_PYTHON_DOWNLOADS=never
+"$BIN" create bench --comfyui v0.3.40 --torch-backend cpu -q
+ENV_DIR="$COMFYDOCK_HOME/environments/bench"
+status_none=$($HELPER time 30 "$BIN" -e bench status)
+# Tracked workflows, then every one changed in ComfyUI (a widget value) without a commit.
+LIVE="$ENV_DIR/ComfyUI/user/default/workflows"
+$HELPER workflows "$LIVE" "$STATUS_WORKFLOWS"
+"$BIN" -e bench workflow track --all -q
+"$BIN" -e bench commit -m "Workflows" -q
+sed -i 's/"randomize"/"fixed"/' "$LIVE"/*.json
+status_modified=$($HELPER time 30 "$BIN" -e bench status)
+# The first run after the edits: no content hash cached yet (the shell start is included).
+status_cold=$($HELPER time 30 sh -c "rm -f '$ENV_DIR/.workflow-hashes.json' && exec '$BIN' -e bench status")
+"$BIN" -e bench --json status | python3 -c "import json,sys; d=json.load(sys.stdin); n=sum(w['state']=='modified' for w in d['workflows']); assert n == $STATUS_WORKFLOWS, n"
+"$BIN" -e bench commit -m "Workflows changed" -q
+$HELPER devnode "$WORK/dev/BigNode" "$DEVNODE_MB"
+"$BIN" -e bench node add --dev "$WORK/dev/BigNode" -q
+"$BIN" -e bench commit -m "A large dev node" -q
+dev_mb=$(du -sm "$WORK/dev/BigNode" | cut -f1)
+export_big=$($HELPER time-self 3 "$BIN" -e bench -q export --allow-large-dev-nodes --allow-issues -o "$WORK/export.tar.gz")
+tar_big=$($HELPER time 3 tar -czf "$WORK/tar.tar.gz" -C "$WORK/dev" BigNode -C "$ENV_DIR/.cec" pyproject.toml uv.lock workflows)
+# Into a fresh workspace (no ComfyUI mirror yet), so import stops at the checkout as above.
+COMFYDOCK_HOME="$WORK/ws-import" "$BIN" init -q
+import_big=$(COMFYDOCK_HOME="$WORK/ws-import" COMFYDOCK_COMFYUI_REPO=/nonexistent/comfyui $HELPER time-self-to-error 1 "$BIN" --yes import "$WORK/export.tar.gz")
+
 echo
 row "what ($MODELS models)" "comfydock" "reference" "ratio"
 row "---" "---" "---" "---"
@@ -103,4 +141,8 @@ row "\`workflow analyze\` ${big_mb} MiB: time" "$(best "$analyze_big") s" "pytho
 row "\`workflow analyze\` ${big_mb} MiB: peak memory" "$(peak_mib "$analyze_big")" "python3 json.load: $(peak_mib "$json_load")" "$(python3 -c "import sys; print(f'{int(sys.argv[1]) / 1024 / float(sys.argv[2]):.1f}× file')" "$(cut -d' ' -f3 <<<"$analyze_big")" "$big_mb")"
 row "\`import\` $BUNDLE_ENTRIES-entry bundle (to checkout)" "$(best "$import_many") s, $(peak_mib "$import_many")" "tar -xzf: $(best "$tar_many") s" "$(ratio "$(best "$import_many")" "$(best "$tar_many")")"
 row "\`import\` ${BUNDLE_LARGE_MB} MiB entry: peak memory" "$(peak_mib "$import_large") ($(best "$import_large") s)" "" ""
+row "\`export\` ${dev_mb} MiB dev node" "$(best "$export_big") s, $(peak_mib "$export_big") (own process)" "tar -czf: $(best "$tar_big") s, $(peak_mib "$tar_big")" "$(ratio "$(best "$export_big")" "$(best "$tar_big")")"
+row "\`import\` of that bundle (to checkout)" "$(best "$import_big") s, $(peak_mib "$import_big") (own process)" "" ""
+row "\`status\`, $STATUS_WORKFLOWS tracked workflows modified" "$(ms "$(best "$status_modified")") ($(ms "$(median "$status_modified")"))" "no workflows: $(ms "$(best "$status_none")")" "$(ratio "$(best "$status_modified")" "$(best "$status_none")")"
+row "\`status\`, the same, first run (no cache)" "$(ms "$(best "$status_cold")") ($(ms "$(median "$status_cold")"))" "no workflows: $(ms "$(best "$status_none")")" "$(ratio "$(best "$status_cold")" "$(best "$status_none")")"
 row "\`workflow analyze DIR\` ($WORKFLOWS files)" "$(best "$many") s" "cat loop: $(best "$cat_floor") s" "$(ratio "$(best "$many")" "$(best "$cat_floor")")"

@@ -6,9 +6,13 @@
   bench_scale_data.py workflows DIR COUNT   COUNT small workflows (for the many-files case)
   bench_scale_data.py bundle FILE COUNT MB  an export bundle with COUNT empty workflows and one dev-node
                                             file of MB megabytes of zeros (streamed into the gzip stream)
+  bench_scale_data.py devnode DIR MB        a dev node of about MB megabytes: Python sources (a tenth)
+                                            and one weights file (half-compressible noise)
   bench_scale_data.py time RUNS CMD...      best and median wall time of CMD (stdout discarded), and
                                             the peak RSS of the best run
   bench_scale_data.py time-to-error RUNS CMD...  the same for a CMD expected to fail (exit status ignored)
+  bench_scale_data.py time-self[-to-error] RUNS CMD...  the same, with the peak RSS of CMD's own process
+                                            (its VmHWM; children such as git or uv left out)
   bench_scale_data.py first-line CMD...     seconds until CMD prints its first line on stdout, and in all
   bench_scale_data.py written TRACE NAME    bytes an `strace -y` log shows written to files whose name
                                             starts with NAME
@@ -136,6 +140,25 @@ def bundle(path, count, megabytes):
         tar.addfile(info, io.BufferedReader(Zeros(large), 1 << 20))
 
 
+def devnode(root, megabytes):
+    import random
+    rng = random.Random(22)
+    os.makedirs(os.path.join(root, "nodes"), exist_ok=True)
+    with open(os.path.join(root, "__init__.py"), "w") as out:
+        out.write("NODE_CLASS_MAPPINGS = {}\n")
+    source_mb = max(megabytes // 10, 1)
+    for n in range(source_mb * 10):
+        lines = [f"def function_{n}_{i}(x, y={i}):\n    return x * y + {rng.randrange(10**6)}  # step {i}\n"
+                 for i in range(1200)]
+        with open(os.path.join(root, "nodes", f"module_{n:04d}.py"), "w") as out:
+            out.write("".join(lines)[: 100 * 1024])
+    # Sixteen symbols per byte: about half the size once compressed, like quantised weights.
+    table = bytes(b & 0x0F for b in range(256))
+    with open(os.path.join(root, "weights.bin"), "wb") as out:
+        for _ in range(megabytes - source_mb):
+            out.write(rng.randbytes(1 << 20).translate(table))
+
+
 def run_once(command, check=True):
     """Wall seconds and peak RSS (KiB, from GNU time: a fork of this Python would report its own)."""
     rss_file = f"/tmp/bench-scale-rss.{os.getpid()}"
@@ -151,8 +174,30 @@ def run_once(command, check=True):
     return elapsed, peak
 
 
-def timed(runs, command, check=True):
-    results = sorted(run_once(command, check) for _ in range(runs))
+def run_once_self(command, check=True):
+    """Wall seconds and the peak RSS (KiB) of CMD's own process, children (git, uv) left out:
+    its VmHWM, a high-water mark, read every few milliseconds until it exits."""
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        process = subprocess.Popen(command, stdout=null)
+        peak = 0
+        while process.poll() is None:
+            try:
+                with open(f"/proc/{process.pid}/status") as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            peak = max(peak, int(line.split()[1]))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                pass
+            time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    if check and process.returncode != 0:
+        sys.exit(f"`{' '.join(command)}` failed ({process.returncode})")
+    return elapsed, peak
+
+
+def timed(runs, command, check=True, measure=run_once):
+    results = sorted(measure(command, check) for _ in range(runs))
     best, rss = results[0]
     median = statistics.median(r[0] for r in results)
     print(f"{best:.4f} {median:.4f} {rss}")
@@ -185,6 +230,10 @@ if __name__ == "__main__":
         timed(int(sys.argv[2]), sys.argv[3:])
     elif what == "time-to-error":
         timed(int(sys.argv[2]), sys.argv[3:], check=False)
+    elif what == "time-self":
+        timed(int(sys.argv[2]), sys.argv[3:], measure=run_once_self)
+    elif what == "time-self-to-error":
+        timed(int(sys.argv[2]), sys.argv[3:], check=False, measure=run_once_self)
     elif what == "bundle":
         bundle(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif what == "first-line":
@@ -192,4 +241,4 @@ if __name__ == "__main__":
     elif what == "written":
         written(sys.argv[2], sys.argv[3])
     else:
-        {"models": models, "workflow": workflow, "workflows": workflows}[what](sys.argv[2], int(sys.argv[3]))
+        {"models": models, "workflow": workflow, "workflows": workflows, "devnode": devnode}[what](sys.argv[2], int(sys.argv[3]))

@@ -23,15 +23,57 @@ use super::format::{FORMAT_VERSION, FileDigest, MANIFEST_NAME};
 /// One file to put into a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleEntry {
-    pub data: Vec<u8>,
+    pub content: EntryContent,
     pub executable: bool,
 }
 
+/// Where an entry's bytes come from: small metadata is held in memory, files (workflows, dev
+/// node sources of any size) are streamed from disk when hashed and again when written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryContent {
+    Bytes(Vec<u8>),
+    /// A file of `size` bytes (its size when the environment was walked; a file that changes
+    /// before it is written is refused by [`write`]).
+    File {
+        path: PathBuf,
+        size: u64,
+    },
+}
+
 impl BundleEntry {
+    /// A non-executable entry held in memory.
     pub fn file(data: Vec<u8>) -> Self {
         Self {
-            data,
+            content: EntryContent::Bytes(data),
             executable: false,
+        }
+    }
+
+    /// An entry streamed from the file at `path`, `size` bytes long.
+    pub fn on_disk(path: PathBuf, size: u64, executable: bool) -> Self {
+        Self {
+            content: EntryContent::File { path, size },
+            executable,
+        }
+    }
+
+    /// Bytes this entry holds.
+    pub fn size(&self) -> u64 {
+        match &self.content {
+            EntryContent::Bytes(data) => data.len() as u64,
+            EntryContent::File { size, .. } => *size,
+        }
+    }
+
+    /// sha256 and size of the entry's bytes, read through a fixed buffer.
+    pub fn digest(&self) -> std::io::Result<FileDigest> {
+        match &self.content {
+            EntryContent::Bytes(data) => Ok(digest(data)),
+            EntryContent::File { path, size } => {
+                let mut hashing = HashingReader::new(open_exact(path, *size)?);
+                std::io::copy(&mut hashing, &mut std::io::sink())?;
+                hashing.finish(path, *size)
+            }
         }
     }
 }
@@ -44,11 +86,70 @@ pub fn digest(data: &[u8]) -> FileDigest {
     }
 }
 
+/// Read buffer for entries streamed from disk: large reads keep syscalls few, and memory stays
+/// fixed whatever the file size.
+const STREAM_BUFFER: usize = 256 * 1024;
+
+/// The file at `path`, read at most `size` bytes (one more, to notice a file that grew).
+fn open_exact(path: &Path, size: u64) -> std::io::Result<impl Read> {
+    let file = fs_err::File::open(path)?;
+    Ok(std::io::BufReader::with_capacity(STREAM_BUFFER, file).take(size.saturating_add(1)))
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: sha2::Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// The digest of what was read; an error naming `path` unless exactly `size` bytes were.
+    fn finish(self, path: &Path, size: u64) -> std::io::Result<FileDigest> {
+        if self.count != size {
+            return Err(changed_while_exporting(path));
+        }
+        Ok(FileDigest {
+            sha256: hex::encode(self.hasher.finalize()),
+            size,
+        })
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+fn changed_while_exporting(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "`{}` changed while it was being exported; export again",
+        path.display()
+    ))
+}
+
 /// Write `manifest` then `entries` (sorted by path) as a deterministic `.tar.gz` to `out`.
+///
+/// Entries on disk are streamed through a fixed buffer, hashed on the way; when `expected` is
+/// given, an entry whose bytes no longer match its digest there (the file changed since it was
+/// hashed) fails the write, so a bundle never contradicts its manifest.
 pub fn write(
     out: impl Write,
     manifest: &[u8],
     entries: &BTreeMap<String, BundleEntry>,
+    expected: Option<&BTreeMap<String, FileDigest>>,
     mtime: u64,
 ) -> std::io::Result<()> {
     let gz = flate2::GzBuilder::new()
@@ -59,14 +160,32 @@ pub fn write(
     let mut append = |path: &str, entry: &BundleEntry| -> std::io::Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(entry.data.len() as u64);
+        header.set_size(entry.size());
         header.set_mode(if entry.executable { 0o755 } else { 0o644 });
         header.set_mtime(mtime);
         header.set_uid(0);
         header.set_gid(0);
         header.set_username("")?;
         header.set_groupname("")?;
-        tar.append_data(&mut header, path, entry.data.as_slice())
+        match &entry.content {
+            EntryContent::Bytes(data) => tar.append_data(&mut header, path, data.as_slice()),
+            EntryContent::File { path: file, size } => {
+                // At most `size` bytes reach the archive (the header promises that many); a
+                // shorter or longer file, or other bytes than hashed, is refused below.
+                let mut hashing = HashingReader::new(open_exact(file, *size)?);
+                tar.append_data(&mut header, path, (&mut hashing).take(*size))?;
+                // One byte more shows a file that grew.
+                let mut extra = [0u8; 1];
+                if hashing.read(&mut extra)? != 0 {
+                    return Err(changed_while_exporting(file));
+                }
+                let written = hashing.finish(file, *size)?;
+                if expected.is_some_and(|digests| digests.get(path) != Some(&written)) {
+                    return Err(changed_while_exporting(file));
+                }
+                Ok(())
+            }
+        }
     };
     append(MANIFEST_NAME, &BundleEntry::file(manifest.to_vec()))?;
     for (path, entry) in entries {
@@ -369,14 +488,14 @@ mod tests {
         entries.insert(
             "a/run.sh".to_owned(),
             BundleEntry {
-                data: b"#!/bin/sh\n".to_vec(),
+                content: EntryContent::Bytes(b"#!/bin/sh\n".to_vec()),
                 executable: true,
             },
         );
         let mut one = Vec::new();
-        write(&mut one, b"{}", &entries, 1_700_000_000).unwrap();
+        write(&mut one, b"{}", &entries, None, 1_700_000_000).unwrap();
         let mut two = Vec::new();
-        write(&mut two, b"{}", &entries, 1_700_000_000).unwrap();
+        write(&mut two, b"{}", &entries, None, 1_700_000_000).unwrap();
         assert_eq!(one, two);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.tar.gz");
@@ -390,6 +509,120 @@ mod tests {
         assert_eq!(unpacked.files["b.txt"], digest(b"bee"));
     }
 
+    /// Pseudo-random bytes (xorshift), so the stream does not compress to nothing.
+    fn noise(len: usize, mut state: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    }
+
+    /// Entries streamed from disk make exactly the bytes the same entries held in memory make,
+    /// with the same digests; a file larger than the read buffer crosses many reads.
+    #[test]
+    fn entries_streamed_from_disk_write_the_same_bundle_as_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = noise(3 * STREAM_BUFFER + 12_345, 0x9e37_79b9_7f4a_7c15);
+        let small = b"print('hi')\n".to_vec();
+        fs_err::write(dir.path().join("big.bin"), &big).unwrap();
+        fs_err::write(dir.path().join("run.py"), &small).unwrap();
+        fs_err::write(dir.path().join("empty"), b"").unwrap();
+        let on_disk: BTreeMap<String, BundleEntry> = [
+            ("dev_nodes/n/big.bin", "big.bin", big.len(), false),
+            ("dev_nodes/n/run.py", "run.py", small.len(), true),
+            ("workflows/empty.json", "empty", 0, false),
+        ]
+        .into_iter()
+        .map(|(name, file, size, executable)| {
+            (
+                name.to_owned(),
+                BundleEntry::on_disk(dir.path().join(file), size as u64, executable),
+            )
+        })
+        .collect();
+        let in_memory: BTreeMap<String, BundleEntry> = [
+            ("dev_nodes/n/big.bin", big.clone(), false),
+            ("dev_nodes/n/run.py", small.clone(), true),
+            ("workflows/empty.json", Vec::new(), false),
+        ]
+        .into_iter()
+        .map(|(name, data, executable)| {
+            (
+                name.to_owned(),
+                BundleEntry {
+                    content: EntryContent::Bytes(data),
+                    executable,
+                },
+            )
+        })
+        .collect();
+        let digests: BTreeMap<String, FileDigest> = on_disk
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.digest().unwrap()))
+            .collect();
+        assert_eq!(digests["dev_nodes/n/big.bin"], digest(&big));
+        assert_eq!(digests["dev_nodes/n/run.py"], digest(&small));
+        assert_eq!(digests["workflows/empty.json"], digest(b""));
+
+        let mut streamed = Vec::new();
+        write(&mut streamed, b"{}", &on_disk, Some(&digests), 1_700_000_000).unwrap();
+        let mut held = Vec::new();
+        write(&mut held, b"{}", &in_memory, None, 1_700_000_000).unwrap();
+        assert!(streamed == held, "streamed and in-memory bundles differ");
+
+        let path = dir.path().join("b.tar.gz");
+        fs_err::write(&path, &streamed).unwrap();
+        let unpacked = read(&path, Limits::default()).unwrap();
+        assert!(unpacked.read("dev_nodes/n/big.bin").unwrap() == big);
+        for (name, expected) in &digests {
+            assert_eq!(&unpacked.files[name], expected, "{name}");
+        }
+    }
+
+    /// A file that changed between hashing and writing (other bytes, shorter, longer) fails the
+    /// write instead of making a bundle that contradicts its manifest.
+    #[test]
+    fn a_file_changed_after_hashing_fails_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weights.bin");
+        let original = noise(100_000, 7);
+        fs_err::write(&file, &original).unwrap();
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            "dev_nodes/n/weights.bin".to_owned(),
+            BundleEntry::on_disk(file.clone(), original.len() as u64, false),
+        );
+        let digests: BTreeMap<String, FileDigest> = entries
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.digest().unwrap()))
+            .collect();
+        let mut same_size = original.clone();
+        same_size[50_000] ^= 0xff;
+        let mut longer = original.clone();
+        longer.push(0);
+        for changed in [same_size, original[..99_999].to_vec(), longer] {
+            fs_err::write(&file, &changed).unwrap();
+            let err = write(Vec::new(), b"{}", &entries, Some(&digests), 0).unwrap_err();
+            assert!(
+                err.to_string().contains("changed while it was being exported"),
+                "{err}"
+            );
+            if changed.len() != original.len() {
+                let err = entries["dev_nodes/n/weights.bin"].digest().unwrap_err();
+                assert!(
+                    err.to_string().contains("changed while it was being exported"),
+                    "{err}"
+                );
+            }
+        }
+        fs_err::write(&file, &original).unwrap();
+        write(Vec::new(), b"{}", &entries, Some(&digests), 0).unwrap();
+    }
+
     #[test]
     fn entry_count_cap() {
         let mut entries = BTreeMap::new();
@@ -397,7 +630,7 @@ mod tests {
             entries.insert(format!("f{i}"), BundleEntry::file(Vec::new()));
         }
         let mut bytes = Vec::new();
-        write(&mut bytes, b"{}", &entries, 0).unwrap();
+        write(&mut bytes, b"{}", &entries, None, 0).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.tar.gz");
         fs_err::write(&path, &bytes).unwrap();

@@ -141,7 +141,7 @@ fn check_importable(env: &str, entries: &BTreeMap<String, BundleEntry>) -> Resul
     let human = comfydock_foundation::display_text::human_bytes;
     let mut total: u64 = 0;
     for (name, entry) in entries {
-        let size = entry.data.len() as u64;
+        let size = entry.size();
         total += size;
         if let Some(cap) = limits.per_entry(name)
             && size > cap
@@ -219,7 +219,7 @@ pub fn export(
             workflow_count += 1;
             entries.insert(
                 format!("workflows/{}", file.rel),
-                BundleEntry::file(fs_err::read(&file.path)?),
+                BundleEntry::on_disk(file.path, file.size, false),
             );
         }
     }
@@ -269,10 +269,7 @@ pub fn export(
                     }
                     entries.insert(
                         format!("dev_nodes/{}/{}", node.name, file.rel),
-                        BundleEntry {
-                            data: fs_err::read(&file.path)?,
-                            executable: file.executable,
-                        },
+                        BundleEntry::on_disk(file.path, file.size, file.executable),
                     );
                 }
             }
@@ -300,10 +297,12 @@ pub fn export(
         });
     }
     check_importable(&env.name, &entries)?;
-    let files = entries
-        .iter()
-        .map(|(k, v)| (k.clone(), archive::digest(&v.data)))
-        .collect();
+    // Files are hashed as streams (never read whole), then streamed again into the archive.
+    reporter.phase("Writing bundle");
+    let mut files = BTreeMap::new();
+    for (name, entry) in &entries {
+        files.insert(name.clone(), entry.digest()?);
+    }
     let bundle = BundleManifest {
         format_version: FORMAT_VERSION,
         comfydock_version: current_version().to_owned(),
@@ -328,7 +327,6 @@ pub fn export(
     };
     let manifest_json = serde_json::to_vec_pretty(&bundle).expect("bundle manifest serialises");
 
-    reporter.phase("Writing bundle");
     let write_err = |source| BundleError::Write {
         path: out.to_path_buf(),
         source,
@@ -347,6 +345,7 @@ pub fn export(
         std::io::BufWriter::new(tmp.as_file_mut()),
         &manifest_json,
         &entries,
+        Some(&bundle.files),
         mtime,
     )
     .map_err(write_err)?;

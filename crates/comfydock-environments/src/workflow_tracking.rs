@@ -4,7 +4,7 @@
 //! files into `.cec/workflows/`; comfydock never writes into ComfyUI's folder except on `restore`.
 //! Names are paths relative to the workflows folder without `.json` (`portraits/flux`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -273,14 +273,19 @@ pub fn list(env: &Environment) -> Result<Vec<WorkflowEntry>, TrackingError> {
     names.extend(tracked.iter().cloned());
     names.extend(workflow_names(&cec_dir)?);
     let mut out = Vec::new();
+    // Copies whose bytes differ are parsed and compared below, several at once.
+    let mut differing: Vec<(usize, Vec<u8>, Vec<u8>)> = Vec::new();
     for name in names {
         let live = fs_err::read(file_for(&live_dir, &name)).ok();
         let kept = fs_err::read(file_for(&cec_dir, &name)).ok();
-        let state = match (&live, &kept) {
+        let state = match (live, kept) {
             (Some(_), None) => WorkflowState::New,
             (None, _) => WorkflowState::Deleted,
-            (Some(a), Some(b)) if same_content(a, b) => WorkflowState::Synced,
-            (Some(_), Some(_)) => WorkflowState::Modified,
+            (Some(a), Some(b)) if a == b => WorkflowState::Synced,
+            (Some(a), Some(b)) => {
+                differing.push((out.len(), a, b));
+                WorkflowState::Modified
+            }
         };
         out.push(WorkflowEntry {
             tracked: tracked.contains(&name),
@@ -288,21 +293,140 @@ pub fn list(env: &Environment) -> Result<Vec<WorkflowEntry>, TrackingError> {
             state,
         });
     }
+    for index in same_content_all(&differing, &env.root.join(HASH_CACHE_FILE)) {
+        out[index].state = WorkflowState::Synced;
+    }
     Ok(out)
 }
 
-/// Equal bytes, or the same workflow once view state (pan/zoom, positions) is ignored.
-fn same_content(a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
+/// Where `status` keeps the content hashes of the workflow texts it compared last, in the
+/// environment's folder (machine-local, never committed).
+const HASH_CACHE_FILE: &str = ".workflow-hashes.json";
+
+/// Content hashes by the blake3 of a workflow file's bytes: a text seen before is neither parsed
+/// nor hashed again, so `status` with many edited workflows stays fast from its second run on.
+#[derive(Debug, Default, PartialEq, serde::Deserialize, Serialize)]
+struct HashCache {
+    /// The [`comfydock_workflow::CONTENT_HASH_VERSION`] the hashes were made with; a cache made
+    /// with another is ignored.
+    version: u32,
+    /// blake3 of the bytes → content hash, `None` for a text that is not a workflow.
+    hashes: BTreeMap<String, Option<String>>,
+}
+
+impl HashCache {
+    /// The cache at `path`; empty when it is missing, unreadable or from another hash version.
+    fn load(path: &Path) -> Self {
+        fs_err::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<HashCache>(&bytes).ok())
+            .filter(|cache| cache.version == comfydock_workflow::CONTENT_HASH_VERSION)
+            .unwrap_or_default()
     }
-    match (
-        comfydock_workflow::WorkflowDocument::parse_bytes(a),
-        comfydock_workflow::WorkflowDocument::parse_bytes(b),
-    ) {
-        (Ok(x), Ok(y)) => comfydock_workflow::content_hash(&x) == comfydock_workflow::content_hash(&y),
-        _ => false,
+
+    /// Replace the cache at `path` (renamed into place, never torn). Not flushed to disk: a
+    /// cache lost in a crash is only made again.
+    fn save(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut temp = tempfile::Builder::new()
+            .prefix(".workflow-hashes.")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        temp.write_all(&serde_json::to_vec(self).expect("the cache serialises"))?;
+        temp.persist(path).map_err(|err| err.error)?;
+        Ok(())
     }
+}
+
+/// The indexes (first of each triple) of the pairs holding the same workflow once view state
+/// is ignored. Texts whose content hash the cache at `cache` holds are not parsed; the others are
+/// parsed on as many threads as there are cores (`status` with dozens of edited workflows parses
+/// two documents per workflow). The cache is then rewritten with the texts of this comparison
+/// only; a cache that cannot be written is left as it was.
+fn same_content_all(pairs: &[(usize, Vec<u8>, Vec<u8>)], cache: &Path) -> Vec<usize> {
+    if pairs.is_empty() {
+        return Vec::new();
+    }
+    let known = HashCache::load(cache);
+    let key = |bytes: &[u8]| blake3::hash(bytes).to_hex().to_string();
+    let keys: Vec<(String, String)> = pairs.iter().map(|(_, a, b)| (key(a), key(b))).collect();
+    let mut unknown: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    for ((a_key, b_key), (_, a, b)) in keys.iter().zip(pairs) {
+        for (text_key, bytes) in [(a_key, a), (b_key, b)] {
+            if !known.hashes.contains_key(text_key) {
+                unknown.insert(text_key, bytes);
+            }
+        }
+    }
+    let unknown: Vec<(&str, &[u8])> = unknown.into_iter().collect();
+    let computed = content_hashes(&unknown);
+    let mut hashes = BTreeMap::new();
+    for (text_key, hash) in unknown.iter().map(|(k, _)| *k).zip(computed) {
+        hashes.insert(text_key.to_owned(), hash);
+    }
+    for (a_key, b_key) in &keys {
+        for text_key in [a_key, b_key] {
+            if let Some(hash) = known.hashes.get(text_key) {
+                hashes.insert(text_key.clone(), hash.clone());
+            }
+        }
+    }
+    let same = pairs
+        .iter()
+        .zip(&keys)
+        .filter(
+            |(_, (a_key, b_key))| matches!((&hashes[a_key], &hashes[b_key]), (Some(a), Some(b)) if a == b),
+        )
+        .map(|((index, _, _), _)| *index)
+        .collect();
+    let fresh = HashCache {
+        version: comfydock_workflow::CONTENT_HASH_VERSION,
+        hashes,
+    };
+    if fresh != known
+        && let Err(error) = fresh.save(cache)
+    {
+        tracing::debug!("workflow hash cache not written: {error}");
+    }
+    same
+}
+
+/// The content hash of each text (`None` for one that is not a workflow), in order, computed on
+/// as many threads as there are cores.
+fn content_hashes(texts: &[(&str, &[u8])]) -> Vec<Option<String>> {
+    let hash_all = |chunk: &[(&str, &[u8])]| -> Vec<Option<String>> {
+        chunk
+            .iter()
+            .map(|(_, bytes)| {
+                comfydock_workflow::WorkflowDocument::parse_bytes(bytes)
+                    .ok()
+                    .map(|document| comfydock_workflow::content_hash(&document))
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || texts.len() < 4 {
+        return hash_all(texts);
+    }
+    let chunk_size = texts.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = texts
+            .chunks(chunk_size)
+            .skip(1)
+            .map(|chunk| scope.spawn(move || hash_all(chunk)))
+            .collect();
+        let mut hashes = hash_all(&texts[..chunk_size]);
+        for worker in workers {
+            // A panic while hashing is a bug; surface it rather than misreport a state.
+            hashes.extend(
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        hashes
+    })
 }
 
 /// What `track` did.
@@ -516,4 +640,62 @@ pub fn restore(
 /// The live file of a workflow in ComfyUI.
 pub fn live_path(env: &Environment, name: &str) -> PathBuf {
     file_for(&comfyui_workflows_dir(env), &normalize_name(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workflow(seed: u64, pos: f64) -> Vec<u8> {
+        format!(
+            r#"{{"last_node_id": 1, "last_link_id": 0, "links": [], "version": 0.4,
+              "nodes": [{{"id": 1, "type": "KSampler", "pos": [{pos}, 0], "mode": 0,
+                          "widgets_values": [{seed}, "fixed", 20]}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    /// Compared on several threads, exactly the pairs that differ only in view state (a moved
+    /// node) are the same workflow; a changed widget value, or text that is not a workflow, is
+    /// not. The second comparison answers from the hash cache alike; a cache made by another hash
+    /// version, or damaged, is ignored and rewritten.
+    #[test]
+    fn same_content_all_finds_exactly_the_view_only_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(HASH_CACHE_FILE);
+        let mut pairs = Vec::new();
+        let mut expected = Vec::new();
+        for index in 0..23usize {
+            let seed = index as u64;
+            let (live, same) = match index % 3 {
+                0 => (workflow(seed, 10.0), true),
+                1 => (workflow(seed + 1000, 0.0), false),
+                _ => (b"{not json".to_vec(), false),
+            };
+            if same {
+                expected.push(index * 2);
+            }
+            pairs.push((index * 2, live, workflow(seed, 0.0)));
+        }
+        assert_eq!(same_content_all(&pairs, &cache), expected);
+        let written = HashCache::load(&cache);
+        assert_eq!(written.hashes.len(), 23 + 17, "each distinct text once");
+        assert_eq!(written.hashes.values().filter(|h| h.is_none()).count(), 1);
+        assert_eq!(same_content_all(&pairs, &cache), expected, "from the cache");
+        assert_eq!(HashCache::load(&cache), written, "unchanged, not rewritten");
+
+        let other_version = serde_json::json!({"version": 0, "hashes": {}});
+        for stale in [other_version.to_string().into_bytes(), b"{damaged".to_vec()] {
+            fs_err::write(&cache, stale).unwrap();
+            assert_eq!(same_content_all(&pairs, &cache), expected);
+            assert_eq!(HashCache::load(&cache), written);
+        }
+        assert_eq!(same_content_all(&pairs[..2], &cache), [0]);
+        assert_eq!(
+            HashCache::load(&cache).hashes.len(),
+            4,
+            "only this comparison's texts"
+        );
+        assert_eq!(same_content_all(&[], &cache), Vec::<usize>::new());
+    }
 }

@@ -60,6 +60,12 @@ impl comfydock_foundation::Hinted for HashError {}
 
 /// Hash one file. Opening the file first gives a clear error for unreadable files.
 pub fn hash_file(path: &Path, set: HashKinds) -> Result<FileDigest, HashError> {
+    hash_file_of_size(path, set, None)
+}
+
+/// [`hash_file`] of a file whose size the caller has just seen (a scan's walk), which saves
+/// asking for it again; the file is read to its end whatever its size now.
+pub fn hash_file_of_size(path: &Path, set: HashKinds, size: Option<u64>) -> Result<FileDigest, HashError> {
     let read_error = |source| HashError::Read {
         path: path.to_owned(),
         source,
@@ -69,16 +75,25 @@ pub fn hash_file(path: &Path, set: HashKinds) -> Result<FileDigest, HashError> {
         HashKinds::Blake3 => {
             // A small file is read whole through this handle: one open and one read, where
             // mapping would open it again.
-            if let Ok(metadata) = file.metadata()
-                && metadata.len() <= SMALL_FILE
-            {
-                let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0) + 1);
-                file.read_to_end(&mut bytes).map_err(read_error)?;
-                return Ok(FileDigest {
-                    blake3: blake3::hash(&bytes).to_hex().to_string(),
-                    sha256: None,
-                    size: bytes.len() as u64,
-                });
+            let size = match size {
+                Some(size) => Some(size),
+                None => file.metadata().ok().map(|metadata| metadata.len()),
+            };
+            if let Some(size) = size.filter(|size| *size <= SMALL_FILE) {
+                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+                // Read at most one byte past the limit: a file that has grown since is mapped.
+                (&mut file)
+                    .take(SMALL_FILE + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(read_error)?;
+                if bytes.len() as u64 <= SMALL_FILE {
+                    return Ok(FileDigest {
+                        blake3: blake3::hash(&bytes).to_hex().to_string(),
+                        sha256: None,
+                        size: bytes.len() as u64,
+                    });
+                }
+                file = fs_err::File::open(path).map_err(read_error)?;
             }
             let mut hasher = blake3::Hasher::new();
             match hasher.update_mmap_rayon(path) {
@@ -199,6 +214,30 @@ mod tests {
                 digest.blake3,
                 blake3::hash(&data).to_hex().to_string(),
                 "{len} bytes"
+            );
+            assert_eq!(digest.size, len as u64);
+        }
+    }
+
+    /// A size seen before the file changed (it grew past the small-file limit, or shrank) only
+    /// picks how the file is read: the digest is always of its bytes now.
+    #[test]
+    fn a_stale_size_still_hashes_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.safetensors");
+        for (seen, len) in [
+            (10, 256 * 1024 + 1),
+            (10, 3 * 1024 * 1024),
+            (300 * 1024, 10),
+            (5, 5),
+        ] {
+            let data = pattern(len);
+            fs_err::write(&path, &data).unwrap();
+            let digest = hash_file_of_size(&path, HashKinds::Blake3, Some(seen)).unwrap();
+            assert_eq!(
+                digest.blake3,
+                blake3::hash(&data).to_hex().to_string(),
+                "{len} bytes, {seen} seen"
             );
             assert_eq!(digest.size, len as u64);
         }

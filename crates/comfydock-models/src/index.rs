@@ -600,6 +600,25 @@ pub(crate) fn sources_of_model(conn: &Connection, id: i64) -> rusqlite::Result<V
 pub(crate) const MODEL_SOURCES_SQL: &str =
     "SELECT url, kind, added_at FROM sources WHERE model_id = ?1 ORDER BY id";
 
+/// The insert of a location row, bound by [`IndexTransaction::write_location`].
+macro_rules! insert_location_sql {
+    () => {
+        "INSERT INTO locations (model_id, root, relative_path, folder, size, mtime_ns, inode, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    };
+}
+
+/// A new location row.
+const INSERT_LOCATION_SQL: &str = insert_location_sql!();
+
+/// A location row, replacing the one for the same path.
+const UPSERT_LOCATION_SQL: &str = concat!(
+    insert_location_sql!(),
+    " ON CONFLICT (root, relative_path) DO UPDATE SET
+       model_id = excluded.model_id, folder = excluded.folder, size = excluded.size,
+       mtime_ns = excluded.mtime_ns, inode = excluded.inode, last_seen = excluded.last_seen"
+);
+
 /// Writes inside one batched transaction.
 pub(crate) struct IndexTransaction<'a> {
     tx: &'a Transaction<'a>,
@@ -615,24 +634,21 @@ impl IndexTransaction<'_> {
     /// Insert the model (its blake3 is its identity) and its sha256 if new; returns its id and
     /// whether it was created.
     pub fn ensure_model(&self, digest: &FileDigest) -> rusqlite::Result<(i64, bool)> {
-        let inserted: Option<i64> = self
+        // A look-up, then a plain insert: an insert that may do nothing or update (`ON CONFLICT`,
+        // `RETURNING`) keeps an undo copy of every page it touches, which took half of a first
+        // scan's database time.
+        let existing: Option<i64> = self
             .tx
-            .prepare_cached(
-                "INSERT INTO models (blake3, size, first_seen) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (blake3) DO NOTHING RETURNING id",
-            )?
-            .query_row(
-                params![digest.blake3, to_sql_u64(digest.size), unix_now()],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT id FROM models WHERE blake3 = ?1")?
+            .query_row([&digest.blake3], |row| row.get(0))
             .optional()?;
-        let created = inserted.is_some();
-        let model_id = match inserted {
-            Some(id) => id,
-            None => self
-                .tx
-                .prepare_cached("SELECT id FROM models WHERE blake3 = ?1")?
-                .query_row([&digest.blake3], |row| row.get(0))?,
+        let (model_id, created) = if let Some(id) = existing {
+            (id, false)
+        } else {
+            self.tx
+                .prepare_cached("INSERT INTO models (blake3, size, first_seen) VALUES (?1, ?2, ?3)")?
+                .execute(params![digest.blake3, to_sql_u64(digest.size), unix_now()])?;
+            (self.tx.last_insert_rowid(), true)
         };
         if let Some(sha256) = &digest.sha256 {
             self.set_hash(model_id, "sha256", sha256)?;
@@ -640,26 +656,36 @@ impl IndexTransaction<'_> {
         Ok((model_id, created))
     }
 
+    /// [`IndexTransaction::upsert_location`] for a path with no row yet (a scan knows which
+    /// paths it has), with a plain insert; a row that exists after all is replaced as there.
+    pub fn insert_location(&self, model_id: i64, location: &NewLocation<'_>) -> rusqlite::Result<()> {
+        match self.write_location(INSERT_LOCATION_SQL, model_id, location) {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                self.upsert_location(model_id, location)
+            }
+            other => other,
+        }
+    }
+
     /// Point a location at a model, creating or replacing the row for that path.
     pub fn upsert_location(&self, model_id: i64, location: &NewLocation<'_>) -> rusqlite::Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO locations (model_id, root, relative_path, folder, size, mtime_ns, inode, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (root, relative_path) DO UPDATE SET
-                   model_id = excluded.model_id, folder = excluded.folder, size = excluded.size,
-                   mtime_ns = excluded.mtime_ns, inode = excluded.inode, last_seen = excluded.last_seen",
-            )?
-            .execute(params![
-                model_id,
-                root_key(location.root),
-                location.relative_path,
-                location.folder,
-                to_sql_u64(location.stamp.size),
-                location.stamp.mtime_ns,
-                to_sql_u64(location.stamp.inode),
-                unix_now()
-            ])?;
+        self.write_location(UPSERT_LOCATION_SQL, model_id, location)
+    }
+
+    /// Run `sql` (an insert of a location row) for `location`.
+    fn write_location(&self, sql: &str, model_id: i64, location: &NewLocation<'_>) -> rusqlite::Result<()> {
+        self.tx.prepare_cached(sql)?.execute(params![
+            model_id,
+            root_key(location.root),
+            location.relative_path,
+            location.folder,
+            to_sql_u64(location.stamp.size),
+            location.stamp.mtime_ns,
+            to_sql_u64(location.stamp.inode),
+            unix_now()
+        ])?;
         Ok(())
     }
 
@@ -752,6 +778,39 @@ mod tests {
             mtime_ns: 1,
             inode: 2,
         }
+    }
+
+    /// A plain insert of a location that exists after all (another process indexed the path
+    /// meanwhile) replaces the row, as the upsert does; a new model is created once.
+    #[test]
+    fn inserting_a_location_that_exists_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = ModelIndex::open(&dir.path().join("index.db")).unwrap();
+        let root = dir.path().join("models");
+        let location = NewLocation {
+            root: &root,
+            relative_path: "loras/a.safetensors",
+            folder: Some("loras"),
+            stamp: stamp(),
+        };
+        let first = index.record_file(&digest("aa", None, 10), &location).unwrap();
+        let (second, created) = index
+            .batch(|tx| {
+                let (id, created) = tx.ensure_model(&digest("bb", None, 10))?;
+                tx.insert_location(id, &location)?;
+                Ok((id, created))
+            })
+            .unwrap();
+        assert!(created);
+        assert_ne!(first, second);
+        let (again, created) = index
+            .batch(|tx| tx.ensure_model(&digest("bb", None, 10)))
+            .unwrap();
+        assert_eq!((again, created), (second, false));
+        let moved = index.model(second).unwrap().unwrap();
+        assert_eq!(moved.locations.len(), 1);
+        assert_eq!(moved.locations[0].relative_path, "loras/a.safetensors");
+        assert!(index.model(first).unwrap().unwrap().locations.is_empty());
     }
 
     #[test]

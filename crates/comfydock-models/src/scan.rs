@@ -3,7 +3,7 @@
 //! 1. Walk every root in parallel, following symlinks (loops are detected and skipped), and
 //!    keep files with a model extension and a non-zero size.
 //! 2. A file whose size, mtime (ns) and inode equal the indexed ones is not read again.
-//! 3. Changed and new files are hashed in parallel; paths that are the same file (symlinks,
+//! 3. Changed and new files are hashed on worker threads; paths that are the same file (symlinks,
 //!    hard links) are read once and all become locations of one model.
 //! 4. Results are written in batched transactions while hashing goes on (large batches, one
 //!    WAL checkpoint at the end: see [`ModelIndex::bulk_writes`](crate::index::ModelIndex)).
@@ -14,14 +14,12 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
 use crate::folders::{folder_key, is_model_file_name};
-use crate::hashing::{FileDigest, HashError, HashKinds, hash_file};
+use crate::hashing::{FileDigest, HashError, HashKinds, hash_file_of_size};
 use crate::index::{FileStamp, IndexError, KnownLocation, ModelIndex, NewLocation};
 use crate::roots::ModelRoot;
 
@@ -32,6 +30,11 @@ const BATCH_INTERVAL: Duration = Duration::from_secs(5);
 /// commit rewrites the pages of the hash indexes it touches (new hashes land all over them),
 /// so few large batches write far less than many small ones.
 const BATCH_FILES: usize = 50_000;
+
+/// Hashed files are handed to the writing thread in runs of at most this many files...
+const RUN_FILES: usize = 64;
+/// ...or this many bytes.
+const RUN_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What a scan should do beyond the blake3 identity.
 #[derive(Debug, Clone, Copy, Default)]
@@ -194,8 +197,13 @@ impl ModelIndex {
                 _ => to_hash.push(group),
             }
         }
-        // Largest first keeps all threads busy to the end.
-        to_hash.sort_by(|a, b| b[0].stamp.size.cmp(&a[0].stamp.size));
+        // In path order: rows then land in the index's path-ordered indexes one after another
+        // (far less work than at random places), and model ids follow paths. Large files are
+        // hashed on every core each, so their order does not matter for keeping threads busy.
+        for group in &mut to_hash {
+            group.sort_by(|a, b| (a.root, &a.relative_path).cmp(&(b.root, &b.relative_path)));
+        }
+        to_hash.sort_by(|a, b| (a[0].root, &a[0].relative_path).cmp(&(b[0].root, &b[0].relative_path)));
         let bytes_to_hash = to_hash.iter().map(|group| group[0].stamp.size).sum();
         reporter.hashing_started(to_hash.len() as u64, bytes_to_hash);
 
@@ -215,7 +223,12 @@ impl ModelIndex {
         } else {
             HashKinds::Blake3
         };
-        self.hash_and_record(&location_roots, &to_hash, kinds, reporter, &mut summary)?;
+        let batch = Batch {
+            location_roots: &location_roots,
+            known: &known,
+            to_hash: &to_hash,
+        };
+        self.hash_and_record(&batch, kinds, reporter, &mut summary)?;
 
         // Vanished files lose their location; models, hashes and sources stay.
         let mut removed: Vec<(i64, PathBuf)> = Vec::new();
@@ -249,90 +262,163 @@ impl ModelIndex {
         Ok(summary)
     }
 
-    /// Hash groups on the rayon pool while this thread writes results in batches.
+    /// Hash groups on worker threads while this thread records the results, in scan order, in
+    /// batched transactions: writing goes on while hashing does, instead of after it.
     fn hash_and_record(
         &mut self,
-        location_roots: &[PathBuf],
-        to_hash: &[Vec<&FoundFile>],
+        batch: &Batch<'_>,
         kinds: HashKinds,
         reporter: &dyn ScanReporter,
         summary: &mut ScanSummary,
     ) -> Result<(), IndexError> {
+        let to_hash = batch.to_hash;
         if to_hash.is_empty() {
             return Ok(());
         }
-        // Unbounded: hashing goes on while a batch is written (a result is a few hundred bytes,
-        // and there is at most one per file found).
-        let (sender, receiver) = mpsc::channel::<(usize, Result<FileDigest, HashError>)>();
+        // Unbounded: hashing goes on while a batch is committed (a result is a few hundred
+        // bytes, and there is at most one per file found). Results travel in small runs: one
+        // message (and one wake-up of this thread) per file cost more than reading a small file.
+        let (sender, receiver) = mpsc::channel::<Vec<(usize, Result<FileDigest, HashError>)>>();
+        let runs = result_runs(to_hash);
+        // Workers take runs in order, so results arrive nearly in scan order and are written
+        // as they come (rayon's splitting would hand one worker the second half from the start,
+        // whose results would wait for the first half).
+        let next_run = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                to_hash
-                    .par_iter()
-                    .enumerate()
-                    .for_each_with(sender, |sender, (position, group)| {
-                        let result = hash_file(&group[0].path, kinds);
-                        // The receiver only goes away on a database error; stop quietly then.
-                        let _ = sender.send((position, result));
-                    });
-            });
-            let mut pending: Vec<(usize, FileDigest)> = Vec::new();
-            let mut last_commit = Instant::now();
-            for (position, result) in receiver {
-                let group = &to_hash[position];
-                match result {
-                    Ok(digest) => {
-                        summary.files_hashed += 1;
-                        summary.bytes_read += digest.size;
-                        reporter.file_hashed(&group[0].path, digest.size);
-                        pending.push((position, digest));
-                    }
-                    Err(err) => {
-                        for file in group {
-                            let issue = ScanIssue {
-                                path: file.path.clone(),
-                                message: error_chain(&err),
-                            };
-                            reporter.issue(&issue);
-                            summary.errors.push(issue);
+            for _ in 0..workers {
+                let sender = sender.clone();
+                let (runs, next_run) = (&runs, &next_run);
+                scope.spawn(move || {
+                    while let Some(run) = runs.get(next_run.fetch_add(1, Ordering::Relaxed)) {
+                        let results = run
+                            .clone()
+                            .map(|position| {
+                                let file = to_hash[position][0];
+                                (
+                                    position,
+                                    hash_file_of_size(&file.path, kinds, Some(file.stamp.size)),
+                                )
+                            })
+                            .collect();
+                        // The receiver only goes away on a database error; stop then.
+                        if sender.send(results).is_err() {
+                            break;
                         }
                     }
-                }
-                if pending.len() >= BATCH_FILES || last_commit.elapsed() >= BATCH_INTERVAL {
-                    summary.models_added += self.write_batch(location_roots, to_hash, &mut pending)?;
-                    last_commit = Instant::now();
-                }
+                });
             }
-            summary.models_added += self.write_batch(location_roots, to_hash, &mut pending)?;
+            drop(sender);
+            let mut order = InOrder::default();
+            let mut results = receiver.into_iter().flatten();
+            while !order.finished {
+                summary.models_added += self.batch(|tx| {
+                    let started = Instant::now();
+                    let mut added = 0;
+                    let mut written = 0;
+                    loop {
+                        while let Some(digest) = order.next_ready() {
+                            let position = order.next - 1;
+                            let (model_id, created) = tx.ensure_model(&digest)?;
+                            added += u64::from(created);
+                            for file in &to_hash[position] {
+                                let location = new_location(batch.location_roots, file);
+                                if batch.known[file.root].contains_key(&file.relative_path) {
+                                    tx.upsert_location(model_id, &location)?;
+                                } else {
+                                    tx.insert_location(model_id, &location)?;
+                                }
+                            }
+                            written += 1;
+                        }
+                        if written >= BATCH_FILES || started.elapsed() >= BATCH_INTERVAL {
+                            return Ok(added);
+                        }
+                        let Some((position, result)) = results.next() else {
+                            order.finished = true;
+                            return Ok(added);
+                        };
+                        let group = &to_hash[position];
+                        match result {
+                            Ok(digest) => {
+                                summary.files_hashed += 1;
+                                summary.bytes_read += digest.size;
+                                reporter.file_hashed(&group[0].path, digest.size);
+                                order.ready.insert(position, Some(digest));
+                            }
+                            Err(err) => {
+                                for file in group {
+                                    let issue = ScanIssue {
+                                        path: file.path.clone(),
+                                        message: error_chain(&err),
+                                    };
+                                    reporter.issue(&issue);
+                                    summary.errors.push(issue);
+                                }
+                                order.ready.insert(position, None);
+                            }
+                        }
+                    }
+                })?;
+            }
             Ok(())
         })
     }
+}
 
-    fn write_batch(
-        &mut self,
-        location_roots: &[PathBuf],
-        to_hash: &[Vec<&FoundFile>],
-        pending: &mut Vec<(usize, FileDigest)>,
-    ) -> Result<u64, IndexError> {
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        // Hashes finish in any order; recording them in scan order keeps model ids (and so
-        // `model list`) the same from run to run.
-        pending.sort_by_key(|(position, _)| *position);
-        let added = self.batch(|tx| {
-            let mut added = 0;
-            for (position, digest) in pending.iter() {
-                let (model_id, created) = tx.ensure_model(digest)?;
-                added += u64::from(created);
-                for file in &to_hash[*position] {
-                    tx.upsert_location(model_id, &new_location(location_roots, file))?;
-                }
+/// Hash results put back in scan order: recording them in that order keeps model ids (and so
+/// `model list`) the same from run to run whichever worker finishes first.
+#[derive(Default)]
+struct InOrder {
+    /// Results that arrived before an earlier one, by position (`None`: the file failed).
+    ready: std::collections::BTreeMap<usize, Option<FileDigest>>,
+    /// The position to record next.
+    next: usize,
+    /// Every result has arrived.
+    finished: bool,
+}
+
+impl InOrder {
+    /// The digest at [`InOrder::next`] when it has arrived (skipping failed files), advancing.
+    fn next_ready(&mut self) -> Option<FileDigest> {
+        while let Some(result) = self.ready.remove(&self.next) {
+            self.next += 1;
+            if result.is_some() {
+                return result;
             }
-            Ok(added)
-        })?;
-        pending.clear();
-        Ok(added)
+        }
+        None
     }
+}
+
+/// Runs of files hashed one after another and reported together: up to [`RUN_FILES`] files
+/// or [`RUN_BYTES`] bytes, so small files share a message while a large one still shows its
+/// progress alone.
+fn result_runs(to_hash: &[Vec<&FoundFile>]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (position, group) in to_hash.iter().enumerate() {
+        bytes += group[0].stamp.size;
+        if position + 1 - start >= RUN_FILES || bytes >= RUN_BYTES {
+            runs.push(start..position + 1);
+            start = position + 1;
+            bytes = 0;
+        }
+    }
+    if start < to_hash.len() {
+        runs.push(start..to_hash.len());
+    }
+    runs
+}
+
+/// What the hashed files are recorded against.
+struct Batch<'a> {
+    location_roots: &'a [PathBuf],
+    /// The index's locations under each root before the scan, by relative path.
+    known: &'a [HashMap<String, KnownLocation>],
+    /// Groups of paths that are one file, in scan order.
+    to_hash: &'a [Vec<&'a FoundFile>],
 }
 
 impl ModelIndex {

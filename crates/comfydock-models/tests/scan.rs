@@ -390,3 +390,39 @@ fn a_first_scan_writes_the_database_about_once() {
     );
     assert_eq!(index.list().unwrap().len(), 6_000);
 }
+
+/// Files are recorded in path order whatever order the workers finish in: model ids ascend with
+/// the paths (so `model list` is the same from run to run), across many result runs and files of
+/// every size; files with the same content (not links) are one model with each location.
+#[test]
+fn models_are_recorded_in_path_order_and_same_content_is_one_model() {
+    let fx = Fixture::new();
+    let mut expected = Vec::new();
+    for i in 0..300usize {
+        // Sizes that do not follow the paths, one larger than a read buffer.
+        let size = if i == 150 {
+            300 * 1024
+        } else {
+            1 + (i * 7919) % 4000
+        };
+        let relative = format!("checkpoints/set{}/m{i:03}.safetensors", i / 100);
+        let content: Vec<u8> = format!("model {i} ").bytes().cycle().take(size).collect();
+        fx.write(&relative, &content);
+        expected.push(relative);
+    }
+    fx.write("loras/copy_a.safetensors", b"same content");
+    fx.write("loras/copy_b.safetensors", b"same content");
+    let mut index = ModelIndex::open(&fx.db).unwrap();
+    let summary = fx.scan(&mut index);
+    assert_eq!(summary.files_hashed, 302, "{summary:?}");
+    assert_eq!(summary.models_added, 301);
+    let in_id_order: Vec<String> = all_models(&index)
+        .iter()
+        .filter(|m| m.locations.len() == 1)
+        .map(|m| m.locations[0].relative_path.clone())
+        .collect();
+    assert_eq!(in_id_order, expected);
+    let copy = model_by_content(&index, b"same content");
+    let paths: Vec<&str> = copy.locations.iter().map(|l| l.relative_path.as_str()).collect();
+    assert_eq!(paths, ["loras/copy_a.safetensors", "loras/copy_b.safetensors"]);
+}

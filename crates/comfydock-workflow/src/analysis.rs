@@ -9,11 +9,15 @@ use serde_json::{Map, Value};
 
 use crate::builtins::{BuiltinNodes, NodeCategory, is_frontend_only, looks_like_subgraph_type};
 use crate::document::{
-    ApiInput, ApiWorkflow, NodeView, UiWorkflow, WidgetRef, WorkflowDocument, WorkflowFormat,
+    ApiInput, ApiWorkflow, NodeMode, NodeView, UiWorkflow, WidgetRef, WorkflowDocument, WorkflowFormat,
 };
 use crate::error::WorkflowError;
 use crate::flatten::{FlatGraph, flatten};
 use crate::resolve::{Resolver, Source};
+
+mod streamed;
+
+pub use streamed::analyze_json;
 
 const LOADER_TABLE: &str = include_str!("../data/model_loaders.tsv");
 
@@ -293,49 +297,69 @@ fn analyze_ui(ui: &UiWorkflow, options: &AnalysisOptions) -> Result<Analysis, Wo
     let resolver = Resolver::new(&flat);
     let mut collector = Collector::default();
     for (index, node) in flat.nodes.iter().enumerate() {
-        let Some(node_type) = node.node.node_type() else {
+        let Some(mut facts) = ui_node_facts(
+            node.node,
+            node.id.clone(),
+            node.instance_of.is_some(),
+            node.effective_mode,
+            options,
+        ) else {
             continue;
         };
-        let category = if node.instance_of.is_some() {
-            NodeCategory::Subgraph
-        } else {
-            classify_node_type(node_type, &options.builtins, node.node.property_str("cnr_id"))
-        };
-        let mut fed = HashMap::new();
-        if category != NodeCategory::FrontendOnly && node.parent.is_some() {
+        if facts.category != NodeCategory::FrontendOnly && node.parent.is_some() {
             for (slot, input) in node.node.inputs().iter().enumerate() {
                 if let (Some(widget), Some(_)) = (input.widget, input.link)
                     && let Source::Value(value) = resolver.resolve_input(index, slot)
                 {
-                    fed.insert(widget, value);
+                    facts.fed.insert(widget, value);
                 }
             }
         }
-        let facts = NodeFacts {
-            id: node.id.clone(),
-            node_type,
-            title: node.node.title(),
-            category,
-            disabled: node.effective_mode.is_disabled(),
-            properties: node.node.properties(),
-            widgets: node.node.all_widget_values(),
-            fed,
-            ui: Some(node.node),
-        };
         collector.add(&facts, options);
     }
-    let legacy_node_versions = ui
-        .extra()
-        .and_then(|e| e.get("node_versions"))
-        .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), value_text(v))).collect())
-        .unwrap_or_default();
     Ok(collector.finish(
         WorkflowFormat::Ui,
         flat.nodes.len(),
         ui.subgraph_definitions().len(),
-        legacy_node_versions,
+        legacy_node_versions(ui),
     ))
+}
+
+/// What the analysis reads of one UI node (`None` for a node without a type), before values
+/// fed through subgraph inputs are added.
+fn ui_node_facts<'a>(
+    node: NodeView<'a>,
+    id: String,
+    is_instance: bool,
+    effective_mode: NodeMode,
+    options: &AnalysisOptions,
+) -> Option<NodeFacts<'a>> {
+    let node_type = node.node_type()?;
+    let category = if is_instance {
+        NodeCategory::Subgraph
+    } else {
+        classify_node_type(node_type, &options.builtins, node.property_str("cnr_id"))
+    };
+    Some(NodeFacts {
+        id,
+        node_type,
+        title: node.title(),
+        category,
+        disabled: effective_mode.is_disabled(),
+        properties: node.properties(),
+        widgets: node.all_widget_values(),
+        fed: HashMap::new(),
+        ui: Some(node),
+    })
+}
+
+/// Legacy `extra.node_versions` as pack name → text.
+fn legacy_node_versions(ui: &UiWorkflow) -> BTreeMap<String, String> {
+    ui.extra()
+        .and_then(|e| e.get("node_versions"))
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), value_text(v))).collect())
+        .unwrap_or_default()
 }
 
 fn analyze_api(api: &ApiWorkflow, options: &AnalysisOptions) -> Analysis {

@@ -26,14 +26,52 @@ enum Place {
     Other,
 }
 
+/// Changes whenever [`content_hash`] gives another result for some document, so hashes kept
+/// elsewhere (the cache `status` keeps) are made again.
+pub const CONTENT_HASH_VERSION: u32 = 1;
+
 /// BLAKE3 hex digest of the workflow's logical content.
 pub fn content_hash(document: &WorkflowDocument) -> String {
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = Canonical::default();
     match document {
         WorkflowDocument::Ui(ui) => hash_object(&mut hasher, ui.as_map(), Place::TopGraph),
         WorkflowDocument::Api(api) => hash_object(&mut hasher, api.as_map(), Place::Other),
     }
-    hasher.finalize().to_hex().to_string()
+    hasher.finalize()
+}
+
+/// The canonical byte stream being hashed, gathered in blocks of [`Canonical::BLOCK`] bytes:
+/// many tiny hasher updates cost several times more than a few large ones (same digest).
+#[derive(Default)]
+struct Canonical {
+    hasher: blake3::Hasher,
+    pending: Vec<u8>,
+}
+
+impl Canonical {
+    const BLOCK: usize = 64 * 1024;
+
+    fn update(&mut self, bytes: &[u8]) {
+        if self.pending.len() >= Self::BLOCK {
+            self.hasher.update(&self.pending);
+            self.pending.clear();
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    fn finalize(mut self) -> String {
+        self.hasher.update(&self.pending);
+        self.hasher.finalize().to_hex().to_string()
+    }
+
+    /// `text` written by `write`, preceded by its length, as [`hash_str`] writes a string.
+    fn update_formatted(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.update(&[0; 8]);
+        let length_at = self.pending.len() - 8;
+        write(&mut self.pending);
+        let length = (self.pending.len() - length_at - 8) as u64;
+        self.pending[length_at..length_at + 8].copy_from_slice(&length.to_le_bytes());
+    }
 }
 
 fn child_place(place: Place, key: &str) -> Option<Place> {
@@ -78,7 +116,7 @@ fn item_place(place: Place) -> Place {
     }
 }
 
-fn hash_object(hasher: &mut blake3::Hasher, map: &Map<String, Value>, place: Place) {
+fn hash_object(hasher: &mut Canonical, map: &Map<String, Value>, place: Place) {
     let mut keys: Vec<(&String, &Value, Place)> = map
         .iter()
         .filter_map(|(k, v)| child_place(place, k).map(|p| (k, v, p)))
@@ -118,7 +156,7 @@ fn hash_object(hasher: &mut blake3::Hasher, map: &Map<String, Value>, place: Pla
     }
 }
 
-fn hash_list_masked(hasher: &mut blake3::Hasher, items: &[Value], masked: &[usize]) {
+fn hash_list_masked(hasher: &mut Canonical, items: &[Value], masked: &[usize]) {
     hasher.update(b"[");
     hasher.update(&(items.len() as u64).to_le_bytes());
     for (index, item) in items.iter().enumerate() {
@@ -130,12 +168,12 @@ fn hash_list_masked(hasher: &mut blake3::Hasher, items: &[Value], masked: &[usiz
     }
 }
 
-fn hash_str(hasher: &mut blake3::Hasher, text: &str) {
+fn hash_str(hasher: &mut Canonical, text: &str) {
     hasher.update(&(text.len() as u64).to_le_bytes());
     hasher.update(text.as_bytes());
 }
 
-fn hash_value(hasher: &mut blake3::Hasher, value: &Value, place: Place) {
+fn hash_value(hasher: &mut Canonical, value: &Value, place: Place) {
     match value {
         Value::Null => {
             hasher.update(b"n");
@@ -146,11 +184,14 @@ fn hash_value(hasher: &mut blake3::Hasher, value: &Value, place: Place) {
         Value::Number(n) => {
             hasher.update(b"#");
             // 1 and 1.0 are the same number to the browser.
-            let text = match n.as_f64() {
-                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => format!("{f:.0}"),
-                _ => n.to_string(),
-            };
-            hash_str(hasher, &text);
+            hasher.update_formatted(|out| {
+                use std::io::Write as _;
+                // Writing into a Vec cannot fail.
+                let _ = match n.as_f64() {
+                    Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => write!(out, "{f:.0}"),
+                    _ => write!(out, "{n}"),
+                };
+            });
         }
         Value::String(s) => {
             hasher.update(b"s");

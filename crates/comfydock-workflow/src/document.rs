@@ -660,6 +660,10 @@ pub struct NodeView<'a> {
 }
 
 impl<'a> NodeView<'a> {
+    /// A view of a node object parsed on its own (see [`crate::analysis::analyze_json`]).
+    pub(crate) fn of(map: &'a Map<String, Value>) -> Self {
+        Self { map }
+    }
     /// The node id as text (`None` when missing or not a number/string).
     pub fn id(&self) -> Option<String> {
         self.map.get("id").and_then(id_text)

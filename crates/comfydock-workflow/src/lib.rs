@@ -5,7 +5,8 @@
 //! - Read: [`WorkflowDocument::parse`] / [`WorkflowDocument::parse_bytes`] (UI or API format, detected),
 //!   [`png::extract_workflows`] (the `workflow` / `prompt` text chunks of a ComfyUI PNG). The document keeps
 //!   the whole JSON tree, so [`WorkflowDocument::to_json_string`] writes back every field it read.
-//! - Understand: [`analyze`] (node types, packages, models, input files), [`validate`] (structural issues),
+//! - Understand: [`analyze`] (node types, packages, models, input files; [`analyze_json`] from bytes, node by
+//!   node when it can), [`validate`] (structural issues),
 //!   [`builtins::scan_python_source`] (built-in node names from a ComfyUI checkout, for [`AnalysisOptions`]).
 //! - Transform and compare: [`convert_to_api`] (needs `/object_info`), [`content_hash`], [`diff`].
 //!
@@ -27,10 +28,10 @@ pub mod widget_order;
 
 pub use analysis::{
     Analysis, AnalysisOptions, Criticality, FileInput, FileLocation, ModelReference, ModelSource,
-    NodeTypeUsage, PackageHint, analyze,
+    NodeTypeUsage, PackageHint, analyze, analyze_json,
 };
 pub use builtins::{BuiltinNodes, NodeCategory};
-pub use content_hash::content_hash;
+pub use content_hash::{CONTENT_HASH_VERSION, content_hash};
 pub use convert::{Conversion, ConversionWarning, convert_to_api};
 pub use diff::{DiffNode, ModeChange, ModelChange, WidgetChange, WorkflowDiff, diff};
 pub use document::{

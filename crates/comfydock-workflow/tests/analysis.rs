@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use comfydock_workflow::builtins::scan_python_source;
 use comfydock_workflow::{
     AnalysisOptions, BuiltinNodes, Criticality, FileLocation, ModelSource, NodeCategory, WidgetRef,
-    WorkflowDocument, analyze,
+    WorkflowDocument, analyze, analyze_json,
 };
 
 fn parse(text: &str) -> WorkflowDocument {
@@ -427,4 +427,98 @@ fn analysis_error_of_chain(subgraphs: &[serde_json::Value]) -> comfydock_workflo
     let value = serde_json::json!({"nodes": [{"id": 1, "type": "level-0"}], "links": [], "definitions": {"subgraphs": subgraphs}});
     let document = WorkflowDocument::from_value(value).unwrap();
     analyze(&document, &AnalysisOptions::default()).unwrap_err()
+}
+
+/// What `analyze_json` gives next to what parsing the whole tree and `analyze` give, for the same
+/// bytes: the same analysis, or the same error.
+fn assert_json_analysis_matches_the_whole_tree(bytes: &[u8]) {
+    let mut options = AnalysisOptions::default();
+    options
+        .criticality_by_folder
+        .insert("checkpoints".to_owned(), Criticality::Flexible);
+    let whole = WorkflowDocument::parse_bytes(bytes)
+        .and_then(|doc| analyze(&doc, &options))
+        .map_err(|e| e.to_string());
+    let streamed = analyze_json(bytes, &options).map_err(|e| e.to_string());
+    assert_eq!(
+        streamed,
+        whole,
+        "for {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+    );
+}
+
+/// A node whose widget value is nested `depth` arrays deep.
+fn deeply_nested_node(depth: usize) -> String {
+    format!(
+        r#"{{"nodes": [{{"id": 1, "type": "KSampler", "widgets_values": {}1{}}}]}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+/// `analyze_json` reads UI workflows without subgraphs node by node and everything else as a
+/// whole; either way its result is the whole-tree result: fixtures, byte-order marks, repeated
+/// keys (the last counts), numbers out of range wherever they sit, nesting right at the parser's
+/// limit, non-object nodes, odd `links` and `definitions`, invalid UTF-8, trailing text.
+#[test]
+fn analyze_json_gives_the_whole_tree_result_for_fixtures_and_edge_cases() {
+    let fixtures = [
+        include_str!("fixtures/ui_basic.json"),
+        include_str!("fixtures/ui_subgraph_nested.json"),
+        include_str!("fixtures/ui_mixed_features.json"),
+        include_str!("fixtures/ui_schema1.json"),
+        include_str!("fixtures/api_prompt.json"),
+    ];
+    for fixture in fixtures {
+        assert_json_analysis_matches_the_whole_tree(fixture.as_bytes());
+        assert_json_analysis_matches_the_whole_tree(format!("\u{feff}{fixture}").as_bytes());
+        assert_json_analysis_matches_the_whole_tree(format!("{fixture} x").as_bytes());
+        assert_json_analysis_matches_the_whole_tree(&fixture.as_bytes()[..fixture.len() / 2]);
+    }
+    let cases = [
+        r#"{"nodes": [{"id": 1, "type": "KSampler", "mode": 4, "widgets_values": [1, "randomize"]}], "links": null}"#,
+        r#"{"nodes": [{"id": 2, "type": "CheckpointLoaderSimple", "widgets_values": ["a\\b.safetensors"]},
+            {"id": "x", "type": "My\u00e9Node", "properties": {"cnr_id": "pack", "ver": "1.0"},
+             "widgets_values": ["m.gguf", {"a": 1}]}, {"id": 3.0, "type": "LoadImage", "widgets_values": ["i.png"]},
+            {"type": "Note"}, {"id": 5}, {"id": [1], "type": "LoraLoader", "mode": "2",
+             "widgets_values_named": {"lora_name": "l.safetensors"}}], "links": [[1, 2, 0, 3, 0, "MODEL"]]}"#,
+        r#"{"nodes": [{"id": 1, "type": "Custom", "properties": {"models": [{"name": "d.safetensors",
+            "directory": "loras", "url": "https://example.invalid/d"}]}}]}"#,
+        r#"{"nodes": [1], "links": []}"#,
+        r#"{"nodes": {}, "links": []}"#,
+        r#"{"nodes": [], "links": {}}"#,
+        r#"{"nodes": [], "links": 3}"#,
+        r#"{"nodes": [], "links": [1e400]}"#,
+        r#"{"nodes": [{"id": 1e400, "type": "A"}]}"#,
+        r#"{"nodes": [{"type": "A"}], "groups": [{"bounding": [1e400]}]}"#,
+        r#"{"nodes": [{"type": "A"}], "nodes": [{"type": "B"}]}"#,
+        r#"{"nodes": [{"type": "A", "id": 1e400}], "nodes": [{"type": "B"}]}"#,
+        r#"{"nodes": [{"type": "A"}], "links": [1e400], "links": []}"#,
+        r#"{"nodes": [{"type": "A"}], "extra": {"node_versions": {"pack": "1.0", "other": 3}}}"#,
+        r#"{"nodes": [{"type": "A"}], "extra": 5, "extra": {"node_versions": {"p": "1"}}}"#,
+        r#"{"$serde_json::private::RawValue": "{\"nodes\": []}"}"#,
+        r#"{"nodes": [{"type": "A"}], "$serde_json::private::RawValue": "1"}"#,
+        r#"{"nodes": [], "definitions": {"subgraphs": []}}"#,
+        r#"{"nodes": [], "definitions": null}"#,
+        r#"{"nodes": [], "definitions": 3}"#,
+        r#"{"nodes": [], "definitions": {"subgraphs": 3}}"#,
+        r#"{"nodes": [{"id": 1, "type": "s1"}], "definitions": {"subgraphs": [{"id": "s1", "nodes": [{"id": 1, "type": "Custom", "widgets_values": ["x.safetensors"]}]}]}}"#,
+        r#"{"nodes": [{"id": 1, "type": "s1"}], "definitions": {"subgraphs": [{"id": "s1", "nodes": [{"id": 1, "type": "s1"}]}]}}"#,
+        r#"{"nodes": [{},]}"#,
+        r#"{"nodes": []}"#,
+        "{}",
+        "[]",
+        r#"{"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "c.safetensors"}}}"#,
+        r#""nodes""#,
+    ];
+    for case in cases {
+        assert_json_analysis_matches_the_whole_tree(case.as_bytes());
+    }
+    for depth in 118..=130 {
+        assert_json_analysis_matches_the_whole_tree(deeply_nested_node(depth).as_bytes());
+    }
+    let mut invalid_utf8 = br#"{"nodes": [{"id": 1, "type": "A", "title": "#.to_vec();
+    invalid_utf8.extend_from_slice(b"\"\xff\xfe\"}]}");
+    assert_json_analysis_matches_the_whole_tree(&invalid_utf8);
 }

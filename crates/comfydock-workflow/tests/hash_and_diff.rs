@@ -1,6 +1,8 @@
 //! Content hash (ignores view state) and semantic diff.
 
-use comfydock_workflow::{NodeMode, WidgetRef, WorkflowDiff, WorkflowDocument, content_hash, diff};
+use comfydock_workflow::{
+    CONTENT_HASH_VERSION, NodeMode, WidgetRef, WorkflowDiff, WorkflowDocument, content_hash, diff,
+};
 use serde_json::{Value, json};
 
 fn doc(value: &Value) -> WorkflowDocument {
@@ -13,6 +15,21 @@ fn basic() -> Value {
 
 fn nested() -> Value {
     serde_json::from_str(include_str!("fixtures/ui_subgraph_nested.json")).unwrap()
+}
+
+/// Hashes are kept (the cache `status` keeps), so a change of the hash for a document comes with
+/// a new [`CONTENT_HASH_VERSION`]: update both together.
+#[test]
+fn hashes_are_those_of_their_version() {
+    assert_eq!(CONTENT_HASH_VERSION, 1);
+    assert_eq!(
+        content_hash(&doc(&basic())),
+        "39adad9ff341bf409a6bad1857c27c6de2ed491e860662976f7e161457d93f3e"
+    );
+    assert_eq!(
+        content_hash(&doc(&nested())),
+        "f674a36416a666aee002b0c72d12094b619011e8e4d524a3d089ecd75b4bad53"
+    );
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! Property tests: whatever JSON (or bytes) comes in, parsing and every analysis function return a
-//! result or an error — never a panic — and accepted documents round-trip exactly.
+//! result or an error — never a panic — accepted documents round-trip exactly, and `analyze_json`
+//! gives what the whole-tree reading gives.
 
 use std::collections::HashSet;
 
 use comfydock_workflow::{
-    AnalysisOptions, ValidationOptions, WorkflowDocument, analyze, content_hash, convert_to_api, diff, png,
-    validate,
+    AnalysisOptions, ValidationOptions, WorkflowDocument, analyze, analyze_json, content_hash,
+    convert_to_api, diff, png, validate,
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -185,6 +186,15 @@ fn exercise(document: &WorkflowDocument, object_info: &Value) {
     assert_eq!(again.as_map(), document.as_map());
 }
 
+/// `analyze_json` (node by node when it can) gives what the whole-tree reading gives.
+fn json_analysis_matches_the_whole_tree(bytes: &[u8]) {
+    let options = AnalysisOptions::default();
+    let whole = WorkflowDocument::parse_bytes(bytes)
+        .and_then(|doc| analyze(&doc, &options))
+        .map_err(|e| e.to_string());
+    assert_eq!(analyze_json(bytes, &options).map_err(|e| e.to_string()), whole);
+}
+
 /// Replaces, removes or duplicates a value at a pseudo-random path.
 fn mutate(root: &mut Value, steps: &[usize], op: usize, replacement: Value) {
     let mut current = root;
@@ -231,6 +241,7 @@ proptest! {
     fn arbitrary_json_never_panics(value in json_value()) {
         let object_info = object_info();
         let text = value.to_string();
+        json_analysis_matches_the_whole_tree(text.as_bytes());
         if let Ok(document) = WorkflowDocument::parse(&text) {
             exercise(&document, &object_info);
         }
@@ -243,12 +254,19 @@ proptest! {
         inner_nodes in prop::collection::vec(node_object(), 0..5),
         inner_links in prop::collection::vec(link_value(), 0..5),
         subgraph_id in proptest::sample::select(&["s1", "KSampler", "1"][..]),
+        with_definitions in any::<bool>(),
+        extra in json_value(),
     ) {
         let object_info = object_info();
         let definition = serde_json::json!({"id": subgraph_id, "name": "generated", "nodes": inner_nodes,
             "links": inner_links, "inputs": [{"name": "x", "type": "*", "linkIds": [1]}],
             "outputs": [{"name": "y", "type": "*", "linkIds": [2]}]});
-        let value = serde_json::json!({"nodes": nodes, "links": links, "definitions": {"subgraphs": [definition]}});
+        let value = if with_definitions {
+            serde_json::json!({"nodes": nodes, "links": links, "definitions": {"subgraphs": [definition]}})
+        } else {
+            serde_json::json!({"extra": {"node_versions": extra}, "nodes": nodes, "links": links})
+        };
+        json_analysis_matches_the_whole_tree(value.to_string().as_bytes());
         let document = match WorkflowDocument::from_value(value) {
             Ok(document) => document,
             Err(comfydock_workflow::WorkflowError::SubgraphCycle { .. }) => return Ok(()),
@@ -268,6 +286,7 @@ proptest! {
         for (steps, op, replacement) in mutations {
             mutate(&mut value, &steps, op, replacement);
         }
+        json_analysis_matches_the_whole_tree(value.to_string().as_bytes());
         if let Ok(document) = WorkflowDocument::from_value(value) {
             exercise(&document, &object_info);
         }
@@ -279,8 +298,8 @@ proptest! {
         let mut bytes = text.as_bytes().to_vec();
         let at = cut % bytes.len();
         bytes[at] = byte;
-        let _ = WorkflowDocument::parse_bytes(&bytes);
-        let _ = WorkflowDocument::parse_bytes(&bytes[..at]);
+        json_analysis_matches_the_whole_tree(&bytes);
+        json_analysis_matches_the_whole_tree(&bytes[..at]);
     }
 
     #[test]

@@ -157,9 +157,13 @@ pub struct FileArgs {
 
 /// Read a workflow from JSON or from a PNG's `workflow`/`prompt` text chunks.
 fn load(path: &Path) -> CommandResult<WorkflowDocument> {
-    let bytes = fs_err::read(path)?;
+    document_from_bytes(path, &fs_err::read(path)?)
+}
+
+/// [`load`] of bytes already read from `path`.
+fn document_from_bytes(path: &Path, bytes: &[u8]) -> CommandResult<WorkflowDocument> {
     if bytes.starts_with(b"\x89PNG") {
-        let found = comfydock_workflow::png::extract_workflows(&bytes)
+        let found = comfydock_workflow::png::extract_workflows(bytes)
             .map_err(|e| CommandError::failed(format!("Failed to read `{}`: {e}", path.display())))?;
         return found.workflow.or(found.prompt).ok_or_else(|| {
             CommandError::failed(format!(
@@ -168,7 +172,7 @@ fn load(path: &Path) -> CommandResult<WorkflowDocument> {
             ))
         });
     }
-    WorkflowDocument::parse_bytes(&bytes).map_err(|e| workflow_error(path, &e))
+    WorkflowDocument::parse_bytes(bytes).map_err(|e| workflow_error(path, &e))
 }
 
 fn workflow_error(path: &Path, error: &WorkflowError) -> CommandError {
@@ -208,11 +212,25 @@ pub fn run(ctx: &Context, command: &WorkflowCommand) -> CommandResult<ExitStatus
     }
 }
 
+/// The analysis of a workflow file's bytes: JSON is read node by node when it can (large
+/// workflows stay near their size in memory), a PNG through its embedded workflow.
+fn analyze_bytes(
+    path: &Path,
+    bytes: &[u8],
+    options: &AnalysisOptions,
+) -> CommandResult<comfydock_workflow::Analysis> {
+    if bytes.starts_with(b"\x89PNG") {
+        let doc = document_from_bytes(path, bytes)?;
+        return analyze(&doc, options).map_err(|e| workflow_error(path, &e));
+    }
+    comfydock_workflow::analyze_json(bytes, options).map_err(|e| workflow_error(path, &e))
+}
+
 fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
-    let doc = load(path)?;
+    let bytes = fs_err::read(path)?;
     let setup = AnalyzeSetup::new(ctx)?;
-    let analysis = analyze(&doc, &setup.options).map_err(|e| workflow_error(path, &e))?;
-    let claims = setup.claims(&analysis);
+    let analysis = analyze_bytes(path, &bytes, &setup.options)?;
+    let claims = setup.claims(ctx, &analysis);
     if ctx.printer.json_mode() {
         ctx.printer.json(&analysis_json(&analysis, &claims));
         return Ok(());
@@ -222,10 +240,12 @@ fn analyze_file(ctx: &Context, path: &Path) -> CommandResult {
 }
 
 /// What analysing any number of files shares: the options (with `-e ENV`, built-ins come from
-/// that environment's ComfyUI checkout as well) and the node index, refreshed once.
+/// that environment's ComfyUI checkout as well) and the node index, opened (and refreshed) once,
+/// when the first analysis is done: a file that is refused leaves the workspace as it was.
 struct AnalyzeSetup {
     options: AnalysisOptions,
-    index: Option<comfydock_environments::nodes::index::NodeIndex>,
+    env: Option<environment::Environment>,
+    index: std::cell::OnceCell<Option<comfydock_environments::nodes::index::NodeIndex>>,
 }
 
 /// Packages the node index knows, by custom node type.
@@ -244,14 +264,15 @@ impl AnalyzeSetup {
         }
         Ok(Self {
             options,
-            index: node_index(ctx, env.as_ref()),
+            env,
+            index: std::cell::OnceCell::new(),
         })
     }
 
     /// Packages the node index knows for each custom node type without a package hint.
-    fn claims(&self, analysis: &comfydock_workflow::Analysis) -> IndexClaims {
+    fn claims(&self, ctx: &Context, analysis: &comfydock_workflow::Analysis) -> IndexClaims {
         let mut out = IndexClaims::new();
-        let Some(index) = &self.index else {
+        let Some(index) = self.index.get_or_init(|| node_index(ctx, self.env.as_ref())) else {
             return out;
         };
         for t in analysis.custom_node_types().filter(|t| t.packages.is_empty()) {
@@ -493,8 +514,9 @@ fn analyze_files(ctx: &Context, files: &[PathBuf]) -> CommandResult<ExitStatus> 
     let mut custom_types = std::collections::BTreeSet::new();
     let mut models = std::collections::BTreeSet::new();
     for path in files {
-        let analysed =
-            load(path).and_then(|doc| analyze(&doc, &setup.options).map_err(|e| workflow_error(path, &e)));
+        let analysed = fs_err::read(path)
+            .map_err(CommandError::from)
+            .and_then(|bytes| analyze_bytes(path, &bytes, &setup.options));
         let analysis = match analysed {
             Ok(analysis) => analysis,
             Err(error) => {
@@ -502,7 +524,7 @@ fn analyze_files(ctx: &Context, files: &[PathBuf]) -> CommandResult<ExitStatus> 
                 continue;
             }
         };
-        let claims = setup.claims(&analysis);
+        let claims = setup.claims(ctx, &analysis);
         custom_types.extend(analysis.custom_node_types().map(|t| t.node_type.clone()));
         models.extend(analysis.models.iter().map(|m| m.relative_path.clone()));
         if ctx.printer.json_mode() {

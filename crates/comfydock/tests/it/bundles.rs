@@ -1741,3 +1741,76 @@ fn export_refuses_a_bundle_import_would_refuse() {
     );
     assert!(!bundle.exists(), "nothing is written");
 }
+
+/// A dev node with a file many times larger than export's read buffer is streamed into the
+/// bundle: unpacked, every file is the dev node's bytes (mode included), and `manifest.json` lists
+/// each one with the sha256 and size of the source file.
+#[test]
+fn export_streams_a_large_dev_node_byte_for_byte() {
+    let sb = EnvSandbox::new();
+    sb.create("a", "v0.3.40");
+    let dev = sb.ctx.path().join("Heavy");
+    fs_err::create_dir_all(dev.join("bin")).unwrap();
+    fs_err::write(dev.join("__init__.py"), "NODE_CLASS_MAPPINGS = {}\n").unwrap();
+    // 6 MiB of xorshift noise: gzip cannot shrink it, so the stream really carries 6 MiB.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let weights: Vec<u8> = (0..6 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect();
+    fs_err::write(dev.join("weights.bin"), &weights).unwrap();
+    fs_err::write(dev.join("bin/run.sh"), "#!/bin/sh\necho run\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs_err::set_permissions(dev.join("bin/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    run_ok(
+        &sb.ctx,
+        &["-e", "a", "node", "add", "--dev", dev.to_str().unwrap()],
+    );
+    run_ok(&sb.ctx, &["-e", "a", "commit", "-m", "Heavy dev node"]);
+    let bundle = sb.ctx.path().join("a.tar.gz");
+    run_ok(&sb.ctx, &["-e", "a", "export", "-o", bundle.to_str().unwrap()]);
+
+    let unpacked = sb.ctx.path().join("unpacked");
+    fs_err::create_dir_all(&unpacked).unwrap();
+    let out = sb
+        .ctx
+        .std_command("tar")
+        .arg("-xzf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(unpacked.join("manifest.json")).unwrap()).unwrap();
+    for rel in ["__init__.py", "weights.bin", "bin/run.sh"] {
+        let source = dev.join(rel);
+        let packed = unpacked.join("dev_nodes/Heavy").join(rel);
+        assert!(
+            fs_err::read(&packed).unwrap() == fs_err::read(&source).unwrap(),
+            "`{rel}` differs from the dev node's file"
+        );
+        let listed = &manifest["files"][format!("dev_nodes/Heavy/{rel}")];
+        assert_eq!(listed["sha256"], sha256_of(&sb.ctx, &source).as_str(), "{rel}");
+        assert_eq!(listed["size"], fs_err::metadata(&source).unwrap().len(), "{rel}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o111;
+        assert_ne!(
+            mode(&unpacked.join("dev_nodes/Heavy/bin/run.sh")),
+            0,
+            "stays executable"
+        );
+        assert_eq!(mode(&unpacked.join("dev_nodes/Heavy/weights.bin")), 0);
+    }
+}
