@@ -158,6 +158,22 @@ pub fn open(path: &Path, schema: &Schema<'_>) -> Result<Connection, SqliteError>
     Ok(conn)
 }
 
+/// Open a read-only connection to a database [`open`] already created and migrated: for readers
+/// that should not wait behind the writer (WAL lets them read the last commit meanwhile).
+pub fn open_reader(path: &Path) -> Result<Connection, SqliteError> {
+    let open_error = |source| SqliteError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    Ok(conn)
+}
+
 /// The schema version recorded in the file header.
 pub fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |row| row.get(0))

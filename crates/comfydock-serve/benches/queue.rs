@@ -9,6 +9,9 @@
 //!   = what the queue, worker and API add;
 //! - throughput at 8 zero-work backends: 8 clients calling one backend each directly, versus one
 //!   serve instance with the 8 backends (one worker each) draining the same number of jobs.
+//! - the same with 8 backends that work 20 ms per prompt: whether serve keeps every backend busy
+//!   (with zero-work backends on a small machine, serve and the stand-ins share the same cores, so
+//!   that figure measures serve's CPU cost per job rather than its scheduling).
 
 #![allow(clippy::print_stdout)] // a benchmark binary reports on stdout
 
@@ -68,7 +71,8 @@ async fn direct_round_trip(client: &ComfyClient, prompt: &Value) -> Duration {
     }
     let entry = client.history(&prompt_id).await.unwrap().unwrap();
     for (_, _, file) in output_files(&entry["outputs"]) {
-        client.view(&file).await.unwrap().unwrap();
+        // A client downloads the file, as serve does.
+        client.view(&file).await.unwrap().unwrap().bytes().await.unwrap();
     }
     start.elapsed()
 }
@@ -181,7 +185,10 @@ async fn throughput(
     let (server, store) = bench_server(
         backends.iter().map(ComfyUiServer::url).collect(),
         db,
-        dir.join("outputs-eight"),
+        dir.join(format!(
+            "outputs-{}",
+            db.file_stem().unwrap_or_default().display()
+        )),
     )
     .await;
     let base = format!("http://{}", server.addr());
@@ -298,14 +305,34 @@ fn main() {
         let (direct_rate, served_rate) =
             throughput(&backends, &prompt, total, &dir.path().join("eight.db"), dir.path()).await;
         println!(
-            "throughput at 8 backends ({total} jobs): direct {direct_rate:.0} jobs/s, through serve {served_rate:.0} jobs/s ({:.1} % of direct)",
+            "throughput at 8 zero-work backends ({total} jobs): direct {direct_rate:.0} jobs/s, through serve {served_rate:.0} jobs/s ({:.1} % of direct)",
             served_rate / direct_rate * 100.0
         );
+        drop(backends);
+
+        // 4. The same with backends that work 20 ms per prompt (10 ms per node; still far
+        // shorter than any real image job): does serve keep every backend busy?
+        let backends: Vec<ComfyUiServer> = (0..8)
+            .map(|_| {
+                ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+                    step_delay: Duration::from_millis(10),
+                    ..Script::instant()
+                }))
+            })
+            .collect();
+        let total = jobs.div_ceil(8) * 8;
+        let (direct_rate, served_rate) =
+            throughput(&backends, &prompt, total, &dir.path().join("eight-busy.db"), dir.path()).await;
+        println!(
+            "throughput at 8 backends working 20 ms per prompt ({total} jobs): direct {direct_rate:.0} jobs/s, through serve {served_rate:.0} jobs/s ({:.1} % of direct)",
+            served_rate / direct_rate * 100.0
+        );
+        drop(backends);
 
         let (server, _) = bench_server(vec![comfy.url()], &dir.path().join("enqueue.db"), dir.path().join("outputs-enqueue")).await;
         let base = format!("http://{}", server.addr());
 
-        // 4. Enqueue through the API (jobs also run meanwhile).
+        // 5. Enqueue through the API (jobs also run meanwhile).
         for clients in [1usize, 8] {
             let per_client = jobs * 2 / clients;
             let start = Instant::now();

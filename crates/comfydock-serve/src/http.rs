@@ -620,8 +620,8 @@ async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, finished: 
             }
         }
         tokio::select! {
-            signal = wakeups.recv() => {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = signal {
+            open = wakeup_for(&mut wakeups, id) => {
+                if !open {
                     return;
                 }
             }
@@ -630,6 +630,19 @@ async fn stream_events(state: Arc<AppState>, id: Uuid, mut last: i64, finished: 
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
+        }
+    }
+}
+
+/// Waits until the hub says job `id` changed (or that signals were missed, which may include
+/// it). False when the hub is gone.
+async fn wakeup_for(wakeups: &mut tokio::sync::broadcast::Receiver<Uuid>, id: Uuid) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match wakeups.recv().await {
+            Ok(changed) if changed != id => {}
+            Ok(_) | Err(RecvError::Lagged(_)) => return true,
+            Err(RecvError::Closed) => return false,
         }
     }
 }

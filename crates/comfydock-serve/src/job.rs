@@ -163,6 +163,9 @@ pub struct Lease {
 pub struct Claimed {
     pub job: Job,
     pub lease: Lease,
+    /// Nothing happened to the job before this claim (its log held only `queued`), so no earlier
+    /// attempt can have left a prompt on a backend.
+    pub fresh: bool,
 }
 
 /// The result of enqueueing a job (`JobStore::enqueue` of the store).

@@ -13,6 +13,7 @@
 
 pub mod comfyui;
 pub mod console;
+pub mod event_log;
 pub mod http;
 pub mod hub;
 pub mod job;

@@ -213,6 +213,49 @@ impl OutputStore {
     }
 }
 
+/// What a local writer receives: the file's bytes, then `End`. A channel that closes without
+/// `End` (the download failed) removes the partial file.
+enum Piece {
+    Chunk(Bytes),
+    End,
+}
+
+/// Writes `<dir>/<name>` from `pieces` through a temp file renamed into place; returns its size.
+fn write_local(
+    dir: &Path,
+    name: &str,
+    mut pieces: tokio::sync::mpsc::Receiver<Piece>,
+) -> Result<u64, OutputStoreError> {
+    use std::io::Write as _;
+    let failed = |path: &Path, source| LocalOutputs::write_error(path, source);
+    fs_err::create_dir_all(dir).map_err(|source| failed(dir, source))?;
+    let temp = dir.join(format!(".{name}.{}.part", Uuid::new_v4()));
+    let mut file = fs_err::File::create(&temp).map_err(|source| failed(&temp, source))?;
+    let mut size = 0_u64;
+    let complete = loop {
+        match pieces.blocking_recv() {
+            Some(Piece::Chunk(bytes)) => {
+                if let Err(source) = file.write_all(&bytes) {
+                    drop(file);
+                    let _ = fs_err::remove_file(&temp);
+                    return Err(failed(&temp, source));
+                }
+                size += u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            }
+            Some(Piece::End) => break true,
+            None => break false,
+        }
+    };
+    drop(file);
+    if !complete {
+        let _ = fs_err::remove_file(&temp);
+        return Ok(size);
+    }
+    let target = dir.join(name);
+    fs_err::rename(&temp, &target).map_err(|source| failed(&target, source))?;
+    Ok(size)
+}
+
 /// Outputs in `<dir>/<job id>/<file>`.
 #[derive(Debug, Clone)]
 pub struct LocalOutputs {
@@ -241,42 +284,46 @@ impl LocalOutputs {
         Ok(())
     }
 
+    /// The file is written by one blocking task fed chunk by chunk (instead of one trip to the
+    /// blocking pool per folder, file, write and rename), so a small output costs one trip.
     async fn save<S, E>(&self, job_id: Uuid, name: &str, chunks: S) -> Result<u64, SaveError<E>>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
     {
         let dir = self.dir.join(job_id.to_string());
-        let failed = |path: &Path, source| SaveError::Store(Self::write_error(path, source));
-        fs_err::tokio::create_dir_all(&dir)
-            .await
-            .map_err(|source| failed(&dir, source))?;
-        let temp = dir.join(format!(".{name}.{}.part", Uuid::new_v4()));
-        let mut file = fs_err::tokio::File::create(&temp)
-            .await
-            .map_err(|source| failed(&temp, source))?;
-        let mut size = 0_u64;
-        let copied: Result<(), SaveError<E>> = async {
-            let mut chunks = std::pin::pin!(chunks);
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(SaveError::Source)?;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|source| failed(&temp, source))?;
-                size += u64::try_from(chunk.len()).unwrap_or(u64::MAX);
+        let name = name.to_owned();
+        let (sender, received) = tokio::sync::mpsc::channel(4);
+        let writer = tokio::task::spawn_blocking(move || write_local(&dir, &name, received));
+        let mut chunks = std::pin::pin!(chunks);
+        let mut source_error = None;
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                // A closed channel means the writer failed: its error is reported below.
+                Ok(bytes) => {
+                    if sender.send(Piece::Chunk(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    source_error = Some(error);
+                    break;
+                }
             }
-            file.flush().await.map_err(|source| failed(&temp, source))
         }
-        .await;
-        drop(file);
-        if let Err(error) = copied {
-            let _ = fs_err::tokio::remove_file(&temp).await;
-            return Err(error);
+        if source_error.is_none() {
+            let _ = sender.send(Piece::End).await;
         }
-        let target = dir.join(name);
-        fs_err::tokio::rename(&temp, &target)
-            .await
-            .map_err(|source| failed(&target, source))?;
-        Ok(size)
+        drop(sender);
+        let written = writer.await.unwrap_or_else(|join| {
+            Err(OutputStoreError::LocalWrite {
+                path: self.dir.clone(),
+                source: std::io::Error::other(join),
+            })
+        });
+        match (source_error, written) {
+            (Some(error), _) => Err(SaveError::Source(error)),
+            (None, written) => written.map_err(SaveError::Store),
+        }
     }
 
     async fn open(&self, job_id: Uuid, name: &str) -> Result<Option<OutputFile>, OutputStoreError> {

@@ -149,13 +149,13 @@ pub trait JobStore: Send + Sync {
     /// Jobs, newest first.
     fn list(&self, filter: JobFilter) -> BoxFuture<'_, Result<Vec<Job>, StoreError>>;
 
-    /// Appends an event (progress, node, output) to a job's log.
-    fn append_event(
+    /// Appends events (`(kind, data)`: progress, node, output) to a job's log in one transaction,
+    /// in order.
+    fn append_events(
         &self,
         job_id: Uuid,
-        kind: String,
-        data: Value,
-    ) -> BoxFuture<'_, Result<JobEvent, StoreError>>;
+        events: Vec<(String, Value)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// The events of a job with `seq > after`, in order.
     fn events_after(&self, job_id: Uuid, after: i64) -> BoxFuture<'_, Result<Vec<JobEvent>, StoreError>>;
@@ -630,6 +630,7 @@ pub(crate) mod contract {
             .unwrap()
             .job;
         let claimed = store.claim("w".into(), wf(), LEASE).await.unwrap().unwrap();
+        assert!(claimed.fresh, "a first claim finds nothing to take over");
         assert!(store.release(claimed.lease.clone()).await.unwrap());
         assert!(!store.release(claimed.lease.clone()).await.unwrap(), "only once");
         let released = store.get(job.id).await.unwrap().unwrap();
@@ -637,6 +638,10 @@ pub(crate) mod contract {
         assert!(!store.complete(claimed.lease, json!({})).await.unwrap());
         let again = store.claim("w2".into(), wf(), LEASE).await.unwrap().unwrap();
         assert_eq!((again.job.id, again.job.attempts), (job.id, 1));
+        assert!(
+            !again.fresh,
+            "the first run may have left a prompt, though its attempt was not counted"
+        );
         let kinds: Vec<_> = store
             .events_after(job.id, 0)
             .await
@@ -654,11 +659,16 @@ pub(crate) mod contract {
             .unwrap()
             .job;
         store.enqueue(NewJob::new("other", json!({}))).await.unwrap();
-        let event = store
-            .append_event(a.id, "progress".into(), json!({"value": 3, "max": 20}))
+        store
+            .append_events(
+                a.id,
+                vec![
+                    ("progress".into(), json!({"value": 3, "max": 20})),
+                    ("node".into(), json!({"node": "3"})),
+                ],
+            )
             .await
             .unwrap();
-        assert_eq!(event.seq, 2);
         let listed = store
             .list(super::JobFilter {
                 workflow: Some("txt2img".into()),
@@ -675,7 +685,10 @@ pub(crate) mod contract {
             .await
             .unwrap();
         assert_eq!(queued.len(), 2);
-        assert_eq!(store.events_after(a.id, 1).await.unwrap()[0].data["value"], 3);
+        let after_queued = store.events_after(a.id, 1).await.unwrap();
+        let logged: Vec<_> = after_queued.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+        assert_eq!(logged, [(2, "progress"), (3, "node")]);
+        assert_eq!(after_queued[0].data["value"], 3);
     }
 
     pub async fn api_keys(store: &dyn JobStore) {

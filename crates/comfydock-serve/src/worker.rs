@@ -17,11 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::comfyui::{ComfyClient, ComfyError, QueueState, Socket, next_message, output_files};
+use crate::event_log::EventLog;
 use crate::hub::EventHub;
 use crate::job::{Claimed, FailOutcome, JobFailure, JobStatus, RetryPolicy};
 use crate::metrics::Metrics;
@@ -124,47 +126,83 @@ enum RunEnd {
     Released,
 }
 
+/// Outputs of finished prompts downloaded at once per worker, while its backend runs the next job.
+const FINISHING_PER_WORKER: usize = 4;
+
+/// A claimed job on its way: its lease kept alive, its cancel token, its event log.
+struct Run {
+    claimed: Claimed,
+    started: Instant,
+    token: CancellationToken,
+    heartbeat: tokio::task::JoinHandle<()>,
+    log: EventLog,
+}
+
 impl Worker {
-    /// Claims and runs jobs until `shutdown` fires.
+    /// Claims and runs jobs until `shutdown` fires. A job holds the worker while its prompt is on
+    /// the backend; its outputs are downloaded and its outcome recorded in the background, so the
+    /// next job reaches the backend as soon as it is free (a GPU never waits for bookkeeping).
     pub async fn run(self, shutdown: CancellationToken) {
-        let workflows: Vec<String> = self.workflows.keys().cloned().collect();
+        let worker = Arc::new(self);
+        let mut finishing = tokio::task::JoinSet::new();
+        let workflows: Vec<String> = worker.workflows.keys().cloned().collect();
+        let mut connection: Option<Connection> = None;
         while !shutdown.is_cancelled() {
-            if !self.backend.is_up() && !self.backend.probe().await {
+            while finishing.try_join_next().is_some() {}
+            if !worker.backend.is_up() {
+                connection = None;
+            }
+            if !worker.backend.is_up() && !worker.backend.probe().await {
                 tokio::select! {
-                    () = tokio::time::sleep(self.config.poll.max(Duration::from_millis(250))) => {}
+                    () = tokio::time::sleep(worker.config.poll.max(Duration::from_millis(250))) => {}
                     () = shutdown.cancelled() => break,
                 }
                 continue;
             }
-            let waiting = self.hub.queued_signal();
+            let waiting = worker.hub.queued_signal();
             tokio::pin!(waiting);
             waiting.as_mut().enable();
-            match self
+            match worker
                 .store
-                .claim(self.owner.clone(), workflows.clone(), self.config.lease)
+                .claim(worker.owner.clone(), workflows.clone(), worker.config.lease)
                 .await
             {
                 Ok(Some(claimed)) => {
-                    self.hub.changed(claimed.job.id);
-                    self.run_job(claimed, &shutdown).await;
+                    worker.hub.changed(claimed.job.id);
+                    let run = worker.start_run(claimed);
+                    match worker.execute(&run, &mut connection, &shutdown).await {
+                        Ran::Collect(outputs) => {
+                            while finishing.len() >= FINISHING_PER_WORKER {
+                                finishing.join_next().await;
+                            }
+                            let worker = Arc::clone(&worker);
+                            finishing.spawn(async move {
+                                let end = worker.collect(outputs, &run.log).await;
+                                worker.record(run, end).await;
+                            });
+                        }
+                        Ran::End(end) => worker.record(run, end).await,
+                    }
                 }
                 Ok(None) => {
                     tokio::select! {
                         () = &mut waiting => {}
-                        () = tokio::time::sleep(self.config.poll) => {}
+                        () = tokio::time::sleep(worker.config.poll) => {}
                         () = shutdown.cancelled() => break,
+                        () = drain(&mut connection) => {}
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, worker = %self.owner, "claiming a job failed");
-                    tokio::time::sleep(self.config.poll).await;
+                    tracing::warn!(%error, worker = %worker.owner, "claiming a job failed");
+                    tokio::time::sleep(worker.config.poll).await;
                 }
             }
         }
+        while finishing.join_next().await.is_some() {}
     }
 
-    async fn run_job(&self, claimed: Claimed, shutdown: &CancellationToken) {
-        let started = Instant::now();
+    /// Registers a claimed job (cancel token, heartbeat, event log).
+    fn start_run(&self, claimed: Claimed) -> Run {
         let job_id = claimed.job.id;
         let token = self.hub.start(job_id);
         let heartbeat = {
@@ -187,7 +225,31 @@ impl Worker {
                 }
             })
         };
-        let end = self.execute(&claimed, &token, shutdown).await;
+        let log = EventLog::start(Arc::clone(&self.store), self.hub.clone(), job_id);
+        Run {
+            claimed,
+            started: Instant::now(),
+            token,
+            heartbeat,
+            log,
+        }
+    }
+
+    /// Records how a run ended (after its events), stops its heartbeat and sends its webhook.
+    async fn record(&self, run: Run, end: RunEnd) {
+        let Run {
+            claimed,
+            started,
+            token: _,
+            heartbeat,
+            log,
+        } = run;
+        let job_id = claimed.job.id;
+        // The run's events come before its outcome.
+        if let Err(error) = log.flush().await {
+            tracing::warn!(%error, %job_id, "some events of the run were not recorded");
+        }
+        drop(log);
         heartbeat.abort();
         self.hub.finish(job_id);
         let terminal = match end {
@@ -239,49 +301,54 @@ impl Worker {
         }
     }
 
-    async fn event(&self, job_id: Uuid, kind: &str, data: Value) {
-        if let Err(error) = self.store.append_event(job_id, kind.to_owned(), data).await {
-            tracing::warn!(%error, %job_id, "recording an event failed");
-        }
-        self.hub.changed(job_id);
-    }
-
+    /// Runs a job's prompt on the backend (taking over an earlier attempt's prompt where there is
+    /// one) until the backend is done with it.
     async fn execute(
         &self,
-        claimed: &Claimed,
-        token: &CancellationToken,
+        run: &Run,
+        connection: &mut Option<Connection>,
         shutdown: &CancellationToken,
-    ) -> RunEnd {
-        let job = &claimed.job;
+    ) -> Ran {
+        let (job, log, token) = (&run.claimed.job, &run.log, &run.token);
         let Some(api) = self.workflows.get(&job.workflow) else {
-            return RunEnd::Failed(JobFailure::permanent(
+            return Ran::End(RunEnd::Failed(JobFailure::permanent(
                 "unknown_workflow",
                 format!("this instance does not serve workflow `{}`", job.workflow),
-            ));
+            )));
         };
         // An earlier attempt may have submitted a prompt that is still queued, running or done:
-        // take that one over instead of running the job a second time.
-        match self.adopt(job.id).await {
+        // take that one over instead of running the job a second time. Meanwhile the worker's
+        // WebSocket opens if it is not open yet (usually needed: most runs are first attempts).
+        let adopt = async {
+            if run.claimed.fresh {
+                Ok(Adoption::Nothing)
+            } else {
+                self.adopt(job.id).await
+            }
+        };
+        let (adoption, opened) = tokio::join!(adopt, self.open(connection.take()));
+        let mut opened = Some(opened);
+        match adoption {
             Ok(Adoption::InFlight {
                 client,
                 prompt_id,
                 mut socket,
             }) => {
-                self.event(
-                    job.id,
+                // Unread while the adopted prompt runs, it would fill up with ComfyUI's broadcasts.
+                opened = None;
+                log.record(
                     "adopted",
                     json!({"backend": client.base(), "prompt_id": prompt_id, "state": "in_flight"}),
-                )
-                .await;
-                let end = self
-                    .follow(job.id, api, &client, &mut socket, &prompt_id, token, shutdown)
+                );
+                let (end, _) = self
+                    .follow(log, api, &client, &mut socket, &prompt_id, token, shutdown)
                     .await;
                 drop(socket);
                 match end {
-                    PromptEnd::Finished => return self.collect_outputs(&client, job.id, &prompt_id).await,
+                    PromptEnd::Finished => return Ran::Collect(Outputs::History { client, prompt_id }),
                     // An earlier attempt interrupted it while shutting down: run the job anew.
                     PromptEnd::InterruptedElsewhere(_) => {}
-                    PromptEnd::Run(end) => return end,
+                    PromptEnd::Run(end) => return Ran::End(end),
                 }
             }
             Ok(Adoption::Finished {
@@ -290,19 +357,56 @@ impl Worker {
                 entry,
             }) => {
                 if !was_interrupted(&entry) {
-                    self.event(
-                        job.id,
+                    log.record(
                         "adopted",
                         json!({"backend": client.base(), "prompt_id": prompt_id, "state": "finished"}),
-                    )
-                    .await;
-                    return self.download_outputs(&client, job.id, &entry).await;
+                    );
+                    *connection = opened.and_then(Result::ok);
+                    return Ran::Collect(Outputs::Entry { client, entry });
                 }
             }
             Ok(Adoption::Nothing) => {}
-            Err(failure) => return RunEnd::Failed(failure),
+            Err(failure) => {
+                *connection = opened.and_then(Result::ok);
+                return Ran::End(RunEnd::Failed(failure));
+            }
         }
-        self.submit_and_follow(job, api, token, shutdown).await
+        let opened = match opened {
+            Some(opened) => opened,
+            None => self.open(None).await,
+        };
+        match opened {
+            Ok(mut open) => {
+                let (ran, after) = self
+                    .submit_and_follow(job, api, log, &mut open, token, shutdown)
+                    .await;
+                if matches!(after, SocketAfter::Reusable) {
+                    *connection = Some(open);
+                }
+                ran
+            }
+            Err(error) => Ran::End(RunEnd::Failed(
+                JobFailure::transient("backend_unreachable", error.to_string())
+                    .with_detail(json!({"backend": self.backend.url()})),
+            )),
+        }
+    }
+
+    /// The worker's WebSocket to its backend: `kept` from the last job if it is still open (what
+    /// arrived meanwhile is read and dropped; a close means ComfyUI went away), or a new one.
+    async fn open(&self, kept: Option<Connection>) -> Result<Connection, ComfyError> {
+        if let Some(mut kept) = kept {
+            loop {
+                match next_message(&mut kept.socket).now_or_never() {
+                    None => return Ok(kept),
+                    Some(Some(Ok(_))) => {}
+                    Some(None | Some(Err(_))) => break,
+                }
+            }
+        }
+        let client_id = Uuid::new_v4().to_string();
+        let socket = self.backend.client.connect(&client_id).await?;
+        Ok(Connection { client_id, socket })
     }
 
     /// Finds the prompt the last attempt submitted (its `submitting` event) and asks its backend
@@ -354,14 +458,16 @@ impl Worker {
     }
 
     /// Uploads the job's files, records the prompt id it is about to use (`submitting`), submits it
-    /// and follows it to its end.
+    /// and follows it to its end on the worker's WebSocket; says whether that can serve the next job.
     async fn submit_and_follow(
         &self,
         job: &crate::job::Job,
         api: &WorkflowApi,
+        log: &EventLog,
+        connection: &mut Connection,
         token: &CancellationToken,
         shutdown: &CancellationToken,
-    ) -> RunEnd {
+    ) -> (Ran, SocketAfter) {
         let client = &self.backend.client;
         let transient = |error: &ComfyError| {
             let failure = if error.is_transient() {
@@ -369,14 +475,15 @@ impl Worker {
             } else {
                 JobFailure::permanent("backend_protocol", error.to_string())
             };
-            RunEnd::Failed(failure.with_detail(json!({"backend": client.base()})))
+            (
+                Ran::End(RunEnd::Failed(
+                    failure.with_detail(json!({"backend": client.base()})),
+                )),
+                SocketAfter::Reusable,
+            )
         };
-        let client_id = Uuid::new_v4().to_string();
+        let client_id = connection.client_id.clone();
         let prompt_id = Uuid::new_v4().to_string();
-        let mut socket = match client.connect(&client_id).await {
-            Ok(socket) => socket,
-            Err(error) => return transient(&error),
-        };
         let mut values: Map<String, Value> = job.params.as_object().cloned().unwrap_or_default();
         for param in &api.params {
             let ParamKind::Upload { .. } = param.kind else {
@@ -401,45 +508,50 @@ impl Worker {
         // Stored before the prompt leaves: whatever happens next (a crash, a lost reply), the next
         // attempt knows which prompt to look for.
         let submitting = json!({"backend": client.base(), "prompt_id": prompt_id, "client_id": client_id});
-        if let Err(error) = self
-            .store
-            .append_event(job.id, "submitting".to_owned(), submitting)
-            .await
-        {
-            return RunEnd::Failed(JobFailure::transient("queue_unavailable", error.to_string()));
+        log.record("submitting", submitting);
+        if let Err(error) = log.flush().await {
+            let failure = JobFailure::transient("queue_unavailable", error);
+            return (Ran::End(RunEnd::Failed(failure)), SocketAfter::Reusable);
         }
-        self.hub.changed(job.id);
         match client.submit(&prompt, &client_id, &prompt_id).await {
             Ok(_) => {}
             Err(ComfyError::Rejected { message, body, .. }) => {
-                return RunEnd::Failed(
-                    JobFailure::permanent(
-                        "prompt_rejected",
-                        format!("ComfyUI rejected the prompt: {message}"),
-                    )
-                    .with_detail(body),
-                );
+                let failure = JobFailure::permanent(
+                    "prompt_rejected",
+                    format!("ComfyUI rejected the prompt: {message}"),
+                )
+                .with_detail(body);
+                return (Ran::End(RunEnd::Failed(failure)), SocketAfter::Reusable);
             }
             Err(error) => return transient(&error),
         }
-        self.event(
-            job.id,
+        log.record(
             "submitted",
             json!({"backend": client.base(), "prompt_id": prompt_id}),
-        )
-        .await;
-        let end = self
-            .follow(job.id, api, client, &mut socket, &prompt_id, token, shutdown)
+        );
+        let (end, after) = self
+            .follow(
+                log,
+                api,
+                client,
+                &mut connection.socket,
+                &prompt_id,
+                token,
+                shutdown,
+            )
             .await;
-        drop(socket);
-        match end {
-            PromptEnd::Finished => self.collect_outputs(client, job.id, &prompt_id).await,
-            PromptEnd::InterruptedElsewhere(data) => RunEnd::Failed(
+        let ran = match end {
+            PromptEnd::Finished => Ran::Collect(Outputs::History {
+                client: client.clone(),
+                prompt_id,
+            }),
+            PromptEnd::InterruptedElsewhere(data) => Ran::End(RunEnd::Failed(
                 JobFailure::permanent("interrupted", "the prompt was interrupted on the ComfyUI server")
                     .with_detail(data),
-            ),
-            PromptEnd::Run(end) => end,
-        }
+            )),
+            PromptEnd::Run(end) => Ran::End(end),
+        };
+        (ran, after)
     }
 
     /// Withdraws a prompt from its backend (out of the queue, interrupted if running).
@@ -455,14 +567,15 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     async fn follow(
         &self,
-        job_id: Uuid,
+        log: &EventLog,
         api: &WorkflowApi,
         client: &ComfyClient,
         socket: &mut Socket,
         prompt_id: &str,
         token: &CancellationToken,
         shutdown: &CancellationToken,
-    ) -> PromptEnd {
+    ) -> (PromptEnd, SocketAfter) {
+        let job_id = log.job_id();
         let mut deadline = tokio::time::Instant::now() + self.config.job_timeout;
         let mut succeeded = false;
         let lost = |detail: String| {
@@ -478,31 +591,38 @@ impl Worker {
                     if matches!(self.store.get(job_id).await, Ok(Some(job)) if job.status == JobStatus::Cancelled) {
                         Self::withdraw(client, prompt_id).await;
                     }
-                    return PromptEnd::Run(RunEnd::Stopped);
+                    return (PromptEnd::Run(RunEnd::Stopped), SocketAfter::Reusable);
                 }
                 () = shutdown.cancelled() => {
                     Self::withdraw(client, prompt_id).await;
-                    return PromptEnd::Run(RunEnd::Released);
+                    return (PromptEnd::Run(RunEnd::Released), SocketAfter::Broken);
                 }
                 message = tokio::time::timeout_at(deadline, next_message(socket)) => message,
             };
             let message = match message {
                 // Succeeded, but `executing {node: null}` is overdue or the socket went away: the
                 // history is read with retries instead.
-                Err(_) | Ok(None | Some(Err(_))) if succeeded => return PromptEnd::Finished,
+                Err(_) | Ok(None | Some(Err(_))) if succeeded => {
+                    return (PromptEnd::Finished, SocketAfter::Broken);
+                }
                 Err(_) => {
                     Self::withdraw(client, prompt_id).await;
-                    return PromptEnd::Run(RunEnd::Failed(JobFailure::transient(
+                    let failure = JobFailure::transient(
                         "timeout",
                         format!(
                             "the prompt did not finish within {} s",
                             self.config.job_timeout.as_secs()
                         ),
-                    )));
+                    );
+                    return (PromptEnd::Run(RunEnd::Failed(failure)), SocketAfter::Broken);
                 }
-                Ok(None) => return lost(format!("the WebSocket of {} closed mid-job", client.base())),
+                Ok(None) => {
+                    let end = lost(format!("the WebSocket of {} closed mid-job", client.base()));
+                    return (end, SocketAfter::Broken);
+                }
                 Ok(Some(Err(error))) => {
-                    return lost(format!("the WebSocket of {} failed: {error}", client.base()));
+                    let end = lost(format!("the WebSocket of {} failed: {error}", client.base()));
+                    return (end, SocketAfter::Broken);
                 }
                 Ok(Some(Ok(message))) => message,
             };
@@ -512,16 +632,14 @@ impl Worker {
             }
             match message["type"].as_str().unwrap_or("") {
                 "progress" => {
-                    self.event(
-                        job_id,
+                    log.record(
                         "progress",
                         json!({"value": data["value"], "max": data["max"], "node": data["node"]}),
-                    )
-                    .await;
+                    );
                 }
                 // The history is complete now; it also says how a run ended whose outcome
                 // message this socket did not get.
-                "executing" if data["node"].is_null() => return PromptEnd::Finished,
+                "executing" if data["node"].is_null() => return (PromptEnd::Finished, SocketAfter::Reusable),
                 "executing" => {
                     let node = data["node"].as_str().unwrap_or("");
                     let class = api
@@ -529,8 +647,7 @@ impl Worker {
                         .get(node)
                         .and_then(|n| n["class_type"].as_str())
                         .unwrap_or("");
-                    self.event(job_id, "node", json!({"node": node, "class_type": class}))
-                        .await;
+                    log.record("node", json!({"node": node, "class_type": class}));
                 }
                 "execution_success" => {
                     succeeded = true;
@@ -542,28 +659,38 @@ impl Worker {
                         .unwrap_or("execution failed")
                         .trim()
                         .to_owned();
-                    return PromptEnd::Run(RunEnd::Failed(
-                        JobFailure::permanent(
-                            "execution_error",
-                            format!("node {} ({}) failed: {text}", data["node_id"], data["node_type"]),
-                        )
-                        .with_detail(data.clone()),
-                    ));
+                    let failure = JobFailure::permanent(
+                        "execution_error",
+                        format!("node {} ({}) failed: {text}", data["node_id"], data["node_type"]),
+                    )
+                    .with_detail(data.clone());
+                    return (PromptEnd::Run(RunEnd::Failed(failure)), SocketAfter::Reusable);
                 }
                 "execution_interrupted" => {
                     if token.is_cancelled() {
-                        return PromptEnd::Run(RunEnd::Stopped);
+                        return (PromptEnd::Run(RunEnd::Stopped), SocketAfter::Reusable);
                     }
-                    return PromptEnd::InterruptedElsewhere(data.clone());
+                    return (
+                        PromptEnd::InterruptedElsewhere(data.clone()),
+                        SocketAfter::Reusable,
+                    );
                 }
                 _ => {}
             }
         }
     }
 
+    /// Downloads the outputs of a prompt the backend is done with.
+    async fn collect(&self, outputs: Outputs, log: &EventLog) -> RunEnd {
+        match outputs {
+            Outputs::History { client, prompt_id } => self.collect_outputs(&client, log, &prompt_id).await,
+            Outputs::Entry { client, entry } => self.download_outputs(&client, log, &entry).await,
+        }
+    }
+
     /// Reads the history entry (normally complete, since `executing {node: null}` came; retried
     /// a bounded number of times otherwise) and downloads every output file.
-    async fn collect_outputs(&self, client: &ComfyClient, job_id: Uuid, prompt_id: &str) -> RunEnd {
+    async fn collect_outputs(&self, client: &ComfyClient, log: &EventLog, prompt_id: &str) -> RunEnd {
         let mut entry = None;
         for _ in 0..self.config.view_attempts {
             match client.history(prompt_id).await {
@@ -583,13 +710,14 @@ impl Worker {
                 format!("no history for prompt {prompt_id}"),
             ));
         };
-        self.download_outputs(client, job_id, &entry).await
+        self.download_outputs(client, log, &entry).await
     }
 
     /// Streams every output file of a history entry into the output store under the job's id
     /// (retrying while ComfyUI has not written a file yet). A file name that is not a plain name (a path, `..`)
     /// fails the job: a backend must not choose where files land.
-    async fn download_outputs(&self, client: &ComfyClient, job_id: Uuid, entry: &Value) -> RunEnd {
+    async fn download_outputs(&self, client: &ComfyClient, log: &EventLog, entry: &Value) -> RunEnd {
+        let job_id = log.job_id();
         if entry["status"]["status_str"] == "error" {
             return RunEnd::Failed(
                 JobFailure::permanent("execution_error", "ComfyUI recorded the prompt as failed")
@@ -662,7 +790,7 @@ impl Worker {
                 "name": name, "node": node, "kind": key, "size": size,
                 "content_type": content_type(&name), "url": format!("/v1/jobs/{job_id}/outputs/{name}"),
             });
-            self.event(job_id, "output", record.clone()).await;
+            log.record("output", record.clone());
             files.push(record);
         }
         RunEnd::Succeeded(json!({"files": files, "nodes": entry["outputs"]}))
@@ -720,6 +848,37 @@ enum Adoption {
     },
 }
 
+/// Where a run stands once the backend is done with its prompt.
+enum Ran {
+    /// Over: record this.
+    End(RunEnd),
+    /// The prompt finished: its outputs are still to be downloaded.
+    Collect(Outputs),
+}
+
+/// The outputs of a finished prompt, to download from its backend.
+enum Outputs {
+    /// Read from `/history/{prompt_id}` first.
+    History { client: ComfyClient, prompt_id: String },
+    /// The history entry, already read.
+    Entry { client: ComfyClient, entry: Value },
+}
+
+/// A worker's WebSocket to its backend, kept from job to job: ComfyUI sends a prompt's messages
+/// to the client id it was submitted with. Read while the worker is idle too, so ComfyUI's
+/// broadcasts never pile up in it.
+struct Connection {
+    client_id: String,
+    socket: Socket,
+}
+
+/// Whether a WebSocket can follow the next prompt after following one.
+enum SocketAfter {
+    Reusable,
+    /// Closed, failed, or left mid-message (a timeout, a shutdown).
+    Broken,
+}
+
 /// How following a prompt ended.
 enum PromptEnd {
     /// `executing {node: null}` (or a success whose end signal is overdue): read the history.
@@ -728,6 +887,21 @@ enum PromptEnd {
     InterruptedElsewhere(Value),
     /// The run ends here.
     Run(RunEnd),
+}
+
+/// Reads (and drops) what ComfyUI sends an idle worker's WebSocket, forgetting the socket when it
+/// closes. Never returns.
+async fn drain(connection: &mut Option<Connection>) {
+    loop {
+        match connection {
+            Some(open) => {
+                if !matches!(next_message(&mut open.socket).await, Some(Ok(_))) {
+                    *connection = None;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
 }
 
 /// Whether a history entry records an interrupted prompt.

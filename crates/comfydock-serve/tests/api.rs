@@ -935,6 +935,50 @@ async fn a_dropped_websocket_is_followed_again_on_the_same_prompt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_keeps_its_websocket_between_jobs_and_opens_another_when_comfyui_drops_it() {
+    let comfy = ComfyUiServer::start();
+    let h = start(&[&comfy], |_| {}).await;
+    let mut ids = Vec::new();
+    for text in ["first", "second"] {
+        let (_, job) = h.submit(json!({"params": {"positive_text": text}})).await;
+        let id = job["id"].as_str().unwrap().to_owned();
+        h.wait_for(&id, "succeeded").await;
+        ids.push(id);
+    }
+    // The worker is idle now: ComfyUI goes away from under its socket (a restart, a proxy).
+    comfy.drop_sockets();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "third"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = h.wait_for(&id, "succeeded").await;
+    assert_eq!(
+        done["attempts"], 1,
+        "no attempt is lost to the dropped socket: {done}"
+    );
+    ids.push(id);
+    let client_ids: Vec<String> = comfy
+        .received()
+        .iter()
+        .map(|prompt| prompt["client_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(client_ids.len(), 3, "{client_ids:?}");
+    assert_eq!(client_ids[0], client_ids[1], "one socket served both jobs");
+    assert_ne!(client_ids[1], client_ids[2], "a new socket after the drop");
+    // Each job's log names the client id its prompt went out with.
+    for (id, client_id) in ids.iter().zip(&client_ids) {
+        let log: Value = h.get_json(&format!("/v1/jobs/{id}/events?after=0")).await;
+        let submitting = log["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| event["kind"] == "submitting")
+            .unwrap();
+        assert_eq!(submitting["data"]["client_id"], client_id.as_str());
+    }
+    h.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_job_whose_prompt_waits_in_comfyui_removes_it_from_the_queue() {
     let comfy = slow_for("someone else's", 10_000, Duration::from_millis(10));
     // Another client of the same ComfyUI keeps it busy, so serve's prompt waits in its queue.

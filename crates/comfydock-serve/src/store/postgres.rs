@@ -334,7 +334,7 @@ impl JobStore for PostgresStore {
                 return Ok(None);
             };
             let job = job_from_row(&row)?;
-            push_event(&tx, &job.id.to_string(), "started", &status_event_data(&job))
+            let started = push_event(&tx, &job.id.to_string(), "started", &status_event_data(&job))
                 .await
                 .map_err(|e| self.error(e))?;
             tx.commit().await.map_err(|e| self.error(e))?;
@@ -343,7 +343,11 @@ impl JobStore for PostgresStore {
                 owner,
                 token,
             };
-            Ok(Some(Claimed { job, lease }))
+            Ok(Some(Claimed {
+                job,
+                lease,
+                fresh: started.seq == 2,
+            }))
         })
     }
 
@@ -600,20 +604,21 @@ impl JobStore for PostgresStore {
         })
     }
 
-    fn append_event(
+    fn append_events(
         &self,
         job_id: Uuid,
-        kind: String,
-        data: Value,
-    ) -> BoxFuture<'_, Result<JobEvent, StoreError>> {
+        events: Vec<(String, Value)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
-            let event = push_event(&tx, &job_id.to_string(), &kind, &data)
-                .await
-                .map_err(|e| self.error(e))?;
-            tx.commit().await.map_err(|e| self.error(e))?;
-            Ok(event)
+            let id = job_id.to_string();
+            for (kind, data) in &events {
+                push_event(&tx, &id, kind, data)
+                    .await
+                    .map_err(|e| self.error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.error(e))
         })
     }
 

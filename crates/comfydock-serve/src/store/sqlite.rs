@@ -1,8 +1,10 @@
 //! The embedded queue: one SQLite file in WAL mode, one writer connection.
 //!
-//! Every operation runs on the blocking pool while holding the connection's mutex, so writes are
-//! serialised inside this process; `busy_timeout` covers another process holding the file.
-//! Claims use `BEGIN IMMEDIATE` + `UPDATE … RETURNING`.
+//! Every write runs on the blocking pool while holding the writer connection's mutex, so writes
+//! are serialised inside this process; `busy_timeout` covers another process holding the file.
+//! Reads (job lookups, event streams, listings) use a small pool of read-only connections, so a
+//! client following its job never waits behind the workers' writes. Claims use `BEGIN IMMEDIATE`
+//! + `UPDATE … RETURNING`. Statements are prepared once per connection (statement cache).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -77,7 +79,12 @@ const JOB_COLUMNS: &str = "id, workflow, params, priority, status, attempts, max
 pub struct SqliteStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// Idle read-only connections; a read takes one (or opens one) and puts it back.
+    readers: Arc<Mutex<Vec<Connection>>>,
 }
+
+/// Idle read-only connections kept open; more are opened under load and closed after use.
+const IDLE_READERS: usize = 4;
 
 impl SqliteStore {
     /// Opens (creating when missing) the queue database at `path`.
@@ -86,6 +93,7 @@ impl SqliteStore {
         Ok(Self {
             path: path.to_owned(),
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::default(),
         })
     }
 
@@ -106,6 +114,33 @@ impl SqliteStore {
             tokio::task::spawn_blocking(move || {
                 let mut guard = conn.lock().unwrap_or_else(PoisonError::into_inner);
                 f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
+            })
+            .await
+            .map_err(StoreError::Join)?
+        })
+    }
+
+    /// Runs the read `f` on a read-only connection on the blocking pool.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let conn = match pooled {
+                    Some(conn) => conn,
+                    None => sqlite::open_reader(&path)?,
+                };
+                let result = f(&conn).map_err(|source| StoreError::Sqlite { path, source });
+                let mut idle = readers.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < IDLE_READERS {
+                    idle.push(conn);
+                }
+                result
             })
             .await
             .map_err(StoreError::Join)?
@@ -176,26 +211,19 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
 }
 
 fn get_job(conn: &Connection, id: &str) -> rusqlite::Result<Option<Job>> {
-    conn.query_row(
-        &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-        [id],
-        job_from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+        .query_row([id], job_from_row)
+        .optional()
 }
 
 /// Appends an event, numbering it from the job's `last_seq` counter.
 fn push_event(conn: &Connection, job_id: &str, kind: &str, data: &Value) -> rusqlite::Result<JobEvent> {
-    let seq: i64 = conn.query_row(
-        "UPDATE jobs SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
-        [job_id],
-        |r| r.get(0),
-    )?;
+    let seq: i64 = conn
+        .prepare_cached("UPDATE jobs SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq")?
+        .query_row([job_id], |r| r.get(0))?;
     let at = now_ms();
-    conn.execute(
-        "INSERT INTO job_events (job_id, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![job_id, seq, at, kind, json_text(data)],
-    )?;
+    conn.prepare_cached("INSERT INTO job_events (job_id, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![job_id, seq, at, kind, json_text(data)])?;
     Ok(JobEvent {
         job_id: Uuid::parse_str(job_id).map_err(|e| conversion(0, e))?,
         seq,
@@ -256,28 +284,32 @@ impl JobStore for SqliteStore {
             let token = Uuid::new_v4();
             let filter = serde_json::to_string(&workflows).unwrap_or_default();
             let claimed = tx
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1, \
+                     lease_token = ?2, lease_until = ?3, started_at = COALESCE(started_at, ?4) \
+                     WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= ?4 \
+                       AND workflow IN (SELECT value FROM json_each(?5)) \
+                       ORDER BY priority DESC, created_at, id LIMIT 1) \
+                     RETURNING {JOB_COLUMNS}"
+                ))?
                 .query_row(
-                    &format!(
-                        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1, \
-                         lease_token = ?2, lease_until = ?3, started_at = COALESCE(started_at, ?4) \
-                         WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= ?4 \
-                           AND workflow IN (SELECT value FROM json_each(?5)) \
-                           ORDER BY priority DESC, created_at, id LIMIT 1) \
-                         RETURNING {JOB_COLUMNS}"
-                    ),
                     params![owner, token.to_string(), now + duration_ms(lease), now, filter],
                     job_from_row,
                 )
                 .optional()?;
             let Some(job) = claimed else { return Ok(None) };
-            push_event(&tx, &job.id.to_string(), "started", &status_event_data(&job))?;
+            let started = push_event(&tx, &job.id.to_string(), "started", &status_event_data(&job))?;
             tx.commit()?;
             let lease = Lease {
                 job_id: job.id,
                 owner,
                 token,
             };
-            Ok(Some(Claimed { job, lease }))
+            Ok(Some(Claimed {
+                job,
+                lease,
+                fresh: started.seq == 2,
+            }))
         })
     }
 
@@ -299,11 +331,12 @@ impl JobStore for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let id = lease.job_id.to_string();
-            let changed = tx.execute(
-                "UPDATE jobs SET status = 'succeeded', outputs = ?1, finished_at = ?2, lease_owner = NULL, \
-                 lease_token = NULL, lease_until = NULL WHERE id = ?3 AND status = 'running' AND lease_token = ?4",
-                params![json_text(&outputs), now_ms(), id, lease.token.to_string()],
-            )?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'succeeded', outputs = ?1, finished_at = ?2, lease_owner = NULL, \
+                     lease_token = NULL, lease_until = NULL WHERE id = ?3 AND status = 'running' AND lease_token = ?4",
+                )?
+                .execute(params![json_text(&outputs), now_ms(), id, lease.token.to_string()])?;
             if changed == 1 {
                 push_event(&tx, &id, "succeeded", &serde_json::json!({"status": "succeeded", "outputs": outputs}))?;
             }
@@ -437,11 +470,11 @@ impl JobStore for SqliteStore {
     }
 
     fn get(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
-        self.with(move |conn| get_job(conn, &id.to_string()))
+        self.read(move |conn| get_job(conn, &id.to_string()))
     }
 
     fn list(&self, filter: JobFilter) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let limit = if filter.limit == 0 { 100 } else { filter.limit };
             let mut stmt = conn.prepare(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow = ?2) \
@@ -452,23 +485,24 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn append_event(
+    fn append_events(
         &self,
         job_id: Uuid,
-        kind: String,
-        data: Value,
-    ) -> BoxFuture<'_, Result<JobEvent, StoreError>> {
+        events: Vec<(String, Value)>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let event = push_event(&tx, &job_id.to_string(), &kind, &data)?;
-            tx.commit()?;
-            Ok(event)
+            let id = job_id.to_string();
+            for (kind, data) in &events {
+                push_event(&tx, &id, kind, data)?;
+            }
+            tx.commit()
         })
     }
 
     fn events_after(&self, job_id: Uuid, after: i64) -> BoxFuture<'_, Result<Vec<JobEvent>, StoreError>> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
                 "SELECT job_id, seq, at, kind, data FROM job_events WHERE job_id = ?1 AND seq > ?2 ORDER BY seq",
             )?;
             stmt.query_map(params![job_id.to_string(), after], event_from_row)?.collect()
@@ -476,7 +510,7 @@ impl JobStore for SqliteStore {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut jobs = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT workflow, status, COUNT(*) FROM jobs GROUP BY workflow, status ORDER BY 1, 2",
@@ -529,7 +563,7 @@ impl JobStore for SqliteStore {
     }
 
     fn list_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
             )?;
@@ -548,12 +582,11 @@ impl JobStore for SqliteStore {
     }
 
     fn find_key(&self, hash: String) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
-        self.with(move |conn| {
-            conn.query_row(
+        self.read(move |conn| {
+            conn.prepare_cached(
                 "SELECT id, name, prefix, created_at, revoked_at FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL",
-                [hash],
-                key_from_row,
-            )
+            )?
+            .query_row([hash], key_from_row)
             .optional()
         })
     }
