@@ -197,12 +197,14 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Fetches `/object_info` from the first backend that answers.
+/// Fetches `/object_info` from the first backend that answers (which counts as up from then on:
+/// its worker takes jobs at once; the others are probed by their workers).
 async fn fetch_object_info(backends: &[Arc<Backend>], timeout: Duration) -> Result<Value, ServeError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         for backend in backends {
             if let Ok(info) = backend.client.object_info().await {
+                backend.mark_up();
                 return Ok(info);
             }
         }

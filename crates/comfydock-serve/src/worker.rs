@@ -63,6 +63,11 @@ impl Backend {
     fn mark_down(&self) {
         self.up.store(false, Ordering::Relaxed);
     }
+
+    /// Records that the backend just answered.
+    pub(crate) fn mark_up(&self) {
+        self.up.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Timing and retry settings shared by every worker.
