@@ -11,6 +11,9 @@
   bench_scale_data.py time RUNS CMD...      best and median wall time of CMD (stdout discarded), and
                                             the peak RSS of the best run
   bench_scale_data.py time-to-error RUNS CMD...  the same for a CMD expected to fail (exit status ignored)
+  bench_scale_data.py time-prepared RUNS PREP CMD...  the same, running the shell command PREP (untimed)
+                                            before each run
+  bench_scale_data.py edit DIR              edits every workflow in DIR (new bytes and content each time)
   bench_scale_data.py time-self[-to-error] RUNS CMD...  the same, with the peak RSS of CMD's own process
                                             (its VmHWM; children such as git or uv left out)
   bench_scale_data.py first-line CMD...     seconds until CMD prints its first line on stdout, and in all
@@ -196,8 +199,25 @@ def run_once_self(command, check=True):
     return elapsed, peak
 
 
-def timed(runs, command, check=True, measure=run_once):
-    results = sorted(measure(command, check) for _ in range(runs))
+def edit(root):
+    token = time.time_ns()
+    for name in sorted(os.listdir(root)):
+        if name.endswith(".json"):
+            path = os.path.join(root, name)
+            with open(path) as source:
+                document = json.load(source)
+            document.setdefault("extra", {})["bench_edit"] = token
+            with open(path, "w") as out:
+                json.dump(document, out)
+
+
+def timed(runs, command, check=True, measure=run_once, prepare=None):
+    def once():
+        if prepare:
+            subprocess.run(prepare, shell=True, check=True)
+        return measure(command, check)
+
+    results = sorted(once() for _ in range(runs))
     best, rss = results[0]
     median = statistics.median(r[0] for r in results)
     print(f"{best:.4f} {median:.4f} {rss}")
@@ -228,6 +248,10 @@ if __name__ == "__main__":
     what = sys.argv[1]
     if what == "time":
         timed(int(sys.argv[2]), sys.argv[3:])
+    elif what == "time-prepared":
+        timed(int(sys.argv[2]), sys.argv[4:], prepare=sys.argv[3])
+    elif what == "edit":
+        edit(sys.argv[2])
     elif what == "time-to-error":
         timed(int(sys.argv[2]), sys.argv[3:], check=False)
     elif what == "time-self":

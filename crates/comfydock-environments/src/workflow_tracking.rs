@@ -305,16 +305,27 @@ const HASH_CACHE_FILE: &str = ".workflow-hashes.json";
 
 /// Content hashes by the blake3 of a workflow file's bytes: a text seen before is neither parsed
 /// nor hashed again, so `status` with many edited workflows stays fast from its second run on.
+/// `commit` records the hashes of the `.cec` copies, so even the first `status` after workflows
+/// were edited parses only the edited files.
 #[derive(Debug, Default, PartialEq, serde::Deserialize, Serialize)]
 struct HashCache {
     /// The [`comfydock_workflow::CONTENT_HASH_VERSION`] the hashes were made with; a cache made
     /// with another is ignored.
     version: u32,
-    /// blake3 of the bytes → content hash, `None` for a text that is not a workflow.
+    /// blake3 of the bytes → content hash, `None` for a text that is not a workflow: the texts
+    /// `status` compared last.
     hashes: BTreeMap<String, Option<String>>,
+    /// The same for the `.cec` copies as `commit` left them (kept by `status`).
+    #[serde(default)]
+    committed: BTreeMap<String, Option<String>>,
 }
 
 impl HashCache {
+    /// The content hash of the text whose bytes' blake3 is `key`, when known.
+    fn get(&self, key: &str) -> Option<&Option<String>> {
+        self.hashes.get(key).or_else(|| self.committed.get(key))
+    }
+
     /// The cache at `path`; empty when it is missing, unreadable or from another hash version.
     fn load(path: &Path) -> Self {
         fs_err::read(path)
@@ -354,7 +365,7 @@ fn same_content_all(pairs: &[(usize, Vec<u8>, Vec<u8>)], cache: &Path) -> Vec<us
     let mut unknown: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for ((a_key, b_key), (_, a, b)) in keys.iter().zip(pairs) {
         for (text_key, bytes) in [(a_key, a), (b_key, b)] {
-            if !known.hashes.contains_key(text_key) {
+            if known.get(text_key).is_none() {
                 unknown.insert(text_key, bytes);
             }
         }
@@ -367,7 +378,7 @@ fn same_content_all(pairs: &[(usize, Vec<u8>, Vec<u8>)], cache: &Path) -> Vec<us
     }
     for (a_key, b_key) in &keys {
         for text_key in [a_key, b_key] {
-            if let Some(hash) = known.hashes.get(text_key) {
+            if let Some(hash) = known.get(text_key) {
                 hashes.insert(text_key.clone(), hash.clone());
             }
         }
@@ -380,9 +391,11 @@ fn same_content_all(pairs: &[(usize, Vec<u8>, Vec<u8>)], cache: &Path) -> Vec<us
         )
         .map(|((index, _, _), _)| *index)
         .collect();
+    hashes.retain(|key, _| !known.committed.contains_key(key));
     let fresh = HashCache {
         version: comfydock_workflow::CONTENT_HASH_VERSION,
         hashes,
+        committed: known.committed.clone(),
     };
     if fresh != known
         && let Err(error) = fresh.save(cache)
@@ -544,14 +557,59 @@ pub fn copy_tracked_into_cec(env: &Environment) -> Result<CopyReport, TrackingEr
             report.copied.push(name.clone());
         }
     }
+    let mut kept = Vec::new();
     for name in workflow_names(&cec_dir)? {
         let gone = !file_for(&live_dir, &name).is_file();
         if !tracked.contains(&name) || gone {
             fs_err::remove_file(file_for(&cec_dir, &name))?;
             report.removed.push(name);
+        } else if let Ok(bytes) = fs_err::read(file_for(&cec_dir, &name)) {
+            kept.push(bytes);
         }
     }
+    remember_committed(&kept, &env.root.join(HASH_CACHE_FILE));
     Ok(report)
+}
+
+/// Records the content hashes of the `.cec` copies `kept` in the cache at `cache` (computing
+/// those it does not know yet), replacing the copies recorded before. A cache that cannot be
+/// written is left as it was: `status` then only works harder.
+fn remember_committed(kept: &[Vec<u8>], cache: &Path) {
+    let mut known = HashCache::load(cache);
+    let keyed: Vec<(String, &[u8])> = kept
+        .iter()
+        .map(|bytes| (blake3::hash(bytes).to_hex().to_string(), bytes.as_slice()))
+        .collect();
+    let mut unknown: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    for (key, bytes) in &keyed {
+        if known.get(key).is_none() {
+            unknown.insert(key, bytes);
+        }
+    }
+    let unknown: Vec<(&str, &[u8])> = unknown.into_iter().collect();
+    let computed = content_hashes(&unknown);
+    let mut committed: BTreeMap<String, Option<String>> = unknown
+        .iter()
+        .map(|(key, _)| (*key).to_owned())
+        .zip(computed)
+        .collect();
+    for (key, _) in &keyed {
+        if let Some(hash) = known.get(key) {
+            committed.insert(key.clone(), hash.clone());
+        }
+    }
+    if committed == known.committed && known.version == comfydock_workflow::CONTENT_HASH_VERSION {
+        return;
+    }
+    known.hashes.retain(|key, _| !committed.contains_key(key));
+    let fresh = HashCache {
+        version: comfydock_workflow::CONTENT_HASH_VERSION,
+        hashes: known.hashes,
+        committed,
+    };
+    if let Err(error) = fresh.save(cache) {
+        tracing::debug!("workflow hash cache not written: {error}");
+    }
 }
 
 /// The committed content of a tracked workflow at `rev` (default: the working copy in `.cec`).
@@ -697,5 +755,41 @@ mod tests {
             "only this comparison's texts"
         );
         assert_eq!(same_content_all(&[], &cache), Vec::<usize>::new());
+    }
+
+    /// `commit` records the hashes of the `.cec` copies; the first `status` after an edit parses
+    /// only the edited text, keeps the recorded copies, and trusts them; the next commit replaces
+    /// them.
+    #[test]
+    fn committed_copies_are_hashed_once_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join(HASH_CACHE_FILE);
+        let key = |bytes: &[u8]| blake3::hash(bytes).to_hex().to_string();
+        let kept = vec![workflow(1, 0.0), workflow(2, 0.0)];
+        remember_committed(&kept, &cache);
+        let recorded = HashCache::load(&cache);
+        assert_eq!(recorded.committed.len(), 2);
+        assert!(recorded.hashes.is_empty());
+
+        let edited = workflow(1001, 0.0);
+        assert!(same_content_all(&[(0, edited.clone(), kept[0].clone())], &cache).is_empty());
+        let mut after = HashCache::load(&cache);
+        assert_eq!(after.committed, recorded.committed, "kept by status");
+        assert_eq!(
+            after.hashes.keys().collect::<Vec<_>>(),
+            [&key(&edited)],
+            "only the edited text"
+        );
+        // Status answers from the recorded hash, without parsing the copy again.
+        let edited_hash = after.hashes[&key(&edited)].clone();
+        after.committed.insert(key(&kept[0]), edited_hash);
+        after.save(&cache).unwrap();
+        assert_eq!(same_content_all(&[(0, edited, kept[0].clone())], &cache), [0]);
+
+        remember_committed(&kept[1..], &cache);
+        assert_eq!(
+            HashCache::load(&cache).committed.keys().collect::<Vec<_>>(),
+            [&key(&kept[1])]
+        );
     }
 }

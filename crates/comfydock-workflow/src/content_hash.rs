@@ -173,6 +173,18 @@ fn hash_str(hasher: &mut Canonical, text: &str) {
     hasher.update(text.as_bytes());
 }
 
+/// Writes a whole `f` (|f| < 9e15) as `format!("{f:.0}")` does, without its slow exact-float path.
+fn write_whole(out: &mut Vec<u8>, f: f64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if f == 0.0 && f.is_sign_negative() {
+        out.extend_from_slice(b"-0");
+        return Ok(());
+    }
+    #[allow(clippy::cast_possible_truncation)] // whole and below 9e15: exact
+    let whole = f as i64;
+    write!(out, "{whole}")
+}
+
 fn hash_value(hasher: &mut Canonical, value: &Value, place: Place) {
     match value {
         Value::Null => {
@@ -188,7 +200,7 @@ fn hash_value(hasher: &mut Canonical, value: &Value, place: Place) {
                 use std::io::Write as _;
                 // Writing into a Vec cannot fail.
                 let _ = match n.as_f64() {
-                    Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => write!(out, "{f:.0}"),
+                    Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => write_whole(out, f),
                     _ => write!(out, "{n}"),
                 };
             });
@@ -238,4 +250,27 @@ pub(crate) fn randomized_seed_positions(node: &Map<String, Value>) -> SeedMask {
         }
     }
     mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_whole;
+
+    #[test]
+    fn whole_numbers_are_written_as_before() {
+        for f in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            512.0,
+            123_456_789_012_345.0,
+            -8_999_999_999_999_998.0,
+            1e15,
+        ] {
+            let mut out = Vec::new();
+            write_whole(&mut out, f).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{f:.0}"));
+        }
+    }
 }
