@@ -150,7 +150,8 @@ pub trait JobStore: Send + Sync {
     fn list(&self, filter: JobFilter) -> BoxFuture<'_, Result<Vec<Job>, StoreError>>;
 
     /// Appends events (`(kind, data)`: progress, node, output) to a job's log in one transaction,
-    /// in order.
+    /// in order; nothing once the job has finished (a run's last events may still be on their way
+    /// when a client cancels it, and the log must end with its outcome).
     fn append_events(
         &self,
         job_id: Uuid,
@@ -510,6 +511,12 @@ pub(crate) mod contract {
             "worker learns of the cancel"
         );
         assert!(!store.complete(claimed.lease, json!({})).await.unwrap());
+        // Events of the run that were on their way when it was cancelled are dropped: the log
+        // ends with `cancelled`.
+        store
+            .append_events(claimed.job.id, vec![("progress".into(), json!({"value": 9}))])
+            .await
+            .unwrap();
         let cancelled = store.get(claimed.job.id).await.unwrap().unwrap();
         assert_eq!(cancelled.status, JobStatus::Cancelled);
         // Cancelling again leaves a terminal job alone.

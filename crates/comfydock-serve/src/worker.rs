@@ -90,6 +90,9 @@ pub struct WorkerConfig {
     /// How long to wait after `execution_success` for `executing {node: null}` (which follows the
     /// history entry) before reading the history anyway.
     pub history_grace: Duration,
+    /// How long a followed prompt may stay silent before its history is looked at (a socket that
+    /// no longer hears its prompt must not hold a job until its timeout).
+    pub history_poll: Duration,
     /// Which webhook targets finished jobs may be posted to.
     pub webhooks: crate::webhook::WebhookPolicy,
 }
@@ -105,6 +108,7 @@ impl Default for WorkerConfig {
             view_attempts: 20,
             view_retry_delay: Duration::from_millis(250),
             history_grace: Duration::from_secs(30),
+            history_poll: Duration::from_secs(10),
             webhooks: crate::webhook::WebhookPolicy::default(),
         }
     }
@@ -430,26 +434,31 @@ impl Worker {
         } else {
             ComfyClient::new(&prior.backend)
         };
-        // A backend that does not answer lost its queue and history with its process (they live
-        // in memory), so the prompt cannot run any more: submit anew.
-        let Ok(socket) = client.connect(&prior.client_id).await else {
-            return Ok(Adoption::Nothing);
-        };
         let unreachable = |error: ComfyError| {
             JobFailure::transient("backend_unreachable", error.to_string())
                 .with_detail(json!({"backend": prior.backend}))
         };
-        match client.queue_state(&prior.prompt_id).await.map_err(unreachable)? {
-            QueueState::Running | QueueState::Pending => {
+        // A backend that does not answer lost its queue and history with its process (they live
+        // in memory), so the prompt cannot run any more: submit anew.
+        let state = match client.queue_state(&prior.prompt_id).await {
+            Ok(state) => state,
+            Err(ComfyError::Unreachable { .. }) => return Ok(Adoption::Nothing),
+            Err(error) => return Err(unreachable(error)),
+        };
+        if state != QueueState::Absent {
+            // Its messages go to the client id it was submitted with: listen there, then look
+            // again (ComfyUI moves a prompt from the queue into the history in one step, so one
+            // that finished in between is found there). Only an unfinished prompt is listened to:
+            // a second socket with a client id takes that id's messages from the first.
+            let socket = client.connect(&prior.client_id).await.map_err(unreachable)?;
+            if client.queue_state(&prior.prompt_id).await.map_err(unreachable)? != QueueState::Absent {
                 return Ok(Adoption::InFlight {
                     client,
                     prompt_id: prior.prompt_id,
                     socket: Box::new(socket),
                 });
             }
-            QueueState::Absent => {}
         }
-        drop(socket);
         Ok(
             match client.history(&prior.prompt_id).await.map_err(unreachable)? {
                 Some(entry) => Adoption::Finished {
@@ -474,7 +483,7 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> (Ran, SocketAfter) {
         let client = &self.backend.client;
-        let transient = |error: &ComfyError| {
+        let transient = |error: &ComfyError, after: SocketAfter| {
             let failure = if error.is_transient() {
                 JobFailure::transient("backend_unreachable", error.to_string())
             } else {
@@ -484,7 +493,7 @@ impl Worker {
                 Ran::End(RunEnd::Failed(
                     failure.with_detail(json!({"backend": client.base()})),
                 )),
-                SocketAfter::Reusable,
+                after,
             )
         };
         let client_id = connection.client_id.clone();
@@ -506,7 +515,7 @@ impl Worker {
                 Ok(name) => {
                     values.insert(param.name.clone(), Value::String(name));
                 }
-                Err(error) => return transient(&error),
+                Err(error) => return transient(&error, SocketAfter::Reusable),
             }
         }
         let prompt = Value::Object(api.inject(&values));
@@ -528,7 +537,9 @@ impl Worker {
                 .with_detail(body);
                 return (Ran::End(RunEnd::Failed(failure)), SocketAfter::Reusable);
             }
-            Err(error) => return transient(&error),
+            // The prompt may be queued all the same (a lost reply), and whoever takes the job over
+            // listens on this socket's client id.
+            Err(error) => return transient(&error, SocketAfter::Broken),
         }
         log.record(
             "submitted",
@@ -582,6 +593,7 @@ impl Worker {
     ) -> (PromptEnd, SocketAfter) {
         let job_id = log.job_id();
         let mut deadline = tokio::time::Instant::now() + self.config.job_timeout;
+        let mut next_look = tokio::time::Instant::now() + self.config.history_poll;
         let mut succeeded = false;
         let lost = |detail: String| {
             PromptEnd::Run(RunEnd::Failed(
@@ -595,15 +607,26 @@ impl Worker {
                     // worker took the job over (and maybe this very prompt): leave it alone.
                     if matches!(self.store.get(job_id).await, Ok(Some(job)) if job.status == JobStatus::Cancelled) {
                         Self::withdraw(client, prompt_id).await;
+                        return (PromptEnd::Run(RunEnd::Stopped), SocketAfter::Reusable);
                     }
-                    return (PromptEnd::Run(RunEnd::Stopped), SocketAfter::Reusable);
+                    // Whoever takes the job over listens on this socket's client id.
+                    return (PromptEnd::Run(RunEnd::Stopped), SocketAfter::Broken);
                 }
                 () = shutdown.cancelled() => {
                     Self::withdraw(client, prompt_id).await;
                     return (PromptEnd::Run(RunEnd::Released), SocketAfter::Broken);
                 }
-                message = tokio::time::timeout_at(deadline, next_message(socket)) => message,
+                message = tokio::time::timeout_at(deadline.min(next_look), next_message(socket)) => message,
             };
+            // Quiet for a while: make sure the prompt did not end unheard (another socket with
+            // this client id, as after a takeover, takes its messages).
+            if message.is_err() && tokio::time::Instant::now() < deadline {
+                next_look = tokio::time::Instant::now() + self.config.history_poll;
+                if let Ok(Some(_)) = client.history(prompt_id).await {
+                    return (PromptEnd::Finished, SocketAfter::Broken);
+                }
+                continue;
+            }
             let message = match message {
                 // Succeeded, but `executing {node: null}` is overdue or the socket went away: the
                 // history is read with retries instead.

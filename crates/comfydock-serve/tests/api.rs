@@ -934,6 +934,33 @@ async fn a_dropped_websocket_is_followed_again_on_the_same_prompt() {
     h.server.stop().await;
 }
 
+/// Another socket with the job's client id (a takeover racing its first holder, a second tool)
+/// leaves serve's socket deaf: the prompt ends unheard, and serve finds it in the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_that_ends_unheard_is_found_in_its_history() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        steps: 20,
+        step_delay: Duration::from_millis(20),
+        ..Script::default()
+    }));
+    let h = start(&[&comfy], |options| {
+        options.worker.history_poll = Duration::from_millis(300);
+    })
+    .await;
+    let (_, job) = h.submit(json!({"params": {"positive_text": "unheard"}})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    until("the prompt runs", || comfy.running().is_some()).await;
+    let client_id = comfy.received()[0]["client_id"].as_str().unwrap().to_owned();
+    let url = format!("{}/ws?clientId={client_id}", comfy.url().replace("http", "ws"));
+    let (mut other, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    other.close(None).await.unwrap();
+    let done = h.wait_for(&id, "succeeded").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(comfy.executions().len(), 1);
+    assert_eq!(done["outputs"].as_array().unwrap().len(), 4, "{done}");
+    h.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_keeps_its_websocket_between_jobs_and_opens_another_when_comfyui_drops_it() {
     let comfy = ComfyUiServer::start();

@@ -136,6 +136,11 @@ struct Instance {
     number: AtomicU64,
     /// Bumped by [`ComfyUiServer::drop_sockets`]: every open WebSocket closes without a word.
     hangup: tokio::sync::watch::Sender<u64>,
+    /// The socket each client id's messages go to (by connection number), as ComfyUI's
+    /// `PromptServer.sockets`: a new socket with a client id replaces the old one, and a socket
+    /// that closes unregisters its client id, even when a newer socket had taken it.
+    sockets: Mutex<HashMap<String, u64>>,
+    connections: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -214,6 +219,8 @@ impl ComfyUiServer {
             interrupt: AtomicBool::new(false),
             number: AtomicU64::new(0),
             hangup: tokio::sync::watch::Sender::new(0),
+            sockets: Mutex::new(HashMap::new()),
+            connections: AtomicU64::new(0),
         });
         let app = router(Arc::clone(&instance));
         runtime.spawn(async move {
@@ -1236,7 +1243,27 @@ async fn websocket(
     upgrade.on_upgrade(move |socket| serve_socket(instance, sid, socket))
 }
 
+/// Unregisters a socket's client id when the socket ends, whichever socket holds it now
+/// (ComfyUI's `finally: self.sockets.pop(sid, None)`).
+struct Registration {
+    instance: Arc<Instance>,
+    sid: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.instance.sockets).remove(&self.sid);
+    }
+}
+
 async fn serve_socket(instance: Arc<Instance>, sid: String, mut socket: WebSocket) {
+    let number = instance.connections.fetch_add(1, Ordering::SeqCst);
+    lock(&instance.sockets).insert(sid.clone(), number);
+    let _registration = Registration {
+        instance: Arc::clone(&instance),
+        sid: sid.clone(),
+    };
+    let registered = || lock(&instance.sockets).get(&sid) == Some(&number);
     let mut events = instance.events.subscribe();
     let mut hangup = instance.hangup.subscribe();
     let remaining = lock(&instance.queue).len() + usize::from(lock(&instance.running).is_some());
@@ -1253,6 +1280,7 @@ async fn serve_socket(instance: Arc<Instance>, sid: String, mut socket: WebSocke
             event = events.recv() => match event {
                 Ok((target, text)) => {
                     if target.as_deref().is_none_or(|t| t == sid)
+                        && registered()
                         && socket.send(Message::Text(text.into())).await.is_err()
                     {
                         return;

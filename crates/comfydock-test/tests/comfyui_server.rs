@@ -348,3 +348,52 @@ async fn validates_runs_records_history_and_serves_files() {
         "history is lost on restart, like ComfyUI's memory"
     );
 }
+
+/// As ComfyUI's `PromptServer` (server.py, v0.3.77): a second socket with a client id takes that
+/// id's messages from the first, and when either closes, the id has no socket any more: a prompt
+/// of that client then runs unheard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_has_one_socket_and_a_closing_one_unregisters_it() {
+    let comfy = ComfyUiServer::start_with(Arc::new(|_: &Value| Script {
+        step_delay: Duration::ZERO,
+        ..Script::default()
+    }));
+    let http = reqwest::Client::new();
+    let base = comfy.url();
+    let mut first = connect(&base, "shared").await;
+    let mut second = connect(&base, "shared").await;
+    queue_prompt(&http, &base, &small_prompt(), "shared", "p-second").await;
+    assert_eq!(
+        read_run(&mut second, "p-second").await.last().unwrap(),
+        "executing:null"
+    );
+    let first_heard = tokio::time::timeout(Duration::from_millis(300), first.next()).await;
+    assert!(
+        first_heard.is_err(),
+        "the replaced socket hears nothing: {first_heard:?}"
+    );
+    // What the second socket was sent until now (status broadcasts) is read.
+    while tokio::time::timeout(Duration::from_millis(300), second.next())
+        .await
+        .is_ok()
+    {}
+
+    first.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    queue_prompt(&http, &base, &small_prompt(), "shared", "p-unheard").await;
+    for _ in 0..100 {
+        if !history(&http, &base, "p-unheard").await["p-unheard"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !history(&http, &base, "p-unheard").await["p-unheard"].is_null(),
+        "it ran"
+    );
+    let second_heard = tokio::time::timeout(Duration::from_millis(300), second.next()).await;
+    assert!(
+        second_heard.is_err(),
+        "the id lost its socket when the first closed: {second_heard:?}"
+    );
+}

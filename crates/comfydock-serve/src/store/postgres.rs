@@ -613,10 +613,20 @@ impl JobStore for PostgresStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(|e| self.error(e))?;
             let id = job_id.to_string();
-            for (kind, data) in &events {
-                push_event(&tx, &id, kind, data)
-                    .await
-                    .map_err(|e| self.error(e))?;
+            // Locked, so a cancel commits before or after these events, never between.
+            let open = tx
+                .query_opt(
+                    "SELECT status FROM jobs WHERE id = $1 AND status IN ('queued', 'running') FOR UPDATE",
+                    &[&id],
+                )
+                .await
+                .map_err(|e| self.error(e))?;
+            if open.is_some() {
+                for (kind, data) in &events {
+                    push_event(&tx, &id, kind, data)
+                        .await
+                        .map_err(|e| self.error(e))?;
+                }
             }
             tx.commit().await.map_err(|e| self.error(e))
         })

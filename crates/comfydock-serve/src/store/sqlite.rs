@@ -528,8 +528,14 @@ impl JobStore for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let id = job_id.to_string();
-            for (kind, data) in &events {
-                push_event(&tx, &id, kind, data)?;
+            let open: Option<String> = tx
+                .prepare_cached("SELECT status FROM jobs WHERE id = ?1 AND status IN ('queued', 'running')")?
+                .query_row([&id], |r| r.get(0))
+                .optional()?;
+            if open.is_some() {
+                for (kind, data) in &events {
+                    push_event(&tx, &id, kind, data)?;
+                }
             }
             tx.commit()
         })
