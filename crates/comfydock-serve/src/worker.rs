@@ -138,13 +138,20 @@ enum RunEnd {
 /// Outputs of finished prompts downloaded at once per worker, while its backend runs the next job.
 const FINISHING_PER_WORKER: usize = 4;
 
-/// A claimed job on its way: its lease kept alive, its cancel token, its event log.
+/// A claimed job on its way: its lease kept alive, its cancel token, its event log. Dropping it
+/// (recorded, or lost to a panic) stops the heartbeat, so a lease is never kept alive for nothing.
 struct Run {
     claimed: Claimed,
     started: Instant,
     token: CancellationToken,
     heartbeat: tokio::task::JoinHandle<()>,
     log: EventLog,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
 }
 
 impl Worker {
@@ -246,20 +253,13 @@ impl Worker {
 
     /// Records how a run ended (after its events), stops its heartbeat and sends its webhook.
     async fn record(&self, run: Run, end: RunEnd) {
-        let Run {
-            claimed,
-            started,
-            token: _,
-            heartbeat,
-            log,
-        } = run;
+        let (claimed, started) = (&run.claimed, run.started);
         let job_id = claimed.job.id;
         // The run's events come before its outcome.
-        if let Err(error) = log.flush().await {
+        if let Err(error) = run.log.flush().await {
             tracing::warn!(%error, %job_id, "some events of the run were not recorded");
         }
-        drop(log);
-        heartbeat.abort();
+        run.heartbeat.abort();
         self.hub.finish(job_id);
         let terminal = match end {
             RunEnd::Succeeded(outputs) => match self.store.complete(claimed.lease.clone(), outputs).await {
