@@ -1,6 +1,7 @@
 //! Queue and API benchmarks against a zero-work ComfyUI stand-in.
 //!
-//! Run: `cargo bench -p comfydock-serve --bench queue` (add `-- --jobs N` to change the sample).
+//! Run: `cargo bench -p comfydock-serve --bench queue` (add `-- --jobs N` to change the sample,
+//! `--postgres` to measure the latency on a PostgreSQL queue too; needs PostgreSQL's server binaries).
 //! Prints:
 //! - enqueue throughput straight into the SQLite store, and through `POST /v1/workflows/{name}/jobs`
 //!   (1 and 8 concurrent clients);
@@ -101,6 +102,56 @@ async fn through_comfydock(http: &reqwest::Client, base: &str, index: usize) -> 
     start.elapsed()
 }
 
+/// Per-job latency, one job at a time: the direct round trip and the same job through serve at
+/// `base` (queue on `queue`), then what serve adds.
+async fn added_latency(
+    client: &ComfyClient,
+    prompt: &Value,
+    http: &reqwest::Client,
+    base: &str,
+    jobs: usize,
+    queue: &str,
+) {
+    for _ in 0..10 {
+        direct_round_trip(client, prompt).await;
+        through_comfydock(http, base, 0).await;
+    }
+    let mut direct = Vec::with_capacity(jobs);
+    let mut via_api = Vec::with_capacity(jobs);
+    for i in 0..jobs {
+        direct.push(direct_round_trip(client, prompt).await);
+        via_api.push(through_comfydock(http, base, i).await);
+    }
+    // Each served job next to the direct run just before it: the distribution of what serve adds.
+    let mut added: Vec<Duration> = direct
+        .iter()
+        .zip(&via_api)
+        .map(|(direct, served)| served.saturating_sub(*direct))
+        .collect();
+    added.sort();
+    direct.sort();
+    via_api.sort();
+    let (direct_p50, direct_p99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
+    let (served_p50, served_p99) = (percentile(&via_api, 0.5), percentile(&via_api, 0.99));
+    println!(
+        "latency, direct ComfyUI round trip ({jobs} jobs): p50 {} p99 {}",
+        ms(direct_p50),
+        ms(direct_p99)
+    );
+    println!(
+        "latency, through comfydock serve   ({jobs} jobs, {queue} queue): p50 {} p99 {}",
+        ms(served_p50),
+        ms(served_p99)
+    );
+    println!(
+        "added latency per job ({queue}): p50 {} p99 {} (percentiles of served minus direct); paired, each served job minus the direct run before it: p50 {} p99 {}",
+        ms(served_p50.saturating_sub(direct_p50)),
+        ms(served_p99.saturating_sub(direct_p99)),
+        ms(percentile(&added, 0.5)),
+        ms(percentile(&added, 0.99))
+    );
+}
+
 /// `clients` concurrent clients each submit `per_client` jobs to serve at `base`, each as soon as
 /// the previous one was accepted (201).
 async fn submit_concurrently(
@@ -140,6 +191,15 @@ async fn bench_server(
     outputs: std::path::PathBuf,
 ) -> (comfydock_serve::RunningServer, Arc<dyn JobStore>) {
     let store: Arc<dyn JobStore> = Arc::new(SqliteStore::open(db).unwrap());
+    bench_server_on(backends, store, outputs).await
+}
+
+/// The same on any queue store.
+async fn bench_server_on(
+    backends: Vec<String>,
+    store: Arc<dyn JobStore>,
+    outputs: std::path::PathBuf,
+) -> (comfydock_serve::RunningServer, Arc<dyn JobStore>) {
     let mut options = ServeOptions::new(
         "127.0.0.1:0".parse().unwrap(),
         backends,
@@ -265,46 +325,23 @@ fn main() {
             .unwrap()
             .prompt,
         );
-        for _ in 0..10 {
-            direct_round_trip(&client, &prompt).await;
-            through_comfydock(&http, &base, 0).await;
-        }
-        let mut direct = Vec::with_capacity(jobs);
-        let mut via_api = Vec::with_capacity(jobs);
-        for i in 0..jobs {
-            direct.push(direct_round_trip(&client, &prompt).await);
-            via_api.push(through_comfydock(&http, &base, i).await);
-        }
-        // Each served job next to the direct run just before it: the distribution of what serve adds.
-        let mut added: Vec<Duration> = direct
-            .iter()
-            .zip(&via_api)
-            .map(|(direct, served)| served.saturating_sub(*direct))
-            .collect();
-        added.sort();
-        direct.sort();
-        via_api.sort();
-        let (direct_p50, direct_p99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
-        let (served_p50, served_p99) = (percentile(&via_api, 0.5), percentile(&via_api, 0.99));
-        println!(
-            "latency, direct ComfyUI round trip ({jobs} jobs): p50 {} p99 {}",
-            ms(direct_p50),
-            ms(direct_p99)
-        );
-        println!(
-            "latency, through comfydock serve   ({jobs} jobs): p50 {} p99 {}",
-            ms(served_p50),
-            ms(served_p99)
-        );
-        println!(
-            "added latency per job: p50 {} p99 {} (percentiles of served minus direct); paired, each served job minus the direct run before it: p50 {} p99 {}",
-            ms(served_p50.saturating_sub(direct_p50)),
-            ms(served_p99.saturating_sub(direct_p99)),
-            ms(percentile(&added, 0.5)),
-            ms(percentile(&added, 0.99))
-        );
-
+        added_latency(&client, &prompt, &http, &base, jobs, "SQLite").await;
         server.stop().await;
+
+        // 2b. The same on a PostgreSQL queue (`--postgres`; needs PostgreSQL's server binaries).
+        if std::env::args().any(|a| a == "--postgres") {
+            let postgres = comfydock_test::postgres::PostgresServer::start();
+            let url = postgres.create_database("bench");
+            let store: Arc<dyn JobStore> = Arc::new(
+                comfydock_serve::store::postgres::PostgresStore::connect(&url)
+                    .await
+                    .unwrap(),
+            );
+            let (server, _) = bench_server_on(vec![comfy.url()], store, dir.path().join("outputs-pg")).await;
+            let base = format!("http://{}", server.addr());
+            added_latency(&client, &prompt, &http, &base, jobs, "PostgreSQL").await;
+            server.stop().await;
+        }
 
         // 3. Throughput at 8 backends: direct clients versus serve draining its queue.
         let backends: Vec<ComfyUiServer> = (0..8)

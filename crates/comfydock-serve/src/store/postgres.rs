@@ -2,13 +2,16 @@
 //! from one table. Claims lock the chosen row with `FOR UPDATE SKIP LOCKED`, so concurrent
 //! claimers never wait on, or take, the same job.
 
+use std::collections::HashMap;
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, GenericClient, NoTls, Row};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Statement};
 use uuid::Uuid;
 
 use super::{
@@ -73,8 +76,92 @@ pub struct PostgresStore {
     url: String,
     /// With credentials, for reconnecting.
     connect_url: String,
-    pool: Vec<Mutex<Client>>,
+    pool: Vec<Mutex<Slot>>,
     next: AtomicUsize,
+}
+
+/// One connection of the pool with the statements prepared on it (PostgreSQL keeps them per
+/// session): a query is sent once prepared, then as Bind/Execute alone, one round trip instead of
+/// two (Parse/Describe first) every time.
+struct Slot {
+    client: Client,
+    statements: std::sync::Mutex<HashMap<String, Statement>>,
+}
+
+impl Slot {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The connection and its statements, borrowed apart (a transaction holds the connection).
+    fn parts(&mut self) -> (&mut Client, &std::sync::Mutex<HashMap<String, Statement>>) {
+        (&mut self.client, &self.statements)
+    }
+}
+
+/// A connection or transaction that prepares each SQL text once per connection.
+struct Cached<'a, C> {
+    inner: &'a C,
+    statements: &'a std::sync::Mutex<HashMap<String, Statement>>,
+}
+
+impl<'a, C: GenericClient + Sync> Cached<'a, C> {
+    fn new(inner: &'a C, statements: &'a std::sync::Mutex<HashMap<String, Statement>>) -> Self {
+        Self { inner, statements }
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        let known = self
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sql)
+            .cloned();
+        if let Some(statement) = known {
+            return Ok(statement);
+        }
+        let statement = self.inner.prepare(sql).await?;
+        self.statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.query(&statement, params).await
+    }
+
+    async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.query_opt(&statement, params).await
+    }
+
+    async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.query_one(&statement, params).await
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql).await?;
+        self.inner.execute(&statement, params).await
+    }
 }
 
 /// `url` without its credentials, for error messages.
@@ -92,7 +179,7 @@ impl PostgresStore {
         };
         let mut pool = Vec::with_capacity(POOL_SIZE);
         for _ in 0..POOL_SIZE {
-            pool.push(Mutex::new(open_connection(url).await.map_err(err)?));
+            pool.push(Mutex::new(Slot::new(open_connection(url).await.map_err(err)?)));
         }
         let store = Self {
             url: redacted.clone(),
@@ -101,8 +188,8 @@ impl PostgresStore {
             next: AtomicUsize::new(0),
         };
         {
-            let mut client = store.pool[0].lock().await;
-            let tx = client.transaction().await.map_err(err)?;
+            let mut slot = store.pool[0].lock().await;
+            let tx = slot.client.transaction().await.map_err(err)?;
             // Two instances starting at once must not race on CREATE TABLE.
             tx.execute("SELECT pg_advisory_xact_lock(4242424242)", &[])
                 .await
@@ -122,7 +209,7 @@ impl PostgresStore {
 
     /// A free connection, or the next one in turn; a connection the server closed (restart,
     /// failover, idle kill) is replaced by a new one first.
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Slot>, StoreError> {
         let mut guard = None;
         for slot in &self.pool {
             if let Ok(free) = slot.try_lock() {
@@ -138,10 +225,12 @@ impl PostgresStore {
                     .await
             }
         };
-        if guard.is_closed() {
-            *guard = open_connection(&self.connect_url)
-                .await
-                .map_err(|e| self.error(e))?;
+        if guard.client.is_closed() {
+            *guard = Slot::new(
+                open_connection(&self.connect_url)
+                    .await
+                    .map_err(|e| self.error(e))?,
+            );
         }
         Ok(guard)
     }
@@ -212,7 +301,11 @@ fn duration_ms(d: Duration) -> i64 {
 /// Appends an event numbered from the job's `last_seq` counter (the row lock serialises writers).
 impl PostgresStore {
     /// The job `id`, its row locked until the transaction ends.
-    async fn lock_job(&self, tx: &impl GenericClient, id: &str) -> Result<Option<Job>, StoreError> {
+    async fn lock_job<C: GenericClient + Sync>(
+        &self,
+        tx: &Cached<'_, C>,
+        id: &str,
+    ) -> Result<Option<Job>, StoreError> {
         let row = tx
             .query_opt(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE"),
@@ -224,8 +317,8 @@ impl PostgresStore {
     }
 }
 
-async fn push_event(
-    client: &impl GenericClient,
+async fn push_event<C: GenericClient + Sync>(
+    client: &Cached<'_, C>,
     job_id: &str,
     kind: &str,
     data: &Value,
@@ -256,8 +349,10 @@ async fn push_event(
 impl JobStore for PostgresStore {
     fn enqueue(&self, job: NewJob) -> BoxFuture<'_, Result<Enqueued, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = Uuid::now_v7().to_string();
             let now = now_ms();
             let max_attempts = i32::try_from(job.max_attempts.max(1)).unwrap_or(i32::MAX);
@@ -298,7 +393,7 @@ impl JobStore for PostgresStore {
                     created: false,
                 }
             };
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(result)
         })
     }
@@ -310,8 +405,10 @@ impl JobStore for PostgresStore {
         lease: Duration,
     ) -> BoxFuture<'_, Result<Option<Claimed>, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let now = now_ms();
             let token = Uuid::new_v4();
             let until = now + duration_ms(lease);
@@ -330,14 +427,14 @@ impl JobStore for PostgresStore {
                 .await
                 .map_err(|e| self.error(e))?;
             let Some(row) = row else {
-                tx.commit().await.map_err(|e| self.error(e))?;
+                transaction.commit().await.map_err(|e| self.error(e))?;
                 return Ok(None);
             };
             let job = job_from_row(&row)?;
             let started = push_event(&tx, &job.id.to_string(), "started", &status_event_data(&job))
                 .await
                 .map_err(|e| self.error(e))?;
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             let lease = Lease {
                 job_id: job.id,
                 owner,
@@ -353,7 +450,9 @@ impl JobStore for PostgresStore {
 
     fn heartbeat(&self, lease: Lease, lease_for: Duration) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let changed = client
                 .execute(
                     "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND status = 'running' AND lease_token = $3",
@@ -367,8 +466,10 @@ impl JobStore for PostgresStore {
 
     fn complete(&self, lease: Lease, outputs: Value) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = lease.job_id.to_string();
             let changed = tx
                 .execute(
@@ -388,7 +489,7 @@ impl JobStore for PostgresStore {
                 .await
                 .map_err(|e| self.error(e))?;
             }
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(changed == 1)
         })
     }
@@ -400,8 +501,10 @@ impl JobStore for PostgresStore {
         policy: RetryPolicy,
     ) -> BoxFuture<'_, Result<FailOutcome, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = lease.job_id.to_string();
             let row = tx
                 .query_opt(
@@ -437,15 +540,17 @@ impl JobStore for PostgresStore {
             push_event(&tx, &id, kind, &data)
                 .await
                 .map_err(|e| self.error(e))?;
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(outcome)
         })
     }
 
     fn cancel(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = id.to_string();
             let Some(before) = self.lock_job(&tx, &id).await? else {
                 return Ok(None);
@@ -467,15 +572,17 @@ impl JobStore for PostgresStore {
                 .await
                 .map_err(|e| self.error(e))?;
             }
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(Some(before))
         })
     }
 
     fn retry(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = id.to_string();
             let Some(before) = self.lock_job(&tx, &id).await? else {
                 return Ok(None);
@@ -492,15 +599,17 @@ impl JobStore for PostgresStore {
                     .await
                     .map_err(|e| self.error(e))?;
             }
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(Some(before))
         })
     }
 
     fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = lease.job_id.to_string();
             let changed = tx
                 .execute(
@@ -521,15 +630,17 @@ impl JobStore for PostgresStore {
                 .await
                 .map_err(|e| self.error(e))?;
             }
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(changed == 1)
         })
     }
 
     fn requeue_expired(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let now = now_ms();
             let rows = tx
                 .query(
@@ -566,14 +677,16 @@ impl JobStore for PostgresStore {
                 .await
                 .map_err(|e| self.error(e))?;
             }
-            tx.commit().await.map_err(|e| self.error(e))?;
+            transaction.commit().await.map_err(|e| self.error(e))?;
             Ok(rows.len() as u64)
         })
     }
 
     fn get(&self, id: Uuid) -> BoxFuture<'_, Result<Option<Job>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let row = client
                 .query_opt(
                     &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"),
@@ -587,7 +700,9 @@ impl JobStore for PostgresStore {
 
     fn list(&self, filter: JobFilter) -> BoxFuture<'_, Result<Vec<Job>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let limit = i64::from(if filter.limit == 0 { 100 } else { filter.limit });
             let status = filter.status.map(JobStatus::as_str);
             let rows = client
@@ -610,8 +725,10 @@ impl JobStore for PostgresStore {
         events: Vec<(String, Value)>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(|e| self.error(e))?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let transaction = client.transaction().await.map_err(|e| self.error(e))?;
+            let tx = Cached::new(&transaction, statements);
             let id = job_id.to_string();
             // Locked, so a cancel commits before or after these events, never between.
             let open = tx
@@ -628,13 +745,15 @@ impl JobStore for PostgresStore {
                         .map_err(|e| self.error(e))?;
                 }
             }
-            tx.commit().await.map_err(|e| self.error(e))
+            transaction.commit().await.map_err(|e| self.error(e))
         })
     }
 
     fn events_after(&self, job_id: Uuid, after: i64) -> BoxFuture<'_, Result<Vec<JobEvent>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let rows = client
                 .query(
                     "SELECT seq, at, kind, data FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq",
@@ -657,7 +776,9 @@ impl JobStore for PostgresStore {
 
     fn stats(&self) -> BoxFuture<'_, Result<QueueStats, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let rows = client
                 .query(
                     "SELECT workflow, status, COUNT(*) FROM jobs GROUP BY workflow, status ORDER BY 1, 2",
@@ -699,7 +820,9 @@ impl JobStore for PostgresStore {
         hash: String,
     ) -> BoxFuture<'_, Result<ApiKeyRecord, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let record = ApiKeyRecord {
                 id: Uuid::now_v7().to_string(),
                 name,
@@ -726,7 +849,9 @@ impl JobStore for PostgresStore {
 
     fn list_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let rows = client
                 .query(
                     "SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
@@ -740,7 +865,9 @@ impl JobStore for PostgresStore {
 
     fn revoke_key(&self, which: String) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             client
                 .execute(
                     "UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND (id = $2 OR name = $2 OR prefix = $2)",
@@ -753,7 +880,9 @@ impl JobStore for PostgresStore {
 
     fn find_key(&self, hash: String) -> BoxFuture<'_, Result<Option<ApiKeyRecord>, StoreError>> {
         Box::pin(async move {
-            let client = self.client().await?;
+            let mut slot = self.client().await?;
+            let (client, statements) = slot.parts();
+            let client = Cached::new(&*client, statements);
             let row = client
                 .query_opt(
                     "SELECT id, name, prefix, created_at, revoked_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
