@@ -257,12 +257,7 @@ async fn throughput(
     submit_concurrently(&reqwest::Client::new(), &base, 8, per_backend, "t").await;
     loop {
         let stats = store.stats().await.unwrap();
-        let done: u64 = stats
-            .jobs
-            .iter()
-            .filter(|(_, status, _)| *status == JobStatus::Succeeded)
-            .map(|(_, _, n)| n)
-            .sum();
+        let done = stats.count(JobStatus::Succeeded);
         let unfinished = stats.jobs.iter().any(|(_, status, n)| {
             *n > 0
                 && !matches!(

@@ -48,12 +48,7 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE comfydock_queue_depth gauge");
         let mut workflows: Vec<&str> = stats.jobs.iter().map(|(w, _, _)| w.as_str()).collect();
         workflows.dedup();
-        let depth: u64 = stats
-            .jobs
-            .iter()
-            .filter(|(_, s, _)| *s == JobStatus::Queued)
-            .map(|(_, _, n)| n)
-            .sum();
+        let depth = stats.count(JobStatus::Queued);
         let _ = writeln!(out, "comfydock_queue_depth {depth}");
         let _ = writeln!(out, "# HELP comfydock_jobs Jobs by workflow and status.");
         let _ = writeln!(out, "# TYPE comfydock_jobs gauge");

@@ -93,6 +93,17 @@ pub struct QueueStats {
     pub events: Vec<(String, u64)>,
 }
 
+impl QueueStats {
+    /// Jobs in `status`, over every workflow.
+    pub fn count(&self, status: JobStatus) -> u64 {
+        self.jobs
+            .iter()
+            .filter(|(_, s, _)| *s == status)
+            .map(|(_, _, n)| n)
+            .sum()
+    }
+}
+
 /// A durable priority queue of jobs with leases.
 ///
 /// Jobs are claimed by priority (higher first) then age. A claim holds a lease that the worker

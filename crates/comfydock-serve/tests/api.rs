@@ -13,6 +13,7 @@ use comfydock_serve::store::JobStore;
 use comfydock_serve::store::sqlite::SqliteStore;
 use comfydock_serve::{RunningServer, ServeError, ServeOptions, WorkflowSource};
 use comfydock_test::comfyui_server::{ComfyUiServer, Script, ScriptError};
+use comfydock_test::json_request::json_answer;
 use comfydock_test::s3_server::S3Server;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
@@ -116,13 +117,7 @@ impl Harness {
 
     /// `GET` of an API path (with the key, if any), as JSON.
     async fn get_json(&self, path: &str) -> Value {
-        self.authed(self.http.get(format!("{}{path}", self.base)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        json_answer(self.authed(self.http.get(format!("{}{path}", self.base)))).await
     }
 
     async fn submit(&self, body: Value) -> (u16, Value) {
@@ -504,15 +499,7 @@ async fn execution_errors_fail_without_retry_and_cancel_interrupts_comfyui() {
     while comfy.running().is_none() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let cancelled: Value = h
-        .http
-        .delete(format!("{}/v1/jobs/{id}", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cancelled: Value = json_answer(h.http.delete(format!("{}/v1/jobs/{id}", h.base))).await;
     assert_eq!(cancelled["status"], "cancelled");
     for _ in 0..100 {
         if comfy.executions().iter().any(|e| e.outcome == "interrupted") {
@@ -856,14 +843,7 @@ async fn stopping_releases_running_jobs_back_to_the_queue() {
 
 /// The kinds of a job's event log (read as JSON).
 async fn log_kinds(h: &Harness, id: &str) -> Vec<String> {
-    let log: Value = h
-        .authed(h.http.get(format!("{}/v1/jobs/{id}/events", h.base)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = h.get_json(&format!("/v1/jobs/{id}/events")).await;
     kinds(log["events"].as_array().unwrap())
 }
 
@@ -1012,15 +992,11 @@ async fn cancelling_a_job_whose_prompt_waits_in_comfyui_removes_it_from_the_queu
     let mut other = workflow();
     other["6"]["inputs"]["text"] = json!("someone else's");
     let http = reqwest::Client::new();
-    let queued: Value = http
-        .post(format!("{}/prompt", comfy.url()))
-        .json(&json!({"prompt": other, "client_id": "other"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queued: Value = json_answer(
+        http.post(format!("{}/prompt", comfy.url()))
+            .json(&json!({"prompt": other, "client_id": "other"})),
+    )
+    .await;
     let other_id = queued["prompt_id"].as_str().unwrap().to_owned();
     until("the other prompt runs", || comfy.running().is_some()).await;
 
@@ -1031,15 +1007,7 @@ async fn cancelling_a_job_whose_prompt_waits_in_comfyui_removes_it_from_the_queu
         comfy.pending().len() == 1
     })
     .await;
-    let cancelled: Value = h
-        .http
-        .delete(format!("{}/v1/jobs/{id}", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cancelled: Value = json_answer(h.http.delete(format!("{}/v1/jobs/{id}", h.base))).await;
     assert_eq!(cancelled["status"], "cancelled");
     until("the prompt left ComfyUI's queue", || comfy.pending().is_empty()).await;
     assert_eq!(
@@ -1112,28 +1080,16 @@ async fn finished_streams_close_keys_in_any_case_browser_websockets_and_private_
             .unwrap();
         assert_eq!(response.status(), 200, "{scheme}");
     }
-    let submitted: Value = http
-        .post(format!("{base}/v1/workflows/txt2img/jobs"))
-        .header("authorization", format!("bearer {}", created.key))
-        .json(&json!({"params": {"positive_text": "x"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let submitted: Value = json_answer(
+        http.post(format!("{base}/v1/workflows/txt2img/jobs"))
+            .header("authorization", format!("bearer {}", created.key))
+            .json(&json!({"params": {"positive_text": "x"}})),
+    )
+    .await;
     let id = submitted["id"].as_str().unwrap().to_owned();
     let mut job = Value::Null;
     for _ in 0..300 {
-        job = http
-            .get(format!("{base}/v1/jobs/{id}"))
-            .bearer_auth(&created.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        job = json_answer(http.get(format!("{base}/v1/jobs/{id}")).bearer_auth(&created.key)).await;
         if job["status"] == "succeeded" {
             break;
         }

@@ -17,6 +17,7 @@ pub mod file_server;
 pub mod git;
 pub mod git_server;
 pub mod http;
+pub mod json_request;
 pub mod node_repo;
 pub mod node_source;
 pub mod postgres;

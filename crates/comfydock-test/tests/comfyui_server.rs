@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use comfydock_test::comfyui_server::{ComfyUiServer, Script, ScriptError};
+use comfydock_test::json_request::json_answer;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -55,13 +56,7 @@ async fn read_run(socket: &mut Socket, prompt_id: &str) -> Vec<String> {
 }
 
 async fn history(http: &reqwest::Client, base: &str, prompt_id: &str) -> Value {
-    http.get(format!("{base}/history/{prompt_id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_answer(http.get(format!("{base}/history/{prompt_id}"))).await
 }
 
 async fn queue_prompt(http: &reqwest::Client, base: &str, prompt: &Value, client_id: &str, prompt_id: &str) {
@@ -224,43 +219,24 @@ async fn validates_runs_records_history_and_serves_files() {
     );
 
     let unknown = json!({"prompt": {"1": {"class_type": "NoSuchNode", "inputs": {}}}});
-    let body: Value = http
-        .post(format!("{base}/prompt"))
-        .json(&unknown)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = json_answer(http.post(format!("{base}/prompt")).json(&unknown)).await;
     assert_eq!(body["error"]["type"], "invalid_prompt");
 
-    let accepted: Value = http
-        .post(format!("{base}/api/prompt"))
-        .json(&json!({"prompt": prompt(2), "client_id": "c1", "prompt_id": "p-1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted: Value = json_answer(
+        http.post(format!("{base}/api/prompt"))
+            .json(&json!({"prompt": prompt(2), "client_id": "c1", "prompt_id": "p-1"})),
+    )
+    .await;
     assert_eq!(accepted["prompt_id"], "p-1");
-    let mut history = json!({});
+    let mut entries = json!({});
     for _ in 0..100 {
-        history = http
-            .get(format!("{base}/history/p-1"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if history.get("p-1").is_some() {
+        entries = history(&http, &base, "p-1").await;
+        if entries.get("p-1").is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let entry = &history["p-1"];
+    let entry = &entries["p-1"];
     assert_eq!(entry["status"]["status_str"], "success");
     let image = &entry["outputs"]["3"]["images"][0];
     assert_eq!(image["subfolder"], "out");
@@ -309,23 +285,9 @@ async fn validates_runs_records_history_and_serves_files() {
     );
     assert_eq!(other["name"], "a (1).png");
 
-    let info: Value = http
-        .get(format!("{base}/object_info/KSampler"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = json_answer(http.get(format!("{base}/object_info/KSampler"))).await;
     assert_eq!(info["KSampler"]["input"]["required"]["steps"][1]["min"], 1);
-    let stats: Value = http
-        .get(format!("{base}/system_stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_answer(http.get(format!("{base}/system_stats"))).await;
     assert!(stats["system"]["comfyui_version"].is_string());
 
     comfy.kill();
@@ -334,14 +296,7 @@ async fn validates_runs_records_history_and_serves_files() {
         "killed means unreachable"
     );
     comfy.restart();
-    let after: Value = http
-        .get(format!("{base}/history/p-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = history(&http, &base, "p-1").await;
     assert_eq!(
         after,
         json!({}),
