@@ -95,6 +95,14 @@ impl SqliteError {
         }
     }
 
+    /// Whether another connection held the file (worth another try).
+    fn is_busy(&self) -> bool {
+        matches!(
+            self.sqlite_source().and_then(rusqlite::Error::sqlite_error_code),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+
     /// The SQLite error underneath, if any.
     pub fn sqlite_source(&self) -> Option<&rusqlite::Error> {
         match self {
@@ -141,6 +149,23 @@ pub fn open(path: &Path, schema: &Schema<'_>) -> Result<Connection, SqliteError>
             source,
         })?;
     }
+    // Switching a new file to WAL needs it to itself for a moment, and SQLite answers "busy" to
+    // another opener then without waiting: two processes opening a new file at once (two
+    // commands, two serve instances) try again until the busy timeout.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match open_once(path, schema) {
+            Err(error) if error.is_busy() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn open_once(path: &Path, schema: &Schema<'_>) -> Result<Connection, SqliteError> {
     let open_error = |source| SqliteError::Open {
         path: path.to_owned(),
         source,
